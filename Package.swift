@@ -1,0 +1,64 @@
+// swift-tools-version:6.1
+// Encore: a next-best-offer decisioning engine served over gRPC (libnghttp2 + OpenSSL).
+// Benchmarks live in their own package under Benchmarks/ so a plain `swift build` never pulls them in.
+import PackageDescription
+
+let package = Package(
+    name: "Encore",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "encore", targets: ["encore"]),
+        .library(name: "EncoreTransport", targets: ["EncoreTransport"]),
+        .library(name: "EncoreServer", targets: ["EncoreServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+    ],
+    targets: [
+        // C libraries, each fenced behind one header of static inline shims.
+        .systemLibrary(
+            name: "CNghttp2",
+            path: "Sources/CNghttp2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "Sources/COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // Linux syscalls Glibc's module lacks (epoll, eventfd, accept4).
+        .target(name: "CEncoreLinux"),
+        .target(
+            name: "EncoreProtocol",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        .target(
+            name: "EncoreTransport",
+            dependencies: ["CNghttp2", "COpenSSL", "CEncoreLinux"]
+        ),
+        .target(
+            name: "EncoreServer",
+            dependencies: ["EncoreTransport", "EncoreProtocol"]
+        ),
+        .executableTarget(
+            name: "encore",
+            dependencies: [
+                "EncoreServer",
+                "EncoreTransport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "EncoreTransportTests", dependencies: ["EncoreTransport"]),
+        .testTarget(
+            name: "EncoreServerTests",
+            dependencies: [
+                "EncoreServer", "EncoreTransport", "EncoreProtocol",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,35 @@
+// Linux syscalls that Glibc's Swift module does not expose (epoll, eventfd, accept4).
+// The header declares plain functions only (no system headers, so no _GNU_SOURCE clash with
+// other modules); shim.c implements them. Imported only by EncoreTransport.
+#ifndef ENCORE_CENCORELINUX_H
+#define ENCORE_CENCORELINUX_H
+#include <stdint.h>
+
+/// One epoll event as (events, data): Swift never sees the packed epoll_event struct.
+typedef struct {
+    uint32_t events;
+    uint64_t data;
+} cencore_event;
+
+/// epoll_create1(EPOLL_CLOEXEC).
+int cencore_epoll_create(void);
+/// epoll_ctl with `data` as the event's u64 (events ignored for DEL).
+int cencore_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
+/// epoll_wait into `out` (capacity `max`, at most 256); returns the count or -1 (errno set).
+int cencore_epoll_wait(int epfd, cencore_event *out, int max, int timeout_ms);
+/// eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC).
+int cencore_eventfd(void);
+/// accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC).
+int cencore_accept(int fd);
+
+// Linux ABI values (sys/epoll.h).
+enum {
+    CENCORE_EPOLLIN = 0x001,
+    CENCORE_EPOLLOUT = 0x004,
+    CENCORE_EPOLLERR = 0x008,
+    CENCORE_EPOLLHUP = 0x010,
+    CENCORE_EPOLL_CTL_ADD = 1,
+    CENCORE_EPOLL_CTL_DEL = 2,
+    CENCORE_EPOLL_CTL_MOD = 3,
+};
+#endif

@@ -1,0 +1,326 @@
+import CNghttp2
+
+/// HTTP/2 settings the server advertises and enforces.
+struct HTTP2Settings: Sendable {
+    var maxConcurrentStreams: UInt32
+    var maxHeaderListBytes: UInt32
+    /// Per-stream receive window (bytes).
+    var initialWindowBytes: UInt32 = 1 << 20
+    /// Connection receive window (bytes).
+    var connectionWindowBytes: Int32 = 16 << 20
+}
+
+/// Owns one nghttp2 server session (the only Swift type that sees nghttp2's C types).
+///
+/// Driven from the reactor with `receive` (nghttp2_session_mem_recv) and `pendingOutput`
+/// (nghttp2_session_mem_send); nghttp2 never touches the socket. Callbacks recover `self` from
+/// the user-data pointer and forward to the owning `Connection` with Swift types only.
+final class HTTP2Session {
+    private var session: OpaquePointer?
+    /// Not retained: the connection owns this session and outlives it.
+    unowned(unsafe) let owner: Connection
+    private let dataProvider: UnsafeMutablePointer<nghttp2_data_provider>
+    private let headers: UnsafeMutablePointer<nghttp2_nv>
+    private static let headerCapacity = 8
+
+    enum Failure: Error {
+        case nghttp2(String)
+    }
+
+    init(owner: Connection, settings: HTTP2Settings) throws(Failure) {
+        self.owner = owner
+        dataProvider = .allocate(capacity: 1)
+        dataProvider.initialize(to: cnghttp2_data_provider(HTTP2Session.readBody))
+        headers = .allocate(capacity: HTTP2Session.headerCapacity)
+
+        var callbacks: OpaquePointer?
+        guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else {
+            dataProvider.deallocate()
+            headers.deallocate()
+            throw .nghttp2("nghttp2_session_callbacks_new failed")
+        }
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, HTTP2Session.onBeginHeaders)
+        nghttp2_session_callbacks_set_on_header_callback(callbacks, HTTP2Session.onHeader)
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, HTTP2Session.onFrameRecv)
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, HTTP2Session.onDataChunk)
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, HTTP2Session.onStreamClose)
+
+        var option: OpaquePointer?
+        guard nghttp2_option_new(&option) == 0, let option else {
+            dataProvider.deallocate()
+            headers.deallocate()
+            throw .nghttp2("nghttp2_option_new failed")
+        }
+        defer { nghttp2_option_del(option) }
+        // Enforce our advertised stream limit from the first frame, before the client ACKs SETTINGS.
+        nghttp2_option_set_max_settings(option, 32)
+
+        var created: OpaquePointer?
+        let rv = nghttp2_session_server_new2(
+            &created, callbacks, Unmanaged.passUnretained(self).toOpaque(), option)
+        guard rv == 0, let created else {
+            dataProvider.deallocate()
+            headers.deallocate()
+            throw .nghttp2("nghttp2_session_server_new2: \(String(cString: nghttp2_strerror(rv)))")
+        }
+        session = created
+
+        var entries = [
+            cnghttp2_setting(Int32(CNGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS), settings.maxConcurrentStreams),
+            cnghttp2_setting(Int32(CNGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE), settings.maxHeaderListBytes),
+            cnghttp2_setting(Int32(CNGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE), settings.initialWindowBytes),
+            cnghttp2_setting(Int32(CNGHTTP2_SETTINGS_ENABLE_PUSH), 0),
+        ]
+        _ = nghttp2_submit_settings(created, 0, &entries, entries.count)
+        _ = nghttp2_session_set_local_window_size(created, 0, 0, settings.connectionWindowBytes)
+    }
+
+    deinit {
+        if let session { nghttp2_session_del(session) }
+        dataProvider.deallocate()
+        headers.deallocate()
+    }
+
+    // MARK: Driving the session
+
+    /// Feeds received bytes. Returns false when the connection must be closed (bad preface,
+    /// protocol error nghttp2 cannot answer, callback failure).
+    func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let session, let base = bytes.baseAddress else { return true }
+        let rv = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        return rv >= 0
+    }
+
+    /// Calls `sink` with each chunk of serialized output (valid only during the call) until
+    /// nghttp2 has nothing more or `sink` returns false. Returns false on a fatal error.
+    @inline(__always)
+    func drainOutput(_ sink: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+        guard let session else { return false }
+        while true {
+            var data: UnsafePointer<UInt8>?
+            let n = nghttp2_session_mem_send(session, &data)
+            if n < 0 { return false }
+            if n == 0 { return true }
+            if !sink(UnsafeRawBufferPointer(start: data, count: n)) { return true }
+        }
+    }
+
+    /// True while nghttp2 still expects input or has output to send.
+    var isAlive: Bool {
+        guard let session else { return false }
+        return nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0
+    }
+
+    var wantsWrite: Bool {
+        guard let session else { return false }
+        return nghttp2_session_want_write(session) != 0
+    }
+
+    // MARK: Submitting
+
+    /// HEADERS (200, application/grpc) followed by DATA pulled from the owner's response buffer
+    /// and trailers with the stream's status.
+    func submitResponse(streamID: Int32) -> Bool {
+        guard let session else { return false }
+        var n = 0
+        addHeader(&n, ":status", "200")
+        addHeader(&n, "content-type", "application/grpc")
+        addHeader(&n, "grpc-accept-encoding", "identity")
+        return nghttp2_submit_response(session, streamID, headers, n, dataProvider) == 0
+    }
+
+    /// One HEADERS frame with END_STREAM carrying the gRPC status (a trailers-only response).
+    /// `message` is the already percent-encoded grpc-message (may be empty).
+    func submitTrailersOnly(streamID: Int32, httpStatus: Int, code: Int, message: UnsafeRawBufferPointer) -> Bool {
+        guard let session else { return false }
+        var n = 0
+        addHeader(&n, ":status", HTTP2Session.httpStatusText(httpStatus))
+        addHeader(&n, "content-type", "application/grpc")
+        addHeader(&n, "grpc-accept-encoding", "identity")
+        addHeader(&n, "grpc-status", HTTP2Session.statusText(code))
+        if message.count > 0 {
+            addCopiedHeader(&n, "grpc-message", message)
+        }
+        return nghttp2_submit_response(session, streamID, headers, n, nil) == 0
+    }
+
+    /// Resets a stream (e.g. RST_STREAM CANCEL after a deadline when headers were already sent).
+    func resetStream(streamID: Int32, cancel: Bool) {
+        guard let session else { return }
+        _ = nghttp2_submit_rst_stream(
+            session, 0, streamID, UInt32(cancel ? CNGHTTP2_CANCEL : CNGHTTP2_INTERNAL_ERROR))
+    }
+
+    /// GOAWAY with the highest possible stream id: a hint that shutdown is coming.
+    func submitShutdownNotice() {
+        guard let session else { return }
+        _ = nghttp2_submit_shutdown_notice(session)
+    }
+
+    /// GOAWAY NO_ERROR naming the last stream processed: no new streams, existing ones finish.
+    func submitGracefulGoaway() {
+        guard let session else { return }
+        _ = nghttp2_submit_goaway(
+            session, 0, nghttp2_session_get_last_proc_stream_id(session), UInt32(CNGHTTP2_NO_ERROR), nil, 0)
+    }
+
+    /// GOAWAY with ENHANCE_YOUR_CALM, then the session ends once it is sent.
+    func terminateEnhanceYourCalm() {
+        guard let session else { return }
+        _ = nghttp2_session_terminate_session(session, UInt32(CNGHTTP2_ENHANCE_YOUR_CALM))
+    }
+
+    /// Associates a stream with the owner's slot index.
+    private func setSlot(_ slot: Int, for streamID: Int32) {
+        guard let session else { return }
+        _ = nghttp2_session_set_stream_user_data(session, streamID, UnsafeMutableRawPointer(bitPattern: slot + 1))
+    }
+
+    private static func slot(_ session: OpaquePointer?, _ streamID: Int32) -> Int {
+        guard let raw = nghttp2_session_get_stream_user_data(session, streamID) else { return -1 }
+        return Int(bitPattern: raw) - 1
+    }
+
+    // MARK: Header tables (static bytes: nghttp2 never copies them)
+
+    @inline(__always)
+    private func addHeader(_ n: inout Int, _ name: StaticString, _ value: StaticString) {
+        headers[n] = cnghttp2_nv(
+            name.utf8Start, name.utf8CodeUnitCount, value.utf8Start, value.utf8CodeUnitCount, 0)
+        n += 1
+    }
+
+    @inline(__always)
+    private func addCopiedHeader(_ n: inout Int, _ name: StaticString, _ value: UnsafeRawBufferPointer) {
+        headers[n] = cnghttp2_nv(
+            name.utf8Start, name.utf8CodeUnitCount,
+            value.baseAddress!.assumingMemoryBound(to: UInt8.self), value.count, 1)
+        n += 1
+    }
+
+    static func statusText(_ code: Int) -> StaticString {
+        switch code {
+        case 0: "0"
+        case 1: "1"
+        case 2: "2"
+        case 3: "3"
+        case 4: "4"
+        case 5: "5"
+        case 6: "6"
+        case 7: "7"
+        case 8: "8"
+        case 9: "9"
+        case 10: "10"
+        case 11: "11"
+        case 12: "12"
+        case 13: "13"
+        case 14: "14"
+        case 15: "15"
+        case 16: "16"
+        default: "2"
+        }
+    }
+
+    static func httpStatusText(_ status: Int) -> StaticString {
+        switch status {
+        case 405: "405"
+        case 415: "415"
+        case 431: "431"
+        default: "200"
+        }
+    }
+
+    // MARK: nghttp2 callbacks (C function pointers: no captures, no throwing, no allocation)
+
+    @inline(__always)
+    private static func me(_ userData: UnsafeMutableRawPointer?) -> HTTP2Session {
+        Unmanaged<HTTP2Session>.fromOpaque(userData!).takeUnretainedValue()
+    }
+
+    private static let onBeginHeaders: nghttp2_on_begin_headers_callback = { _, frame, userData in
+        guard let frame, cnghttp2_frame_type(frame) == UInt8(CNGHTTP2_FRAME_HEADERS),
+            cnghttp2_frame_headers_category(frame) == Int32(CNGHTTP2_HCAT_REQUEST)
+        else { return 0 }
+        let me = me(userData)
+        let streamID = cnghttp2_frame_stream_id(frame)
+        let slot = me.owner.streamBegan(streamID: streamID)
+        if slot < 0 {
+            // No slot (over the limit): nghttp2 resets this stream only.
+            return Int32(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE)
+        }
+        me.setSlot(slot, for: streamID)
+        return 0
+    }
+
+    private static let onHeader: nghttp2_on_header_callback = {
+        session, frame, name, nameLength, value, valueLength, _, userData in
+        guard let frame, cnghttp2_frame_type(frame) == UInt8(CNGHTTP2_FRAME_HEADERS) else { return 0 }
+        let slot = slot(session, cnghttp2_frame_stream_id(frame))
+        guard slot >= 0 else { return 0 }
+        me(userData).owner.streamHeader(
+            slot: slot,
+            isTrailer: cnghttp2_frame_headers_category(frame) != Int32(CNGHTTP2_HCAT_REQUEST),
+            name: UnsafeRawBufferPointer(start: name, count: nameLength),
+            value: UnsafeRawBufferPointer(start: value, count: valueLength))
+        return 0
+    }
+
+    private static let onFrameRecv: nghttp2_on_frame_recv_callback = { session, frame, userData in
+        guard let frame else { return 0 }
+        let me = me(userData)
+        let type = cnghttp2_frame_type(frame)
+        let endStream = cnghttp2_frame_flags(frame) & UInt8(CNGHTTP2_FLAG_END_STREAM) != 0
+        switch Int(type) {
+        case Int(CNGHTTP2_FRAME_HEADERS):
+            let slot = slot(session, cnghttp2_frame_stream_id(frame))
+            guard slot >= 0 else { return 0 }
+            if cnghttp2_frame_headers_category(frame) == Int32(CNGHTTP2_HCAT_REQUEST) {
+                me.owner.streamHeadersComplete(slot: slot)
+            }
+            if endStream { me.owner.streamEnded(slot: slot) }
+        case Int(CNGHTTP2_FRAME_DATA):
+            guard endStream else { return 0 }
+            let slot = slot(session, cnghttp2_frame_stream_id(frame))
+            if slot >= 0 { me.owner.streamEnded(slot: slot) }
+        case Int(CNGHTTP2_FRAME_RST_STREAM):
+            me.owner.resetReceived()
+        default:
+            break
+        }
+        return 0
+    }
+
+    private static let onDataChunk: nghttp2_on_data_chunk_recv_callback = {
+        session, _, streamID, data, length, userData in
+        let slot = slot(session, streamID)
+        guard slot >= 0 else { return 0 }
+        me(userData).owner.streamData(slot: slot, bytes: UnsafeRawBufferPointer(start: data, count: length))
+        return 0
+    }
+
+    private static let onStreamClose: nghttp2_on_stream_close_callback = { session, streamID, errorCode, userData in
+        let slot = slot(session, streamID)
+        guard slot >= 0 else { return 0 }
+        me(userData).owner.streamClosed(slot: slot, errorCode: errorCode)
+        return 0
+    }
+
+    private static let readBody: nghttp2_data_source_read_callback = {
+        session, streamID, buffer, length, dataFlags, _, userData in
+        let me = me(userData)
+        let slot = slot(session, streamID)
+        guard slot >= 0, let buffer, let dataFlags else { return Int(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE) }
+        let (count, eof) = me.owner.readResponseBody(
+            slot: slot, into: UnsafeMutableRawBufferPointer(start: buffer, count: length))
+        if eof {
+            dataFlags.pointee |= UInt32(CNGHTTP2_DATA_FLAG_EOF) | UInt32(CNGHTTP2_DATA_FLAG_NO_END_STREAM)
+            var n = 0
+            me.addHeader(&n, "grpc-status", "0")
+            if nghttp2_submit_trailer(session, streamID, me.headers, n) != 0 {
+                return Int(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE)
+            }
+        }
+        return count
+    }
+}

@@ -1,0 +1,176 @@
+import COpenSSL
+
+/// A TLS configuration error, with every reason string OpenSSL queued.
+public struct TLSError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+}
+
+/// Drains OpenSSL's thread-local error queue into one readable string.
+private func drainErrorQueue() -> String {
+    var reasons: [String] = []
+    while true {
+        let code = ERR_get_error()
+        if code == 0 { break }
+        var buffer = [CChar](repeating: 0, count: 256)
+        ERR_error_string_n(code, &buffer, buffer.count)
+        reasons.append(String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+    }
+    return reasons.isEmpty ? "no OpenSSL error queued" : reasons.joined(separator: "; ")
+}
+
+/// Server-side TLS settings: certificate chain and key (PEM), TLS 1.2 and 1.3, ALPN `h2` only.
+/// Shared by every reactor thread (SSL_CTX is safe to use concurrently once configured).
+public final class TLSContext: @unchecked Sendable {
+    let context: OpaquePointer
+
+    /// Loads the PEM certificate chain and private key. Throws a `TLSError` naming the file and
+    /// OpenSSL's reasons when either cannot be used.
+    public init(certificateChainFile: String, privateKeyFile: String) throws {
+        ERR_clear_error()
+        guard let ctx = SSL_CTX_new(TLS_server_method()) else {
+            throw TLSError(description: "cannot create a TLS context: \(drainErrorQueue())")
+        }
+        context = ctx
+        _ = copenssl_ctx_set_min_tls12(ctx)
+        _ = copenssl_ctx_set_max_tls13(ctx)
+        _ = copenssl_ctx_set_partial_write_modes(ctx)
+        _ = copenssl_ctx_set_server_options(ctx)
+        _ = copenssl_ctx_disable_session_cache(ctx)
+        // RFC 9113 9.2.2: TLS 1.2 with HTTP/2 needs AEAD ciphers with ephemeral key exchange.
+        _ = SSL_CTX_set_cipher_list(
+            ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                + "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
+        guard SSL_CTX_use_certificate_chain_file(ctx, certificateChainFile) == 1 else {
+            let reasons = drainErrorQueue()
+            SSL_CTX_free(ctx)
+            throw TLSError(description: "cannot load TLS certificate chain \(certificateChainFile): \(reasons)")
+        }
+        guard SSL_CTX_use_PrivateKey_file(ctx, privateKeyFile, Int32(COPENSSL_FILETYPE_PEM)) == 1 else {
+            let reasons = drainErrorQueue()
+            SSL_CTX_free(ctx)
+            throw TLSError(description: "cannot load TLS private key \(privateKeyFile): \(reasons)")
+        }
+        guard SSL_CTX_check_private_key(ctx) == 1 else {
+            let reasons = drainErrorQueue()
+            SSL_CTX_free(ctx)
+            throw TLSError(description: "TLS private key \(privateKeyFile) does not match the certificate: \(reasons)")
+        }
+        SSL_CTX_set_alpn_select_cb(ctx, selectH2, nil)
+    }
+
+    deinit {
+        SSL_CTX_free(context)
+    }
+}
+
+/// ALPN: accept only "h2"; a client that does not offer it fails the handshake
+/// (no_application_protocol alert).
+private let selectH2:
+    @convention(c) (
+        OpaquePointer?, UnsafeMutablePointer<UnsafePointer<UInt8>?>?, UnsafeMutablePointer<UInt8>?,
+        UnsafePointer<UInt8>?, UInt32, UnsafeMutableRawPointer?
+    ) -> Int32 = { _, out, outLength, input, inputLength, _ in
+        guard let out, let outLength, let input else { return Int32(COPENSSL_TLSEXT_ERR_ALERT_FATAL) }
+        var i = 0
+        let total = Int(inputLength)
+        while i < total {
+            let length = Int(input[i])
+            let start = i + 1
+            if start + length > total { break }
+            if length == 2 && input[start] == UInt8(ascii: "h") && input[start + 1] == UInt8(ascii: "2") {
+                out.pointee = input + start
+                outLength.pointee = 2
+                return Int32(COPENSSL_TLSEXT_ERR_OK)
+            }
+            i = start + length
+        }
+        return Int32(COPENSSL_TLSEXT_ERR_ALERT_FATAL)
+    }
+
+/// One TLS connection over a non-blocking socket (owns the SSL object).
+final class TLSStream {
+    private let ssl: OpaquePointer
+
+    enum IOResult {
+        /// This many bytes were read or written.
+        case bytes(Int)
+        case wantRead
+        case wantWrite
+        /// The peer closed the TLS session (or the socket).
+        case closed
+        /// A fatal TLS error, with OpenSSL's reasons.
+        case failed(String)
+    }
+
+    init?(context: TLSContext, fd: Int32) {
+        ERR_clear_error()
+        guard let ssl = SSL_new(context.context) else { return nil }
+        guard SSL_set_fd(ssl, fd) == 1 else {
+            SSL_free(ssl)
+            return nil
+        }
+        SSL_set_accept_state(ssl)
+        self.ssl = ssl
+    }
+
+    deinit {
+        SSL_free(ssl)
+    }
+
+    /// Advances the handshake. `.bytes(0)` means it is complete.
+    func handshake() -> IOResult {
+        ERR_clear_error()
+        let rv = SSL_do_handshake(ssl)
+        if rv == 1 { return .bytes(0) }
+        return classify(rv)
+    }
+
+    /// True if the handshake negotiated ALPN "h2".
+    var negotiatedH2: Bool {
+        var data: UnsafePointer<UInt8>?
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &data, &length)
+        return length == 2 && data?[0] == UInt8(ascii: "h") && data?[1] == UInt8(ascii: "2")
+    }
+
+    /// The negotiated protocol version ("TLSv1.3", ...).
+    var versionName: String { String(cString: SSL_get_version(ssl)) }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
+        ERR_clear_error()
+        let rv = SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
+        if rv > 0 { return .bytes(Int(rv)) }
+        return classify(rv)
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) -> IOResult {
+        ERR_clear_error()
+        let rv = SSL_write(ssl, bytes.baseAddress, Int32(clamping: bytes.count))
+        if rv > 0 { return .bytes(Int(rv)) }
+        return classify(rv)
+    }
+
+    /// Decrypted bytes buffered inside OpenSSL, readable without waiting for the socket.
+    var pendingBytes: Int { Int(SSL_pending(ssl)) }
+
+    /// Sends close_notify (best effort, non-blocking).
+    func shutdown() {
+        ERR_clear_error()
+        _ = SSL_shutdown(ssl)
+        ERR_clear_error()
+    }
+
+    private func classify(_ rv: Int32) -> IOResult {
+        let error = SSL_get_error(ssl, rv)
+        switch error {
+        case Int32(COPENSSL_ERROR_WANT_READ): return .wantRead
+        case Int32(COPENSSL_ERROR_WANT_WRITE): return .wantWrite
+        case Int32(COPENSSL_ERROR_ZERO_RETURN): return .closed
+        case Int32(COPENSSL_ERROR_SYSCALL):
+            let reasons = drainErrorQueue()
+            return reasons == "no OpenSSL error queued" ? .closed : .failed(reasons)
+        default:
+            return .failed(drainErrorQueue())
+        }
+    }
+}

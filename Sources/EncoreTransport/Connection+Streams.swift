@@ -1,0 +1,289 @@
+import Dispatch
+
+/// One gRPC call's state inside a connection. Slots are reused across calls (their buffers
+/// keep their capacity), so serving a call allocates nothing on the inline path.
+final class StreamSlot {
+    var streamID: Int32 = 0
+    /// Bumped whenever the slot is taken or released: stale off-reactor answers are dropped.
+    var generation: UInt64 = 0
+    var inUse = false
+    var head: GRPCRequestHead
+    var machine: GRPCStreamStateMachine
+    var routeIndex = -1
+    var deadlineNanos: UInt64 = 0
+    /// A response (success or error) has been submitted to nghttp2.
+    var responded = false
+    /// Waiting for an off-reactor answer.
+    var awaiting = false
+    var response = GRPCResponseBuffer()
+    var responseOffset = 0
+    var streamHandler: (any GRPCClientStreamHandler)?
+
+    init(maxHeaderListBytes: Int, maxMessageBytes: Int) {
+        head = GRPCRequestHead(maxHeaderListBytes: maxHeaderListBytes)
+        machine = GRPCStreamStateMachine(maxMessageBytes: maxMessageBytes)
+    }
+}
+
+extension Connection {
+    // MARK: Called by HTTP2Session (nghttp2 callbacks)
+
+    /// A new request stream: returns its slot index, or -1 to refuse it.
+    func streamBegan(streamID: Int32) -> Int {
+        let configuration = reactor.shared.configuration
+        let index: Int
+        if let free = freeSlots.popLast() {
+            index = free
+        } else if slots.count < configuration.maxConcurrentStreams + 8 {
+            index = slots.count
+            slots.append(
+                StreamSlot(
+                    maxHeaderListBytes: configuration.maxHeaderListBytes,
+                    maxMessageBytes: configuration.maxMessageBytes))
+        } else {
+            return -1
+        }
+        let slot = slots[index]
+        slot.inUse = true
+        slot.generation &+= 1
+        slot.streamID = streamID
+        slot.head = GRPCRequestHead(maxHeaderListBytes: configuration.maxHeaderListBytes)
+        slot.machine.reset()
+        slot.routeIndex = -1
+        slot.deadlineNanos = 0
+        slot.responded = false
+        slot.awaiting = false
+        slot.responseOffset = 0
+        openStreams += 1
+        lastActivityNanos = reactor.now
+        return index
+    }
+
+    func streamHeader(slot index: Int, isTrailer: Bool, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        let slot = slots[index]
+        if isTrailer { return }
+        let router = reactor.shared.router
+        slot.head.accept(name: name, value: value, route: { router.lookup($0) })
+    }
+
+    func streamHeadersComplete(slot index: Int) {
+        let slot = slots[index]
+        switch slot.head.verdict() {
+        case .reject(let httpStatus, let status):
+            respondError(slot, status, httpStatus: httpStatus)
+        case .accept(let routeIndex, let timeoutNanos):
+            slot.routeIndex = routeIndex
+            let handler = reactor.shared.router.handler(at: routeIndex)
+            slot.machine.start(kind: handler.kind, compressedEncoding: slot.head.compressedEncoding)
+            if let timeoutNanos {
+                let (deadline, overflow) = reactor.now.addingReportingOverflow(timeoutNanos)
+                slot.deadlineNanos = overflow ? UInt64.max : max(deadline, 1)
+                reactor.deadlineStreams += 1
+            }
+            if case .clientStreaming(let factory) = handler {
+                slot.streamHandler = factory(context(for: slot))
+            }
+        }
+    }
+
+    func streamData(slot index: Int, bytes: UnsafeRawBufferPointer) {
+        let slot = slots[index]
+        if case .fail(let status) = slot.machine.receive(bytes) {
+            respondError(slot, status)
+            return
+        }
+        advance(slot)
+    }
+
+    func streamEnded(slot index: Int) {
+        let slot = slots[index]
+        slot.machine.receiveEndOfStream()
+        advance(slot)
+    }
+
+    func streamClosed(slot index: Int, errorCode: UInt32) {
+        let slot = slots[index]
+        if let handler = slot.streamHandler {
+            slot.streamHandler = nil
+            handler.cancel()
+        }
+        if slot.deadlineNanos != 0 {
+            slot.deadlineNanos = 0
+            reactor.deadlineStreams -= 1
+        }
+        slot.inUse = false
+        slot.awaiting = false
+        slot.generation &+= 1
+        slot.machine.reset()
+        openStreams -= 1
+        freeSlots.append(index)
+    }
+
+    /// Copies the next part of the response message for nghttp2's DATA frames.
+    func readResponseBody(slot index: Int, into buffer: UnsafeMutableRawBufferPointer) -> (Int, Bool) {
+        let slot = slots[index]
+        let total = slot.response.bytes.count
+        let count = min(buffer.count, total - slot.responseOffset)
+        if count > 0 {
+            slot.response.bytes.withUnsafeBytes { source in
+                buffer.baseAddress!.copyMemory(from: source.baseAddress! + slot.responseOffset, byteCount: count)
+            }
+            slot.responseOffset += count
+        }
+        return (count, slot.responseOffset == total)
+    }
+
+    // MARK: Driving a call
+
+    private func context(for slot: StreamSlot) -> GRPCCallContext {
+        GRPCCallContext(reactorIndex: reactor.index, deadlineNanos: slot.deadlineNanos == 0 ? nil : slot.deadlineNanos)
+    }
+
+    private func advance(_ slot: StreamSlot) {
+        while true {
+            switch slot.machine.nextAction() {
+            case .none:
+                return
+            case .fail(let status):
+                respondError(slot, status)
+                return
+            case .unaryRequest(let message):
+                dispatchUnary(slot, message)
+                return
+            case .streamMessage(let message):
+                guard let handler = slot.streamHandler else { return }
+                let status = slot.machine.decoder.withBytes(of: message) { handler.receive($0) }
+                if let status {
+                    respondError(slot, status)
+                    return
+                }
+            case .streamFinished:
+                guard let handler = slot.streamHandler else { return }
+                slot.streamHandler = nil
+                if expired(slot) { return }
+                slot.awaiting = true
+                handler.finish(responder(for: slot))
+                return
+            }
+        }
+    }
+
+    private func expired(_ slot: StreamSlot) -> Bool {
+        guard slot.deadlineNanos != 0, reactor.now >= slot.deadlineNanos else { return false }
+        respondError(slot, GRPCStatus(.deadlineExceeded, static: "deadline exceeded before the call was handled"))
+        return true
+    }
+
+    private func dispatchUnary(_ slot: StreamSlot, _ message: GRPCFrameDecoder.Message) {
+        if expired(slot) { return }
+        switch reactor.shared.router.handler(at: slot.routeIndex) {
+        case .inline(let handler):
+            let context = context(for: slot)
+            slot.response.beginMessage()
+            let status = slot.machine.decoder.withBytes(of: message) { request in
+                handler(request, &slot.response, context)
+            }
+            if status.isOK {
+                slot.response.sealMessage()
+                respondOK(slot)
+            } else {
+                respondError(slot, status)
+            }
+        case .offloaded(let handler):
+            let request = slot.machine.decoder.withBytes(of: message) { Array($0) }
+            let context = context(for: slot)
+            let responder = responder(for: slot)
+            slot.awaiting = true
+            DispatchQueue.global().async { handler(request, context, responder) }
+        case .clientStreaming:
+            respondError(slot, GRPCStatus(.internal, static: "route kind mismatch"))
+        }
+    }
+
+    private func responder(for slot: StreamSlot) -> GRPCResponder {
+        let index = slots.firstIndex(where: { $0 === slot })!
+        return GRPCResponder(
+            mailbox: reactor.mailbox,
+            target: StreamAddress(
+                connectionIndex: self.index, connectionGeneration: generation,
+                slotIndex: index, slotGeneration: slot.generation))
+    }
+
+    /// An off-reactor answer arrived through the mailbox.
+    func complete(_ address: StreamAddress, _ result: Result<[UInt8], GRPCStatus>) {
+        guard slots.indices.contains(address.slotIndex) else { return }
+        let slot = slots[address.slotIndex]
+        guard slot.inUse, slot.generation == address.slotGeneration, slot.awaiting, !slot.responded else { return }
+        slot.awaiting = false
+        switch result {
+        case .success(let message):
+            slot.response.setMessage(message)
+            respondOK(slot)
+        case .failure(let status):
+            respondError(slot, status)
+        }
+        reactor.markDirty(self)
+    }
+
+    private func respondOK(_ slot: StreamSlot) {
+        slot.machine.finish()
+        slot.responded = true
+        slot.responseOffset = 0
+        clearDeadline(slot)
+        if !session.submitResponse(streamID: slot.streamID) {
+            session.resetStream(streamID: slot.streamID, cancel: false)
+        }
+    }
+
+    /// Answers with a trailers-only response (no response HEADERS were sent before).
+    func respondError(_ slot: StreamSlot, _ status: GRPCStatus, httpStatus: Int = 200) {
+        guard !slot.responded else { return }
+        slot.machine.finish()
+        slot.responded = true
+        slot.awaiting = false
+        clearDeadline(slot)
+        if let handler = slot.streamHandler {
+            slot.streamHandler = nil
+            handler.cancel()
+        }
+        messageScratch.removeAll(keepingCapacity: true)
+        status.message.withUTF8 { GRPCStatus.percentEncode($0, into: &messageScratch) }
+        let ok = messageScratch.withUnsafeBytes { encoded in
+            session.submitTrailersOnly(
+                streamID: slot.streamID, httpStatus: httpStatus, code: status.code.rawValue, message: encoded)
+        }
+        if !ok { session.resetStream(streamID: slot.streamID, cancel: false) }
+    }
+
+    private func clearDeadline(_ slot: StreamSlot) {
+        if slot.deadlineNanos != 0 {
+            slot.deadlineNanos = 0
+            reactor.deadlineStreams -= 1
+        }
+    }
+
+    // MARK: Timers and teardown
+
+    func expireDeadlines(now: UInt64) {
+        var any = false
+        for slot in slots where slot.inUse && !slot.responded && slot.deadlineNanos != 0 && now >= slot.deadlineNanos {
+            respondError(slot, GRPCStatus(.deadlineExceeded, static: "deadline exceeded"))
+            any = true
+        }
+        if any { reactor.markDirty(self) }
+    }
+
+    /// Cancels every call's handler (the connection is going away).
+    func cancelAll() {
+        for slot in slots where slot.inUse {
+            if let handler = slot.streamHandler {
+                slot.streamHandler = nil
+                handler.cancel()
+            }
+            clearDeadline(slot)
+            slot.awaiting = false
+            slot.generation &+= 1
+            slot.inUse = false
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import Synchronization
+
+/// Answers one call whose work runs off the reactor thread. Thread-safe; the first answer wins
+/// and later ones are ignored. The answer is posted to the owning reactor, which sends it if the
+/// call is still open (a call reset or timed out meanwhile is silently dropped).
+public final class GRPCResponder: Sendable {
+    private let mailbox: ReactorMailbox
+    private let target: StreamAddress
+    private let answered = Atomic<Bool>(false)
+
+    init(mailbox: ReactorMailbox, target: StreamAddress) {
+        self.mailbox = mailbox
+        self.target = target
+    }
+
+    /// Sends `message` (a serialized protobuf message, without the gRPC prefix) with status OK.
+    public func succeed(_ message: [UInt8]) {
+        guard answered.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else { return }
+        mailbox.post(.complete(target, .success(message)))
+    }
+
+    /// Ends the call with `status` (must not be OK).
+    public func fail(_ status: GRPCStatus) {
+        guard answered.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else { return }
+        mailbox.post(.complete(target, .failure(status.isOK ? GRPCStatus(.internal, "handler failed with OK") : status)))
+    }
+
+    /// Whether an answer has been given.
+    public var isAnswered: Bool { answered.load(ordering: .acquiring) }
+}
+
+/// Identifies one call on one connection of one reactor, robust to slot reuse.
+struct StreamAddress: Sendable {
+    var connectionIndex: Int
+    var connectionGeneration: UInt64
+    var slotIndex: Int
+    var slotGeneration: UInt64
+}
+
+extension GRPCStatus: Error {}

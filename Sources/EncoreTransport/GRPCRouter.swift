@@ -1,0 +1,144 @@
+/// Per-call information handed to handlers.
+public struct GRPCCallContext: Sendable {
+    /// Index of the reactor thread that owns the call (0..<threads): handlers that keep
+    /// per-thread scratch state index it with this.
+    public var reactorIndex: Int
+    /// Monotonic deadline in nanoseconds (`MonotonicClock.nowNanos` scale), or nil for none.
+    public var deadlineNanos: UInt64?
+}
+
+/// The reusable buffer a hot-path handler writes its serialized response message into.
+/// Its storage belongs to the stream slot and is reused across calls.
+public struct GRPCResponseBuffer {
+    @usableFromInline var bytes: [UInt8]
+
+    init() {
+        bytes = []
+    }
+
+    /// Appends raw bytes of the serialized message.
+    @inlinable
+    public mutating func append(_ data: UnsafeRawBufferPointer) {
+        bytes.append(contentsOf: data)
+    }
+
+    /// Appends one byte of the serialized message.
+    @inlinable
+    public mutating func append(_ byte: UInt8) {
+        bytes.append(byte)
+    }
+
+    /// Bytes of the message written so far.
+    public var messageByteCount: Int { bytes.count - 5 }
+
+    /// Clears the buffer and reserves the 5-byte gRPC prefix (filled in by `sealMessage`).
+    mutating func beginMessage() {
+        bytes.removeAll(keepingCapacity: true)
+        for _ in 0..<5 { bytes.append(0) }
+    }
+
+    /// Writes the prefix for the message appended since `beginMessage`.
+    mutating func sealMessage() {
+        let length = UInt32(bytes.count - 5)
+        bytes[0] = 0
+        bytes[1] = UInt8(truncatingIfNeeded: length >> 24)
+        bytes[2] = UInt8(truncatingIfNeeded: length >> 16)
+        bytes[3] = UInt8(truncatingIfNeeded: length >> 8)
+        bytes[4] = UInt8(truncatingIfNeeded: length)
+    }
+
+    /// Replaces the content with a framed copy of `message`.
+    mutating func setMessage(_ message: [UInt8]) {
+        beginMessage()
+        bytes.append(contentsOf: message)
+        sealMessage()
+    }
+}
+
+/// A unary handler that runs inline on the reactor thread. It must not block, lock, log or
+/// allocate: it decodes `request`, appends the serialized response to `response`, and returns
+/// the status (`.ok` sends the response; any other status sends a trailers-only error).
+public typealias GRPCInlineHandler =
+    @Sendable (_ request: UnsafeRawBufferPointer, _ response: inout GRPCResponseBuffer, _ context: GRPCCallContext)
+    -> GRPCStatus
+
+/// A unary handler that runs off the reactor thread (admin work). It gets a copy of the request
+/// and must eventually call `responder.succeed` or `responder.fail` exactly once, from any thread.
+public typealias GRPCOffloadedHandler =
+    @Sendable (_ request: [UInt8], _ context: GRPCCallContext, _ responder: GRPCResponder) -> Void
+
+/// One client-streaming call's handler. `receive` and `finish` run on the reactor thread and
+/// must be quick: heavy work belongs on another thread, answering through the responder.
+public protocol GRPCClientStreamHandler: AnyObject {
+    /// Called per complete request message (bytes valid only during the call). Returning a
+    /// status ends the call with it.
+    func receive(_ message: UnsafeRawBufferPointer) -> GRPCStatus?
+    /// Called when the client half-closes; must eventually answer through `responder`.
+    func finish(_ responder: GRPCResponder)
+    /// Called if the call ends before `finish` (client reset, deadline, connection closed).
+    func cancel()
+}
+
+/// What serves one gRPC method.
+public enum GRPCMethodHandler: Sendable {
+    case inline(GRPCInlineHandler)
+    case offloaded(GRPCOffloadedHandler)
+    /// Makes a fresh handler per call, on the reactor thread.
+    case clientStreaming(@Sendable (GRPCCallContext) -> any GRPCClientStreamHandler)
+
+    var kind: GRPCStreamStateMachine.Kind {
+        switch self {
+        case .inline, .offloaded: .unary
+        case .clientStreaming: .clientStreaming
+        }
+    }
+}
+
+/// Maps `:path` values (`/package.Service/Method`) to handlers. Built before the server starts
+/// and read-only afterwards; lookups compare bytes in place and never allocate.
+public struct GRPCRouter: Sendable {
+    struct Route: Sendable {
+        var path: [UInt8]
+        var handler: GRPCMethodHandler
+    }
+
+    private(set) var routes: [Route] = []
+
+    public init() {}
+
+    /// Registers `handler` for `path` (e.g. "/grpc.health.v1.Health/Check"). A later
+    /// registration of the same path replaces the earlier one.
+    public mutating func register(_ path: String, _ handler: GRPCMethodHandler) {
+        precondition(path.hasPrefix("/") && path.dropFirst().contains("/"), "gRPC paths look like /pkg.Service/Method")
+        let bytes = Array(path.utf8)
+        if let i = routes.firstIndex(where: { $0.path == bytes }) {
+            routes[i].handler = handler
+        } else {
+            routes.append(Route(path: bytes, handler: handler))
+        }
+    }
+
+    /// Registered paths, for logs and docs.
+    public var paths: [String] { routes.map { String(decoding: $0.path, as: UTF8.self) } }
+
+    /// The route index for a `:path` value, or -1.
+    public func lookup(_ path: UnsafeRawBufferPointer) -> Int {
+        for i in routes.indices {
+            let candidate = routes[i].path
+            if candidate.count == path.count
+                && candidate.withUnsafeBytes({ memcmp($0.baseAddress!, path.baseAddress!, path.count) == 0 })
+            {
+                return i
+            }
+        }
+        return -1
+    }
+
+    func handler(at index: Int) -> GRPCMethodHandler { routes[index].handler }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,132 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// The gRPC server: N reactor threads serving the routes of one `GRPCRouter`.
+///
+/// `start()` binds every listener (so address errors surface at once) and spawns the reactors;
+/// `shutdown()` begins a graceful drain; `waitUntilStopped()` returns when every reactor has
+/// exited (drained, or the drain deadline passed).
+public final class GRPCServer: Sendable {
+    public let configuration: GRPCServerConfiguration
+    private let shared: ServerShared
+    private let state = Mutex<State>(State())
+
+    private struct State {
+        var reactors: [Reactor] = []
+        var threads: [pthread_t] = []
+        var boundPort = 0
+        var started = false
+        var drainDeadlineNanos: UInt64 = 0
+    }
+
+    /// `serving` is shared with handlers that report the drain (health).
+    public init(configuration: GRPCServerConfiguration, router: GRPCRouter, serving: ServingState = ServingState()) {
+        self.configuration = configuration
+        shared = ServerShared(configuration: configuration, router: router, serving: serving)
+    }
+
+    /// True once a drain has begun (health checks report NOT_SERVING).
+    public var isDraining: Bool { shared.serving.draining.load(ordering: .acquiring) }
+
+    /// Connections open right now across all reactors.
+    public var openConnections: Int { shared.openConnections.load(ordering: .relaxed) }
+
+    /// The port the listeners are bound to (the chosen one when configured with port 0).
+    public var port: Int { state.withLock { $0.boundPort } }
+
+    /// Binds the listeners and starts the reactor threads. Throws a `TransportError` naming the
+    /// address or resource that failed; nothing is left running on failure.
+    @discardableResult
+    public func start() throws(TransportError) -> Int {
+        try configuration.validate()
+        var listeners: [Int32] = []
+        var port = configuration.port
+        do {
+            for _ in 0..<configuration.threads {
+                let (fd, bound) = try Socket.listen(host: configuration.host, port: port)
+                listeners.append(fd)
+                port = bound
+            }
+        } catch {
+            listeners.forEach { close($0) }
+            throw error
+        }
+        var reactors: [Reactor] = []
+        for (i, fd) in listeners.enumerated() {
+            do {
+                reactors.append(try Reactor(index: i, shared: shared, listenFD: fd))
+            } catch {
+                listeners[i...].forEach { close($0) }
+                throw error
+            }
+        }
+        var threads: [pthread_t] = []
+        for reactor in reactors {
+            var thread = pthread_t()
+            let box = Unmanaged.passRetained(reactor).toOpaque()
+            let rv = pthread_create(&thread, nil, { raw in
+                let reactor = Unmanaged<Reactor>.fromOpaque(raw!).takeRetainedValue()
+                reactor.run()
+                return nil
+            }, box)
+            guard rv == 0 else {
+                Unmanaged<Reactor>.fromOpaque(box).release()
+                reactors.forEach { $0.mailbox.post(.stop) }
+                threads.forEach { pthread_join($0, nil) }
+                throw TransportError("pthread_create: \(Socket.errnoText(rv))")
+            }
+            threads.append(thread)
+        }
+        state.withLock {
+            $0.reactors = reactors
+            $0.threads = threads
+            $0.boundPort = port
+            $0.started = true
+        }
+        return port
+    }
+
+    /// Begins a graceful drain: health turns NOT_SERVING, listeners close (new connections are
+    /// refused), every connection gets GOAWAY, in-flight calls run to completion. After
+    /// `drainTimeoutNanos` whatever is left is closed. Safe to call more than once.
+    public func shutdown() {
+        guard !shared.serving.draining.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let reactors = state.withLock { s -> [Reactor] in
+            s.drainDeadlineNanos = MonotonicClock.nowNanos + configuration.drainTimeoutNanos
+            return s.reactors
+        }
+        reactors.forEach { $0.mailbox.post(.drain) }
+    }
+
+    /// Closes every connection now, without waiting for in-flight calls.
+    public func stopNow() {
+        shared.serving.draining.store(true, ordering: .releasing)
+        state.withLock { $0.reactors }.forEach { $0.mailbox.post(.stop) }
+    }
+
+    /// Blocks until every reactor has exited; enforces the drain deadline. Returns true if the
+    /// drain finished before the deadline (no call was cut off).
+    @discardableResult
+    public func waitUntilStopped() -> Bool {
+        var clean = true
+        while true {
+            let (reactors, deadline) = state.withLock { ($0.reactors, $0.drainDeadlineNanos) }
+            if reactors.allSatisfy({ $0.finished.load(ordering: .acquiring) }) { break }
+            if deadline != 0 && MonotonicClock.nowNanos >= deadline && clean {
+                clean = false
+                Log.warning("drain deadline passed with calls still in flight; closing remaining connections")
+                reactors.forEach { $0.mailbox.post(.stop) }
+            }
+            usleep(10_000)
+        }
+        let threads = state.withLock { s -> [pthread_t] in
+            let t = s.threads
+            s.threads = []
+            return t
+        }
+        threads.forEach { pthread_join($0, nil) }
+        return clean
+    }
+}

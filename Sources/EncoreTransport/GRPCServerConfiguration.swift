@@ -1,0 +1,59 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything the transport needs to serve. Defaults are the production defaults of
+/// `encore serve`; every limit has a flag there.
+public struct GRPCServerConfiguration: Sendable {
+    /// Address to listen on (IPv4 or IPv6 literal, or a name).
+    public var host = "127.0.0.1"
+    /// TCP port; 0 picks a free one (reported by `GRPCServer.start`).
+    public var port = 50051
+    /// Reactor threads, each with its own SO_REUSEPORT listener. Default: one per core.
+    public var threads = GRPCServerConfiguration.coreCount
+    /// TLS settings; nil serves h2c (HTTP/2 over cleartext TCP).
+    public var tls: TLSContext? = nil
+    /// Largest accepted request message (bytes, without the 5-byte prefix).
+    public var maxMessageBytes = 4 << 20
+    /// SETTINGS_MAX_CONCURRENT_STREAMS advertised and enforced per connection.
+    public var maxConcurrentStreams = 128
+    /// SETTINGS_MAX_HEADER_LIST_SIZE advertised and enforced (bytes, RFC 9113 accounting).
+    public var maxHeaderListBytes = 16 << 10
+    /// A connection with no open stream and no input for this long gets GOAWAY and is closed.
+    public var idleTimeoutNanos: UInt64 = 300 * 1_000_000_000
+    /// Open connections across all threads; more are accepted and closed at once.
+    public var maxConnections = 10_000
+    /// RST_STREAM frames a connection may send per second before GOAWAY ENHANCE_YOUR_CALM.
+    public var rapidResetLimitPerSecond = 100
+    /// How long a drain (SIGTERM) lets in-flight streams finish before closing everything.
+    public var drainTimeoutNanos: UInt64 = 10 * 1_000_000_000
+    /// Bytes queued for a connection's socket above which reading from it pauses (backpressure).
+    public var maxPendingOutputBytes = 1 << 20
+    /// Bytes of HTTP/2 output gathered per connection before a write (writes are coalesced
+    /// per loop turn up to this size).
+    public var writeChunkBytes = 256 << 10
+
+    public init() {}
+
+    /// Online processors.
+    public static var coreCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// Checks the limits; throws a `TransportError` naming the bad setting.
+    public func validate() throws(TransportError) {
+        if !(0...65535).contains(port) { throw TransportError("port must be in 0...65535, got \(port)") }
+        if threads < 1 || threads > 256 { throw TransportError("threads must be in 1...256, got \(threads)") }
+        if maxMessageBytes < 0 || maxMessageBytes > Int(Int32.max) {
+            throw TransportError("max message bytes must be in 0...\(Int32.max), got \(maxMessageBytes)")
+        }
+        if maxConcurrentStreams < 1 || maxConcurrentStreams > 65_536 {
+            throw TransportError("max concurrent streams must be in 1...65536, got \(maxConcurrentStreams)")
+        }
+        if maxHeaderListBytes < 1024 || maxHeaderListBytes > 1 << 20 {
+            throw TransportError("max header list bytes must be in 1024...1048576, got \(maxHeaderListBytes)")
+        }
+        if maxConnections < 1 { throw TransportError("max connections must be at least 1, got \(maxConnections)") }
+        if rapidResetLimitPerSecond < 1 {
+            throw TransportError("rapid reset limit must be at least 1, got \(rapidResetLimitPerSecond)")
+        }
+    }
+}

@@ -1,0 +1,272 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CEncoreLinux
+import Synchronization
+
+/// State shared by every reactor of one server. Written only where noted.
+final class ServerShared: Sendable {
+    let configuration: GRPCServerConfiguration
+    let router: GRPCRouter
+    let settings: HTTP2Settings
+    /// Open connections across reactors: incremented on accept, decremented on close.
+    let openConnections = Atomic<Int>(0)
+    /// Set once by `GRPCServer.shutdown`; read by handlers (health) and reactors.
+    let serving: ServingState
+
+    init(configuration: GRPCServerConfiguration, router: GRPCRouter, serving: ServingState) {
+        self.configuration = configuration
+        self.router = router
+        self.serving = serving
+        settings = HTTP2Settings(
+            maxConcurrentStreams: UInt32(configuration.maxConcurrentStreams),
+            maxHeaderListBytes: UInt32(configuration.maxHeaderListBytes))
+    }
+}
+
+/// One event loop on one thread: a SO_REUSEPORT listener, an epoll set, the connections it
+/// accepted, and a mailbox for answers from other threads. Everything but the mailbox is
+/// confined to the reactor's thread.
+/// Whether the server is draining. Written once by `GRPCServer.shutdown` (any thread); read
+/// lock-free by handlers such as the health check.
+public final class ServingState: Sendable {
+    let draining = Atomic<Bool>(false)
+
+    public init() {}
+
+    /// True once a drain has begun.
+    public var isDraining: Bool { draining.load(ordering: .relaxed) }
+}
+
+final class Reactor: @unchecked Sendable {
+    let index: Int
+    let shared: ServerShared
+    let mailbox: ReactorMailbox
+    private let epollFD: Int32
+    private var listenFD: Int32
+    /// Connections by index (epoll data = index + 2); nil entries are free.
+    private var connections: [Connection?] = []
+    private var freeIndices: [Int] = []
+    private var nextGeneration: UInt64 = 1
+    /// Connections that need a flush at the end of this loop turn.
+    private var dirty: [Connection] = []
+    private var messages: [ReactorMessage] = []
+    private let events: UnsafeMutablePointer<cencore_event>
+    private static let maxEvents = 256
+    /// Read buffer shared by all connections of this reactor (data is consumed before the next read).
+    let readBuffer: UnsafeMutableRawBufferPointer
+    /// Monotonic time at the start of the current loop turn.
+    private(set) var now: UInt64 = MonotonicClock.nowNanos
+    private var nextTickNanos: UInt64 = 0
+    private var nextIdleCheckNanos: UInt64 = 0
+    /// Streams with a grpc-timeout on this reactor (drives the fast tick).
+    var deadlineStreams = 0
+    private var draining = false
+    private var finalGoawayAtNanos: UInt64 = 0
+    private var finalGoawaySent = false
+    private var stopping = false
+    /// Set when the loop has exited.
+    let finished = Atomic<Bool>(false)
+    private let tag: (listener: UInt64, mailbox: UInt64) = (0, 1)
+
+    init(index: Int, shared: ServerShared, listenFD: Int32) throws(TransportError) {
+        self.index = index
+        self.shared = shared
+        self.listenFD = listenFD
+        mailbox = try ReactorMailbox()
+        epollFD = cencore_epoll_create()
+        guard epollFD >= 0 else { throw TransportError("epoll_create1: \(Socket.errnoText())") }
+        events = .allocate(capacity: Reactor.maxEvents)
+        readBuffer = .allocate(byteCount: 64 << 10, alignment: 16)
+        try add(fd: listenFD, events: UInt32(CENCORE_EPOLLIN), data: tag.listener)
+        try add(fd: mailbox.eventFD, events: UInt32(CENCORE_EPOLLIN), data: tag.mailbox)
+    }
+
+    deinit {
+        close(epollFD)
+        if listenFD >= 0 { close(listenFD) }
+        events.deallocate()
+        readBuffer.deallocate()
+    }
+
+    // MARK: The loop
+
+    func run() {
+        while !stopping && !(draining && connections.allSatisfy({ $0 == nil })) {
+            let timeoutMillis: Int32 = deadlineStreams > 0 ? 2 : (draining ? 20 : 250)
+            let n = cencore_epoll_wait(epollFD, events, Int32(Reactor.maxEvents), timeoutMillis)
+            now = MonotonicClock.nowNanos
+            if n < 0 && errno != EINTR {
+                Log.error("reactor \(index): epoll_wait: \(Socket.errnoText())")
+                break
+            }
+            for i in 0..<max(0, Int(n)) {
+                let event = events[i]
+                switch event.data {
+                case tag.listener: acceptConnections()
+                case tag.mailbox: drainMailbox()
+                default:
+                    let slot = Int(event.data - 2)
+                    guard slot < connections.count, let connection = connections[slot] else { continue }
+                    connection.handle(events: event.events)
+                }
+            }
+            flushDirty()
+            if now >= nextTickNanos { tick() }
+        }
+        closeAll()
+        finished.store(true, ordering: .releasing)
+    }
+
+    func markDirty(_ connection: Connection) {
+        if !connection.isDirty {
+            connection.isDirty = true
+            dirty.append(connection)
+        }
+    }
+
+    private func flushDirty() {
+        var i = 0
+        while i < dirty.count {
+            let connection = dirty[i]
+            connection.isDirty = false
+            connection.flush()
+            i += 1
+        }
+        dirty.removeAll(keepingCapacity: true)
+    }
+
+    private func tick() {
+        nextTickNanos = now + (deadlineStreams > 0 ? 2_000_000 : 50_000_000)
+        let checkIdle = now >= nextIdleCheckNanos
+        if checkIdle { nextIdleCheckNanos = now + 250_000_000 }
+        if draining && !finalGoawaySent && now >= finalGoawayAtNanos {
+            finalGoawaySent = true
+            for case let connection? in connections { connection.sendFinalGoaway() }
+        }
+        guard deadlineStreams > 0 || checkIdle else { return }
+        for case let connection? in connections {
+            if deadlineStreams > 0 { connection.expireDeadlines(now: now) }
+            if checkIdle { connection.checkIdle(now: now, timeoutNanos: shared.configuration.idleTimeoutNanos) }
+        }
+        flushDirty()
+    }
+
+    // MARK: Accepting
+
+    private func acceptConnections() {
+        for _ in 0..<64 {
+            let fd = Socket.accept(listenFD)
+            if fd < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return }
+                if errno == EMFILE || errno == ENFILE {
+                    Log.rateLimited("accept: \(Socket.errnoText()) (raise the file-descriptor limit)")
+                    return
+                }
+                continue  // ECONNABORTED and friends: the next one may be fine
+            }
+            let open = shared.openConnections.add(1, ordering: .relaxed).newValue
+            if open > shared.configuration.maxConnections || draining {
+                shared.openConnections.subtract(1, ordering: .relaxed)
+                if !draining {
+                    Log.rateLimited("refusing connection from \(Socket.peerName(fd)): \(shared.configuration.maxConnections) connections open (max-connections)")
+                }
+                close(fd)
+                continue
+            }
+            Socket.setNoDelay(fd)
+            let slot: Int
+            if let free = freeIndices.popLast() {
+                slot = free
+            } else {
+                slot = connections.count
+                connections.append(nil)
+            }
+            nextGeneration += 1
+            do {
+                let connection = try Connection(fd: fd, index: slot, generation: nextGeneration, reactor: self)
+                connections[slot] = connection
+                try add(fd: fd, events: UInt32(CENCORE_EPOLLIN), data: UInt64(slot) + 2)
+                connection.registeredEvents = UInt32(CENCORE_EPOLLIN)
+                connection.start()
+                markDirty(connection)
+            } catch {
+                Log.rateLimited("cannot set up connection: \(error)")
+                if let connection = connections[slot] { remove(connection) } else {
+                    close(fd)
+                    freeIndices.append(slot)
+                    shared.openConnections.subtract(1, ordering: .relaxed)
+                }
+            }
+        }
+    }
+
+    /// Closes a connection's socket and forgets it.
+    func remove(_ connection: Connection) {
+        guard connections.indices.contains(connection.index), connections[connection.index] === connection else { return }
+        _ = cencore_epoll_ctl(epollFD, Int32(CENCORE_EPOLL_CTL_DEL), connection.fd, 0, 0)
+        connection.closeSocket()
+        connections[connection.index] = nil
+        freeIndices.append(connection.index)
+        shared.openConnections.subtract(1, ordering: .relaxed)
+    }
+
+    func connection(at index: Int, generation: UInt64) -> Connection? {
+        guard connections.indices.contains(index), let c = connections[index], c.generation == generation else { return nil }
+        return c
+    }
+
+    private func closeAll() {
+        for case let connection? in connections {
+            connection.cancelAll()
+            remove(connection)
+        }
+    }
+
+    // MARK: Mailbox
+
+    private func drainMailbox() {
+        mailbox.take(into: &messages)
+        for message in messages {
+            switch message {
+            case .complete(let address, let result):
+                guard let connection = connection(at: address.connectionIndex, generation: address.connectionGeneration)
+                else { continue }
+                connection.complete(address, result)
+            case .drain:
+                beginDrain()
+            case .stop:
+                stopping = true
+            }
+        }
+        messages.removeAll(keepingCapacity: true)
+    }
+
+    private func beginDrain() {
+        guard !draining else { return }
+        draining = true
+        if listenFD >= 0 {
+            _ = cencore_epoll_ctl(epollFD, Int32(CENCORE_EPOLL_CTL_DEL), listenFD, 0, 0)
+            close(listenFD)
+            listenFD = -1
+        }
+        // GOAWAY(2^31-1) now, the final GOAWAY naming the last stream shortly after, so streams
+        // the client opened before it saw the notice are still served.
+        finalGoawayAtNanos = now + 300_000_000
+        for case let connection? in connections { connection.beginDrain() }
+    }
+
+    // MARK: epoll registration
+
+    private func add(fd: Int32, events: UInt32, data: UInt64) throws(TransportError) {
+        guard cencore_epoll_ctl(epollFD, Int32(CENCORE_EPOLL_CTL_ADD), fd, events, data) == 0 else {
+            throw TransportError("epoll_ctl ADD: \(Socket.errnoText())")
+        }
+    }
+
+    /// Changes a connection's interest set (only called when it changes).
+    func modify(_ connection: Connection, events: UInt32) {
+        _ = cencore_epoll_ctl(epollFD, Int32(CENCORE_EPOLL_CTL_MOD), connection.fd, events, UInt64(connection.index) + 2)
+        connection.registeredEvents = events
+    }
+}

@@ -1,0 +1,35 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// SIGTERM / SIGINT handling without async-signal hazards: the signals are blocked in every
+/// thread (call `blockTerminationSignals` before starting threads) and one thread takes them
+/// synchronously with `sigwait`.
+public enum SignalWaiter {
+    /// Blocks SIGTERM and SIGINT in the calling thread (threads started later inherit the mask)
+    /// and ignores SIGPIPE (writes to closed sockets report EPIPE instead).
+    public static func blockTerminationSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// Waits for SIGTERM or SIGINT and returns its number.
+    public static func waitForTermination() -> Int32 {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        var received: Int32 = 0
+        while sigwait(&set, &received) != 0 {}
+        return received
+    }
+
+    /// Name for log lines.
+    public static func name(_ signal: Int32) -> String {
+        signal == SIGTERM ? "SIGTERM" : signal == SIGINT ? "SIGINT" : "signal \(signal)"
+    }
+}

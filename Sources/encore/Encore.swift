@@ -1,0 +1,97 @@
+import ArgumentParser
+import EncoreServer
+import EncoreTransport
+
+@main
+struct Encore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "encore",
+        abstract: "Encore: a next-best-offer decisioning engine served over gRPC.",
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve gRPC (h2c, or TLS with --tls-cert/--tls-key) until SIGTERM or SIGINT, then drain.",
+        discussion: """
+            With no flags, serves on 127.0.0.1:50051 with one reactor thread per core.
+            Services: grpc.health.v1.Health, encore.v1.Decisions (Decide/ReportOutcome answer
+            UNIMPLEMENTED until the decision core lands), and encore.v1.Diagnostics with --diagnostics.
+            """
+    )
+
+    @Option(help: "Address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "TCP port (0 picks a free port, printed on stderr).")
+    var port = 50051
+
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain file; enables TLS (ALPN h2).")
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM private key file for --tls-cert.")
+    var tlsKey: String?
+
+    @Option(help: "Reactor threads (default: one per core).")
+    var threads: Int?
+
+    @Option(help: "Largest request message in bytes.")
+    var maxMessageBytes = 4 << 20
+
+    @Option(help: "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection.")
+    var maxConcurrentStreams = 128
+
+    @Option(help: "HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE in bytes.")
+    var maxHeaderListBytes = 16 << 10
+
+    @Option(help: "Seconds a connection with no open stream may stay idle before GOAWAY.")
+    var idleTimeout: Double = 300
+
+    @Option(help: "Open connections across all threads; more are closed at once.")
+    var maxConnections = 10_000
+
+    @Option(help: "RST_STREAM frames per connection per second before GOAWAY ENHANCE_YOUR_CALM.")
+    var rapidResetLimit = 100
+
+    @Option(help: "Seconds in-flight calls may take to finish after SIGTERM/SIGINT.")
+    var drainTimeout: Double = 10
+
+    @Flag(help: "Serve encore.v1.Diagnostics (Echo, Collect) for transport checks.")
+    var diagnostics = false
+
+    func validate() throws {
+        if (tlsCert == nil) != (tlsKey == nil) {
+            throw ValidationError("--tls-cert and --tls-key must be given together")
+        }
+        if !(idleTimeout > 0 && idleTimeout.isFinite) { throw ValidationError("--idle-timeout must be a positive number of seconds") }
+        if !(drainTimeout >= 0 && drainTimeout.isFinite) { throw ValidationError("--drain-timeout must be zero or more seconds") }
+    }
+
+    func run() throws {
+        var options = EncoreServer.Options()
+        options.transport.host = host
+        options.transport.port = port
+        if let threads { options.transport.threads = threads }
+        options.transport.maxMessageBytes = maxMessageBytes
+        options.transport.maxConcurrentStreams = maxConcurrentStreams
+        options.transport.maxHeaderListBytes = maxHeaderListBytes
+        options.transport.idleTimeoutNanos = UInt64(idleTimeout * 1e9)
+        options.transport.maxConnections = maxConnections
+        options.transport.rapidResetLimitPerSecond = rapidResetLimit
+        options.transport.drainTimeoutNanos = UInt64(drainTimeout * 1e9)
+        options.tlsCertificateFile = tlsCert
+        options.tlsKeyFile = tlsKey
+        options.diagnostics = diagnostics
+        let code: Int32
+        do {
+            let server = try EncoreServer(options: options)
+            code = try server.runUntilSignalled()
+        } catch {
+            Log.error("\(error)")
+            throw ExitCode(1)
+        }
+        if code != 0 { throw ExitCode(code) }
+    }
+}

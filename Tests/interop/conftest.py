@@ -1,0 +1,205 @@
+"""Fixtures for the Encore interop suite.
+
+Servers are started from ENCORE_BIN (default <repo>/.build/debug/encore) with `--port 0`; the
+fixture waits (<= 20 s) for the `listening on HOST:PORT` stderr line and always stops the process
+at teardown (SIGTERM, then SIGKILL after a bounded grace period). Child processes also get
+PR_SET_PDEATHSIG=SIGKILL, so they die with pytest even if pytest itself is killed.
+"""
+from __future__ import annotations
+
+import signal
+
+import grpc
+import pytest
+
+import encore_interop as ei
+import gen_stubs
+
+PER_TEST_TIMEOUT = 90  # seconds; hard backstop on top of the per-operation timeouts
+FIXTURE_DRAIN = "2"  # --drain-timeout for shared servers so teardown is quick
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-test watchdog (no pytest-timeout dependency): SIGALRM raises in the main thread.
+# ----------------------------------------------------------------------------------------------
+class WatchdogTimeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise WatchdogTimeout(f"test exceeded {PER_TEST_TIMEOUT}s")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(PER_TEST_TIMEOUT)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+# ----------------------------------------------------------------------------------------------
+# Stubs, certificates
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def stubs():
+    return gen_stubs.import_stubs()
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("encore-tls")
+    cert, key = ei.make_self_signed(d)
+    return cert, key
+
+
+# ----------------------------------------------------------------------------------------------
+# Servers
+# ----------------------------------------------------------------------------------------------
+def _start(args, tls=None) -> ei.EncoreProcess:
+    proc = ei.EncoreProcess(*args)
+    proc.tls = tls is not None
+    proc.cert_pem = tls[0].read_bytes() if tls else None
+    proc.cert_path = str(tls[0]) if tls else None
+    try:
+        proc.start()
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
+    return proc
+
+
+class SharedServer:
+    """A session-wide server that is restarted if a previous test crashed it."""
+
+    def __init__(self, args, tls=None):
+        self.args, self.tls = list(args), tls
+        self.proc: ei.EncoreProcess | None = None
+
+    def get(self) -> ei.EncoreProcess:
+        if self.proc is None or not self.proc.alive():
+            if self.proc is not None:
+                self.proc.kill()
+            self.proc = _start(self.args, self.tls)
+        return self.proc
+
+    def close(self):
+        if self.proc is not None:
+            self.proc.stop(grace=5)
+
+
+def _shared(request, holder: SharedServer):
+    proc = holder.get()
+    yield proc
+    if not proc.alive():
+        tail = "\n".join(proc.stderr.splitlines()[-30:])
+        pytest.fail(
+            f"encore server died during this test (exit code {proc.proc.returncode}); stderr tail:\n{tail}",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def _plain_holder():
+    h = SharedServer(["--drain-timeout", FIXTURE_DRAIN])
+    yield h
+    h.close()
+
+
+@pytest.fixture(scope="session")
+def _diag_holder():
+    h = SharedServer(["--diagnostics", "--drain-timeout", FIXTURE_DRAIN])
+    yield h
+    h.close()
+
+
+@pytest.fixture(scope="session")
+def _tls_holder(tls_files):
+    h = SharedServer(
+        ["--diagnostics", "--drain-timeout", FIXTURE_DRAIN, "--tls-cert", str(tls_files[0]),
+         "--tls-key", str(tls_files[1])],
+        tls=tls_files,
+    )
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def plain_server(request, _plain_holder):
+    """h2c, no --diagnostics."""
+    yield from _shared(request, _plain_holder)
+
+
+@pytest.fixture
+def diag_server(request, _diag_holder):
+    """h2c with --diagnostics."""
+    yield from _shared(request, _diag_holder)
+
+
+@pytest.fixture
+def tls_server(request, _tls_holder):
+    """TLS with --diagnostics."""
+    yield from _shared(request, _tls_holder)
+
+
+@pytest.fixture(params=["h2c", "tls"])
+def any_diag_server(request, _diag_holder, _tls_holder):
+    """The diagnostics server over h2c and over TLS."""
+    holder = _diag_holder if request.param == "h2c" else _tls_holder
+    yield from _shared(request, holder)
+
+
+@pytest.fixture
+def server_factory(tls_files):
+    """Start a dedicated server with extra flags; every one is stopped at teardown."""
+    started: list[ei.EncoreProcess] = []
+
+    def factory(*args, tls=False):
+        a = list(args)
+        if tls:
+            a += ["--tls-cert", str(tls_files[0]), "--tls-key", str(tls_files[1])]
+        p = _start(a, tls_files if tls else None)
+        started.append(p)
+        return p
+
+    yield factory
+    for p in started:
+        p.stop(grace=3)
+
+
+# ----------------------------------------------------------------------------------------------
+# grpcio channels
+# ----------------------------------------------------------------------------------------------
+make_channel = ei.make_channel
+
+
+@pytest.fixture
+def channel_for():
+    chans = []
+
+    def factory(server, options=()):
+        ch = make_channel(server, options)
+        chans.append(ch)
+        return ch
+
+    yield factory
+    for ch in chans:
+        ch.close()
+
+
+@pytest.fixture
+def h2conn():
+    clients = []
+
+    def factory(server, **kw):
+        tls = ei.client_tls_context() if getattr(server, "tls", False) else None
+        c = ei.H2Client(server.port, tls=tls, **kw)
+        clients.append(c)
+        assert c.wait_settings(5), "no SETTINGS frame from the server within 5 s"
+        return c
+
+    yield factory
+    for c in clients:
+        c.close()

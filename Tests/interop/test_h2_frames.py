@@ -1,0 +1,216 @@
+"""Frame-level gRPC-over-HTTP/2 behaviour, driven with hyper-h2 over raw sockets."""
+from __future__ import annotations
+
+import time
+
+import h2.errors
+import pytest
+
+import encore_interop as ei
+
+from encore_interop import CHECK, COLLECT, ECHO, SERVING, assert_serving, health_body
+
+
+# ----------------------------------------------------------------------------------------------
+# Response shape
+# ----------------------------------------------------------------------------------------------
+def test_response_shape(any_diag_server, h2conn):
+    c = h2conn(any_diag_server)
+    r = c.request(CHECK, health_body())
+    assert_serving(r)
+    assert r.headers["content-type"].startswith("application/grpc")
+    assert "grpc-status" not in r.headers, "grpc-status must be in the trailers for a successful call"
+    assert r.trailers is not None and r.trailers.get("grpc-status") == "0"
+    accept = r.headers.get("grpc-accept-encoding", "") + "," + (r.trailers or {}).get("grpc-accept-encoding", "")
+    assert "identity" in accept, f"no grpc-accept-encoding: identity advertised: {r.headers}"
+
+
+def test_trailers_only_error(diag_server, h2conn):
+    c = h2conn(diag_server)
+    r = c.request(CHECK, health_body("nope.Service"))
+    assert r.done and r.reset_code is None
+    assert r.headers_ended_stream, "error must be a trailers-only response (one HEADERS with END_STREAM)"
+    assert r.data_frames == 0 and not r.data
+    assert r.headers[":status"] == "200"
+    assert r.headers["content-type"].startswith("application/grpc")
+    assert r.headers["grpc-status"] == "5"
+
+
+def test_unknown_path_raw(diag_server, h2conn):
+    r = h2conn(diag_server).request("/encore.v1.Nope/Nope", ei.grpc_frame(b""))
+    assert r.status == "200" and r.grpc_status == 12
+
+
+def test_grpc_message_percent_encoded_on_wire(stubs, diag_server, h2conn):
+    msg = "ü% ok"
+    req = stubs.diagnostics_pb2.EchoRequest(status_code=9, status_message=msg).SerializeToString()
+    r = h2conn(diag_server).request(ECHO, ei.grpc_frame(req))
+    assert r.grpc_status == 9
+    assert r.grpc_message == "%C3%BC%25 ok"
+
+
+# ----------------------------------------------------------------------------------------------
+# Request validation
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("encoding", ["gzip", None])
+def test_compressed_flag_unimplemented(diag_server, h2conn, encoding):
+    extra = [("grpc-encoding", encoding)] if encoding else []
+    body = ei.grpc_frame(ei.health_request("encore.v1.Decisions"), compressed=True)
+    r = h2conn(diag_server).request(CHECK, body, extra_headers=extra)
+    assert r.status == "200"
+    assert r.grpc_status == 12, (r.headers, r.trailers)
+
+
+@pytest.mark.parametrize("ctype", ["text/plain", "application/json", "application/grpcx", "application/grp", None])
+def test_bad_content_type_415(diag_server, h2conn, ctype):
+    r = h2conn(diag_server).request(CHECK, health_body(), content_type=ctype)
+    assert r.status == "415", r.headers
+    assert r.grpc_status == 3, r.headers
+    assert r.grpc_message, "415 response must carry a grpc-message"
+
+
+@pytest.mark.parametrize("ctype", ["application/grpc+proto", "application/grpc;charset=utf-8",
+                                   "application/grpc; foo=bar"])
+def test_content_type_variants_accepted(diag_server, h2conn, ctype):
+    assert_serving(h2conn(diag_server).request(CHECK, health_body(), content_type=ctype))
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_non_post_405(diag_server, h2conn, method):
+    c = h2conn(diag_server)
+    sid = c.start_request(CHECK, method=method, end_stream=True)
+    r = c.result(sid)
+    assert r.status == "405", r.headers
+    assert r.grpc_status == 12, r.headers
+
+
+def test_one_byte_data_frames(any_diag_server, h2conn):
+    c = h2conn(any_diag_server)
+    body = health_body()
+    r = c.request(CHECK, body, chunk=1, flush_each=True)
+    assert_serving(r)
+
+
+@pytest.mark.parametrize("chunk", [2, 3, 4, 5, 6, 7])
+def test_prefix_split_across_frames(diag_server, h2conn, chunk):
+    assert_serving(h2conn(diag_server).request(CHECK, health_body(), chunk=chunk, flush_each=True))
+
+
+def test_zero_length_message_is_serving(any_diag_server, h2conn):
+    r = h2conn(any_diag_server).request(CHECK, ei.grpc_frame(b""))
+    assert_serving(r)
+
+
+def test_no_message_unary_invalid(diag_server, h2conn):
+    c = h2conn(diag_server)
+    sid = c.start_request(CHECK, end_stream=True)
+    r = c.result(sid)
+    assert r.grpc_status == 3, (r.headers, r.trailers)
+    r2 = c.request(CHECK, b"")  # empty DATA with END_STREAM: still no message
+    assert r2.grpc_status == 3, (r2.headers, r2.trailers)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        ei.grpc_frame(b"\x0a\x13encore.v1.Decis", declared_len=21),  # body cut short
+        b"\x00\x00\x00",  # prefix cut short
+        b"\x00\x00\x00\x00\x02",  # prefix only
+        ei.grpc_frame(b"") + b"\x00\x00",  # complete message then a partial prefix
+    ],
+    ids=["short-body", "short-prefix", "prefix-only", "trailing-partial-prefix"],
+)
+def test_stream_ends_mid_message(diag_server, h2conn, body):
+    r = h2conn(diag_server).request(CHECK, body)
+    assert r.status == "200"
+    assert r.grpc_status == 3, (r.headers, r.trailers)
+
+
+def test_truncated_message_mentions_truncated(diag_server, h2conn):
+    r = h2conn(diag_server).request(CHECK, ei.grpc_frame(b"\x0a\x05ab", declared_len=7))
+    assert r.grpc_status == 3
+    assert "truncat" in (r.grpc_message or "").lower(), r.grpc_message
+
+
+def test_two_messages_on_unary_invalid(diag_server, h2conn):
+    body = health_body() + health_body()
+    r = h2conn(diag_server).request(CHECK, body)
+    assert r.grpc_status == 3, (r.headers, r.trailers)
+    assert not r.data, "no response message may be sent for an invalid unary call"
+
+
+@pytest.mark.parametrize("value", ["abc", "10x", "m", "-5m", "1.5S", "10 m"])
+def test_malformed_grpc_timeout_invalid(diag_server, h2conn, value):
+    r = h2conn(diag_server).request(CHECK, health_body(), extra_headers=[("grpc-timeout", value)])
+    assert r.grpc_status == 3, (value, r.headers, r.trailers)
+
+
+@pytest.mark.parametrize("value", ["1S", "100m", "500000u", "99999999n", "5M", "1H"])
+def test_valid_grpc_timeout_accepted(diag_server, h2conn, value):
+    assert_serving(h2conn(diag_server).request(CHECK, health_body(), extra_headers=[("grpc-timeout", value)]))
+
+
+def test_server_enforces_grpc_timeout(stubs, diag_server, h2conn):
+    """The server itself answers DEADLINE_EXCEEDED (grpcio would time out locally anyway)."""
+    c = h2conn(diag_server)
+    req = stubs.diagnostics_pb2.EchoRequest(payload=b"x", delay_ms=1500).SerializeToString()
+    t0 = time.monotonic()
+    r = c.request(ECHO, ei.grpc_frame(req), extra_headers=[("grpc-timeout", "200m")], timeout=5)
+    elapsed = time.monotonic() - t0
+    assert r.done, "no answer"
+    assert r.grpc_status == 4, (r.headers, r.trailers)
+    assert elapsed < 1.2, f"DEADLINE_EXCEEDED arrived after {elapsed:.2f}s for a 200 ms deadline"
+    # The connection is still usable afterwards.
+    assert_serving(c.request(CHECK, health_body()))
+
+
+# ----------------------------------------------------------------------------------------------
+# Multiplexing, streaming and cancellation
+# ----------------------------------------------------------------------------------------------
+def test_interleaved_streams(any_diag_server, h2conn):
+    c = h2conn(any_diag_server)
+    body = health_body()
+    sids = [c.start_request(CHECK) for _ in range(100)]
+    for i in range(len(body)):  # one byte of every stream at a time
+        for sid in sids:
+            c.conn.send_data(sid, body[i : i + 1])
+        c.flush()
+    for sid in sids:
+        c.conn.end_stream(sid)
+    c.flush()
+    for sid in sids:
+        assert_serving(c.result(sid, timeout=10))
+
+
+def test_collect_raw_packing(stubs, diag_server, h2conn):
+    """Many messages in one DATA frame, one message across many frames, in a single stream."""
+    c = h2conn(diag_server)
+    small = [stubs.diagnostics_pb2.EchoRequest(payload=b"a" * n).SerializeToString() for n in range(50)]
+    big = stubs.diagnostics_pb2.EchoRequest(payload=b"b" * 100000).SerializeToString()
+    body = b"".join(ei.grpc_frame(m) for m in small) + ei.grpc_frame(big)
+    r = c.request(COLLECT, body, chunk=7777)
+    assert r.grpc_status == 0, (r.headers, r.trailers)
+    resp = stubs.diagnostics_pb2.EchoResponse.FromString(r.messages()[0])
+    assert resp.messages == 51
+    assert resp.bytes == sum(range(50)) + 100000
+
+
+def test_client_cancel_in_flight_echo(stubs, diag_server, h2conn):
+    c = h2conn(diag_server)
+    req = stubs.diagnostics_pb2.EchoRequest(payload=b"x", delay_ms=300).SerializeToString()
+    sid = c.start_request(ECHO)
+    c.send_body(sid, ei.grpc_frame(req))
+    time.sleep(0.05)
+    c.reset(sid, h2.errors.ErrorCodes.CANCEL)
+    time.sleep(0.5)  # the handler finishes after the stream is gone; must not break anything
+    c.pump(0.1)
+    assert c.goaway is None, f"server sent GOAWAY after a single client cancel: {c.goaway}"
+    assert_serving(c.request(CHECK, health_body()))
+
+
+def test_half_open_request_then_cancel(diag_server, h2conn):
+    c = h2conn(diag_server)
+    sid = c.start_request(COLLECT)
+    c.send_body(sid, ei.grpc_frame(b"\x0a\x01a"), end_stream=False)
+    c.reset(sid)
+    assert_serving(c.request(CHECK, health_body()))
