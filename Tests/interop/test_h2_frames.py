@@ -61,7 +61,8 @@ def test_compressed_flag_unimplemented(diag_server, h2conn, encoding):
     assert r.grpc_status == 12, (r.headers, r.trailers)
 
 
-@pytest.mark.parametrize("ctype", ["text/plain", "application/json", "application/grpcx", "application/grp", None])
+@pytest.mark.parametrize("ctype", ["text/plain", "application/json", "application/grpcx", "application/grp",
+                                   "application/grpc+json", None])
 def test_bad_content_type_415(diag_server, h2conn, ctype):
     r = h2conn(diag_server).request(CHECK, health_body(), content_type=ctype)
     assert r.status == "415", r.headers
@@ -214,3 +215,91 @@ def test_half_open_request_then_cancel(diag_server, h2conn):
     c.send_body(sid, ei.grpc_frame(b"\x0a\x01a"), end_stream=False)
     c.reset(sid)
     assert_serving(c.request(CHECK, health_body()))
+
+
+def test_padded_data_frames(diag_server, h2conn):
+    c = h2conn(diag_server)
+    body = health_body()
+    sid = c.start_request(CHECK)
+    for i in range(0, len(body), 4):
+        c.conn.send_data(sid, body[i : i + 4], pad_length=17)
+    c.conn.end_stream(sid)
+    c.flush()
+    assert_serving(c.result(sid))
+
+
+def test_client_sends_trailers(diag_server, h2conn):
+    c = h2conn(diag_server)
+    sid = c.start_request(CHECK)
+    c.send_body(sid, health_body(), end_stream=False)
+    c.conn.send_headers(sid, [("x-client-trailer", "1")], end_stream=True)
+    c.flush()
+    assert_serving(c.result(sid))
+
+
+def test_ping_ack(diag_server, h2conn):
+    import h2.events
+
+    c = h2conn(diag_server)
+    c.conn.ping(b"encore!!")
+    c.flush()
+    got = lambda: any(isinstance(e, h2.events.PingAckReceived) and e.ping_data == b"encore!!" for e in c.events)
+    assert c.wait_for(got, 5), "no PING ACK"
+
+
+def _allow_streams(c, n):
+    """Let hyper-h2 open more streams than the server advertised (to test the server's enforcement)."""
+    import h2.settings
+
+    c.conn.remote_settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = n
+    c.conn.remote_settings.acknowledge()
+
+
+def test_max_concurrent_streams_enforced(stubs, server_factory):
+    srv = server_factory("--diagnostics", "--max-concurrent-streams", "4")
+    c = ei.H2Client(srv.port)
+    try:
+        assert c.wait_settings(5)
+        assert c.remote_settings.get(3) == 4
+        _allow_streams(c, 100)
+        req = ei.grpc_frame(stubs.diagnostics_pb2.EchoRequest(payload=b"s", delay_ms=600).SerializeToString())
+        sids = []
+        for _ in range(4):
+            sid = c.start_request(ECHO)
+            c.send_body(sid, req)
+            sids.append(sid)
+        extra = c.start_request(ECHO)
+        c.send_body(extra, req)
+        r5 = c.result(extra, timeout=5)
+        # RFC 9113 5.1.2: a stream error (PROTOCOL_ERROR or REFUSED_STREAM) on the 5th stream; 5.4 lets an
+        # endpoint escalate it to a connection error, which is what libnghttp2 does (GOAWAY PROTOCOL_ERROR).
+        refusals = (int(h2.errors.ErrorCodes.REFUSED_STREAM), int(h2.errors.ErrorCodes.PROTOCOL_ERROR))
+        if r5.reset_code is not None:
+            assert r5.reset_code in refusals
+            for sid in sids:
+                r = c.result(sid, timeout=5)
+                assert r.grpc_status == 0, (r.headers, r.trailers, r.reset_code)
+            assert c.goaway is None
+            assert_serving(c.request(CHECK, health_body()))
+        else:
+            assert c.goaway is not None, f"5th concurrent stream was neither refused nor answered with GOAWAY: {r5}"
+            assert int(c.goaway.error_code) in refusals, c.goaway
+            assert c.goaway.last_stream_id < extra, c.goaway
+            assert r5.headers is None, "the refused stream must not be answered"
+        # The server keeps serving new connections either way.
+        with ei.H2Client(srv.port) as fresh:
+            assert_serving(fresh.request(CHECK, health_body()))
+    finally:
+        c.close()
+
+
+def test_continuation_frames_under_raised_limit(server_factory):
+    srv = server_factory("--max-header-list-bytes", "65536")
+    c = ei.H2Client(srv.port)
+    try:
+        assert c.wait_settings(5)
+        # 30 KiB of header block: needs HEADERS + CONTINUATION (max frame size 16384)
+        extra = [("x-big-%d" % i, "v" * 3000) for i in range(10)]
+        assert_serving(c.request(CHECK, health_body(), extra_headers=extra))
+    finally:
+        c.close()

@@ -165,6 +165,31 @@ def test_sigterm_goaway_existing_connection(stubs, server_factory):
     assert srv.wait(timeout=8) == 0, srv.stderr
 
 
+def test_health_during_drain_not_serving(stubs, server_factory):
+    """If a Health/Check opened right after SIGTERM is answered at all, it must say NOT_SERVING."""
+    srv = server_factory("--diagnostics", "--drain-timeout", "5")
+    c = ei.H2Client(srv.port)
+    try:
+        assert c.wait_settings(5)
+        req = ei.grpc_frame(stubs.diagnostics_pb2.EchoRequest(payload=b"x", delay_ms=1000).SerializeToString())
+        keep = c.start_request(ei.ECHO)  # keeps the drain open
+        c.send_body(keep, req)
+        time.sleep(0.2)
+        srv.signal(signal.SIGTERM)
+        assert srv.wait_stderr("draining", 2)
+        sid = c.start_request(ei.CHECK)
+        c.send_body(sid, ei.health_body())
+        r = c.result(sid, timeout=3)
+        if r.reset_code is None and r.grpc_status == 0:
+            status = stubs.health_pb2.HealthCheckResponse.FromString(r.messages()[0]).status
+            assert status == stubs.health_pb2.HealthCheckResponse.NOT_SERVING, "health SERVING while draining"
+        rk = c.result(keep, timeout=5)
+        assert rk.grpc_status == 0, (rk.headers, rk.trailers, rk.reset_code)
+    finally:
+        c.close()
+    assert srv.wait(timeout=8) == 0
+
+
 def test_sigterm_idle_exits_promptly(server_factory):
     srv = server_factory("--drain-timeout", "10")
     c = ei.H2Client(srv.port)  # an idle connection must not hold the drain open

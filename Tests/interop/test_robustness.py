@@ -176,6 +176,21 @@ def test_resets_under_limit_allowed(diag_server, h2conn):
     assert_serving(c.request(CHECK, health_body()))
 
 
+def test_resets_spread_over_time_allowed(diag_server, h2conn):
+    """180 resets over ~2.2 s never exceed 100 in any one second: no GOAWAY."""
+    c = h2conn(diag_server)
+    for batch in range(3):
+        if batch:
+            deadline = time.monotonic() + 1.1
+            while time.monotonic() < deadline:
+                c.pump(0.1)
+        for _ in range(60):
+            c.reset(c.start_request(CHECK))
+    c.pump(0.3)
+    assert c.goaway is None, f"GOAWAY although the reset rate stayed at 60/s: {c.goaway}"
+    assert_serving(c.request(CHECK, health_body()))
+
+
 def test_rapid_reset_limit_flag(server_factory):
     srv = server_factory("--rapid-reset-limit", "10")
     c = ei.H2Client(srv.port)
@@ -232,7 +247,7 @@ def test_idle_timeout_spares_active_streams(stubs, server_factory):
 # Connection limit
 # ----------------------------------------------------------------------------------------------
 def test_max_connections(stubs, server_factory):
-    srv = server_factory("--max-connections", "2")
+    srv = server_factory("--max-connections", "2", "--threads", "2")  # the limit spans reactor threads
     a = ei.H2Client(srv.port)
     b = ei.H2Client(srv.port)
     try:
