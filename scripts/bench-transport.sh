@@ -150,10 +150,10 @@ nghttpd_url="http://127.0.0.1:$ng_port$grpc_path"
 headers=(-H 'content-type: application/grpc' -H 'te: trailers')
 
 # --- sanity: both answer the request; Encore with grpc-status 0 ----------------------------------
-out="$(nghttp -v -d "$body" "${headers[@]}" "$encore_url" 2>&1 || true)"
+out="$(nghttp -v -d "$body" "${headers[@]}" "$encore_url" 2>&1 | tr -d '\000' || true)"
 grep -q 'grpc-status: 0' <<<"$out" || die "encore did not answer grpc-status: 0:
 $out"
-out="$(nghttp -v -d "$body" "${headers[@]}" "$nghttpd_url" 2>&1 || true)"
+out="$(nghttp -v -d "$body" "${headers[@]}" "$nghttpd_url" 2>&1 | tr -d '\000' || true)"
 grep -q ':status: 200' <<<"$out" || die "nghttpd did not answer the POST with 200:
 $out"
 
@@ -205,7 +205,7 @@ pass="$(awk -v r="$rat_med" -v b="$bar" 'BEGIN { print (r >= b) ? "true" : "fals
 # --- report --------------------------------------------------------------------------------------
 echo
 echo "Transport benchmark: h2load -n $n -c $conc -m $streams -t 1, POST $grpc_path (26-byte gRPC body)"
-echo "encore: $listen_line"
+echo "$listen_line"
 printf '%-7s %14s %14s %9s\n' round "encore req/s" "nghttpd req/s" ratio
 for i in "${!enc[@]}"; do
   printf '%-7s %14.0f %14.0f %8.3fx\n' "$((i + 1))" "${enc[$i]}" "${ngh[$i]}" "${rat[$i]}"

@@ -71,7 +71,7 @@ final class Connection {
 
     private func startSession() {
         do {
-            session = try HTTP2Session(owner: self, settings: reactor.shared.settings)
+            session = try HTTP2Session(owner: self, settings: reactor.shared.settings, pool: reactor.blockPool)
         } catch {
             Log.rateLimited("cannot start an HTTP/2 session: \(error)")
             dead = true

@@ -53,6 +53,9 @@ final class Reactor: @unchecked Sendable {
     private var messages: [ReactorMessage] = []
     private let events: UnsafeMutablePointer<cencore_event>
     private static let maxEvents = 256
+    /// nghttp2's allocator for every session of this reactor (outlives them: sessions are
+    /// closed in `closeAll` before the reactor goes away).
+    let blockPool = BlockPool()
     /// Read buffer shared by all connections of this reactor (data is consumed before the next read).
     let readBuffer: UnsafeMutableRawBufferPointer
     /// Monotonic time at the start of the current loop turn.

@@ -70,22 +70,23 @@ def test_echo_delay_honoured(stubs, any_diag_server, channel_for):
 
 
 def test_echo_runs_off_reactor(stubs, diag_server, channel_for):
-    """Slow Echo calls must not block other streams: 8 x 400 ms concurrently plus quick health checks."""
+    """Slow Echo calls must not block the reactor: a health check on the same connection answers
+    while 8 x 1 s Echo calls are sleeping."""
     ch = channel_for(diag_server)
     stub = _diag(stubs, ch)
     health = stubs.health_pb2_grpc.HealthStub(ch)
     t0 = time.monotonic()
-    slow = [stub.Echo.future(stubs.diagnostics_pb2.EchoRequest(payload=b"%d" % i, delay_ms=400), timeout=TIMEOUT)
+    slow = [stub.Echo.future(stubs.diagnostics_pb2.EchoRequest(payload=b"%d" % i, delay_ms=1000), timeout=TIMEOUT)
             for i in range(8)]
-    time.sleep(0.05)
+    time.sleep(0.1)
     h0 = time.monotonic()
     assert health.Check(stubs.health_pb2.HealthCheckRequest(), timeout=TIMEOUT).status == 1
     health_latency = time.monotonic() - h0
     got = [f.result().payload for f in slow]
     total = time.monotonic() - t0
     assert got == [b"%d" % i for i in range(8)]
-    assert health_latency < 0.3, f"health check took {health_latency:.3f}s while Echo calls were sleeping"
-    assert total < 3.2, f"8 concurrent 400 ms Echo calls took {total:.2f}s (serialised?)"
+    assert health_latency < 0.6, f"health check took {health_latency:.3f}s while Echo calls were sleeping"
+    assert total < 7.5, f"8 concurrent 1 s Echo calls took {total:.2f}s (fully serialised)"
 
 
 def test_collect_client_streaming(stubs, any_diag_server, channel_for):

@@ -133,6 +133,17 @@ def test_truncated_message_mentions_truncated(diag_server, h2conn):
     assert "truncat" in (r.grpc_message or "").lower(), r.grpc_message
 
 
+@pytest.mark.parametrize("path,msg", [(CHECK, b"\x0a\x50ab"), (ECHO, b"\xff\xff\xff")], ids=["health", "echo"])
+def test_undecodable_protobuf_invalid(diag_server, h2conn, path, msg):
+    r = h2conn(diag_server).request(path, ei.grpc_frame(msg))
+    assert r.status == "200" and r.grpc_status == 3, (r.headers, r.trailers)
+
+
+def test_unknown_protobuf_fields_ignored(diag_server, h2conn):
+    # service "" plus unknown fields 2 (varint) and 3 (bytes)
+    assert_serving(h2conn(diag_server).request(CHECK, ei.grpc_frame(b"\x0a\x00\x10\x05\x1a\x02hi")))
+
+
 def test_two_messages_on_unary_invalid(diag_server, h2conn):
     body = health_body() + health_body()
     r = h2conn(diag_server).request(CHECK, body)

@@ -20,6 +20,8 @@ final class HTTP2Session {
     /// Not retained: the connection owns this session and outlives it.
     unowned(unsafe) let owner: Connection
     private let dataProvider: UnsafeMutablePointer<nghttp2_data_provider>
+    /// nghttp2's allocator: the reactor's block pool (see BlockPool).
+    private let memory: UnsafeMutablePointer<nghttp2_mem>
     private let headers: UnsafeMutablePointer<nghttp2_nv>
     private static let headerCapacity = 8
 
@@ -27,8 +29,16 @@ final class HTTP2Session {
         case nghttp2(String)
     }
 
-    init(owner: Connection, settings: HTTP2Settings) throws(Failure) {
+    init(owner: Connection, settings: HTTP2Settings, pool: BlockPool) throws(Failure) {
         self.owner = owner
+        memory = .allocate(capacity: 1)
+        memory.initialize(
+            to: nghttp2_mem(
+                mem_user_data: Unmanaged.passUnretained(pool).toOpaque(),
+                malloc: { size, pool in HTTP2Session.pool(pool).allocate(size) },
+                free: { pointer, pool in HTTP2Session.pool(pool).deallocate(pointer) },
+                calloc: { count, size, pool in HTTP2Session.pool(pool).allocateZeroed(count, size) },
+                realloc: { pointer, size, pool in HTTP2Session.pool(pool).reallocate(pointer, size) }))
         dataProvider = .allocate(capacity: 1)
         dataProvider.initialize(to: cnghttp2_data_provider(HTTP2Session.readBody))
         headers = .allocate(capacity: HTTP2Session.headerCapacity)
@@ -37,6 +47,7 @@ final class HTTP2Session {
         guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else {
             dataProvider.deallocate()
             headers.deallocate()
+            memory.deallocate()
             throw .nghttp2("nghttp2_session_callbacks_new failed")
         }
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -50,6 +61,7 @@ final class HTTP2Session {
         guard nghttp2_option_new(&option) == 0, let option else {
             dataProvider.deallocate()
             headers.deallocate()
+            memory.deallocate()
             throw .nghttp2("nghttp2_option_new failed")
         }
         defer { nghttp2_option_del(option) }
@@ -57,11 +69,12 @@ final class HTTP2Session {
         nghttp2_option_set_max_settings(option, 32)
 
         var created: OpaquePointer?
-        let rv = nghttp2_session_server_new2(
-            &created, callbacks, Unmanaged.passUnretained(self).toOpaque(), option)
+        let rv = nghttp2_session_server_new3(
+            &created, callbacks, Unmanaged.passUnretained(self).toOpaque(), option, memory)
         guard rv == 0, let created else {
             dataProvider.deallocate()
             headers.deallocate()
+            memory.deallocate()
             throw .nghttp2("nghttp2_session_server_new2: \(String(cString: nghttp2_strerror(rv)))")
         }
         session = created
@@ -80,6 +93,12 @@ final class HTTP2Session {
         if let session { nghttp2_session_del(session) }
         dataProvider.deallocate()
         headers.deallocate()
+        memory.deallocate()
+    }
+
+    @inline(__always)
+    private static func pool(_ raw: UnsafeMutableRawPointer?) -> BlockPool {
+        Unmanaged<BlockPool>.fromOpaque(raw!).takeUnretainedValue()
     }
 
     // MARK: Driving the session

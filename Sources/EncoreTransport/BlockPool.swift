@@ -1,0 +1,121 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A size-class free-list allocator for one reactor thread, backing nghttp2's internal
+/// allocations (streams, frames, header copies). nghttp2 allocates several small blocks per
+/// request; taking them from free lists instead of malloc keeps the steady-state serving path
+/// free of heap allocations. Not thread-safe: used only on its reactor's thread.
+///
+/// Each block carries a 16-byte header holding its size class. Blocks larger than the biggest
+/// class go straight to malloc. Each class keeps at most `maxCachedPerClass` free blocks; the
+/// rest are returned to malloc, which bounds the memory the pool holds.
+final class BlockPool {
+    static let headerBytes = 16
+    static let classSizes: [Int] = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
+    private static let largeClass: UInt64 = 0xFFFF
+    let maxCachedPerClass: Int
+    private var heads: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    private var counts: UnsafeMutablePointer<Int>
+
+    init(maxCachedPerClass: Int = 8192) {
+        self.maxCachedPerClass = maxCachedPerClass
+        heads = .allocate(capacity: BlockPool.classSizes.count)
+        heads.initialize(repeating: nil, count: BlockPool.classSizes.count)
+        counts = .allocate(capacity: BlockPool.classSizes.count)
+        counts.initialize(repeating: 0, count: BlockPool.classSizes.count)
+    }
+
+    deinit {
+        for c in 0..<BlockPool.classSizes.count {
+            var node = heads[c]
+            while let block = node {
+                node = block.load(as: UnsafeMutableRawPointer?.self)
+                free(block)
+            }
+        }
+        heads.deallocate()
+        counts.deallocate()
+    }
+
+    @inline(__always)
+    private static func sizeClass(for total: Int) -> Int {
+        var c = 0
+        while c < classSizes.count {
+            if classSizes[c] >= total { return c }
+            c += 1
+        }
+        return -1
+    }
+
+    /// `size` usable bytes, 16-byte aligned; nil if the system is out of memory.
+    func allocate(_ size: Int) -> UnsafeMutableRawPointer? {
+        let total = size + BlockPool.headerBytes
+        let c = BlockPool.sizeClass(for: total)
+        let block: UnsafeMutableRawPointer
+        if c < 0 {
+            guard let raw = malloc(total) else { return nil }
+            block = raw
+            block.storeBytes(of: BlockPool.largeClass, as: UInt64.self)
+            block.storeBytes(of: UInt64(size), toByteOffset: 8, as: UInt64.self)
+        } else {
+            if let head = heads[c] {
+                heads[c] = head.load(as: UnsafeMutableRawPointer?.self)
+                counts[c] -= 1
+                block = head
+            } else {
+                guard let raw = malloc(BlockPool.classSizes[c]) else { return nil }
+                block = raw
+            }
+            block.storeBytes(of: UInt64(c), as: UInt64.self)
+        }
+        return block + BlockPool.headerBytes
+    }
+
+    /// Returns a block from `allocate` (nil is ignored).
+    func deallocate(_ pointer: UnsafeMutableRawPointer?) {
+        guard let pointer else { return }
+        let block = pointer - BlockPool.headerBytes
+        let tag = block.load(as: UInt64.self)
+        if tag == BlockPool.largeClass {
+            free(block)
+            return
+        }
+        let c = Int(tag)
+        if counts[c] >= maxCachedPerClass {
+            free(block)
+            return
+        }
+        block.storeBytes(of: heads[c], as: UnsafeMutableRawPointer?.self)
+        heads[c] = block
+        counts[c] += 1
+    }
+
+    /// Usable bytes of a block.
+    func usableSize(_ pointer: UnsafeMutableRawPointer) -> Int {
+        let block = pointer - BlockPool.headerBytes
+        let tag = block.load(as: UInt64.self)
+        if tag == BlockPool.largeClass { return Int(block.load(fromByteOffset: 8, as: UInt64.self)) }
+        return BlockPool.classSizes[Int(tag)] - BlockPool.headerBytes
+    }
+
+    func allocateZeroed(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer? {
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: size)
+        guard !overflow, let p = allocate(bytes) else { return nil }
+        memset(p, 0, bytes)
+        return p
+    }
+
+    func reallocate(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMutableRawPointer? {
+        guard let pointer else { return allocate(size) }
+        let usable = usableSize(pointer)
+        if size <= usable { return pointer }
+        guard let fresh = allocate(size) else { return nil }
+        fresh.copyMemory(from: pointer, byteCount: usable)
+        deallocate(pointer)
+        return fresh
+    }
+
+    /// Free blocks cached per class (for tests and metrics).
+    var cachedBlocks: [Int] { (0..<BlockPool.classSizes.count).map { counts[$0] } }
+}

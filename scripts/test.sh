@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test of Encore from a clean clone: installs what is missing, builds, runs the Swift
+# unit tests (swift test), checks the generated protocol code when the generator is cached, and
+# runs the interop suite (Python grpcio, h2, nghttp, h2load against the real server).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --test
+echo "== swift build"
+swift build
+echo "== swift test"
+swift test
+echo "== generated protocol code"
+Protocol/generate.sh --check
+echo "== interop tests"
+ENCORE_BIN="${ENCORE_BIN:-$PWD/.build/debug/encore}" scripts/interop-tests.sh
