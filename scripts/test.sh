@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
+echo "== format"
+scripts/format.sh --check
 echo "== swift build"
 swift build
 echo "== swift test"

@@ -6,11 +6,18 @@ public struct DecisionsService: Sendable {
     public init() {}
 
     public func register(in router: inout GRPCRouter) {
-        router.register("/encore.v1.Decisions/Decide", .inline { _, _, _ in
-            GRPCStatus(.unimplemented, static: "encore.v1.Decisions/Decide is not implemented yet (decision core pending)")
-        })
-        router.register("/encore.v1.Decisions/ReportOutcome", .inline { _, _, _ in
-            GRPCStatus(.unimplemented, static: "encore.v1.Decisions/ReportOutcome is not implemented yet (decision core pending)")
-        })
+        router.register(
+            "/encore.v1.Decisions/Decide",
+            .inline { _, _, _ in
+                GRPCStatus(
+                    .unimplemented, static: "encore.v1.Decisions/Decide is not implemented yet (decision core pending)")
+            })
+        router.register(
+            "/encore.v1.Decisions/ReportOutcome",
+            .inline { _, _, _ in
+                GRPCStatus(
+                    .unimplemented,
+                    static: "encore.v1.Decisions/ReportOutcome is not implemented yet (decision core pending)")
+            })
     }
 }

@@ -13,35 +13,41 @@ public struct DiagnosticsService: Sendable {
     public init() {}
 
     public func register(in router: inout GRPCRouter) {
-        router.register("/encore.v1.Diagnostics/Echo", .offloaded { request, _, responder in
-            let message: Encore_V1_EchoRequest
-            do {
-                message = try Encore_V1_EchoRequest(serializedBytes: request)
-            } catch {
-                responder.fail(GRPCStatus(.invalidArgument, "EchoRequest could not be decoded: \(error)"))
-                return
-            }
-            guard message.delayMs <= DiagnosticsService.maxDelayMillis else {
-                responder.fail(GRPCStatus(.invalidArgument, "delay_ms must be at most \(DiagnosticsService.maxDelayMillis)"))
-                return
-            }
-            let answer: @Sendable () -> Void = {
-                if message.statusCode != 0 {
-                    responder.fail(GRPCStatus(GRPCStatus.Code(rawValue: Int(min(message.statusCode, 16))), message.statusMessage))
+        router.register(
+            "/encore.v1.Diagnostics/Echo",
+            .offloaded { request, _, responder in
+                let message: Encore_V1_EchoRequest
+                do {
+                    message = try Encore_V1_EchoRequest(serializedBytes: request)
+                } catch {
+                    responder.fail(GRPCStatus(.invalidArgument, "EchoRequest could not be decoded: \(error)"))
                     return
                 }
-                var reply = Encore_V1_EchoResponse()
-                reply.payload = message.payload
-                reply.messages = 1
-                reply.bytes = UInt64(message.payload.count)
-                responder.succeed(DiagnosticsService.serialize(reply))
-            }
-            if message.delayMs == 0 {
-                answer()
-            } else {
-                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(message.delayMs)), execute: answer)
-            }
-        })
+                guard message.delayMs <= DiagnosticsService.maxDelayMillis else {
+                    responder.fail(
+                        GRPCStatus(.invalidArgument, "delay_ms must be at most \(DiagnosticsService.maxDelayMillis)"))
+                    return
+                }
+                let answer: @Sendable () -> Void = {
+                    if message.statusCode != 0 {
+                        responder.fail(
+                            GRPCStatus(
+                                GRPCStatus.Code(rawValue: Int(min(message.statusCode, 16))), message.statusMessage))
+                        return
+                    }
+                    var reply = Encore_V1_EchoResponse()
+                    reply.payload = message.payload
+                    reply.messages = 1
+                    reply.bytes = UInt64(message.payload.count)
+                    responder.succeed(DiagnosticsService.serialize(reply))
+                }
+                if message.delayMs == 0 {
+                    answer()
+                } else {
+                    DispatchQueue.global().asyncAfter(
+                        deadline: .now() + .milliseconds(Int(message.delayMs)), execute: answer)
+                }
+            })
         router.register("/encore.v1.Diagnostics/Collect", .clientStreaming { _ in Collector() })
     }
 

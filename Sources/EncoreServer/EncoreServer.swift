@@ -49,11 +49,11 @@ public final class EncoreServer: Sendable {
             "listening on \(host):\(port) (\(transport.tls == nil ? "h2c" : "tls"), \(transport.threads) threads)")
         let signal = SignalWaiter.waitForTermination()
         Log.info(
-            "\(SignalWaiter.name(signal)) received: draining (health NOT_SERVING, no new connections, up to \(transport.drainTimeoutNanos / 1_000_000_000) s for in-flight calls)")
+            "\(SignalWaiter.name(signal)) received: draining (health NOT_SERVING, no new connections, up to \(transport.drainTimeoutNanos / 1_000_000_000) s for in-flight calls)"
+        )
         server.shutdown()
         let clean = server.waitUntilStopped()
         Log.info(clean ? "stopped: every in-flight call completed" : "stopped: drain deadline cut off in-flight calls")
         return 0
     }
 }
-

@@ -17,16 +17,22 @@ public struct HealthService: Sendable {
 
     public func register(in router: inout GRPCRouter) {
         let serving = self.serving
-        router.register("/grpc.health.v1.Health/Check", .inline { request, response, _ in
-            HealthService.check(request, &response, draining: serving.isDraining)
-        })
-        router.register("/grpc.health.v1.Health/Watch", .inline { _, _, _ in
-            GRPCStatus(.unimplemented, static: "grpc.health.v1.Health/Watch is not implemented; poll Check")
-        })
+        router.register(
+            "/grpc.health.v1.Health/Check",
+            .inline { request, response, _ in
+                HealthService.check(request, &response, draining: serving.isDraining)
+            })
+        router.register(
+            "/grpc.health.v1.Health/Watch",
+            .inline { _, _, _ in
+                GRPCStatus(.unimplemented, static: "grpc.health.v1.Health/Watch is not implemented; poll Check")
+            })
     }
 
     /// Decodes a HealthCheckRequest and writes the HealthCheckResponse.
-    static func check(_ request: UnsafeRawBufferPointer, _ response: inout GRPCResponseBuffer, draining: Bool) -> GRPCStatus {
+    static func check(_ request: UnsafeRawBufferPointer, _ response: inout GRPCResponseBuffer, draining: Bool)
+        -> GRPCStatus
+    {
         var reader = ProtoWireReader(request)
         var service = UnsafeRawBufferPointer(start: nil, count: 0)
         do {

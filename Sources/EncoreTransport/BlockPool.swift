@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A size-class free-list allocator for one reactor thread, backing nghttp2's internal

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CEncoreLinux
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One accepted TCP connection: its socket, optional TLS, its nghttp2 session, its gRPC
 /// streams and its output buffer. Confined to the owning reactor's thread.
@@ -194,7 +195,9 @@ final class Connection {
         } else if !dead {
             _ = writeOut()
         }
-        if dead || (pendingOutputBytes == 0 && (closeAfterFlush || (!handshaking && session != nil && !session.isAlive))) {
+        if dead
+            || (pendingOutputBytes == 0 && (closeAfterFlush || (!handshaking && session != nil && !session.isAlive)))
+        {
             cancelAll()
             reactor.remove(self)
             return
@@ -277,7 +280,9 @@ final class Connection {
         }
         resetsInWindow += 1
         if resetsInWindow == reactor.shared.configuration.rapidResetLimitPerSecond + 1 {
-            Log.rateLimited("rapid reset from \(Socket.peerName(fd)): more than \(reactor.shared.configuration.rapidResetLimitPerSecond) RST_STREAM in one second; GOAWAY ENHANCE_YOUR_CALM")
+            Log.rateLimited(
+                "rapid reset from \(Socket.peerName(fd)): more than \(reactor.shared.configuration.rapidResetLimitPerSecond) RST_STREAM in one second; GOAWAY ENHANCE_YOUR_CALM"
+            )
             session.terminateEnhanceYourCalm()
             closeAfterFlush = true
             readPaused = true

@@ -81,7 +81,8 @@ public struct GRPCRequestHead: Sendable {
             return .reject(httpStatus: 200, status: GRPCStatus(.unimplemented, static: "unknown gRPC method"))
         }
         if timeoutMalformed {
-            return .reject(httpStatus: 200, status: GRPCStatus(.invalidArgument, static: "malformed grpc-timeout header"))
+            return .reject(
+                httpStatus: 200, status: GRPCStatus(.invalidArgument, static: "malformed grpc-timeout header"))
         }
         return .accept(routeIndex: routeIndex, timeoutNanos: timeoutNanos)
     }
@@ -115,7 +116,7 @@ public struct GRPCRequestHead: Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

@@ -24,7 +24,8 @@ public final class GRPCResponder: Sendable {
     public func fail(_ status: GRPCStatus) {
         guard answered.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         else { return }
-        mailbox.post(.complete(target, .failure(status.isOK ? GRPCStatus(.internal, "handler failed with OK") : status)))
+        mailbox.post(
+            .complete(target, .failure(status.isOK ? GRPCStatus(.internal, "handler failed with OK") : status)))
     }
 
     /// Whether an answer has been given.

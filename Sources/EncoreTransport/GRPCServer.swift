@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The gRPC server: N reactor threads serving the routes of one `GRPCRouter`.
 ///
@@ -66,11 +67,13 @@ public final class GRPCServer: Sendable {
         for reactor in reactors {
             var thread = pthread_t()
             let box = Unmanaged.passRetained(reactor).toOpaque()
-            let rv = pthread_create(&thread, nil, { raw in
-                let reactor = Unmanaged<Reactor>.fromOpaque(raw!).takeRetainedValue()
-                reactor.run()
-                return nil
-            }, box)
+            let rv = pthread_create(
+                &thread, nil,
+                { raw in
+                    let reactor = Unmanaged<Reactor>.fromOpaque(raw!).takeRetainedValue()
+                    reactor.run()
+                    return nil
+                }, box)
             guard rv == 0 else {
                 Unmanaged<Reactor>.fromOpaque(box).release()
                 reactors.forEach { $0.mailbox.post(.stop) }

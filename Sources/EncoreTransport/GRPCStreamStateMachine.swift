@@ -96,14 +96,18 @@ public struct GRPCStreamStateMachine: Sendable {
                     state = .finished
                     return .fail(
                         compressedEncoding
-                            ? GRPCStatus(.unimplemented, static: "message compression is not supported (use grpc-encoding identity)")
-                            : GRPCStatus(.unimplemented, static: "compressed message without a supported grpc-encoding"))
+                            ? GRPCStatus(
+                                .unimplemented,
+                                static: "message compression is not supported (use grpc-encoding identity)")
+                            : GRPCStatus(.unimplemented, static: "compressed message without a supported grpc-encoding")
+                    )
                 }
                 switch kind {
                 case .unary:
                     if unaryMessage != nil {
                         state = .finished
-                        return .fail(GRPCStatus(.invalidArgument, static: "unary method received more than one request message"))
+                        return .fail(
+                            GRPCStatus(.invalidArgument, static: "unary method received more than one request message"))
                     }
                     unaryMessage = message
                 case .clientStreaming:

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Encore's operational log: one line per event on stderr, `encore: ` prefixed.
 /// Never called per request on a hot path; rate-limited helpers guard lines that a client can

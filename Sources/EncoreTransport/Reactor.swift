@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CEncoreLinux
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// State shared by every reactor of one server. Written only where noted.
 final class ServerShared: Sendable {
@@ -172,7 +173,9 @@ final class Reactor: @unchecked Sendable {
             if open > shared.configuration.maxConnections || draining {
                 shared.openConnections.subtract(1, ordering: .relaxed)
                 if !draining {
-                    Log.rateLimited("refusing connection from \(Socket.peerName(fd)): \(shared.configuration.maxConnections) connections open (max-connections)")
+                    Log.rateLimited(
+                        "refusing connection from \(Socket.peerName(fd)): \(shared.configuration.maxConnections) connections open (max-connections)"
+                    )
                 }
                 close(fd)
                 continue
@@ -195,7 +198,9 @@ final class Reactor: @unchecked Sendable {
                 markDirty(connection)
             } catch {
                 Log.rateLimited("cannot set up connection: \(error)")
-                if let connection = connections[slot] { remove(connection) } else {
+                if let connection = connections[slot] {
+                    remove(connection)
+                } else {
                     close(fd)
                     freeIndices.append(slot)
                     shared.openConnections.subtract(1, ordering: .relaxed)
@@ -206,7 +211,9 @@ final class Reactor: @unchecked Sendable {
 
     /// Closes a connection's socket and forgets it.
     func remove(_ connection: Connection) {
-        guard connections.indices.contains(connection.index), connections[connection.index] === connection else { return }
+        guard connections.indices.contains(connection.index), connections[connection.index] === connection else {
+            return
+        }
         _ = cencore_epoll_ctl(epollFD, Int32(CENCORE_EPOLL_CTL_DEL), connection.fd, 0, 0)
         connection.closeSocket()
         connections[connection.index] = nil
@@ -215,7 +222,9 @@ final class Reactor: @unchecked Sendable {
     }
 
     func connection(at index: Int, generation: UInt64) -> Connection? {
-        guard connections.indices.contains(index), let c = connections[index], c.generation == generation else { return nil }
+        guard connections.indices.contains(index), let c = connections[index], c.generation == generation else {
+            return nil
+        }
         return c
     }
 
@@ -269,7 +278,8 @@ final class Reactor: @unchecked Sendable {
 
     /// Changes a connection's interest set (only called when it changes).
     func modify(_ connection: Connection, events: UInt32) {
-        _ = cencore_epoll_ctl(epollFD, Int32(CENCORE_EPOLL_CTL_MOD), connection.fd, events, UInt64(connection.index) + 2)
+        _ = cencore_epoll_ctl(
+            epollFD, Int32(CENCORE_EPOLL_CTL_MOD), connection.fd, events, UInt64(connection.index) + 2)
         connection.registeredEvents = events
     }
 }

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CEncoreLinux
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Work posted to a reactor from other threads.
 enum ReactorMessage: Sendable {

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// SIGTERM / SIGINT handling without async-signal hazards: the signals are blocked in every

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CEncoreLinux
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A transport error with a message that names what failed (`bind 127.0.0.1:50051: Address in use`).
 public struct TransportError: Error, CustomStringConvertible, Sendable {
@@ -17,7 +18,8 @@ enum Socket {
 
     /// Opens a non-blocking listening TCP socket with SO_REUSEADDR and SO_REUSEPORT.
     /// Returns the fd and the bound port (useful with port 0).
-    static func listen(host: String, port: Int, backlog: Int32 = 4096) throws(TransportError) -> (fd: Int32, port: Int) {
+    static func listen(host: String, port: Int, backlog: Int32 = 4096) throws(TransportError) -> (fd: Int32, port: Int)
+    {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -28,7 +30,9 @@ enum Socket {
             throw TransportError("cannot resolve listen address \(host): \(String(cString: gai_strerror(rv)))")
         }
         defer { freeaddrinfo(result) }
-        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(
+            info.pointee.ai_family,
+            Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TransportError("socket: \(errnoText())") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -48,9 +52,13 @@ enum Socket {
         let boundPort = withUnsafeMutablePointer(to: &storage) { pointer -> Int in
             _ = pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
             if Int32(pointer.pointee.ss_family) == AF_INET6 {
-                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) }
+                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                    Int(UInt16(bigEndian: $0.pointee.sin6_port))
+                }
             }
-            return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
+            return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                Int(UInt16(bigEndian: $0.pointee.sin_port))
+            }
         }
         return (fd, boundPort)
     }
@@ -78,7 +86,9 @@ enum Socket {
         var service = [CChar](repeating: 0, count: Int(NI_MAXSERV))
         let gai = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                getnameinfo($0, length, &host, socklen_t(host.count), &service, socklen_t(service.count), NI_NUMERICHOST | NI_NUMERICSERV)
+                getnameinfo(
+                    $0, length, &host, socklen_t(host.count), &service, socklen_t(service.count),
+                    NI_NUMERICHOST | NI_NUMERICSERV)
             }
         }
         guard gai == 0 else { return "unknown peer" }

@@ -65,8 +65,12 @@ struct Serve: ParsableCommand {
         if (tlsCert == nil) != (tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key must be given together")
         }
-        if !(idleTimeout > 0 && idleTimeout.isFinite) { throw ValidationError("--idle-timeout must be a positive number of seconds") }
-        if !(drainTimeout >= 0 && drainTimeout.isFinite) { throw ValidationError("--drain-timeout must be zero or more seconds") }
+        if !(idleTimeout > 0 && idleTimeout.isFinite) {
+            throw ValidationError("--idle-timeout must be a positive number of seconds")
+        }
+        if !(drainTimeout >= 0 && drainTimeout.isFinite) {
+            throw ValidationError("--drain-timeout must be zero or more seconds")
+        }
     }
 
     func run() throws {

@@ -5,7 +5,9 @@ import Testing
 @testable import EncoreServer
 @testable import EncoreTransport
 
-func check(_ request: Grpc_Health_V1_HealthCheckRequest, draining: Bool = false) throws -> (GRPCStatus, Grpc_Health_V1_HealthCheckResponse?) {
+func check(_ request: Grpc_Health_V1_HealthCheckRequest, draining: Bool = false) throws -> (
+    GRPCStatus, Grpc_Health_V1_HealthCheckResponse?
+) {
     let bytes: [UInt8] = try request.serializedBytes()
     var response = GRPCResponseBuffer()
     response.beginMessage()
@@ -47,7 +49,9 @@ func check(_ request: Grpc_Health_V1_HealthCheckRequest, draining: Bool = false)
     }
 
     @Test func undecodableRequestIsInvalidArgument() {
-        for bytes: [UInt8] in [[0x0A, 0x05, 0x61], [0x0A], [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], [0x0B]] {
+        for bytes: [UInt8] in [
+            [0x0A, 0x05, 0x61], [0x0A], [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], [0x0B],
+        ] {
             var response = GRPCResponseBuffer()
             response.beginMessage()
             let status = bytes.withUnsafeBytes { HealthService.check($0, &response, draining: false) }

@@ -5,7 +5,10 @@ import Testing
 /// Frames `body` as one gRPC message.
 func frame(_ body: [UInt8], compressed: Bool = false) -> [UInt8] {
     let n = UInt32(body.count)
-    return [compressed ? 1 : 0, UInt8(n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)]
+    return [
+        compressed ? 1 : 0, UInt8(n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8),
+        UInt8(truncatingIfNeeded: n),
+    ]
         + body
 }
 

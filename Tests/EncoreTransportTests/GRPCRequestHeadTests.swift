@@ -11,7 +11,8 @@ func verdict(_ headers: [(String, String)], maxHeaderListBytes: Int = 16384) -> 
         var v = value
         n.withUTF8 { nb in
             v.withUTF8 { vb in
-                head.accept(name: UnsafeRawBufferPointer(nb), value: UnsafeRawBufferPointer(vb), route: { router.lookup($0) })
+                head.accept(
+                    name: UnsafeRawBufferPointer(nb), value: UnsafeRawBufferPointer(vb), route: { router.lookup($0) })
             }
         }
     }
@@ -34,7 +35,9 @@ func replacing(_ name: String, with value: String?) -> [(String, String)] {
         #expect(verdict(good) == .accept(routeIndex: 0, timeoutNanos: nil))
     }
 
-    @Test(arguments: ["application/grpc", "application/grpc+proto", "application/grpc; charset=utf-8", "Application/GRPC+Proto"])
+    @Test(arguments: [
+        "application/grpc", "application/grpc+proto", "application/grpc; charset=utf-8", "Application/GRPC+Proto",
+    ])
     func acceptsGRPCContentTypes(_ value: String) {
         #expect(verdict(replacing("content-type", with: value)) == .accept(routeIndex: 0, timeoutNanos: nil))
     }
@@ -91,14 +94,19 @@ func replacing(_ name: String, with value: String?) -> [(String, String)] {
             return
         }
         #expect(status.code == .resourceExhausted)
-        #expect(verdict(good + [("x-small", "y")], maxHeaderListBytes: 1024) == .accept(routeIndex: 0, timeoutNanos: nil))
+        #expect(
+            verdict(good + [("x-small", "y")], maxHeaderListBytes: 1024) == .accept(routeIndex: 0, timeoutNanos: nil))
     }
 
     @Test func flagsNonIdentityEncoding() {
         var head = GRPCRequestHead(maxHeaderListBytes: 16384)
         var n = "grpc-encoding"
         var v = "gzip"
-        n.withUTF8 { nb in v.withUTF8 { vb in head.accept(name: UnsafeRawBufferPointer(nb), value: UnsafeRawBufferPointer(vb), route: { _ in -1 }) } }
+        n.withUTF8 { nb in
+            v.withUTF8 { vb in
+                head.accept(name: UnsafeRawBufferPointer(nb), value: UnsafeRawBufferPointer(vb), route: { _ in -1 })
+            }
+        }
         #expect(head.compressedEncoding)
     }
 }

@@ -81,11 +81,14 @@ func failureCode(_ actions: [GRPCStreamStateMachine.Action]) -> GRPCStatus.Code?
     }
 
     @Test func oversizedMessageIsResourceExhausted() {
-        #expect(failureCode(run(.unary, [frame([UInt8](repeating: 0, count: 11))], max: 10).actions) == .resourceExhausted)
+        #expect(
+            failureCode(run(.unary, [frame([UInt8](repeating: 0, count: 11))], max: 10).actions) == .resourceExhausted)
     }
 
     @Test func compressedMessageIsUnimplemented() {
-        #expect(failureCode(run(.unary, [frame([1], compressed: true)], compressedEncoding: true).actions) == .unimplemented)
+        #expect(
+            failureCode(run(.unary, [frame([1], compressed: true)], compressedEncoding: true).actions) == .unimplemented
+        )
         #expect(failureCode(run(.unary, [frame([1], compressed: true)]).actions) == .unimplemented)
     }
 

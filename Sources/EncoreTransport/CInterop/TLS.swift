@@ -38,7 +38,8 @@ public final class TLSContext: @unchecked Sendable {
         _ = copenssl_ctx_disable_session_cache(ctx)
         // RFC 9113 9.2.2: TLS 1.2 with HTTP/2 needs AEAD ciphers with ephemeral key exchange.
         _ = SSL_CTX_set_cipher_list(
-            ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+            ctx,
+            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
                 + "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
         guard SSL_CTX_use_certificate_chain_file(ctx, certificateChainFile) == 1 else {
             let reasons = drainErrorQueue()
