@@ -7,6 +7,9 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
+#include <openssl/bio.h>
+
+static inline long copenssl_bio_get_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
 
 static inline long copenssl_ctx_set_min_tls12(SSL_CTX *ctx) { return SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION); }
 static inline long copenssl_ctx_set_max_tls13(SSL_CTX *ctx) { return SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION); }
@@ -22,6 +25,20 @@ static inline long copenssl_ctx_disable_session_cache(SSL_CTX *ctx) {
     return SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 }
 
+/// Client-hello callback: refuse a client that offers no ALPN extension (HTTP/2 over TLS needs
+/// ALPN "h2"; the ALPN select callback alone never runs for such clients).
+static inline int copenssl_require_alpn(SSL *s, int *alert, void *arg) {
+    (void)arg;
+    const unsigned char *data = 0;
+    size_t length = 0;
+    if (SSL_client_hello_get0_ext(s, TLSEXT_TYPE_application_layer_protocol_negotiation, &data, &length) != 1) {
+        *alert = SSL_AD_NO_APPLICATION_PROTOCOL;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+static inline void copenssl_ctx_require_alpn(SSL_CTX *ctx) { SSL_CTX_set_client_hello_cb(ctx, copenssl_require_alpn, 0); }
+
 enum {
     COPENSSL_ERROR_NONE = SSL_ERROR_NONE,
     COPENSSL_ERROR_SSL = SSL_ERROR_SSL,
@@ -32,6 +49,7 @@ enum {
     COPENSSL_TLSEXT_ERR_OK = SSL_TLSEXT_ERR_OK,
     COPENSSL_TLSEXT_ERR_ALERT_FATAL = SSL_TLSEXT_ERR_ALERT_FATAL,
     COPENSSL_FILETYPE_PEM = SSL_FILETYPE_PEM,
+    COPENSSL_EVP_PKEY_ED25519 = EVP_PKEY_ED25519,
 };
 
 #endif

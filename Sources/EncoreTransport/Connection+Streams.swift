@@ -56,6 +56,7 @@ extension Connection {
         slot.responseOffset = 0
         openStreams += 1
         lastActivityNanos = reactor.now
+        streamOpenedForResetAccounting()
         return index
     }
 
@@ -99,6 +100,11 @@ extension Connection {
         let slot = slots[index]
         slot.machine.receiveEndOfStream()
         advance(slot)
+    }
+
+    /// The client sent RST_STREAM for a stream (slot index, or -1 if it is not a request stream).
+    func streamReset(slot index: Int) {
+        resetReceived(inFlight: index >= 0 && slots[index].inUse)
     }
 
     func streamClosed(slot index: Int, errorCode: UInt32) {

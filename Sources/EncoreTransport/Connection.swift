@@ -43,6 +43,8 @@ final class Connection {
     var lastActivityNanos: UInt64
     private var resetWindowStartNanos: UInt64 = 0
     private var resetsInWindow = 0
+    private var streamsInWindow = 0
+    private var calmedDown = false
     private var draining = false
 
     init(fd: Int32, index: Int, generation: UInt64, reactor: Reactor) throws(TransportError) {
@@ -271,21 +273,38 @@ final class Connection {
 
     // MARK: Lifecycle
 
-    /// RST_STREAM frames per second above the limit end the connection (CVE-2023-44487).
-    func resetReceived() {
-        let now = reactor.now
-        if now &- resetWindowStartNanos > 1_000_000_000 {
-            resetWindowStartNanos = now
-            resetsInWindow = 0
-        }
+    /// Rapid-reset protection (CVE-2023-44487). Counts, per one-second window, the streams a
+    /// client opened and the in-flight streams it reset. When the resets pass the limit and make
+    /// up more than half of the streams opened in the window, the connection gets GOAWAY
+    /// ENHANCE_YOUR_CALM. A client that cancels some of its calls (deadlines, user aborts)
+    /// never reaches the ratio; a reset flood does at once.
+    func streamOpenedForResetAccounting() {
+        rollResetWindow()
+        streamsInWindow += 1
+    }
+
+    func resetReceived(inFlight: Bool) {
+        guard inFlight else { return }
+        rollResetWindow()
         resetsInWindow += 1
-        if resetsInWindow == reactor.shared.configuration.rapidResetLimitPerSecond + 1 {
+        let limit = reactor.shared.configuration.rapidResetLimitPerSecond
+        if resetsInWindow > limit && resetsInWindow * 2 > streamsInWindow && !calmedDown {
+            calmedDown = true
             Log.rateLimited(
-                "rapid reset from \(Socket.peerName(fd)): more than \(reactor.shared.configuration.rapidResetLimitPerSecond) RST_STREAM in one second; GOAWAY ENHANCE_YOUR_CALM"
+                "rapid reset from \(Socket.peerName(fd)): \(resetsInWindow) in-flight streams reset within one second (limit \(limit)); GOAWAY ENHANCE_YOUR_CALM"
             )
             session.terminateEnhanceYourCalm()
             closeAfterFlush = true
             readPaused = true
+        }
+    }
+
+    private func rollResetWindow() {
+        let now = reactor.now
+        if now &- resetWindowStartNanos > 1_000_000_000 {
+            resetWindowStartNanos = now
+            resetsInWindow = 0
+            streamsInWindow = 0
         }
     }
 

@@ -23,7 +23,8 @@ public struct GRPCServerConfiguration: Sendable {
     public var idleTimeoutNanos: UInt64 = 300 * 1_000_000_000
     /// Open connections across all threads; more are accepted and closed at once.
     public var maxConnections = 10_000
-    /// RST_STREAM frames a connection may send per second before GOAWAY ENHANCE_YOUR_CALM.
+    /// In-flight streams a connection may reset per second before GOAWAY ENHANCE_YOUR_CALM
+    /// (enforced once resets also exceed half of the streams opened in that second).
     public var rapidResetLimitPerSecond = 100
     /// How long a drain (SIGTERM) lets in-flight streams finish before closing everything.
     public var drainTimeoutNanos: UInt64 = 10 * 1_000_000_000

@@ -7,7 +7,7 @@ struct Encore: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "encore",
         abstract: "Encore: a next-best-offer decisioning engine served over gRPC.",
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, StoreCommand.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -52,7 +52,10 @@ struct Serve: ParsableCommand {
     @Option(help: "Open connections across all threads; more are closed at once.")
     var maxConnections = 10_000
 
-    @Option(help: "RST_STREAM frames per connection per second before GOAWAY ENHANCE_YOUR_CALM.")
+    @Option(
+        help:
+            "In-flight streams a connection may reset per second (once resets also exceed half of its new streams) before GOAWAY ENHANCE_YOUR_CALM."
+    )
     var rapidResetLimit = 100
 
     @Option(help: "Seconds in-flight calls may take to finish after SIGTERM/SIGINT.")

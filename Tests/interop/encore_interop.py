@@ -48,12 +48,15 @@ _LIVE: set["EncoreProcess"] = set()
 _PR_SET_PDEATHSIG = 1
 
 
+try:  # resolved in the parent: the child must not dlopen between fork and exec
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _prctl = None
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except Exception:
-        pass
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
 @atexit.register
@@ -68,6 +71,9 @@ class EncoreProcess:
     def __init__(self, *args: str, port: int = 0):
         self.args = list(args)
         self.requested_port = port
+        self.tls = False  # set by the fixtures for TLS servers (with cert_pem / cert_path)
+        self.cert_pem: bytes | None = None
+        self.cert_path: str | None = None
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
         self.host: str | None = None

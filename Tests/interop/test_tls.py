@@ -73,19 +73,21 @@ def test_alpn_http11_only_rejected(stubs, tls_server):
     assert _grpcio_ok(stubs, tls_server)
 
 
-def test_no_alpn_client_cannot_speak_h2(stubs, tls_server):
-    """A client offering no ALPN at all either fails the handshake or gets no protocol; never a crash."""
+def test_no_alpn_client_rejected(stubs, tls_server):
+    """A client offering no ALPN at all fails the handshake (no_application_protocol alert)."""
+    before = _failed_handshakes(tls_server)
     ctx = ei.client_tls_context(alpn=())
     raw = socket.create_connection((ei.HOST, tls_server.port), timeout=5)
     try:
-        try:
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
             s = ctx.wrap_socket(raw, server_hostname="localhost")
-            assert s.selected_alpn_protocol() in (None, "h2")
-            s.close()
-        except (ssl.SSLError, ConnectionError, OSError):
-            pass
+            # TLS 1.3: the alert may only surface on the first read.
+            s.settimeout(3)
+            if s.recv(1) == b"":
+                raise ConnectionError("closed")
     finally:
         raw.close()
+    assert tls_server.wait_stderr("tls handshake failed", 3, count=before + 1)
     assert _grpcio_ok(stubs, tls_server)
 
 

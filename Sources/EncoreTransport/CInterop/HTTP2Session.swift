@@ -303,7 +303,7 @@ final class HTTP2Session {
             let slot = slot(session, cnghttp2_frame_stream_id(frame))
             if slot >= 0 { me.owner.streamEnded(slot: slot) }
         case Int(CNGHTTP2_FRAME_RST_STREAM):
-            me.owner.resetReceived()
+            me.owner.streamReset(slot: slot(session, cnghttp2_frame_stream_id(frame)))
         default:
             break
         }

@@ -57,6 +57,7 @@ public final class TLSContext: @unchecked Sendable {
             throw TLSError(description: "TLS private key \(privateKeyFile) does not match the certificate: \(reasons)")
         }
         SSL_CTX_set_alpn_select_cb(ctx, selectH2, nil)
+        copenssl_ctx_require_alpn(ctx)
     }
 
     deinit {
