@@ -35,13 +35,17 @@ let package = Package(
             name: "EncoreProtocol",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
+        .target(name: "EncoreCrypto", dependencies: ["COpenSSL"]),
+        .target(name: "EncoreModel", dependencies: ["EncoreCrypto"]),
+        .target(name: "EncoreStore", dependencies: ["EncoreModel"]),
+        .target(name: "EncoreEngine", dependencies: ["EncoreModel", "EncoreStore"]),
         .target(
             name: "EncoreTransport",
             dependencies: ["CNghttp2", "COpenSSL", "CEncoreLinux"]
         ),
         .target(
             name: "EncoreServer",
-            dependencies: ["EncoreTransport", "EncoreProtocol"]
+            dependencies: ["EncoreTransport", "EncoreProtocol", "EncoreEngine", "EncoreModel", "EncoreStore"]
         ),
         .executableTarget(
             name: "encore",
@@ -52,6 +56,13 @@ let package = Package(
             ]
         ),
         .testTarget(name: "EncoreTransportTests", dependencies: ["EncoreTransport"]),
+        .testTarget(
+            name: "EncoreProtocolTests",
+            dependencies: ["EncoreProtocol", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        .testTarget(name: "EncoreModelTests", dependencies: ["EncoreModel", "EncoreCrypto"]),
+        .testTarget(name: "EncoreStoreTests", dependencies: ["EncoreStore", "EncoreModel"]),
+        .testTarget(name: "EncoreEngineTests", dependencies: ["EncoreEngine", "EncoreModel", "EncoreStore"]),
         .testTarget(
             name: "EncoreServerTests",
             dependencies: [

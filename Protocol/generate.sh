@@ -39,7 +39,8 @@ else
 fi
 cd "$root/Protocol"
 protoc --plugin=protoc-gen-swift="$plugin" --swift_out="$target" --swift_opt=Visibility=Public \
-  encore/v1/decisions.proto encore/v1/diagnostics.proto grpc/health/v1/health.proto
+  encore/v1/decisions.proto encore/v1/diagnostics.proto encore/v1/models.proto encore/v1/catalog.proto \
+  grpc/health/v1/health.proto
 # Flatten encore/v1/x.pb.swift -> x.pb.swift (module folders need unique file names only).
 find "$target" -name '*.pb.swift' -path '*/*/*' | while read -r f; do mv "$f" "$target/$(basename "$f")"; done
 find "$target" -mindepth 1 -type d -empty -delete

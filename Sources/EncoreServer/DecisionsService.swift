@@ -1,23 +1,143 @@
+import EncoreEngine
+import EncoreProtocol
 import EncoreTransport
 
-/// `encore.v1.Decisions`. STUB for now: both methods are routed and answer UNIMPLEMENTED until
-/// the decision core (feature store, policy, snapshots) lands.
-public struct DecisionsService: Sendable {
-    public init() {}
+/// `encore.v1.Decisions`: Decide runs inline on the reactor thread through that thread's
+/// `DecideContext` (decoder, engine workspace, output and scratch buffers, all reused), so a
+/// decision allocates nothing, takes no lock and makes no syscall.
+public final class DecisionsService: Sendable {
+    public let engine: DecisionEngine
+    private let contexts: DecideContexts
+
+    /// One context per reactor thread (`threads`).
+    public init(engine: DecisionEngine, threads: Int) {
+        self.engine = engine
+        contexts = DecideContexts((0..<threads).map { DecideContext(workspace: engine.makeWorkspace(threadIndex: $0)) })
+    }
 
     public func register(in router: inout GRPCRouter) {
+        let contexts = self.contexts
         router.register(
             "/encore.v1.Decisions/Decide",
-            .inline { _, _, _ in
-                GRPCStatus(
-                    .unimplemented, static: "encore.v1.Decisions/Decide is not implemented yet (decision core pending)")
+            .inline { request, response, call in
+                contexts.all[call.reactorIndex].decide(request, &response)
             })
         router.register(
             "/encore.v1.Decisions/ReportOutcome",
             .inline { _, _, _ in
-                GRPCStatus(
-                    .unimplemented,
-                    static: "encore.v1.Decisions/ReportOutcome is not implemented yet (decision core pending)")
+                GRPCStatus(.unimplemented, static: "encore.v1.Decisions/ReportOutcome is not implemented yet (learning-loop issue)")
             })
+    }
+}
+
+/// Holds the per-thread contexts. Each is used only by its reactor thread (index = reactor).
+final class DecideContexts: @unchecked Sendable {
+    let all: [DecideContext]
+    init(_ all: [DecideContext]) { self.all = all }
+}
+
+/// One reactor thread's reusable Decide state.
+final class DecideContext {
+    private var decoder = DecideRequestDecoder()
+    private let workspace: DecisionWorkspace
+    private var output = DecisionOutput()
+    private var categories: UnsafeMutableBufferPointer<UnsafeRawBufferPointer>
+    private var candidateIDs: UnsafeMutableBufferPointer<UnsafeRawBufferPointer>
+    private var featureKeys: UnsafeMutableBufferPointer<UnsafeRawBufferPointer>
+    private var featureValues: UnsafeMutableBufferPointer<Double>
+    private var placements: UnsafeMutableBufferPointer<PlacementFields>
+
+    init(workspace: DecisionWorkspace) {
+        self.workspace = workspace
+        let empty = UnsafeRawBufferPointer(start: nil, count: 0)
+        categories = .allocate(capacity: DecideRequestDecoder.maxStoredItems)
+        categories.initialize(repeating: empty)
+        candidateIDs = .allocate(capacity: DecideRequestDecoder.maxStoredCandidates)
+        candidateIDs.initialize(repeating: empty)
+        featureKeys = .allocate(capacity: DecideRequestDecoder.maxStoredFeatures)
+        featureKeys.initialize(repeating: empty)
+        featureValues = .allocate(capacity: DecideRequestDecoder.maxStoredFeatures)
+        featureValues.initialize(repeating: 0)
+        placements = .allocate(capacity: 2)
+        placements.initialize(
+            repeating: PlacementFields(offerID: empty, slot: 0, propensity: 0, score: 0, expectedValue: 0))
+    }
+
+    deinit {
+        categories.deallocate()
+        candidateIDs.deallocate()
+        featureKeys.deallocate()
+        featureValues.deallocate()
+        placements.deallocate()
+    }
+
+    func decide(_ request: UnsafeRawBufferPointer, _ response: inout GRPCResponseBuffer) -> GRPCStatus {
+        do {
+            try decoder.decode(request)
+        } catch {
+            return GRPCStatus(.invalidArgument, "DecideRequest could not be decoded: \(error.message)")
+        }
+        var input = DecisionInput()
+        input.surface = decoder.surface.bytes(in: request)
+        input.customerID = decoder.customerID.bytes(in: request)
+        input.requestID = decoder.requestID.bytes(in: request)
+        input.orderID = decoder.orderID.bytes(in: request)
+        input.totalCents = decoder.totalCents
+        input.shippingMethod = decoder.shippingMethod.bytes(in: request)
+        input.channel = decoder.channel.bytes(in: request)
+        input.device = decoder.device.bytes(in: request)
+        input.country = decoder.country.bytes(in: request)
+        input.isGift = decoder.isGift
+        input.slots = decoder.slots
+        var quantity: Int64 = 0
+        let items = decoder.items
+        for i in 0..<items.count {
+            categories[i] = items[i].category.bytes(in: request)
+            quantity += Int64(items[i].quantity)
+        }
+        input.itemQuantity = quantity
+        input.categories = UnsafeBufferPointer(rebasing: categories[0..<items.count])
+        let candidates = decoder.candidates
+        for i in 0..<candidates.count { candidateIDs[i] = candidates[i].bytes(in: request) }
+        input.candidates = UnsafeBufferPointer(rebasing: candidateIDs[0..<candidates.count])
+        input.candidateCount = decoder.candidateCount
+        let features = decoder.features
+        if decoder.featureCount > features.count {
+            return GRPCStatus(.invalidArgument, static: "features: more than 128 entries")
+        }
+        for i in 0..<features.count {
+            featureKeys[i] = features[i].key.bytes(in: request)
+            featureValues[i] = features[i].value
+        }
+        input.featureKeys = UnsafeBufferPointer(rebasing: featureKeys[0..<features.count])
+        input.featureValues = UnsafeBufferPointer(rebasing: featureValues[0..<features.count])
+
+        do {
+            try workspace.decide(input, into: &output)
+        } catch {
+            return GRPCStatus(error.code == .invalidArgument ? .invalidArgument : .unavailable, static: error.message)
+        }
+        guard let model = output.model else { return GRPCStatus(.internal, static: "decision produced no model") }
+        return output.withDecisionID { decisionID in
+            encode(model: model, decisionID: decisionID, version: model.versionBytes, into: &response)
+        }
+    }
+
+    private func encode(
+        model: ActiveModel, decisionID: UnsafeRawBufferPointer, version: UnsafeRawBufferPointer,
+        into response: inout GRPCResponseBuffer
+    ) -> GRPCStatus {
+        for i in 0..<output.placementCount {
+            let p = output.placement(i)
+            placements[i] = PlacementFields(
+                offerID: model.offerIDBytes(p.offerIndex), slot: p.slot, propensity: p.propensity, score: p.score,
+                expectedValue: p.expectedValue)
+        }
+        response.withAppendableBytes { bytes in
+            DecideResponseEncoder.encode(
+                decisionID: decisionID, placements: UnsafeBufferPointer(rebasing: placements[0..<output.placementCount]),
+                modelVersion: version, holdout: output.holdout, into: &bytes)
+        }
+        return .ok
     }
 }

@@ -1,4 +1,9 @@
+import EncoreCrypto
+import EncoreEngine
+import EncoreModel
+import EncoreStore
 import EncoreTransport
+import Foundation
 
 /// Wires Encore's services onto the transport and runs the server's lifecycle.
 public final class EncoreServer: Sendable {
@@ -10,15 +15,31 @@ public final class EncoreServer: Sendable {
         public var tlsKeyFile: String? = nil
         /// Registers `encore.v1.Diagnostics` (off by default).
         public var diagnostics = false
+        /// Serve the embedded demo (catalog, 100,000 customers, demo snapshot). Implied when no
+        /// catalog, customers or snapshot file is given.
+        public var demo = false
+        public var catalogFile: String? = nil
+        public var customersFile: String? = nil
+        public var snapshotFile: String? = nil
+        /// PEM Ed25519 public keys; when any is given, only snapshots signed by one are accepted.
+        public var trustedKeyFiles: [String] = []
+        public var engine = EngineConfiguration()
+        /// Whether `engine.holdoutShare` was set explicitly (the demo defaults to 5%).
+        public var holdoutShareSet = false
 
         public init() {}
+
+        /// True when the embedded demo is served.
+        public var servesDemo: Bool { demo || (catalogFile == nil && customersFile == nil && snapshotFile == nil) }
     }
 
     public let options: Options
     public let server: GRPCServer
+    public let engine: DecisionEngine
+    public let registry: ModelRegistry
 
-    /// Builds the routes and the transport. Throws with a clear message for bad TLS files or
-    /// options.
+    /// Loads the data, builds the routes and the transport. Throws with a message naming the
+    /// file and problem for bad TLS files, catalogs, customer files, snapshots or keys.
     public init(options: Options) throws {
         var options = options
         switch (options.tlsCertificateFile, options.tlsKeyFile) {
@@ -29,13 +50,32 @@ public final class EncoreServer: Sendable {
         default:
             throw TransportError("--tls-cert and --tls-key must be given together")
         }
+        let trustedKeys = try options.trustedKeyFiles.map { path in
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw TransportError("cannot read trusted key file \(path)")
+            }
+            do { return try Ed25519.PublicKey(pem: text) } catch { throw TransportError("trusted key \(path): \(error)") }
+        }
+        let data = try ServedData.load(options)
+        if options.servesDemo && !options.holdoutShareSet { options.engine.holdoutShare = 0.05 }
+        if let problem = options.engine.validationError() { throw TransportError(problem) }
         self.options = options
+        let model = try ActiveModel(snapshot: data.snapshot?.snapshot, catalog: data.catalog, customers: data.customers)
+        engine = DecisionEngine(configuration: options.engine, model: model)
+        registry = ModelRegistry(engine: engine, trustedKeys: trustedKeys, initial: data.snapshot)
+
         let serving = ServingState()
         var router = GRPCRouter()
         HealthService(serving: serving).register(in: &router)
-        DecisionsService().register(in: &router)
+        DecisionsService(engine: engine, threads: options.transport.threads).register(in: &router)
+        ModelsService(registry: registry).register(in: &router)
+        CatalogService(registry: registry).register(in: &router)
         if options.diagnostics { DiagnosticsService().register(in: &router) }
         server = GRPCServer(configuration: options.transport, router: router, serving: serving)
+        let active = engine.active.value
+        Log.info(
+            "serving \(options.servesDemo ? "the embedded demo: " : "")\(active.catalog.count) offers, \(active.customers.count) customers x \(active.customers.featureCount) features, model \(active.version) (\(ModelRegistry.describe(active.exploration)))"
+        )
     }
 
     /// Serves until SIGTERM or SIGINT, then drains. Returns the process exit code (0 after a
@@ -55,5 +95,43 @@ public final class EncoreServer: Sendable {
         let clean = server.waitUntilStopped()
         Log.info(clean ? "stopped: every in-flight call completed" : "stopped: drain deadline cut off in-flight calls")
         return 0
+    }
+}
+
+/// The catalog, customers and initial snapshot a server starts with.
+struct ServedData {
+    var catalog: OfferCatalog
+    var customers: CustomerStore
+    var snapshot: ModelRegistry.Loaded?
+
+    static func load(_ options: EncoreServer.Options) throws -> ServedData {
+        if options.servesDemo {
+            guard options.catalogFile == nil, options.customersFile == nil, options.snapshotFile == nil else {
+                throw TransportError("--demo cannot be combined with --catalog, --customers or --snapshot")
+            }
+            let catalog = try OfferCatalog(jsonl: DemoCatalog.jsonl, source: "<embedded demo catalog>")
+            let customers = try DemoCustomers.store()
+            let snapshot = try DemoModel.snapshot(seed: DemoModel.defaultSeed)
+            let bytes = try SnapshotFile.write(snapshot)
+            let (read, metadata) = try SnapshotFile.read(bytes)
+            return ServedData(
+                catalog: catalog, customers: customers,
+                snapshot: .init(snapshot: read, metadata: metadata, loadedAtMillis: ModelRegistry.nowMillis()))
+        }
+        guard let catalogFile = options.catalogFile else {
+            throw TransportError("--catalog is required unless the embedded demo is served (--demo)")
+        }
+        let catalog = try OfferCatalog(contentsOf: catalogFile)
+        let customers =
+            try options.customersFile.map { try CustomerStore.load(contentsOf: $0) } ?? CustomerStore.empty()
+        var snapshot: ModelRegistry.Loaded? = nil
+        if let path = options.snapshotFile {
+            let trusted = try options.trustedKeyFiles.map { path in
+                try Ed25519.PublicKey(pem: try String(contentsOfFile: path, encoding: .utf8))
+            }
+            let (read, metadata) = try SnapshotFile.read(path: path, trustedKeys: trusted)
+            snapshot = .init(snapshot: read, metadata: metadata, loadedAtMillis: ModelRegistry.nowMillis())
+        }
+        return ServedData(catalog: catalog, customers: customers, snapshot: snapshot)
     }
 }

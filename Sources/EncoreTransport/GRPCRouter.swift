@@ -28,6 +28,13 @@ public struct GRPCResponseBuffer {
         bytes.append(byte)
     }
 
+    /// Gives direct access to the storage for encoders that append to a `[UInt8]`. Only
+    /// appending is allowed: the first 5 bytes are the gRPC prefix, filled in by the transport.
+    @inlinable
+    public mutating func withAppendableBytes<R>(_ body: (inout [UInt8]) -> R) -> R {
+        body(&bytes)
+    }
+
     /// Bytes of the message written so far.
     public var messageByteCount: Int { bytes.count - 5 }
 

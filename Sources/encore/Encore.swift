@@ -16,9 +16,9 @@ struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve gRPC (h2c, or TLS with --tls-cert/--tls-key) until SIGTERM or SIGINT, then drain.",
         discussion: """
-            With no flags, serves on 127.0.0.1:50051 with one reactor thread per core.
-            Services: grpc.health.v1.Health, encore.v1.Decisions (Decide/ReportOutcome answer
-            UNIMPLEMENTED until the decision core lands), and encore.v1.Diagnostics with --diagnostics.
+            With no flags, serves the embedded demo on 127.0.0.1:50051 with one reactor thread per core.
+            Services: grpc.health.v1.Health, encore.v1.Decisions, encore.v1.Models, encore.v1.Catalog,
+            and encore.v1.Diagnostics with --diagnostics.
             """
     )
 
@@ -64,6 +64,24 @@ struct Serve: ParsableCommand {
     @Flag(help: "Serve encore.v1.Diagnostics (Echo, Collect) for transport checks.")
     var diagnostics = false
 
+    @Flag(help: "Serve the embedded demo (bundled catalog, 100,000 customers, demo snapshot). Default when no data file is given.")
+    var demo = false
+
+    @Option(help: "Offer catalog, one JSON object per line (only offer_id is required).")
+    var catalog: String?
+
+    @Option(help: "Customer features, CSV (customer_id,segments,<features>) or JSONL.")
+    var customers: String?
+
+    @Option(help: "Initial model snapshot (without one the policy is uniform over eligible offers).")
+    var snapshot: String?
+
+    @Option(name: .customLong("trusted-key"), help: "PEM Ed25519 public key; with any, only snapshots signed by one are accepted (repeatable).")
+    var trustedKeys: [String] = []
+
+    @Option(help: "Share of customers held out (0...1); the demo defaults to 0.05.")
+    var holdoutShare: Double?
+
     func validate() throws {
         if (tlsCert == nil) != (tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key must be given together")
@@ -91,6 +109,15 @@ struct Serve: ParsableCommand {
         options.tlsCertificateFile = tlsCert
         options.tlsKeyFile = tlsKey
         options.diagnostics = diagnostics
+        options.demo = demo
+        options.catalogFile = catalog
+        options.customersFile = customers
+        options.snapshotFile = snapshot
+        options.trustedKeyFiles = trustedKeys
+        if let holdoutShare {
+            options.engine.holdoutShare = holdoutShare
+            options.holdoutShareSet = true
+        }
         let code: Int32
         do {
             let server = try EncoreServer(options: options)

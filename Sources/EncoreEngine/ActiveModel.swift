@@ -1,0 +1,121 @@
+import EncoreModel
+import EncoreStore
+
+/// A model snapshot bound to the running catalog and feature store: everything a decision
+/// reads, immutable and published as one unit (`Published<ActiveModel>`), so a decision sees
+/// one consistent model, catalog and store from start to end.
+///
+/// Binding resolves the snapshot's feature names against the store (refusing the snapshot if
+/// one cannot be served), maps its offer table onto catalog indices, and folds the shared
+/// weights into each offer's row so scoring is one dot product per candidate.
+public final class ActiveModel: @unchecked Sendable {
+    /// nil: no snapshot, the policy is uniform over eligible candidates.
+    public let snapshot: ModelSnapshot?
+    public let catalog: OfferCatalog
+    public let customers: CustomerStore
+    /// The model version named in every decision ("uniform" without a snapshot).
+    public let version: String
+    let versionHash: UInt64
+    let program: FeatureProgram
+    /// Width of the scored vector (features + interactions).
+    let width: Int
+    /// `catalog.count × paddedWidth` floats: shared + per-offer weights (zero padded).
+    let rows: [Float]
+    let paddedWidth: Int
+    let biases: [Float]
+    /// Model version and offer ids as bytes in one allocation owned by this model, so their
+    /// addresses stay valid for as long as the model lives (responses point into it).
+    private let arena: UnsafeMutableRawBufferPointer
+    private let idRanges: [Range<Int>]
+    private let versionRange: Range<Int>
+    let valueCents: [Double]
+    /// Eligible catalog indices per surface (bit order of `Surface.bit`).
+    let bySurface: [[Int32]]
+    public let exploration: Exploration
+    let link: ModelSnapshot.Link
+    let objective: ModelSnapshot.Objective
+    /// Catalog offers that have their own weights in the snapshot.
+    public let offersWithWeights: Int
+
+    /// Binds `snapshot` (or none) to `catalog` and `customers`. Throws `.schemaMismatch` when
+    /// the snapshot needs a customer feature the store does not have.
+    public init(snapshot: ModelSnapshot?, catalog: OfferCatalog, customers: CustomerStore) throws(ModelError) {
+        self.snapshot = snapshot
+        self.catalog = catalog
+        self.customers = customers
+        version = snapshot?.version ?? "uniform"
+        versionHash = StableHash.hash(version)
+        let idBytes = catalog.offers.map { Array($0.id.utf8) }
+        let versionUTF8 = Array(version.utf8)
+        let total = versionUTF8.count + idBytes.reduce(0) { $0 + $1.count }
+        let arena = UnsafeMutableRawBufferPointer.allocate(byteCount: max(total, 1), alignment: 8)
+        var cursor = 0
+        func put(_ bytes: [UInt8]) -> Range<Int> {
+            let start = cursor
+            for b in bytes {
+                arena[cursor] = b
+                cursor += 1
+            }
+            return start..<cursor
+        }
+        versionRange = put(versionUTF8)
+        idRanges = idBytes.map(put)
+        self.arena = arena
+        valueCents = catalog.offers.map { Double($0.valueCents) }
+        bySurface = Surface.allCases.sorted { $0.bit < $1.bit }.map { catalog.indices(on: $0) }
+        guard let snapshot else {
+            program = FeatureProgram(ops: [], interactions: [])
+            width = 0
+            paddedWidth = 0
+            rows = []
+            biases = [Float](repeating: 0, count: catalog.count)
+            exploration = .uniform
+            link = .identity
+            objective = .conversion
+            offersWithWeights = 0
+            return
+        }
+        program = try snapshot.schema.compile(customerFeatures: customers.featureNames, segments: customers.segmentNames)
+        width = snapshot.schema.width
+        paddedWidth = (width + 7) / 8 * 8
+        var rows = [Float](repeating: 0, count: catalog.count * paddedWidth)
+        var biases = [Float](repeating: 0, count: catalog.count)
+        var rowOf: [String: Int] = [:]
+        for (i, id) in snapshot.offerIDs.enumerated() { rowOf[id] = i }
+        var matched = 0
+        for (c, offer) in catalog.offers.enumerated() {
+            let base = c * paddedWidth
+            for j in 0..<width { rows[base + j] = snapshot.sharedWeights[j] }
+            if let r = rowOf[offer.id] {
+                matched += 1
+                biases[c] = snapshot.offerBiases[r]
+                for j in 0..<width { rows[base + j] += snapshot.offerWeights[r * width + j] }
+            }
+        }
+        self.rows = rows
+        self.biases = biases
+        offersWithWeights = matched
+        exploration = snapshot.exploration
+        link = snapshot.link
+        objective = snapshot.objective
+    }
+
+    deinit {
+        arena.deallocate()
+    }
+
+    /// The same snapshot bound to a new catalog or store generation.
+    public func rebinding(catalog: OfferCatalog? = nil, customers: CustomerStore? = nil) throws(ModelError) -> ActiveModel {
+        try ActiveModel(snapshot: snapshot, catalog: catalog ?? self.catalog, customers: customers ?? self.customers)
+    }
+
+    /// The model version's UTF-8 bytes (valid while this model is alive).
+    public var versionBytes: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(arena)[versionRange])
+    }
+
+    /// The UTF-8 id of the offer at catalog index `index` (valid while this model is alive).
+    public func offerIDBytes(_ index: Int32) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(arena)[idRanges[Int(index)]])
+    }
+}

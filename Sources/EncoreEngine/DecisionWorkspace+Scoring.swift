@@ -1,0 +1,96 @@
+import EncoreModel
+import EncoreStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension DecisionWorkspace {
+    /// Evaluates the model's compiled feature program into `z` (features, then interactions).
+    func evaluateFeatures(_ input: DecisionInput, surface: Surface, customer: Int32, model: ActiveModel) {
+        let program = model.program
+        let customerFeatures = customer >= 0 ? model.customers.features(at: customer) : model.customers.defaultFeatures
+        let segments = customer >= 0 ? model.customers.segments(at: customer) : 0
+        // Hash each categorical field of the request once.
+        let shipping = StableHash.hash(input.shippingMethod)
+        let channel = StableHash.hash(input.channel)
+        let device = StableHash.hash(input.device)
+        let country = StableHash.hash(input.country)
+        let surfaceHash = StableHash.hash(input.surface)
+        let totalLog = Float(log1p(Double(max(input.totalCents, 0)) / 100))
+        let itemsLog = Float(log1p(Double(max(input.itemQuantity, 0))))
+        var j = 0
+        for op in program.ops {
+            let value: Float
+            switch op {
+            case .bias: value = 1
+            case .constant(let c): value = c
+            case .totalLog: value = totalLog
+            case .itemsLog: value = itemsLog
+            case .isGift: value = input.isGift ? 1 : 0
+            case .category(let h):
+                var hit: Float = 0
+                for category in input.categories where StableHash.hash(category) == h {
+                    hit = 1
+                    break
+                }
+                value = hit
+            case .shipping(let h): value = shipping == h ? 1 : 0
+            case .channel(let h): value = channel == h ? 1 : 0
+            case .device(let h): value = device == h ? 1 : 0
+            case .country(let h): value = country == h ? 1 : 0
+            case .surface(let h): value = surfaceHash == h ? 1 : 0
+            case .customerKnown: value = customer >= 0 ? 1 : 0
+            case .customer(let column): value = column < customerFeatures.count ? customerFeatures[column] : 0
+            case .segment(let bit): value = segments & (1 << UInt64(bit)) != 0 ? 1 : 0
+            case .request(let h):
+                var found: Float = 0
+                for k in 0..<input.featureKeys.count where StableHash.hash(input.featureKeys[k]) == h {
+                    found = Float(input.featureValues[k])
+                }
+                value = found
+            case .customerColumn, .segmentNamed: value = 0
+            }
+            z[j] = value
+            j += 1
+        }
+        for pair in program.interactions {
+            z[j] = z[pair.first] * z[pair.second]
+            j += 1
+        }
+        while j < model.paddedWidth {
+            z[j] = 0
+            j += 1
+        }
+    }
+
+    /// Scores the first `count` candidates: raw score (dot product + bias) and reward (link).
+    func score(count: Int, model: ActiveModel) {
+        guard model.snapshot != nil else {
+            for i in 0..<count {
+                scores[i] = 0
+                rewards[i] = 0
+            }
+            return
+        }
+        let width = model.paddedWidth
+        model.rows.withUnsafeBufferPointer { rows in
+            let zBase = UnsafeRawPointer(z.baseAddress!)
+            let rowsBase = UnsafeRawPointer(rows.baseAddress!)
+            for i in 0..<count {
+                let offer = Int(candidates[i])
+                var accumulator = SIMD8<Float>()
+                var k = 0
+                while k < width {
+                    let a = zBase.loadUnaligned(fromByteOffset: k * 4, as: SIMD8<Float>.self)
+                    let b = rowsBase.loadUnaligned(fromByteOffset: (offer * width + k) * 4, as: SIMD8<Float>.self)
+                    accumulator += a * b
+                    k += 8
+                }
+                let raw = Double(accumulator.sum() + model.biases[offer])
+                scores[i] = raw
+                rewards[i] = model.link == .logistic ? 1 / (1 + exp(-raw)) : raw
+            }
+        }
+    }
+}

@@ -1,0 +1,253 @@
+import EncoreModel
+import EncoreStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One thread's decision state: scratch buffers sized once, a cached reference to the active
+/// model and a decision counter. `decide` runs eligibility, features, scoring, exploration and
+/// slate selection without allocating, locking, logging or making a syscall.
+public final class DecisionWorkspace {
+    let engine: DecisionEngine
+    let threadIndex: Int
+    private var reader: Published<ActiveModel>.Reader
+    private var counter: UInt64 = 0
+    let holdoutSeed: UInt64
+    /// Scored vector (padded to 8).
+    var z: UnsafeMutableBufferPointer<Float>
+    var candidates: UnsafeMutableBufferPointer<Int32>
+    var rewards: UnsafeMutableBufferPointer<Double>
+    var scores: UnsafeMutableBufferPointer<Double>
+    var probabilities: UnsafeMutableBufferPointer<Double>
+    /// Per catalog offer: the decision number that last marked it (dedupes candidates).
+    var marks: UnsafeMutableBufferPointer<UInt64>
+    var capacity = 0
+    var zCapacity = 0
+
+    init(engine: DecisionEngine, threadIndex: Int) {
+        self.engine = engine
+        self.threadIndex = threadIndex
+        reader = Published.Reader(engine.active)
+        holdoutSeed = StableHash.hash(engine.configuration.holdoutSalt)
+        z = .allocate(capacity: 8)
+        candidates = .allocate(capacity: 1)
+        rewards = .allocate(capacity: 1)
+        scores = .allocate(capacity: 1)
+        probabilities = .allocate(capacity: 1)
+        marks = .allocate(capacity: 1)
+        ensureCapacity(offers: 64, width: 64)
+    }
+
+    deinit {
+        z.deallocate()
+        candidates.deallocate()
+        rewards.deallocate()
+        scores.deallocate()
+        probabilities.deallocate()
+        marks.deallocate()
+    }
+
+    /// Grows scratch buffers (only when a model with more offers or features is published).
+    private func ensureCapacity(offers: Int, width: Int) {
+        if offers > capacity {
+            let n = max(offers, 64)
+            for buffer in [rewards, scores, probabilities] { buffer.deallocate() }
+            candidates.deallocate()
+            marks.deallocate()
+            candidates = .allocate(capacity: n)
+            rewards = .allocate(capacity: n)
+            scores = .allocate(capacity: n)
+            probabilities = .allocate(capacity: n)
+            marks = .allocate(capacity: n)
+            marks.initialize(repeating: 0)
+            capacity = n
+        }
+        let padded = (width + 7) / 8 * 8
+        if padded > zCapacity {
+            z.deallocate()
+            z = .allocate(capacity: max(padded, 8))
+            z.initialize(repeating: 0)
+            zCapacity = padded
+        }
+    }
+
+    /// Decides for `input`, writing the result into `output`. Throws `EngineError` (with a static
+    /// message naming the field) for invalid input; nothing eligible is not an error (empty
+    /// placements).
+    public func decide(_ input: DecisionInput, into output: inout DecisionOutput) throws(EngineError) {
+        counter &+= 1
+        writeDecisionID(counter, into: &output)
+        try run(input, decisionNumber: counter, into: &output)
+    }
+
+    /// Replays a logged decision: the same request, decision id and model version give the same
+    /// choices with the same propensities (randomness is seeded from the id and the version).
+    public func replay(_ input: DecisionInput, decisionID: String, into output: inout DecisionOutput) throws(
+        EngineError
+    ) {
+        let bytes = Array(decisionID.utf8.prefix(32))
+        withUnsafeMutableBytes(of: &output.decisionID) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        output.decisionIDLength = bytes.count
+        counter &+= 1
+        try run(input, decisionNumber: counter, into: &output)
+    }
+
+    private func run(_ input: DecisionInput, decisionNumber: UInt64, into output: inout DecisionOutput) throws(
+        EngineError
+    ) {
+        let configuration = engine.configuration
+        guard let surface = Surface(utf8: input.surface) else {
+            throw EngineError(.invalidArgument, "surface: unknown surface (expected cart, payment, thank_you, confirmation or email)")
+        }
+        guard input.slots <= 2 else { throw EngineError(.invalidArgument, "slots: must be 0, 1 or 2 (0 means 1)") }
+        let slots = input.slots == 0 ? 1 : Int(input.slots)
+        guard input.candidateCount <= configuration.maxCandidates else {
+            throw EngineError(.invalidArgument, "candidate_offer_ids: more than 64 candidates")
+        }
+        let maxID = configuration.maxIDBytes
+        guard input.customerID.count <= maxID else { throw EngineError(.invalidArgument, "customer_id: longer than 256 bytes") }
+        guard input.requestID.count <= maxID else { throw EngineError(.invalidArgument, "request_id: longer than 256 bytes") }
+        guard input.orderID.count <= maxID else { throw EngineError(.invalidArgument, "order.order_id: longer than 256 bytes") }
+        for id in input.candidates where id.count > maxID {
+            throw EngineError(.invalidArgument, "candidate_offer_ids: an id is longer than 256 bytes")
+        }
+        guard input.featureKeys.count <= configuration.maxRequestFeatures else {
+            throw EngineError(.invalidArgument, "features: more than 128 entries")
+        }
+        for value in input.featureValues where !value.isFinite {
+            throw EngineError(.invalidArgument, "features: every value must be finite (no NaN or infinity)")
+        }
+
+        let model = reader.current()
+        output.model = model
+        output.placementCount = 0
+        output.jointPropensity = 1
+        output.unknownCandidates = 0
+        output.eligibleCount = 0
+
+        // Sticky holdout: a stable hash of (salt, customer id).
+        let share = configuration.holdoutShare
+        if share > 0, input.customerID.count > 0 {
+            let unit = Double(StableHash.hash(input.customerID, seed: holdoutSeed) >> 11) * 0x1.0p-53
+            if unit < share {
+                output.holdout = true
+                return
+            }
+        }
+        output.holdout = false
+
+        ensureCapacity(offers: model.catalog.count, width: model.width)
+        let n = collectCandidates(input, surface: surface, model: model, decisionNumber: decisionNumber, output: &output)
+        output.eligibleCount = n
+        guard n > 0 else { return }
+
+        let customer = model.customers.lookup(input.customerID)
+        output.knownCustomer = customer >= 0
+        if model.snapshot != nil {
+            evaluateFeatures(input, surface: surface, customer: customer, model: model)
+        }
+        score(count: n, model: model)
+
+        var random = SplitMix64(seed: output.withDecisionID { StableHash.hash($0, seed: model.versionHash) })
+        let first = choose(count: n, model: model, random: &random)
+        output.first = PlacementResult(
+            offerIndex: candidates[first], slot: 0, propensity: probabilities[first], score: scores[first],
+            expectedValue: expectedValue(first, model: model))
+        output.placementCount = 1
+        output.jointPropensity = probabilities[first]
+        guard slots == 2, n >= 2 else { return }
+        // Slot 1 is drawn from the remaining candidates under the same policy: its propensity
+        // is conditional on slot 0.
+        candidates.swapAt(first, n - 1)
+        rewards.swapAt(first, n - 1)
+        scores.swapAt(first, n - 1)
+        let second = choose(count: n - 1, model: model, random: &random)
+        output.second = PlacementResult(
+            offerIndex: candidates[second], slot: 1, propensity: probabilities[second], score: scores[second],
+            expectedValue: expectedValue(second, model: model))
+        output.placementCount = 2
+        output.jointPropensity *= probabilities[second]
+    }
+
+    /// Eligible catalog indices into `candidates`: the request's restriction (deduplicated,
+    /// unknown ids counted and ignored) intersected with the surface's offers.
+    private func collectCandidates(
+        _ input: DecisionInput, surface: Surface, model: ActiveModel, decisionNumber: UInt64, output: inout DecisionOutput
+    ) -> Int {
+        let catalog = model.catalog
+        var n = 0
+        if input.candidates.isEmpty {
+            let list = model.bySurface[surface.bit.trailingZeroBitCount]
+            for index in list {
+                candidates[n] = index
+                n += 1
+            }
+            return n
+        }
+        let mark = (UInt64(bitPattern: Int64(threadIndex)) << 56) ^ decisionNumber ^ 0x8000_0000_0000_0000
+        var unknown = 0
+        for id in input.candidates {
+            let index = catalog.index(of: id)
+            if index < 0 {
+                unknown += 1
+                continue
+            }
+            let i = Int(index)
+            guard marks[i] != mark, catalog.offers[i].surfaces.contains(surface) else { continue }
+            marks[i] = mark
+            candidates[n] = index
+            n += 1
+        }
+        if unknown > 0 {
+            output.unknownCandidates = unknown
+            engine.unknownCandidatesIgnored.add(unknown, ordering: .relaxed)
+        }
+        return n
+    }
+
+    private func expectedValue(_ i: Int, model: ActiveModel) -> Double {
+        model.objective == .revenue ? rewards[i] * model.valueCents[Int(candidates[i])] : rewards[i]
+    }
+
+    /// Draws one of the first `count` candidates from the policy's distribution.
+    private func choose(count: Int, model: ActiveModel, random: inout SplitMix64) -> Int {
+        model.exploration.distribution(
+            rewards: UnsafeBufferPointer(rewards), count: count, into: probabilities)
+        let u = random.nextUnit()
+        var cumulative = 0.0
+        for i in 0..<count {
+            cumulative += probabilities[i]
+            if u < cumulative { return i }
+        }
+        // Rounding left u above the last cumulative sum: take the last candidate with mass.
+        var last = count - 1
+        while last > 0 && probabilities[last] == 0 { last -= 1 }
+        return last
+    }
+
+    /// Writes "<12 hex instance>-<2 hex thread>-<10 hex counter>" (26 ASCII bytes).
+    private func writeDecisionID(_ number: UInt64, into output: inout DecisionOutput) {
+        let digits: StaticString = "0123456789abcdef"
+        let hex = digits.utf8Start
+        withUnsafeMutableBytes(of: &output.decisionID) { raw in
+            var p = 0
+            func put(_ value: UInt64, _ width: Int) {
+                for k in stride(from: width - 1, through: 0, by: -1) {
+                    raw[p] = hex[Int((value >> (UInt64(k) * 4)) & 0xF)]
+                    p += 1
+                }
+            }
+            put(engine.instanceID, 12)
+            raw[p] = UInt8(ascii: "-")
+            p += 1
+            put(UInt64(threadIndex & 0xFF), 2)
+            raw[p] = UInt8(ascii: "-")
+            p += 1
+            put(number & 0xFF_FFFF_FFFF, 10)
+            output.decisionIDLength = p
+        }
+    }
+}

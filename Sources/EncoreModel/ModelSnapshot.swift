@@ -1,0 +1,96 @@
+/// A trained policy, immutable once built: feature schema, per-offer linear models plus shared
+/// weights over the (feature + interaction) vector, the link and objective, and exploration.
+///
+/// Predicted reward of offer a for context vector z:
+/// `link(shared · z + weights[a] · z + bias[a])`, where `link` is the logistic function for a
+/// conversion probability or the identity. With objective `.revenue`, the expected value is the
+/// prediction times the offer's `value_cents`; with `.conversion` it is the prediction.
+public final class ModelSnapshot: Sendable {
+    public enum Link: String, Sendable, Codable { case logistic, identity }
+    public enum Objective: String, Sendable, Codable { case conversion, revenue }
+
+    /// Model version, unique per snapshot (e.g. "demo-7-1a2b3c4d"); named in every decision.
+    public let version: String
+    /// Creation time, milliseconds since the Unix epoch.
+    public let createdAtMillis: Int64
+    public let schema: FeatureSchema
+    /// Offers this model has weights for (catalog offers missing here use shared weights only).
+    public let offerIDs: [String]
+    /// `schema.width` weights shared by every offer.
+    public let sharedWeights: [Float]
+    /// `offerIDs.count × schema.width` weights, row-major by offer.
+    public let offerWeights: [Float]
+    /// One intercept per offer.
+    public let offerBiases: [Float]
+    public let link: Link
+    public let objective: Objective
+    public let exploration: Exploration
+    /// Optional JSON sections carried for later stages (eligibility rules, OPE report).
+    public let rulesJSON: String?
+    public let opeReportJSON: String?
+
+    /// Builds and validates a snapshot. Throws `.invalidSnapshot` naming the first problem
+    /// (shape mismatch, NaN/Inf weight, bad exploration parameter, bad schema, duplicate offer).
+    public init(
+        version: String, createdAtMillis: Int64, schema: FeatureSchema, offerIDs: [String], sharedWeights: [Float],
+        offerWeights: [Float], offerBiases: [Float], link: Link, objective: Objective, exploration: Exploration,
+        rulesJSON: String? = nil, opeReportJSON: String? = nil
+    ) throws(ModelError) {
+        func fail(_ message: String) -> ModelError { ModelError(.invalidSnapshot, message) }
+        guard !version.isEmpty, version.utf8.count <= 128 else { throw fail("model version must be 1 to 128 bytes") }
+        if let problem = schema.validationError() { throw fail("feature schema: \(problem)") }
+        if let problem = exploration.validationError() { throw fail("exploration: \(problem)") }
+        let width = schema.width
+        guard sharedWeights.count == width else {
+            throw fail("shared weights: expected \(width) (features + interactions), got \(sharedWeights.count)")
+        }
+        guard offerWeights.count == offerIDs.count * width else {
+            throw fail(
+                "offer weights: expected \(offerIDs.count) x \(width) = \(offerIDs.count * width), got \(offerWeights.count)"
+            )
+        }
+        guard offerBiases.count == offerIDs.count else {
+            throw fail("offer biases: expected \(offerIDs.count), got \(offerBiases.count)")
+        }
+        var seen = Set<String>()
+        for id in offerIDs {
+            guard !id.isEmpty, id.utf8.count <= 256 else {
+                throw fail("offer table: an offer id is empty or over 256 bytes")
+            }
+            guard seen.insert(id).inserted else { throw fail("offer table: offer \(id) is listed twice") }
+        }
+        if let i = sharedWeights.firstIndex(where: { !$0.isFinite }) {
+            throw fail("shared weights: weight \(i) (\(schema.name(at: i))) is \(sharedWeights[i])")
+        }
+        if let i = offerWeights.firstIndex(where: { !$0.isFinite }) {
+            throw fail(
+                "offer weights: offer \(offerIDs[i / width]) weight \(i % width) (\(schema.name(at: i % width))) is \(offerWeights[i])"
+            )
+        }
+        if let i = offerBiases.firstIndex(where: { !$0.isFinite }) {
+            throw fail("offer biases: offer \(offerIDs[i]) bias is \(offerBiases[i])")
+        }
+        self.version = version
+        self.createdAtMillis = createdAtMillis
+        self.schema = schema
+        self.offerIDs = offerIDs
+        self.sharedWeights = sharedWeights
+        self.offerWeights = offerWeights
+        self.offerBiases = offerBiases
+        self.link = link
+        self.objective = objective
+        self.exploration = exploration
+        self.rulesJSON = rulesJSON
+        self.opeReportJSON = opeReportJSON
+    }
+}
+
+extension FeatureSchema {
+    /// Name of entry `i` of the scored vector ("a*b" for interactions).
+    public func name(at i: Int) -> String {
+        if i < features.count { return features[i] }
+        let k = i - features.count
+        guard interactions.indices.contains(k) else { return "#\(i)" }
+        return "\(features[interactions[k].first])*\(features[interactions[k].second])"
+    }
+}

@@ -1,0 +1,114 @@
+import Dispatch
+import EncoreProtocol
+import EncoreTransport
+import SwiftProtobuf
+
+/// `encore.v1.Models`: PushSnapshot (client streaming), Activate, Rollback, List. All work runs
+/// off the reactor threads; see `ModelRegistry`.
+public struct ModelsService: Sendable {
+    public let registry: ModelRegistry
+    /// Largest snapshot a push may send (bytes).
+    public static let maxSnapshotBytes = 512 << 20
+
+    public init(registry: ModelRegistry) {
+        self.registry = registry
+    }
+
+    public func register(in router: inout GRPCRouter) {
+        let registry = self.registry
+        router.register("/encore.v1.Models/PushSnapshot", .clientStreaming { _ in SnapshotUpload(registry: registry) })
+        router.register(
+            "/encore.v1.Models/Activate",
+            .offloaded { request, _, responder in
+                respond(responder) { () throws(GRPCStatus) in
+                    let message: Encore_V1_ActivateRequest = try decode(request, "ActivateRequest")
+                    guard !message.version.isEmpty else {
+                        throw GRPCStatus(.invalidArgument, "ActivateRequest.version is empty")
+                    }
+                    return try registry.activate(version: message.version)
+                }
+            })
+        router.register(
+            "/encore.v1.Models/Rollback",
+            .offloaded { request, _, responder in
+                respond(responder) { () throws(GRPCStatus) in
+                    let _: Encore_V1_RollbackRequest = try decode(request, "RollbackRequest")
+                    return try registry.rollback()
+                }
+            })
+        router.register(
+            "/encore.v1.Models/List",
+            .offloaded { request, _, responder in
+                respond(responder) { () throws(GRPCStatus) in
+                    let _: Encore_V1_ListModelsRequest = try decode(request, "ListModelsRequest")
+                    let (models, active) = registry.list()
+                    var reply = Encore_V1_ListModelsResponse()
+                    reply.models = models
+                    reply.activeVersion = active
+                    return reply
+                }
+            })
+    }
+
+    /// Accumulates one PushSnapshot stream, then validates off the reactor.
+    final class SnapshotUpload: GRPCClientStreamHandler {
+        let registry: ModelRegistry
+        var bytes: [UInt8] = []
+        var activate = false
+
+        init(registry: ModelRegistry) {
+            self.registry = registry
+        }
+
+        func receive(_ message: UnsafeRawBufferPointer) -> GRPCStatus? {
+            let chunk: Encore_V1_SnapshotChunk
+            do {
+                chunk = try Encore_V1_SnapshotChunk(serializedBytes: Array(message))
+            } catch {
+                return GRPCStatus(.invalidArgument, "SnapshotChunk could not be decoded: \(error)")
+            }
+            if chunk.activate { activate = true }
+            guard bytes.count + chunk.data.count <= ModelsService.maxSnapshotBytes else {
+                return GRPCStatus(.resourceExhausted, "snapshot larger than \(ModelsService.maxSnapshotBytes) bytes")
+            }
+            bytes.append(contentsOf: chunk.data)
+            return nil
+        }
+
+        func finish(_ responder: GRPCResponder) {
+            let (registry, bytes, activate) = (self.registry, self.bytes, self.activate)
+            self.bytes = []
+            DispatchQueue.global().async {
+                respond(responder) { () throws(GRPCStatus) in
+                    guard !bytes.isEmpty else { throw GRPCStatus(.invalidArgument, "PushSnapshot received no snapshot bytes") }
+                    let (info, activated) = try registry.push(bytes, activate: activate)
+                    var reply = Encore_V1_PushSnapshotResponse()
+                    reply.model = info
+                    reply.activated = activated
+                    return reply
+                }
+            }
+        }
+
+        func cancel() { bytes = [] }
+    }
+}
+
+/// Decodes a protobuf request or throws INVALID_ARGUMENT naming the message.
+func decode<M: SwiftProtobuf.Message>(_ bytes: [UInt8], _ name: String) throws(GRPCStatus) -> M {
+    do {
+        return try M(serializedBytes: bytes)
+    } catch {
+        throw GRPCStatus(.invalidArgument, "\(name) could not be decoded: \(error)")
+    }
+}
+
+/// Runs `body` and answers the call with its message or its status.
+func respond(_ responder: GRPCResponder, _ body: () throws(GRPCStatus) -> some SwiftProtobuf.Message) {
+    do {
+        let message = try body()
+        responder.succeed((try? message.serializedBytes()) ?? [])
+    } catch {
+        responder.fail(error)
+    }
+}
