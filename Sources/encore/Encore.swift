@@ -7,7 +7,10 @@ struct Encore: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "encore",
         abstract: "Encore: a next-best-offer decisioning engine served over gRPC.",
-        subcommands: [Serve.self, StoreCommand.self],
+        subcommands: [
+            Serve.self, DecideCommand.self, PushCommand.self, ModelsCommand.self, SnapshotCommand.self,
+            StoreCommand.self,
+        ],
         defaultSubcommand: Serve.self
     )
 }

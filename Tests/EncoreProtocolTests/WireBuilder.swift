@@ -53,7 +53,11 @@ struct WireBuilder {
     /// A fixed64 field, little-endian.
     mutating func fixed64Field(_ number: Int, _ bits: UInt64, _ rng: inout SplitMix64) {
         key(number, 1, &rng)
-        for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift))) }
+        var rest = bits
+        for _ in 0..<8 {
+            bytes.append(UInt8(truncatingIfNeeded: rest))
+            rest >>= 8
+        }
     }
 
     /// A field the message does not define (or a defined number with a wire type it does not

@@ -1,0 +1,91 @@
+import ArgumentParser
+import EncoreProtocol
+import EncoreTransport
+import Foundation
+import SwiftProtobuf
+
+/// `encore push`: uploads a snapshot to a running server (Models/PushSnapshot).
+struct PushCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "push", abstract: "Upload a model snapshot to a running server (and activate it).")
+
+    @Option(help: "Server address.") var host = "127.0.0.1"
+    @Option(help: "Server port.") var port = 50051
+    @Flag(help: "Activate the snapshot once the server has validated it.") var activate = false
+    @Argument(help: "Snapshot file.") var file: String
+
+    func run() throws {
+        guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
+        let bytes = [UInt8](data)
+        let chunkBytes = 1 << 20
+        var messages: [[UInt8]] = []
+        var offset = 0
+        repeat {
+            var chunk = Encore_V1_SnapshotChunk()
+            chunk.data = Data(bytes[offset..<min(bytes.count, offset + chunkBytes)])
+            chunk.activate = activate
+            messages.append(try chunk.serializedBytes())
+            offset += chunkBytes
+        } while offset < bytes.count
+        do {
+            let client = try GRPCClient(host: host, port: port)
+            let reply = try Encore_V1_PushSnapshotResponse(
+                serializedBytes: try client.call("/encore.v1.Models/PushSnapshot", messages: messages, timeoutSeconds: 120))
+            let m = reply.model
+            print("pushed \(m.version) (\(m.sizeBytes) bytes, sha256 \(m.sha256.prefix(16))..., \(m.exploration))")
+            print(reply.activated ? "active: \(m.version)" : "loaded, not active (activate with: encore models activate \(m.version))")
+        } catch let status as GRPCStatus {
+            throw CLIError("push refused: \(status)")
+        }
+    }
+}
+
+/// `encore models list|activate|rollback`.
+struct ModelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "models", abstract: "List, activate or roll back the snapshots of a running server.",
+        subcommands: [List.self, Activate.self, Rollback.self])
+
+    struct Connection: ParsableArguments {
+        @Option(help: "Server address.") var host = "127.0.0.1"
+        @Option(help: "Server port.") var port = 50051
+        func call(_ method: String, _ message: some SwiftProtobuf.Message) throws -> [UInt8] {
+            do {
+                return try GRPCClient(host: host, port: port).unary("/encore.v1.Models/\(method)", try message.serializedBytes())
+            } catch let status as GRPCStatus {
+                throw CLIError("\(method) failed: \(status)")
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        @OptionGroup var connection: Connection
+        func run() throws {
+            let reply = try Encore_V1_ListModelsResponse(
+                serializedBytes: try connection.call("List", Encore_V1_ListModelsRequest()))
+            for m in reply.models {
+                print("\(m.active ? "*" : " ") \(m.version)  \(m.exploration)  \(m.features) features  \(m.offers) offers  \(m.signed ? "signed" : "unsigned")  sha256 \(m.sha256.prefix(16))...")
+            }
+            print("active: \(reply.activeVersion)")
+        }
+    }
+
+    struct Activate: ParsableCommand {
+        @OptionGroup var connection: Connection
+        @Argument(help: "Model version to activate.") var version: String
+        func run() throws {
+            var request = Encore_V1_ActivateRequest()
+            request.version = version
+            let m = try Encore_V1_ModelInfo(serializedBytes: try connection.call("Activate", request))
+            print("active: \(m.version)")
+        }
+    }
+
+    struct Rollback: ParsableCommand {
+        @OptionGroup var connection: Connection
+        func run() throws {
+            let m = try Encore_V1_ModelInfo(serializedBytes: try connection.call("Rollback", Encore_V1_RollbackRequest()))
+            print("rolled back; active: \(m.version)")
+        }
+    }
+}
