@@ -153,9 +153,12 @@ extension CustomerStore {
             matrix.deallocate()
             masks.deallocate()
             defaults.deallocate()
-            let lines = lineNumbers(ofRows: [dup.first, dup.duplicate], file: file, from: dataStart, firstLine: firstDataLine)
-            let id = String(decoding: UnsafeRawBufferPointer(start: arena + offsets[dup.duplicate], count: offsets[dup.duplicate + 1] - offsets[dup.duplicate]), as: UTF8.self)
-            throw StoreError(.duplicateID, "duplicate customer_id \"\(id)\" (first on line \(lines[0]))", file: path, line: lines[1])
+            // `IdIndex` freed `arena` and `offsets` when it threw.
+            let lines = lineNumbers(
+                ofRows: [dup.first, dup.duplicate], file: file, from: dataStart, firstLine: firstDataLine)
+            throw StoreError(
+                .duplicateID, "duplicate customer_id \"\(dup.id)\" (first on line \(lines[0]))", file: path,
+                line: lines[1])
         }
         return try CustomerStore(
             featureNames: featureNames, segmentNames: segmentNames, ids: ids, matrix: matrix, masks: masks,

@@ -17,10 +17,12 @@ final class IdIndex: @unchecked Sendable {
     struct Duplicate: Error {
         var first: Int
         var duplicate: Int
+        /// The repeated id.
+        var id: String
     }
 
     /// Takes ownership of `arena` and `offsets` (allocated with `.allocate`), then hashes every id.
-    /// - Throws: `Duplicate` for the first repeated id (the arena is freed).
+    /// - Throws: `Duplicate` for the first repeated id (`arena` and `offsets` are freed).
     init(arena: UnsafeMutablePointer<UInt8>, offsets: UnsafeMutablePointer<Int>, count: Int) throws {
         precondition(count < Int(Int32.max), "too many ids for Int32 indices")
         self.arena = arena
@@ -41,7 +43,7 @@ final class IdIndex: @unchecked Sendable {
                     break
                 }
                 if IdIndex.equal(self.id(at: Int(existing)), id) {
-                    throw Duplicate(first: Int(existing), duplicate: i)
+                    throw Duplicate(first: Int(existing), duplicate: i, id: String(decoding: id, as: UTF8.self))
                 }
                 slot = (slot + 1) & mask
             }

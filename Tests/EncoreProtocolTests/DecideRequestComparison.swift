@@ -31,7 +31,9 @@ func decideRequestMismatch(
     if decoder.isGift != order.isGift { return "is_gift: \(decoder.isGift) != \(order.isGift)" }
 
     let candidates = message.candidateOfferIds
-    if decoder.candidateCount != candidates.count { return "candidate count \(decoder.candidateCount) != \(candidates.count)" }
+    if decoder.candidateCount != candidates.count {
+        return "candidate count \(decoder.candidateCount) != \(candidates.count)"
+    }
     if decoder.candidates.count != min(candidates.count, DecideRequestDecoder.maxStoredCandidates) {
         return "stored candidates \(decoder.candidates.count)"
     }
@@ -60,7 +62,9 @@ func decideRequestMismatch(
     var expected: [[UInt8]: UInt64] = [:]
     for (key, value) in message.features { expected[Array(key.utf8)] = value.bitPattern }
     if expected.count <= DecideRequestDecoder.maxStoredFeatures {
-        if decoder.featureCount != expected.count { return "feature count \(decoder.featureCount) != \(expected.count)" }
+        if decoder.featureCount != expected.count {
+            return "feature count \(decoder.featureCount) != \(expected.count)"
+        }
         if decoded != expected { return "features \(decoded) != \(expected)" }
     } else {
         if decoder.featureCount <= DecideRequestDecoder.maxStoredFeatures { return "feature overflow not reported" }

@@ -58,7 +58,11 @@ import Testing
         message.order.orderID = "o-1"
         message.order.totalCents = Int64.min
         message.order.currency = "EUR"
-        message.order.items = [.with { $0.sku = "sku-1"; $0.category = "shoes"; $0.priceCents = 4999; $0.quantity = .max }]
+        message.order.items = [
+            .with {
+                $0.sku = "sku-1"; $0.category = "shoes"; $0.priceCents = 4999; $0.quantity = .max
+            }
+        ]
         message.order.isGift = true
         let bytes: [UInt8] = try message.serializedBytes()
         let decoder = try decode(bytes).get()
@@ -143,7 +147,8 @@ import Testing
 
     /// `depth` nested unknown groups (field 100).
     func nestedGroups(_ depth: Int) -> [UInt8] {
-        Array(repeating: [0xA3, 0x06], count: depth).flatMap { $0 } + Array(repeating: [0xA4, 0x06], count: depth).flatMap { $0 }
+        Array(repeating: [0xA3, 0x06], count: depth).flatMap { $0 }
+            + Array(repeating: [0xA4, 0x06], count: depth).flatMap { $0 }
     }
 
     @Test(arguments: [97, 98, 99, 100, 101])
@@ -219,8 +224,9 @@ import Testing
 
         // Reuse: a second decode resets everything and keeps the reserved capacity.
         let capacities = (decoder.candidates.capacity, decoder.items.capacity, decoder.features.capacity)
-        try [0x20, 0x01].withUnsafeBytes { try decoder.decode($0) }
-        #expect(decoder.slots == 1 && decoder.candidateCount == 0 && decoder.itemCount == 0 && decoder.featureCount == 0)
+        try ([0x20, 0x01] as [UInt8]).withUnsafeBytes { try decoder.decode($0) }
+        #expect(
+            decoder.slots == 1 && decoder.candidateCount == 0 && decoder.itemCount == 0 && decoder.featureCount == 0)
         #expect(decoder.candidates.isEmpty && decoder.items.isEmpty && decoder.features.isEmpty && !decoder.hasOrder)
         #expect(capacities == (decoder.candidates.capacity, decoder.items.capacity, decoder.features.capacity))
     }

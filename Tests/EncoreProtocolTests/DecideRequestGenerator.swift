@@ -3,21 +3,25 @@
 /// wire type. Deterministic for a seed.
 struct DecideRequestGenerator {
     var rng: SplitMix64
+    /// Small messages only (at most 2 entries per repeated field, strings under 64 bytes): the
+    /// mutation tests need structure, not bulk, and SwiftProtobuf is slow in debug builds.
+    var small: Bool
 
     /// Typical offer ids, made once.
-    static let offerIDs: [[UInt8]] = (0..<200).map { Array("offer_\($0)".utf8) }
+    static let offerIDs: [[UInt8]] = (0..<200).map { Array("o\($0)".utf8) }
     /// Typical feature keys, made once (enough for the largest map generated).
-    static let featureKeys: [[UInt8]] = (0..<150).map { Array("feature_\($0)".utf8) }
+    static let featureKeys: [[UInt8]] = (0..<150).map { Array("f\($0)".utf8) }
 
-    init(seed: UInt64) {
+    init(seed: UInt64, small: Bool = false) {
         rng = SplitMix64(seed: seed)
+        self.small = small
     }
 
     /// How many times a singular field appears: usually 0 or 1, sometimes repeated.
     mutating func occurrences() -> Int {
         switch rng.below(100) {
-        case 0..<25: 0
-        case 25..<90: 1
+        case 0..<35: 0
+        case 35..<90: 1
         case 90..<97: 2
         default: 3
         }
@@ -25,10 +29,11 @@ struct DecideRequestGenerator {
 
     /// A size from a distribution with a long tail up to `max`.
     mutating func count(max: Int) -> Int {
-        switch rng.below(100) {
-        case 0..<35: 0
-        case 35..<85: rng.int(1...min(4, max))
-        case 85..<97: rng.int(1...min(20, max))
+        if small { return rng.int(0...2) }
+        return switch rng.below(100) {
+        case 0..<45: 0
+        case 45..<90: rng.int(1...min(3, max))
+        case 90..<98: rng.int(1...min(20, max))
         default: rng.int(0...max)
         }
     }
@@ -58,7 +63,7 @@ struct DecideRequestGenerator {
         var fields: [[UInt8]] = []
         for number in [1, 2, 7] {
             for _ in 0..<occurrences() {
-                let value = rng.utf8String()
+                let value = rng.utf8String(maxLong: small ? 63 : 4096)
                 fields.append(field { $0.lengthDelimited(number, value, &$1) })
             }
         }
@@ -102,14 +107,17 @@ struct DecideRequestGenerator {
         case 91..<95:
             let other = rng.pick(keys)
             parts = [field { $0.lengthDelimited(1, other, &$1) }, keyField, valueField]
-        case 95..<100 where rng.below(50) != 0: parts = [field { $0.fixed64Field(2, $1.doubleBits(), &$1) }, keyField, valueField]
+        case 95..<100 where rng.below(50) != 0:
+            parts = [field { $0.fixed64Field(2, $1.doubleBits(), &$1) }, keyField, valueField]
         default:
             // A key or value with the wrong wire type: SwiftProtobuf then reads its payload as
             // the next key, which usually (not always) fails.
             parts = [field { $0.varintField($1.int(1...2), UInt64($1.below(300)), &$1) }, keyField, valueField]
         }
         if rng.percent(5) {
-            parts.insert(field { $0.unknownField(WireBuilder.randomFieldNumber(&$1, lowest: 3), &$1) }, at: rng.int(0...parts.count))
+            parts.insert(
+                field { $0.unknownField(WireBuilder.randomFieldNumber(&$1, lowest: 3), &$1) },
+                at: rng.int(0...parts.count))
         }
         return WireBuilder.concatenate(parts)
     }
@@ -119,7 +127,7 @@ struct DecideRequestGenerator {
         var fields: [[UInt8]] = []
         for number in [1, 3, 5, 6, 7, 8] {
             for _ in 0..<occurrences() {
-                let value = number == 3 || number == 8 ? shortID() : rng.utf8String()
+                let value = number == 3 || number == 8 ? shortID() : rng.utf8String(maxLong: small ? 63 : 4096)
                 fields.append(field { $0.lengthDelimited(number, value, &$1) })
             }
         }
@@ -131,7 +139,7 @@ struct DecideRequestGenerator {
             let value = rng.percent(70) ? UInt64(rng.below(2)) : rng.varintValue()
             fields.append(field { $0.varintField(9, value, &$1) })
         }
-        let itemCount = rng.below(1000) < 15 ? rng.int(41...140) : count(max: 12)
+        let itemCount = !small && rng.below(1000) < 8 ? rng.int(41...140) : count(max: 12)
         for _ in 0..<itemCount {
             let item = lineItem()
             fields.append(field { $0.lengthDelimited(4, item, &$1) })

@@ -112,12 +112,17 @@ import Testing
 
     @Test func omitsDefaultsButWritesNegativeZeroAndEmptyPlacements() throws {
         #expect(Self.encode(prefix: [], decisionID: [], placements: [], modelVersion: [], holdout: false).isEmpty)
-        #expect(Self.encode(prefix: [], decisionID: [], placements: [], modelVersion: [], holdout: true) == [0x20, 0x01])
+        #expect(
+            Self.encode(prefix: [], decisionID: [], placements: [], modelVersion: [], holdout: true) == [0x20, 0x01])
         let empty = Placement(offerID: [], slot: 0, propensity: 0, score: 0, expectedValue: 0)
-        #expect(Self.encode(prefix: [], decisionID: [], placements: [empty], modelVersion: [], holdout: false) == [0x12, 0x00])
+        #expect(
+            Self.encode(prefix: [], decisionID: [], placements: [empty], modelVersion: [], holdout: false) == [
+                0x12, 0x00,
+            ])
         var negativeZero = empty
         negativeZero.score = -0.0
-        let bytes = Self.encode(prefix: [], decisionID: [], placements: [negativeZero], modelVersion: [], holdout: false)
+        let bytes = Self.encode(
+            prefix: [], decisionID: [], placements: [negativeZero], modelVersion: [], holdout: false)
         #expect(bytes == [0x12, 0x09, 0x21, 0, 0, 0, 0, 0, 0, 0, 0x80])
         var message = Encore_V1_DecideResponse()
         message.placements = [.with { $0.score = -0.0 }]

@@ -36,8 +36,12 @@ import Testing
             var accepted = true
             do { try decoder.decode(buffer) } catch { accepted = false }
             guard let message, accepted else { return (message != nil, accepted, nil) }
-            if Array(decoder.decisionID.bytes(in: buffer)) != Array(message.decisionID.utf8) { return (true, true, "decision_id") }
-            if Array(decoder.offerID.bytes(in: buffer)) != Array(message.offerID.utf8) { return (true, true, "offer_id") }
+            if Array(decoder.decisionID.bytes(in: buffer)) != Array(message.decisionID.utf8) {
+                return (true, true, "decision_id")
+            }
+            if Array(decoder.offerID.bytes(in: buffer)) != Array(message.offerID.utf8) {
+                return (true, true, "offer_id")
+            }
             if Int(decoder.outcome) != message.outcome.rawValue { return (true, true, "outcome \(decoder.outcome)") }
             if decoder.revenueCents != message.revenueCents { return (true, true, "revenue_cents") }
             return (true, true, nil)
@@ -94,8 +98,15 @@ import Testing
         bytes.withUnsafeBytes { #expect(Array(decoder.offerID.bytes(in: $0)) == Array("gift_box".utf8)) }
         try decoder.decode(UnsafeRawBufferPointer(start: nil, count: 0))
         #expect(decoder.outcome == 0 && decoder.revenueCents == 0 && decoder.offerID == .empty)
-        #expect(throws: DecodeError("OutcomeRequest.offer_id", .truncated)) {
-            try [0x12, 0x05, 0x61].withUnsafeBytes { buffer throws(DecodeError) in try decoder.decode(buffer) }
+        let truncated: [UInt8] = [0x12, 0x05, 0x61]
+        let error = truncated.withUnsafeBytes { buffer -> DecodeError? in
+            do throws(DecodeError) {
+                try decoder.decode(buffer)
+                return nil
+            } catch {
+                return error
+            }
         }
+        #expect(error == DecodeError("OutcomeRequest.offer_id", .truncated))
     }
 }

@@ -68,25 +68,27 @@ struct SplitMix64: RandomNumberGenerator {
     }
 
     /// Valid UTF-8 bytes: empty, short ASCII, mixed scalars (including U+0000 and U+10FFFF), or
-    /// rarely (0.3%) long, up to `maxLong` bytes (SwiftProtobuf's debug-build UTF-8 check is slow).
+    /// rarely (0.1%) long, up to `maxLong` bytes (SwiftProtobuf's debug-build UTF-8 check is slow).
     mutating func utf8String(maxLong: Int = 4096) -> [UInt8] {
         switch below(1000) {
         case 0..<250: return []
         case 250..<700:
             var bytes: [UInt8] = []
-            let count = int(1...16)
+            let count = int(1...10)
             bytes.reserveCapacity(count)
             for _ in 0..<count { bytes.append(UInt8(truncatingIfNeeded: 0x20 + below(95))) }
             return bytes
-        case 700..<997:
+        case 700..<999:
             var bytes: [UInt8] = []
-            for _ in 0..<int(1...8) { bytes.append(contentsOf: Array(String(randomScalar()).utf8)) }
+            for _ in 0..<int(1...6) { bytes.append(contentsOf: Array(String(randomScalar()).utf8)) }
             return bytes
         default:
             var bytes: [UInt8] = []
             let target = int(min(256, maxLong)...maxLong)
             while bytes.count < target {
-                if percent(90) { bytes.append(UInt8(int(0x20...0x7E))) } else {
+                if percent(90) {
+                    bytes.append(UInt8(int(0x20...0x7E)))
+                } else {
                     bytes.append(contentsOf: Array(String(randomScalar()).utf8))
                 }
             }

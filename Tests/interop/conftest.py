@@ -26,14 +26,21 @@ class WatchdogTimeout(Exception):
     pass
 
 
-def _alarm(signum, frame):
-    raise WatchdogTimeout(f"test exceeded {PER_TEST_TIMEOUT}s")
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "watchdog(seconds): per-test watchdog for a long test (default PER_TEST_TIMEOUT)")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
+    marker = item.get_closest_marker("watchdog")
+    seconds = int(marker.args[0]) if marker is not None else PER_TEST_TIMEOUT
+
+    def _alarm(signum, frame):
+        raise WatchdogTimeout(f"test exceeded {seconds}s")
+
     old = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(PER_TEST_TIMEOUT)
+    signal.alarm(seconds)
     try:
         yield
     finally:
@@ -126,10 +133,30 @@ def _tls_holder(tls_files):
     h.close()
 
 
+@pytest.fixture(scope="session")
+def _demo_no_holdout_holder():
+    h = SharedServer(["--holdout-share", "0", "--threads", "2", "--drain-timeout", FIXTURE_DRAIN])
+    yield h
+    h.close()
+
+
 @pytest.fixture
 def plain_server(request, _plain_holder):
     """h2c, no --diagnostics."""
     yield from _shared(request, _plain_holder)
+
+
+@pytest.fixture
+def demo_server(request, _plain_holder):
+    """The embedded demo as `encore serve` serves it with no data flags (holdout 5%). Shared:
+    tests must not change its models or catalog (use server_factory for that)."""
+    yield from _shared(request, _plain_holder)
+
+
+@pytest.fixture
+def demo_no_holdout(request, _demo_no_holdout_holder):
+    """The embedded demo with --holdout-share 0 (every customer gets placements). Shared, read-only."""
+    yield from _shared(request, _demo_no_holdout_holder)
 
 
 @pytest.fixture
@@ -167,6 +194,23 @@ def server_factory(tls_files):
     yield factory
     for p in started:
         p.stop(grace=3)
+
+
+# ----------------------------------------------------------------------------------------------
+# Demo snapshots and signing keys (written once per session with the encore CLI)
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def snapshots(tmp_path_factory):
+    """Demo snapshots of seeds 11 and 12 (unsigned), a key pair, a snapshot of seed 13 signed with
+    it and one of seed 14 signed with another key. Attributes: path[seed], version[seed],
+    key, pub, other_key, other_pub, signed (path), signed_version, foreign (path)."""
+    d = tmp_path_factory.mktemp("snapshots")
+    ns = ei.DemoSnapshots(d)
+    try:
+        ns.build()
+    except (RuntimeError, OSError) as e:
+        pytest.fail(str(e), pytrace=False)
+    return ns
 
 
 # ----------------------------------------------------------------------------------------------

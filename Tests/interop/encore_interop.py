@@ -595,3 +595,109 @@ def make_self_signed(directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Pat
     )
     os.chmod(key_path, 0o600)
     return cert_path, key_path
+
+
+# ----------------------------------------------------------------------------------------------
+# Decisioning: the demo catalog, the encore CLI, demo snapshots, concurrent Decide calls
+# ----------------------------------------------------------------------------------------------
+SURFACES = ("cart", "payment", "thank_you", "confirmation", "email")
+DECIDE = "/encore.v1.Decisions/Decide"
+DEMO_CATALOG_SWIFT = REPO / "Sources" / "EncoreServer" / "Demo" / "DemoCatalog.swift"
+_OFFER_LINE_RE = re.compile(r"^\s*(\{\s*\"offer_id\".*\})\s*$")
+
+
+def demo_catalog() -> list[dict]:
+    """The embedded demo catalog, parsed from the JSONL string literal in DemoCatalog.swift (so
+    the tests follow the source of truth instead of a copy). An offer without `surfaces` is
+    eligible everywhere."""
+    import json
+
+    offers = []
+    for line in DEMO_CATALOG_SWIFT.read_text().splitlines():
+        m = _OFFER_LINE_RE.match(line)
+        if m:
+            offers.append(json.loads(m.group(1)))
+    if not offers:
+        raise RuntimeError(f"no offers found in {DEMO_CATALOG_SWIFT}")
+    return offers
+
+
+def eligible_by_surface(offers: list[dict]) -> dict[str, set[str]]:
+    return {s: {o["offer_id"] for o in offers if s in o.get("surfaces", SURFACES)} for s in SURFACES}
+
+
+def run_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
+    """Runs `encore ARGS...` (bounded), capturing text output."""
+    return subprocess.run(
+        [str(encore_bin())] + [str(a) for a in args], stdin=subprocess.DEVNULL, capture_output=True,
+        text=True, timeout=timeout, preexec_fn=_die_with_parent,
+    )
+
+
+_WROTE_RE = re.compile(r"wrote \S+: (\S+),")
+
+
+class DemoSnapshots:
+    """Demo snapshots written by `encore snapshot demo` / `snapshot keygen` into `directory`."""
+
+    def __init__(self, directory: pathlib.Path):
+        self.dir = pathlib.Path(directory)
+        self.path: dict[int, pathlib.Path] = {}
+        self.version: dict[int, str] = {}
+
+    def _demo(self, seed: int, out: pathlib.Path, sign_key: pathlib.Path | None = None) -> str:
+        args = ["snapshot", "demo", "--seed", str(seed), "--out", str(out)]
+        if sign_key is not None:
+            args += ["--sign-key", str(sign_key)]
+        r = run_cli(*args)
+        if r.returncode != 0 or not out.is_file():
+            raise RuntimeError(f"encore {' '.join(args)} failed ({r.returncode}): {r.stdout}{r.stderr}")
+        m = _WROTE_RE.search(r.stdout + r.stderr)
+        if not m:
+            raise RuntimeError(f"encore {' '.join(args)}: no 'wrote F: VERSION,' line in {r.stdout!r}{r.stderr!r}")
+        return m.group(1)
+
+    def _keygen(self, out: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+        r = run_cli("snapshot", "keygen", "--out", str(out))
+        pub = pathlib.Path(str(out) + ".pub")
+        if r.returncode != 0 or not out.is_file() or not pub.is_file():
+            raise RuntimeError(f"encore snapshot keygen failed ({r.returncode}): {r.stdout}{r.stderr}")
+        return out, pub
+
+    def build(self) -> "DemoSnapshots":
+        for seed in (11, 12):
+            p = self.dir / f"demo-{seed}.snap"
+            self.version[seed] = self._demo(seed, p)
+            self.path[seed] = p
+        self.key, self.pub = self._keygen(self.dir / "signer.pem")
+        self.other_key, self.other_pub = self._keygen(self.dir / "other.pem")
+        self.signed = self.dir / "demo-13-signed.snap"
+        self.signed_version = self._demo(13, self.signed, self.key)
+        self.foreign = self.dir / "demo-14-foreign.snap"
+        self.foreign_version = self._demo(14, self.foreign, self.other_key)
+        return self
+
+
+def decide_many(stubs_list, requests, timeout: float = 10.0, window: int = 64):
+    """Sends every request with futures, round-robin over the stubs, at most `window` in flight.
+    Returns (responses, errors) in request order; an entry is None where the other list holds it."""
+    responses: list = [None] * len(requests)
+    errors: list = [None] * len(requests)
+    pending: list = []
+
+    def settle(i, f):
+        try:
+            responses[i] = f.result()
+        except grpc.RpcError as e:
+            errors[i] = e
+
+    for i, req in enumerate(requests):
+        stub = stubs_list[i % len(stubs_list)]
+        pending.append((i, stub.Decide.future(req, timeout=timeout)))
+        if len(pending) >= window:
+            for j, f in pending[: window // 2]:
+                settle(j, f)
+            pending = pending[window // 2 :]
+    for j, f in pending:
+        settle(j, f)
+    return responses, errors

@@ -21,8 +21,21 @@ def proto_files() -> list[pathlib.Path]:
     return sorted(PROTO_DIR.rglob("*.proto"))
 
 
+def _stamp_text() -> str:
+    """The stamp names every .proto it was generated from, so an added or removed file (whatever
+    its mtime, e.g. after a checkout) also triggers regeneration."""
+    names = [str(p.relative_to(PROTO_DIR)) for p in proto_files()]
+    return "generated from Protocol/**/*.proto:\n" + "".join(f"{n}\n" for n in names)
+
+
+def _expected_modules() -> list[pathlib.Path]:
+    return [GEN_DIR / p.relative_to(PROTO_DIR).with_name(p.stem + "_pb2.py") for p in proto_files()]
+
+
 def _stale() -> bool:
-    if not STAMP.exists():
+    if not STAMP.exists() or STAMP.read_text() != _stamp_text():
+        return True
+    if any(not m.exists() for m in _expected_modules()):
         return True
     stamp = STAMP.stat().st_mtime
     return any(p.stat().st_mtime > stamp for p in proto_files())
@@ -53,7 +66,7 @@ def ensure_stubs(force: bool = False) -> pathlib.Path:
             os.chdir(cwd)
         if rc != 0:
             raise RuntimeError(f"grpc_tools.protoc failed with exit code {rc}")
-        STAMP.write_text("generated from Protocol/*.proto\n")
+        STAMP.write_text(_stamp_text())
     return GEN_DIR
 
 
@@ -74,16 +87,29 @@ def import_stubs():
         grpc.__path__.append(gen_grpc)
     import types
 
-    from encore.v1 import decisions_pb2, decisions_pb2_grpc, diagnostics_pb2, diagnostics_pb2_grpc
+    from encore.v1 import (
+        catalog_pb2,
+        catalog_pb2_grpc,
+        decisions_pb2,
+        decisions_pb2_grpc,
+        diagnostics_pb2,
+        diagnostics_pb2_grpc,
+        models_pb2,
+        models_pb2_grpc,
+    )
     from grpc.health.v1 import health_pb2, health_pb2_grpc
 
     return types.SimpleNamespace(
+        catalog_pb2=catalog_pb2,
+        catalog_pb2_grpc=catalog_pb2_grpc,
         decisions_pb2=decisions_pb2,
         decisions_pb2_grpc=decisions_pb2_grpc,
         diagnostics_pb2=diagnostics_pb2,
         diagnostics_pb2_grpc=diagnostics_pb2_grpc,
         health_pb2=health_pb2,
         health_pb2_grpc=health_pb2_grpc,
+        models_pb2=models_pb2,
+        models_pb2_grpc=models_pb2_grpc,
     )
 
 

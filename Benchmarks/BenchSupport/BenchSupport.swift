@@ -1,0 +1,91 @@
+import Benchmark
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// How the suite runs, from the environment (set by scripts/bench-micro.sh):
+/// - `BENCHMARK_QUICK=1`: a few hundred iterations per benchmark (CI's threshold check).
+/// - `BENCHMARK_THRESHOLDS=1`: measure only the metrics with checked-in thresholds (allocations
+///   and instructions), so `thresholds update` never records a wall-clock figure.
+public enum BenchSupport {
+    static func flag(_ name: String) -> Bool {
+        guard let value = getenv(name) else { return false }
+        let text = String(cString: value)
+        return !text.isEmpty && text != "0"
+    }
+
+    public static var quick: Bool { flag("BENCHMARK_QUICK") }
+    public static var thresholdsOnly: Bool { flag("BENCHMARK_THRESHOLDS") }
+
+    /// Thresholds are checked for allocations and instructions only, never wall clock:
+    /// allocations must not grow at all, instructions may drift by 10 %.
+    public static let thresholds: [BenchmarkMetric: BenchmarkThresholds] = [
+        .mallocCountTotal: .init(absolute: [.p90: 0]),
+        .instructions: .init(relative: [.p90: 10.0]),
+    ]
+
+    /// The configuration every Encore micro-benchmark uses. `scalingFactor` is the number of
+    /// operations one measured iteration performs (loop over `benchmark.scaledIterations`).
+    public static func configuration(scalingFactor: BenchmarkScalingFactor = .kilo) -> Benchmark.Configuration {
+        let metrics: [BenchmarkMetric] =
+            thresholdsOnly
+            ? [.mallocCountTotal, .instructions]
+            : [.wallClock, .throughput, .instructions, .mallocCountTotal]
+        return .init(
+            metrics: metrics,
+            timeUnits: .nanoseconds,
+            warmupIterations: quick ? 5 : 20,
+            scalingFactor: scalingFactor,
+            maxDuration: quick ? .milliseconds(300) : .seconds(2),
+            maxIterations: quick ? 100 : 5_000,
+            thresholds: thresholds
+        )
+    }
+}
+
+/// Bytes at stable addresses for the whole benchmark run (DecisionInput and the codecs borrow
+/// raw views; these are never freed, on purpose).
+public final class ByteArena: @unchecked Sendable {
+    public init() {}
+
+    /// A stable copy of `bytes`.
+    public func bytes(_ bytes: [UInt8]) -> UnsafeRawBufferPointer {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
+        buffer.copyBytes(from: bytes)
+        return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<bytes.count])
+    }
+
+    /// A stable copy of `text`'s UTF-8.
+    public func utf8(_ text: String) -> UnsafeRawBufferPointer { bytes(Array(text.utf8)) }
+
+    /// A stable array of values.
+    public func array<T>(_ values: [T]) -> UnsafeBufferPointer<T> {
+        let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: max(values.count, 1))
+        _ = buffer.initialize(from: values)
+        return UnsafeBufferPointer(rebasing: UnsafeBufferPointer(buffer)[0..<values.count])
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for fixture data.
+public struct FixtureRandom {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [-scale, scale).
+    public mutating func weight(_ scale: Float) -> Float {
+        Float(Double(next() >> 11) * 0x1.0p-53 * 2 - 1) * scale
+    }
+
+    public mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+}

@@ -1,0 +1,178 @@
+import EncoreCrypto
+import Testing
+
+@testable import EncoreModel
+
+func sampleSnapshot(
+    version: String = "test-1", exploration: Exploration = .squareCB(gamma: 50), weight: Float = 0.25,
+    rules: String? = #"{"cap":3}"#
+) throws -> ModelSnapshot
+{
+    let schema = FeatureSchema(
+        features: ["bias", "order.total_log", "order.is_gift", "customer.f0", "segment=vip", "request.x"],
+        interactions: [.init(1, 2)])
+    let offers = ["a", "b", "c"]
+    let width = schema.width
+    return try ModelSnapshot(
+        version: version, createdAtMillis: 1_700_000_000_000, schema: schema, offerIDs: offers,
+        sharedWeights: (0..<width).map { Float($0) * 0.1 }, offerWeights: (0..<(offers.count * width)).map { _ in weight },
+        offerBiases: [0.1, -0.2, 0.3], link: .logistic, objective: .conversion, exploration: exploration,
+        rulesJSON: rules)
+}
+
+func refusal(_ bytes: [UInt8], trusted: [Ed25519.PublicKey] = []) -> ModelError? {
+    do {
+        _ = try SnapshotFile.read(bytes, trustedKeys: trusted)
+        return nil
+    } catch {
+        return error
+    }
+}
+
+@Suite struct SnapshotFileTests {
+    @Test func roundTripsEveryField() throws {
+        let original = try sampleSnapshot()
+        let (read, meta) = try SnapshotFile.read(try SnapshotFile.write(original))
+        #expect(read.version == original.version)
+        #expect(read.createdAtMillis == original.createdAtMillis)
+        #expect(read.schema == original.schema)
+        #expect(read.offerIDs == original.offerIDs)
+        #expect(read.sharedWeights == original.sharedWeights)
+        #expect(read.offerWeights == original.offerWeights)
+        #expect(read.offerBiases == original.offerBiases)
+        #expect(read.link == original.link && read.objective == original.objective)
+        #expect(read.exploration == original.exploration)
+        #expect(read.rulesJSON == original.rulesJSON)
+        #expect(meta.signedBy == nil)
+    }
+
+    @Test func writingIsDeterministic() throws {
+        #expect(try SnapshotFile.write(try sampleSnapshot()) == SnapshotFile.write(try sampleSnapshot()))
+    }
+
+    @Test func refusesAByteFlipAnywhere() throws {
+        let bytes = try SnapshotFile.write(try sampleSnapshot())
+        // Every byte of the header, table and every section, and the checksum in the trailer.
+        for i in 0..<(bytes.count - SnapshotFile.trailerBytes + 40) {
+            var corrupt = bytes
+            corrupt[i] ^= 0x40
+            let error = refusal(corrupt)
+            #expect(error != nil, "flip at \(i) accepted")
+            #expect(error?.code == .invalidSnapshot)
+        }
+    }
+
+    @Test func refusesTruncation() throws {
+        let bytes = try SnapshotFile.write(try sampleSnapshot())
+        for length in [0, 1, 8, 60, 200, bytes.count / 2, bytes.count - 1] {
+            #expect(refusal(Array(bytes.prefix(length))) != nil, "length \(length) accepted")
+        }
+    }
+
+    @Test func namesHeaderProblems() throws {
+        let bytes = try SnapshotFile.write(try sampleSnapshot())
+        var wrongMagic = bytes
+        wrongMagic[0] = UInt8(ascii: "X")
+        #expect(refusal(wrongMagic)?.message.contains("magic") == true)
+        var wrongVersion = bytes
+        wrongVersion[8] = 9
+        #expect(refusal(wrongVersion)?.message.contains("format version 9") == true)
+        var badBody = bytes
+        badBody[bytes.count - SnapshotFile.trailerBytes - 3] ^= 1
+        #expect(refusal(badBody)?.message.contains("checksum") == true)
+    }
+
+    @Test func refusesNaNAndInfiniteWeights() throws {
+        for bad in [Float.nan, .infinity, -.infinity] {
+            #expect(throws: ModelError.self) { _ = try sampleSnapshot(weight: bad) }
+        }
+        do {
+            _ = try sampleSnapshot(weight: .nan)
+        } catch let error as ModelError {
+            #expect(error.message.contains("offer weights"))
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+    }
+
+    @Test func refusesStructurallyBadSnapshotsEvenWithValidChecksum() throws {
+        // Rebuild with a NaN weight patched into WEIGHTS and a recomputed checksum.
+        let bytes = try SnapshotFile.write(try sampleSnapshot(rules: nil))
+        let body = bytes.count - SnapshotFile.trailerBytes
+        var patched = Array(bytes[0..<body])
+        // Without RULES/OPE, EXPLORATION (JSON) is last; WEIGHTS ends where it starts. Find the
+        // last weight by locating the exploration JSON.
+        let exploration = Array(#"{"gamma":50,"kind":"squarecb"}"#.utf8)
+        let start = try #require((0..<body).last { Array(patched[$0..<min(body, $0 + exploration.count)]) == exploration })
+        let lastWeight = start - 4
+        let nan = Float.nan.bitPattern
+        for k in 0..<4 { patched[lastWeight + k] = UInt8(truncatingIfNeeded: nan >> (8 * UInt32(k))) }
+        let digest = SHA256.digest(patched)
+        var rebuilt = patched + SnapshotFile.trailerMagic + digest
+        rebuilt += [UInt8](repeating: 0, count: SnapshotFile.trailerBytes - 8 - 32)
+        let error = refusal(rebuilt)
+        #expect(error?.code == .invalidSnapshot)
+        #expect(error?.message.contains("nan") == true || error?.message.contains("NaN") == true)
+    }
+
+    @Test func signatureIsCheckedAgainstTrustedKeys() throws {
+        let key = try Ed25519.PrivateKey()
+        let other = try Ed25519.PrivateKey()
+        let signed = try SnapshotFile.write(try sampleSnapshot(), signingKey: key)
+        let unsigned = try SnapshotFile.write(try sampleSnapshot())
+        #expect(refusal(signed, trusted: [key.publicKey]) == nil)
+        #expect(try SnapshotFile.read(signed).1.signedBy == key.publicKey.raw)
+        #expect(refusal(signed, trusted: [other.publicKey])?.code == .untrusted)
+        #expect(refusal(unsigned, trusted: [key.publicKey])?.code == .untrusted)
+        #expect(refusal(unsigned) == nil)
+        // A forged signature (flip a signature byte) fails with the right key.
+        var forged = signed
+        forged[forged.count - 1] ^= 1
+        #expect(refusal(forged, trusted: [key.publicKey])?.code == .untrusted)
+    }
+
+    @Test func ed25519KeysRoundTripThroughPEM() throws {
+        let key = try Ed25519.PrivateKey()
+        let again = try Ed25519.PrivateKey(pem: key.pem)
+        #expect(again.publicKey == key.publicKey)
+        let message: [UInt8] = Array("hello".utf8)
+        #expect(key.publicKey.verify(signature: try again.sign(message), message: message))
+        #expect(!key.publicKey.verify(signature: try again.sign(message), message: Array("hellO".utf8)))
+        #expect(throws: (any Error).self) { _ = try Ed25519.PrivateKey(pem: "not a key") }
+    }
+
+    @Test func validatesShapesAndParameters() throws {
+        let schema = FeatureSchema(features: ["bias"], interactions: [])
+        #expect(throws: ModelError.self) {
+            _ = try ModelSnapshot(
+                version: "v", createdAtMillis: 0, schema: schema, offerIDs: ["a"], sharedWeights: [0, 0], offerWeights: [0],
+                offerBiases: [0], link: .logistic, objective: .conversion, exploration: .uniform)
+        }
+        #expect(throws: ModelError.self) {
+            _ = try ModelSnapshot(
+                version: "v", createdAtMillis: 0, schema: schema, offerIDs: ["a", "a"], sharedWeights: [0],
+                offerWeights: [0, 0], offerBiases: [0, 0], link: .logistic, objective: .conversion, exploration: .uniform)
+        }
+        #expect(throws: ModelError.self) {
+            _ = try ModelSnapshot(
+                version: "v", createdAtMillis: 0, schema: schema, offerIDs: ["a"], sharedWeights: [0], offerWeights: [0],
+                offerBiases: [0], link: .logistic, objective: .conversion, exploration: .softmax(temperature: -1))
+        }
+        #expect(FeatureSchema(features: ["bogus.feature"]).validationError() != nil)
+        #expect(FeatureSchema(features: ["bias", "bias"]).validationError() != nil)
+        #expect(FeatureSchema(features: ["bias"], interactions: [.init(0, 3)]).validationError() != nil)
+    }
+
+    @Test func schemaCompilesAgainstTheStoreOrNamesTheMissingFeature() throws {
+        let schema = FeatureSchema(features: ["bias", "customer.f0", "segment=vip", "segment=unseen"])
+        let program = try schema.compile(customerFeatures: ["f0"], segments: ["vip"])
+        #expect(program.ops == [.bias, .customer(0), .segment(0), .constant(0)])
+        do {
+            _ = try FeatureSchema(features: ["customer.missing"]).compile(customerFeatures: ["f0"], segments: [])
+            Issue.record("missing feature accepted")
+        } catch {
+            #expect(error.code == .schemaMismatch)
+            #expect(error.message.contains("missing"))
+        }
+    }
+}
