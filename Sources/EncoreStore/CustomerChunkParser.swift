@@ -82,7 +82,7 @@ final class CustomerChunkParser: @unchecked Sendable {
         var start = range.lowerBound
         var releasedUpTo = start
         var pendingProgress = 0
-        let releaseStep = 64 << 20
+        let releaseStep = 16 << 20
         while start < range.upperBound {
             var end = start
             if let nl = memchrNewline(base + start, range.upperBound - start) {

@@ -110,11 +110,13 @@ extension CustomerStore {
                     rowBase: rowBase, firstLine: firstDataLine + rowBase))
             rowBase += lineCounts[k]
         }
-        let reporter = LoadProgress(progress)
-        let frozen = parsers
-        _ = parallelMap(chunkCount) { k -> Int in
-            frozen[k].run(progress: reporter)
-            return 0
+        do {
+            let reporter = LoadProgress(progress)
+            let running = parsers
+            _ = parallelMap(chunkCount) { k -> Int in
+                running[k].run(progress: reporter)
+                return 0
+            }
         }
         if let error = parsers.lazy.compactMap(\.error).first { throw error }
 

@@ -9,10 +9,35 @@
 /// exactly (one multiply or divide of exact doubles, as in fast_float's fast path); anything
 /// else falls back to `strtod` on a stack copy.
 enum DecimalParser {
-    private static let powersOfTen: [Double] = (0...22).map { e in
-        var p = 1.0
-        for _ in 0..<e { p *= 10 }
-        return p
+    /// 10^e for 0 <= e <= 22, all exact in a `Double` (a switch, not a global array, so the
+    /// hot path pays no lazy-initialization check).
+    @inline(__always)
+    private static func exactPowerOfTen(_ e: Int) -> Double {
+        switch e {
+        case 0: 1e0
+        case 1: 1e1
+        case 2: 1e2
+        case 3: 1e3
+        case 4: 1e4
+        case 5: 1e5
+        case 6: 1e6
+        case 7: 1e7
+        case 8: 1e8
+        case 9: 1e9
+        case 10: 1e10
+        case 11: 1e11
+        case 12: 1e12
+        case 13: 1e13
+        case 14: 1e14
+        case 15: 1e15
+        case 16: 1e16
+        case 17: 1e17
+        case 18: 1e18
+        case 19: 1e19
+        case 20: 1e20
+        case 21: 1e21
+        default: 1e22
+        }
     }
 
     /// Scans a number starting at `p[i]` (optional sign, digits, optional fraction, optional
@@ -81,7 +106,7 @@ enum DecimalParser {
         i = j
         if !inexact, mantissa < (1 << 53), exponent >= -22, exponent <= 22 {
             var value = Double(mantissa)
-            value = exponent < 0 ? value / powersOfTen[-exponent] : value * powersOfTen[exponent]
+            value = exponent < 0 ? value / exactPowerOfTen(-exponent) : value * exactPowerOfTen(exponent)
             return negative ? -value : value
         }
         if mantissa == 0 && !inexact { return negative ? -0.0 : 0 }
