@@ -80,7 +80,11 @@ def main():
     ap.add_argument("-n", type=int, default=60000)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--peers-build", default=os.environ.get("PEERS_BUILD", "/tmp/peers-build"))
+    ap.add_argument("--write-body", metavar="FILE", help="only write the Decide request frame to FILE and exit")
     args = ap.parse_args()
+    if args.write_body:
+        open(args.write_body, "wb").write(decide_request())
+        return
     encore = os.environ.get("ENCORE_BIN", os.path.join(ROOT, ".build/release/encore"))
     if not os.path.exists(encore):
         subprocess.run(["swift", "build", "-c", "release", "--product", "encore"], cwd=ROOT, check=True)

@@ -3,14 +3,16 @@
 # LD_PRELOAD malloc counter (scripts/malloc-count/malloc_count.c), h2load sends Health/Check
 # calls, and the counter is read before and after each load (SIGUSR2). Counts are exact and do
 # not depend on machine load.
-#   scripts/count-allocations.sh [--json] [-n REQUESTS]
+#   scripts/count-allocations.sh [--json] [-n REQUESTS] [--decide]
+# Default: Health/Check. --decide: Decide on the embedded demo (2 slots, holdout off).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-json=0; n=60000
+json=0; n=60000; method=health
 while [ $# -gt 0 ]; do
   case "$1" in
     --json) json=1 ;;
     -n) n="$2"; shift ;;
+    --decide) method=decide ;;
     *) echo "usage: $0 [--json] [-n REQUESTS]" >&2; exit 2 ;;
   esac
   shift
@@ -23,15 +25,23 @@ server_pid=""
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 gcc -O2 -shared -fPIC -o "$work/malloc_count.so" "$root/scripts/malloc-count/malloc_count.c"
-# HealthCheckRequest{service: "encore.v1.Decisions"} in a gRPC frame.
-printf '\x00\x00\x00\x00\x15\x0a\x13encore.v1.Decisions' > "$work/body.bin"
+if [ "$method" = decide ]; then
+  python3 "$root/scripts/bench-decide.py" --write-body "$work/body.bin"
+  path=/encore.v1.Decisions/Decide
+  serve_args=(--holdout-share 0)
+else
+  # HealthCheckRequest{service: "encore.v1.Decisions"} in a gRPC frame.
+  printf '\x00\x00\x00\x00\x15\x0a\x13encore.v1.Decisions' > "$work/body.bin"
+  path=/grpc.health.v1.Health/Check
+  serve_args=()
+fi
 
-LD_PRELOAD="$work/malloc_count.so" "$bin" serve --port 0 --threads 1 2> "$work/server.log" &
+LD_PRELOAD="$work/malloc_count.so" "$bin" serve --port 0 --threads 1 "${serve_args[@]}" 2> "$work/server.log" &
 server_pid=$!
-for _ in $(seq 100); do grep -q "listening on" "$work/server.log" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q "listening on" "$work/server.log" 2>/dev/null && break; sleep 0.1; done
 port="$(sed -n 's/.*listening on [^ ]*:\([0-9]*\) .*/\1/p' "$work/server.log")"
 [ -n "$port" ] || { echo "server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
-url="http://127.0.0.1:$port/grpc.health.v1.Health/Check"
+url="http://127.0.0.1:$port$path"
 load() { h2load "$@" -d "$work/body.bin" -H 'content-type: application/grpc' -H 'te: trailers' "$url" > "$work/h2load.out" 2>&1
          grep -q " 0 failed" "$work/h2load.out" || { cat "$work/h2load.out" >&2; exit 1; }; }
 sample() { kill -USR2 "$server_pid"; sleep 0.3; grep "malloc-count" "$work/server.log" | tail -1 | sed 's/.*allocs=\([0-9]*\).*/\1/'; }
@@ -53,7 +63,7 @@ per_connection="$(python3 -c "print(round(($a3 - $a2) / 16, 1))")"
 if [ "$json" = 1 ]; then
   echo "{\"requests\": $n, \"allocs_per_request\": $marginal, \"allocs_per_request_incl_connection_setup\": $average, \"allocs_per_new_connection_with_one_call\": $per_connection}"
 else
-  echo "Health/Check over 16 connections (h2load -c 16 -m 8), runs of $n and $((2 * n)) requests"
+  echo "$path over 16 connections (h2load -c 16 -m 8), runs of $n and $((2 * n)) requests"
   echo "heap allocations per request (marginal: (run 2n - run n) / n):   $marginal"
   echo "heap allocations per request (run of n, connection setup incl.): $average"
   echo "heap allocations per new connection with one call:               $per_connection"
