@@ -48,4 +48,10 @@ let benchmarks: @Sendable () -> Void = {
         }
         blackHole(total)
     }
+
+    // An empty iteration: package-benchmark's own allocations per measured iteration, which
+    // every other benchmark's malloc count includes.
+    Benchmark("empty-iteration", configuration: BenchSupport.configuration(scalingFactor: .one)) { benchmark in
+        for i in benchmark.scaledIterations { blackHole(i) }
+    }
 }

@@ -12,7 +12,8 @@ public final class ActiveModel: @unchecked Sendable {
     /// nil: no snapshot, the policy is uniform over eligible candidates.
     public let snapshot: ModelSnapshot?
     public let catalog: OfferCatalog
-    public let customers: CustomerStore
+    /// The customer generation (loaded base plus upserted overlay) decisions read.
+    public let customers: CustomerGeneration
     /// The model version named in every decision ("uniform" without a snapshot).
     public let version: String
     let versionHash: UInt64
@@ -39,7 +40,11 @@ public final class ActiveModel: @unchecked Sendable {
 
     /// Binds `snapshot` (or none) to `catalog` and `customers`. Throws `.schemaMismatch` when
     /// the snapshot needs a customer feature the store does not have.
-    public init(snapshot: ModelSnapshot?, catalog: OfferCatalog, customers: CustomerStore) throws(ModelError) {
+    public convenience init(snapshot: ModelSnapshot?, catalog: OfferCatalog, customers: CustomerStore) throws(ModelError) {
+        try self.init(snapshot: snapshot, catalog: catalog, customers: CustomerGeneration(base: customers))
+    }
+
+    public init(snapshot: ModelSnapshot?, catalog: OfferCatalog, customers: CustomerGeneration) throws(ModelError) {
         self.snapshot = snapshot
         self.catalog = catalog
         self.customers = customers
@@ -105,7 +110,9 @@ public final class ActiveModel: @unchecked Sendable {
     }
 
     /// The same snapshot bound to a new catalog or store generation.
-    public func rebinding(catalog: OfferCatalog? = nil, customers: CustomerStore? = nil) throws(ModelError) -> ActiveModel {
+    public func rebinding(catalog: OfferCatalog? = nil, customers: CustomerGeneration? = nil) throws(ModelError)
+        -> ActiveModel
+    {
         try ActiveModel(snapshot: snapshot, catalog: catalog ?? self.catalog, customers: customers ?? self.customers)
     }
 

@@ -7,10 +7,11 @@ import Glibc
 
 extension DecisionWorkspace {
     /// Evaluates the model's compiled feature program into `z` (features, then interactions).
-    func evaluateFeatures(_ input: DecisionInput, surface: Surface, customer: Int32, model: ActiveModel) {
+    func evaluateFeatures(_ input: DecisionInput, surface: Surface, customer: CustomerView, model: ActiveModel) {
         let program = model.program
-        let customerFeatures = customer >= 0 ? model.customers.features(at: customer) : model.customers.defaultFeatures
-        let segments = customer >= 0 ? model.customers.segments(at: customer) : 0
+        let customerFeatures = customer.features
+        let segments = customer.segments
+        let known = customer.isKnown
         // Hash each categorical field of the request once.
         let shipping = StableHash.hash(input.shippingMethod)
         let channel = StableHash.hash(input.channel)
@@ -40,7 +41,7 @@ extension DecisionWorkspace {
             case .device(let h): value = device == h ? 1 : 0
             case .country(let h): value = country == h ? 1 : 0
             case .surface(let h): value = surfaceHash == h ? 1 : 0
-            case .customerKnown: value = customer >= 0 ? 1 : 0
+            case .customerKnown: value = known ? 1 : 0
             case .customer(let column): value = column < customerFeatures.count ? customerFeatures[column] : 0
             case .segment(let bit): value = segments & (1 << UInt64(bit)) != 0 ? 1 : 0
             case .request(let h):

@@ -145,7 +145,7 @@ public final class DecisionWorkspace {
         guard n > 0 else { return }
 
         let customer = model.customers.lookup(input.customerID)
-        output.knownCustomer = customer >= 0
+        output.knownCustomer = customer.isKnown
         if model.snapshot != nil {
             evaluateFeatures(input, surface: surface, customer: customer, model: model)
         }

@@ -27,22 +27,34 @@ extension SnapshotFile {
         guard Array(bytes[(bodyEnd + 8)..<(bodyEnd + 40)]) == digest else {
             throw bad("checksum mismatch: the snapshot is corrupt (SHA-256 of the body differs from the trailer)")
         }
-        let signed = bytes[bodyEnd + 40] & 1 == 1
+        let flags = bytes[bodyEnd + 40]
+        guard flags <= 1, bytes[(bodyEnd + 41)..<(bodyEnd + 48)].allSatisfy({ $0 == 0 }) else {
+            throw bad("trailer flags or reserved bytes are not valid (flags \(flags))")
+        }
+        let signed = flags == 1
         var signer: [UInt8]? = nil
         if signed {
             signer = Array(bytes[(bodyEnd + 48)..<(bodyEnd + 80)])
             let signature = Array(bytes[(bodyEnd + 80)..<(bodyEnd + 144)])
-            if !trustedKeys.isEmpty {
-                guard let key = trustedKeys.first(where: { $0.raw == signer! }) else {
-                    throw ModelError(.untrusted, "snapshot is signed by a key that is not trusted (--trusted-key)")
-                }
-                guard key.verify(signature: signature, message: digest) else {
-                    throw ModelError(.untrusted, "snapshot signature does not verify")
-                }
+            // A signature is always checked against the key it names; trusted keys decide
+            // whether that key is acceptable.
+            guard let embedded = try? Ed25519.PublicKey(raw: signer!),
+                embedded.verify(signature: signature, message: digest)
+            else {
+                throw ModelError(
+                    trustedKeys.isEmpty ? .invalidSnapshot : .untrusted, "snapshot signature does not verify")
             }
-        } else if !trustedKeys.isEmpty {
-            throw ModelError(
-                .untrusted, "snapshot is unsigned but trusted keys are configured: unsigned snapshots are refused")
+            if !trustedKeys.isEmpty && !trustedKeys.contains(where: { $0.raw == signer! }) {
+                throw ModelError(.untrusted, "snapshot is signed by a key that is not trusted (--trusted-key)")
+            }
+        } else {
+            guard bytes[(bodyEnd + 48)..<(bodyEnd + 144)].allSatisfy({ $0 == 0 }) else {
+                throw bad("unsigned snapshot carries key or signature bytes in its trailer")
+            }
+            if !trustedKeys.isEmpty {
+                throw ModelError(
+                    .untrusted, "snapshot is unsigned but trusted keys are configured: unsigned snapshots are refused")
+            }
         }
 
         let sectionCount = Int(load(bytes, 12) as UInt32)

@@ -60,9 +60,12 @@ public final class EncoreServer: Sendable {
         if options.servesDemo && !options.holdoutShareSet { options.engine.holdoutShare = 0.05 }
         if let problem = options.engine.validationError() { throw TransportError(problem) }
         self.options = options
-        let model = try ActiveModel(snapshot: data.snapshot?.snapshot, catalog: data.catalog, customers: data.customers)
+        let customerTable = CustomerTable(base: data.customers)
+        let model = try ActiveModel(
+            snapshot: data.snapshot?.snapshot, catalog: data.catalog, customers: customerTable.current)
         engine = DecisionEngine(configuration: options.engine, model: model)
-        registry = ModelRegistry(engine: engine, trustedKeys: trustedKeys, initial: data.snapshot)
+        registry = ModelRegistry(
+            engine: engine, customers: customerTable, trustedKeys: trustedKeys, initial: data.snapshot)
 
         let serving = ServingState()
         var router = GRPCRouter()
@@ -70,11 +73,12 @@ public final class EncoreServer: Sendable {
         DecisionsService(engine: engine, threads: options.transport.threads).register(in: &router)
         ModelsService(registry: registry).register(in: &router)
         CatalogService(registry: registry).register(in: &router)
+        CustomersService(registry: registry).register(in: &router)
         if options.diagnostics { DiagnosticsService().register(in: &router) }
         server = GRPCServer(configuration: options.transport, router: router, serving: serving)
         let active = engine.active.value
         Log.info(
-            "serving \(options.servesDemo ? "the embedded demo: " : "")\(active.catalog.count) offers, \(active.customers.count) customers x \(active.customers.featureCount) features, model \(active.version) (\(ModelRegistry.describe(active.exploration)))"
+            "serving \(options.servesDemo ? "the embedded demo: " : "")\(active.catalog.count) offers, \(active.customers.customerCount) customers x \(active.customers.featureNames.count) features, model \(active.version) (\(ModelRegistry.describe(active.exploration)))"
         )
     }
 

@@ -26,6 +26,8 @@ public final class ModelRegistry: Sendable {
     }
 
     public let engine: DecisionEngine
+    /// The customer table behind the active model (upserts publish new generations).
+    public let customers: CustomerTable
     public let trustedKeys: [Ed25519.PublicKey]
     /// Previously active snapshots kept loaded for instant rollback.
     public let keepPrevious = 3
@@ -33,8 +35,9 @@ public final class ModelRegistry: Sendable {
     public let keepPending = 4
     private let state = Mutex(State())
 
-    public init(engine: DecisionEngine, trustedKeys: [Ed25519.PublicKey], initial: Loaded?) {
+    public init(engine: DecisionEngine, customers: CustomerTable, trustedKeys: [Ed25519.PublicKey], initial: Loaded?) {
         self.engine = engine
+        self.customers = customers
         self.trustedKeys = trustedKeys
         if let initial { state.withLock { $0.loaded = [initial] } }
     }
@@ -109,13 +112,34 @@ public final class ModelRegistry: Sendable {
     }
 
     /// Republishes the active snapshot bound to a new catalog and/or customer store (upserts).
-    public func rebind(catalog: OfferCatalog? = nil, customers: CustomerStore? = nil) throws(GRPCStatus) {
+    public func rebind(catalog: OfferCatalog? = nil, customers: CustomerGeneration? = nil) throws(GRPCStatus) {
         try state.withLock { _ throws(GRPCStatus) in
             do {
                 engine.active.publish(try engine.active.value.rebinding(catalog: catalog, customers: customers))
             } catch {
                 throw GRPCStatus(.failedPrecondition, "the active snapshot cannot serve the new data: \(error)")
             }
+        }
+    }
+
+    /// Applies a batch of customer upserts and republishes the active model over the new
+    /// customer generation (both atomically visible to the next decision).
+    public func upsertCustomers(_ records: [CustomerUpsert]) throws(GRPCStatus) -> CustomerUpsertResult {
+        try state.withLock { _ throws(GRPCStatus) in
+            let result: CustomerUpsertResult
+            do {
+                result = try customers.upsert(records)
+            } catch let error as StoreError {
+                throw GRPCStatus(error.code == .resourceExhausted ? .resourceExhausted : .invalidArgument, error.message)
+            } catch {
+                throw GRPCStatus(.invalidArgument, "\(error)")
+            }
+            do {
+                engine.active.publish(try engine.active.value.rebinding(customers: customers.current))
+            } catch {
+                throw GRPCStatus(.failedPrecondition, "the active snapshot cannot serve the new customers: \(error)")
+            }
+            return result
         }
     }
 

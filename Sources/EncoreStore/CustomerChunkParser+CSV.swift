@@ -107,9 +107,12 @@ extension CustomerChunkParser {
             }
             names.append(name)
         }
-        func fail(_ message: String) -> StoreError { StoreError(.malformed, "bad header: \(message)", file: file, line: 1) }
+        func fail(_ message: String) -> StoreError {
+            StoreError(.malformed, "bad header: \(message)", file: file, line: 1)
+        }
         guard names.count >= 2, names[0] == "customer_id", names[1] == "segments" else {
-            throw fail("expected it to start with customer_id,segments (got \"\(names.prefix(2).joined(separator: ","))\")")
+            throw fail(
+                "expected it to start with customer_id,segments (got \"\(names.prefix(2).joined(separator: ","))\")")
         }
         var seen: Set<String> = []
         for (k, name) in names.enumerated().dropFirst(2) {

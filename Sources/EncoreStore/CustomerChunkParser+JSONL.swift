@@ -97,7 +97,8 @@ extension CustomerChunkParser {
                 guard j >= 0 else {
                     throw StoreError(
                         .invalidField,
-                        "unknown feature \"\(String(decoding: name, as: UTF8.self))\" (not in the first line's features)")
+                        "unknown feature \"\(String(decoding: name, as: UTF8.self))\" (not in the first line's features)"
+                    )
                 }
             }
             expected = j + 1
@@ -106,7 +107,9 @@ extension CustomerChunkParser {
                 throw StoreError(.invalidField, "\(columnLabel(j)) must be a number")
             }
             let text = try s.scanNumberText()
-            guard let v = DecimalParser.parse(text) else { throw StoreError(.invalidField, "\(columnLabel(j)) must be a number") }
+            guard let v = DecimalParser.parse(text) else {
+                throw StoreError(.invalidField, "\(columnLabel(j)) must be a number")
+            }
             try store(v, row: row, column: j, line: line)
             guard let sep = s.peek() else { throw s.syntaxError("expected ',' or '}', found end of line") }
             s.pos += 1
@@ -149,7 +152,8 @@ extension CustomerChunkParser {
                 if sep == 0x7D { break }
             }
         } catch let e as JSONScanner.SyntaxError {
-            throw StoreError(.malformed, "malformed JSON at column \(e.column): \(e.reason)", file: file, line: lineNumber)
+            throw StoreError(
+                .malformed, "malformed JSON at column \(e.column): \(e.reason)", file: file, line: lineNumber)
         }
         var seen: Set<String> = []
         for name in names where !seen.insert(name).inserted {

@@ -37,7 +37,7 @@ public final class CustomerGeneration: @unchecked Sendable {
     }
 
     /// A generation with an empty overlay over `base`.
-    convenience init(base: CustomerStore, number: UInt64) {
+    public convenience init(base: CustomerStore, number: UInt64 = 0) {
         let offsets = UnsafeMutablePointer<Int>.allocate(capacity: 1)
         offsets[0] = 0
         // An empty index cannot hold duplicates.

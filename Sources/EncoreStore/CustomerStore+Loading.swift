@@ -78,9 +78,16 @@ extension CustomerStore {
         let chunkBounds = bounds
         let lineCounts = parallelMap(chunkCount) { k -> Int in
             let range = chunkBounds[k]..<chunkBounds[k + 1]
-            let n = file.countNewlines(in: range)
+            // Count in 16 MiB steps, dropping each step's pages so RSS stays low.
+            var n = 0
+            var at = range.lowerBound
+            while at < range.upperBound {
+                let stepEnd = min(at + (16 << 20), range.upperBound)
+                n += file.countNewlines(in: at..<stepEnd)
+                file.release(at..<stepEnd)
+                at = stepEnd
+            }
             let unterminated = !range.isEmpty && file.bytes[range.upperBound - 1] != 0x0A
-            file.release(range)
             return n + (unterminated ? 1 : 0)
         }
         let maxRows = lineCounts.reduce(0, +)
@@ -126,7 +133,8 @@ extension CustomerStore {
         var arenaBytes = 0
         for p in parsers {
             if count != p.rowBase {
-                (matrix + count * featureCount).update(from: matrix + p.rowBase * featureCount, count: p.rows * featureCount)
+                (matrix + count * featureCount).update(
+                    from: matrix + p.rowBase * featureCount, count: p.rows * featureCount)
                 (masks + count).update(from: masks + p.rowBase, count: p.rows)
                 (offsets + count).update(from: offsets + p.rowBase, count: p.rows)
             }

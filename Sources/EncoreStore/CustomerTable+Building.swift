@@ -55,9 +55,12 @@ extension CustomerTable {
             }
             for (name, value) in record.features {
                 guard let j = base.featureIndex(named: name) else {
-                    throw fail(.invalidField, "unknown feature \"\(name)\" (the store's features are fixed by its file)")
+                    throw fail(
+                        .invalidField, "unknown feature \"\(name)\" (the store's features are fixed by its file)")
                 }
-                guard value.isFinite else { throw fail(.invalidField, "feature \"\(name)\" is \(value) (must be finite)") }
+                guard value.isFinite else {
+                    throw fail(.invalidField, "feature \"\(name)\" is \(value) (must be finite)")
+                }
                 features[row * featureCount + j] = value
             }
             if let names = record.segments {

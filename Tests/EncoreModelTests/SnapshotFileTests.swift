@@ -52,13 +52,19 @@ func refusal(_ bytes: [UInt8], trusted: [Ed25519.PublicKey] = []) -> ModelError?
 
     @Test func refusesAByteFlipAnywhere() throws {
         let bytes = try SnapshotFile.write(try sampleSnapshot())
-        // Every byte of the header, table and every section, and the checksum in the trailer.
-        for i in 0..<(bytes.count - SnapshotFile.trailerBytes + 40) {
+        // Every byte of the file: header, table, every section and the whole trailer.
+        for i in 0..<bytes.count {
             var corrupt = bytes
             corrupt[i] ^= 0x40
             let error = refusal(corrupt)
             #expect(error != nil, "flip at \(i) accepted")
             #expect(error?.code == .invalidSnapshot)
+        }
+        let signed = try SnapshotFile.write(try sampleSnapshot(), signingKey: try Ed25519.PrivateKey())
+        for i in 0..<signed.count {
+            var corrupt = signed
+            corrupt[i] ^= 0x01
+            #expect(refusal(corrupt) != nil, "flip at \(i) of a signed snapshot accepted")
         }
     }
 

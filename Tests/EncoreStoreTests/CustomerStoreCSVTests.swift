@@ -61,7 +61,9 @@ import Testing
     }
 
     @Test func rejectsBadHeaders() {
-        for header in ["id,segments,a", "customer_id,a,b", "customer_id", "customer_id,segments,a,a", "customer_id,segments,a,"] {
+        for header in [
+            "id,segments,a", "customer_id,a,b", "customer_id", "customer_id,segments,a,a", "customer_id,segments,a,",
+        ] {
             let e = TemporaryFile.loadError(header + "\nc1,,1\n", name: "x.csv")
             #expect(e?.code == .malformed, "\(header)")
             #expect(e?.line == 1, "\(header)")

@@ -53,7 +53,8 @@ import Testing
             ("{\"customer_id\": \"a\"}", .duplicateID),
         ]
         for (line, code) in cases {
-            let e = TemporaryFile.loadError("{\"customer_id\": \"a\", \"features\": {\"f0\": 1}}\n" + line + "\n", name: "x.jsonl")
+            let e = TemporaryFile.loadError(
+                "{\"customer_id\": \"a\", \"features\": {\"f0\": 1}}\n" + line + "\n", name: "x.jsonl")
             #expect(e?.code == code, "\(line)")
             #expect(e?.line == 2, "\(line)")
             #expect(e?.file?.hasSuffix("x.jsonl") == true)

@@ -69,7 +69,10 @@ import Testing
         let table = CustomerTable(base: try base())
         let before = table.current
         for bad in [
-            [CustomerUpsert(customerID: "c1", features: ["a": 5]), CustomerUpsert(customerID: "c2", features: ["zz": 1])],
+            [
+                CustomerUpsert(customerID: "c1", features: ["a": 5]),
+                CustomerUpsert(customerID: "c2", features: ["zz": 1]),
+            ],
             [CustomerUpsert(customerID: "c1", features: ["a": .nan])],
             [CustomerUpsert(customerID: "")],
         ] {

@@ -1,3 +1,5 @@
+@testable import EncoreStore
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -51,5 +53,3 @@ struct CustomerStoreBox {
         self.path = path
     }
 }
-
-@testable import EncoreStore

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import signal
 
+import encore_interop as ei  # first: sets GRPC_ENABLE_FORK_SUPPORT before grpc is imported
 import grpc
 import pytest
 
-import encore_interop as ei
 import gen_stubs
 
 PER_TEST_TIMEOUT = 90  # seconds; hard backstop on top of the per-operation timeouts

@@ -21,7 +21,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import grpc
+# grpcio's fork handlers (on by default) make a child forked while other threads are inside
+# gRPC abort now and then (SIGABRT before exec, "epoll_wait error: Bad file descriptor"); the
+# servers and CLI runs here are forked with a preexec_fn, sometimes during load. Must be set
+# before grpc is first imported.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+import grpc  # noqa: E402
 import h2.config
 import h2.connection
 import h2.errors

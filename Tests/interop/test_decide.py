@@ -109,6 +109,67 @@ def test_minimal_request_and_unknown_fields(stubs, demo_no_holdout, channel_for)
     _check_slate(resp, "email", 2, ELIGIBLE["email"])
 
 
+def _ld(field: int, payload: bytes) -> bytes:
+    assert len(payload) < 128
+    return bytes([(field << 3) | 2, len(payload)]) + payload
+
+
+_DOUBLE_2 = b"\x00" * 7 + b"\x40"  # 2.0 little-endian
+_UNKNOWN = b"\xa0\x06\x2a" + b"\xaa\x06\x03xyz"  # field 100 varint, field 101 bytes
+TOLERATED = [
+    ("unknown varint + bytes fields", _UNKNOWN),
+    ("unknown fixed32", b"\xa5\x06\x01\x02\x03\x04"),
+    ("unknown fixed64", b"\xa1\x06" + b"\x00" * 8),
+    ("unknown group", b"\xa3\x06\xa0\x06\x01\xa4\x06"),
+    ("unknown fields inside order", _ld(3, b"\x0a\x02o1" + _UNKNOWN)),
+    ("unknown fields inside a line item", _ld(3, _ld(4, b"\x0a\x01s" + _UNKNOWN))),
+    ("unknown fields inside a features entry", _ld(6, b"\x0a\x01x\x11" + _DOUBLE_2 + _UNKNOWN)),
+    ("features entry without key", _ld(6, b"\x11" + _DOUBLE_2)),
+    ("features entry without value", _ld(6, b"\x0a\x01x")),
+    ("features key twice", _ld(6, b"\x0a\x01x\x11" + _DOUBLE_2) * 2),
+    ("slots with a mismatched wire type (fixed32)", b"\x25\x02\x00\x00\x00"),
+    ("order.total_cents with a mismatched wire type (fixed64)", _ld(3, b"\x11" + b"\x00" * 8)),
+]
+
+# Accepted by upb (Python) but refused by SwiftProtobuf, whose behaviour the hot codec copies
+# exactly (it is differentially tested against SwiftProtobuf): inside a map entry, a value with a
+# mismatched wire type is skipped without consuming its payload, which then fails to parse as a
+# field key. Documented in Protocol/PROTOCOL.md; no stock client produces such bytes.
+SWIFTPROTOBUF_PARITY_REFUSED = [
+    ("features value with a mismatched wire type (varint)", _ld(6, b"\x0a\x01x\x10\x01")),
+]
+
+
+def test_map_entry_wire_type_mismatch_follows_swiftprotobuf(stubs, demo_no_holdout, channel_for):
+    D = stubs.decisions_pb2
+    raw = channel_for(demo_no_holdout).unary_unary(ei.DECIDE)
+    base = D.DecideRequest(surface="cart", customer_id="c000005").SerializeToString()
+    for name, extra in SWIFTPROTOBUF_PARITY_REFUSED:
+        with pytest.raises(grpc.RpcError) as info:
+            raw(base + extra, timeout=TIMEOUT)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
+        assert "features" in info.value.details(), info.value.details()
+
+
+def test_tolerates_unknown_and_mismatched_fields(stubs, demo_no_holdout, channel_for):
+    """Bytes the reference parser accepts (unknown fields anywhere, a known number with another
+    wire type, which protobuf parsers keep as an unknown field) must decode: the contract says
+    unknown fields are tolerated."""
+    D = stubs.decisions_pb2
+    raw = channel_for(demo_no_holdout).unary_unary(ei.DECIDE)
+    base = D.DecideRequest(surface="cart", customer_id="c000005").SerializeToString()
+    failures = []
+    for name, extra in TOLERATED:
+        body = base + extra
+        D.DecideRequest.FromString(body)  # the reference parser accepts it
+        try:
+            resp = D.DecideResponse.FromString(raw(body, timeout=TIMEOUT))
+            _check_slate(resp, "cart", 1, ELIGIBLE["cart"], where=name)
+        except grpc.RpcError as e:
+            failures.append(f"{name} (request bytes {body.hex()}): {e.code()} {e.details()!r}")
+    assert not failures, "valid protobuf refused:\n" + "\n".join(failures)
+
+
 def test_decision_ids_unique_under_concurrency(stubs, demo_no_holdout, channel_for):
     """2 connections (both reactor threads, typically), 3,000 concurrent decisions: no id twice."""
     reqs = [_req(stubs, ei.SURFACES[i % 5], CUSTOMERS[i % len(CUSTOMERS)], 1 + i % 2) for i in range(3000)]

@@ -444,6 +444,7 @@ def test_ten_pushes_under_full_load(stubs, snapshots, server_factory, admin_for,
     assert len(load.versions) >= 2, f"the load only ever saw {dict(load.versions)}"
     assert len(load.order) >= 4, f"versions seen by the load, in order: {load.order}"
     assert len(cycles) == 10
+    print(f"grpcio load: {load.calls} calls, versions {dict(load.versions)}, {len(load.order)} switches seen")
     # afterwards: a grpcio sample of exactly what h2load sent is OK, on the last pushed version
     raw = channel_for(server).unary_unary(ei.DECIDE)
     msg = body.read_bytes()[5:]
