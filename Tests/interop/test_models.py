@@ -515,3 +515,44 @@ def _upsert_server():
         pytest.fail(str(e), pytrace=False)
     yield p
     p.stop(grace=3)
+
+
+# ----------------------------------------------------------------------------------------------
+# UpsertCustomers
+# ----------------------------------------------------------------------------------------------
+def test_upsert_customers_changes_scores_atomically(stubs, server_factory, admin_for, channel_for):
+    """A new customer upserted into segment vip gets the vip weight of the referral offer on the
+    next decision (score up by about the demo's 1.2); bad records are refused, nothing applied."""
+    server = server_factory("--holdout-share", "0", "--threads", "2")
+    a = admin_for(server)
+    C = stubs.catalog_pb2
+    customers = stubs.catalog_pb2_grpc.CustomersStub(channel_for(server))
+    who = "interop-new-customer-1"
+    offer = "referral_give20_get20"
+
+    def score():
+        resp = a.decide("thank_you", customer=who, slots=1, candidate_offer_ids=[offer])
+        assert [p.offer_id for p in resp.placements] == [offer], resp
+        return resp.placements[0].score
+
+    cold = {score() for _ in range(4)}
+    assert len(cold) == 1, f"cold-start score differs between calls: {cold}"
+    reply = customers.UpsertCustomers(
+        iter([C.CustomerRecord(customer_id=who, segments=["vip"], features={"email_engagement": 0.9, "referrals": 3})]),
+        timeout=TIMEOUT)
+    assert reply.upserted == 1 and reply.total == 100_001, reply
+    warm = {score() for _ in range(4)}  # both reactor threads see the new generation
+    assert len(warm) == 1, f"scores differ after the upsert: {warm}"
+    assert warm.pop() - cold.pop() > 1.0, "the vip segment and features did not raise the referral score"
+
+    # An unknown feature name refuses the whole batch (the valid first record is not applied).
+    err = _rpc_error(customers.UpsertCustomers, iter([
+        C.CustomerRecord(customer_id="interop-new-customer-2", segments=["vip"]),
+        C.CustomerRecord(customer_id="interop-new-customer-3", features={"no_such_feature": 1.0}),
+    ]), timeout=TIMEOUT)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
+    assert "no_such_feature" in err.details(), err.details()
+    count = customers.UpsertCustomers(iter([C.CustomerRecord(customer_id=who)]), timeout=TIMEOUT)
+    assert count.total == 100_001, f"the refused batch was partly applied: total {count.total}"
+    err = _rpc_error(customers.UpsertCustomers, iter([C.CustomerRecord(customer_id="")]), timeout=TIMEOUT)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "customer_id" in err.details(), err
