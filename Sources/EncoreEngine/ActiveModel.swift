@@ -40,7 +40,9 @@ public final class ActiveModel: @unchecked Sendable {
 
     /// Binds `snapshot` (or none) to `catalog` and `customers`. Throws `.schemaMismatch` when
     /// the snapshot needs a customer feature the store does not have.
-    public convenience init(snapshot: ModelSnapshot?, catalog: OfferCatalog, customers: CustomerStore) throws(ModelError) {
+    public convenience init(snapshot: ModelSnapshot?, catalog: OfferCatalog, customers: CustomerStore)
+        throws(ModelError)
+    {
         try self.init(snapshot: snapshot, catalog: catalog, customers: CustomerGeneration(base: customers))
     }
 
@@ -80,7 +82,8 @@ public final class ActiveModel: @unchecked Sendable {
             offersWithWeights = 0
             return
         }
-        program = try snapshot.schema.compile(customerFeatures: customers.featureNames, segments: customers.segmentNames)
+        program = try snapshot.schema.compile(
+            customerFeatures: customers.featureNames, segments: customers.segmentNames)
         width = snapshot.schema.width
         paddedWidth = (width + 7) / 8 * 8
         var rows = [Float](repeating: 0, count: catalog.count * paddedWidth)

@@ -2,7 +2,7 @@ import EncoreModel
 import EncoreStore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension DecisionWorkspace {

@@ -2,7 +2,7 @@ import EncoreModel
 import EncoreStore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One thread's decision state: scratch buffers sized once, a cached reference to the active
@@ -83,9 +83,9 @@ public final class DecisionWorkspace {
 
     /// Replays a logged decision: the same request, decision id and model version give the same
     /// choices with the same propensities (randomness is seeded from the id and the version).
-    public func replay(_ input: DecisionInput, decisionID: String, into output: inout DecisionOutput) throws(
-        EngineError
-    ) {
+    public func replay(_ input: DecisionInput, decisionID: String, into output: inout DecisionOutput)
+        throws(EngineError)
+    {
         let bytes = Array(decisionID.utf8.prefix(32))
         withUnsafeMutableBytes(of: &output.decisionID) { raw in
             for (i, b) in bytes.enumerated() { raw[i] = b }
@@ -95,12 +95,13 @@ public final class DecisionWorkspace {
         try run(input, decisionNumber: counter, into: &output)
     }
 
-    private func run(_ input: DecisionInput, decisionNumber: UInt64, into output: inout DecisionOutput) throws(
-        EngineError
-    ) {
+    private func run(_ input: DecisionInput, decisionNumber: UInt64, into output: inout DecisionOutput)
+        throws(EngineError)
+    {
         let configuration = engine.configuration
         guard let surface = Surface(utf8: input.surface) else {
-            throw EngineError(.invalidArgument, "surface: unknown surface (expected cart, payment, thank_you, confirmation or email)")
+            throw EngineError(
+                .invalidArgument, "surface: unknown surface (expected cart, payment, thank_you, confirmation or email)")
         }
         guard input.slots <= 2 else { throw EngineError(.invalidArgument, "slots: must be 0, 1 or 2 (0 means 1)") }
         let slots = input.slots == 0 ? 1 : Int(input.slots)
@@ -108,9 +109,15 @@ public final class DecisionWorkspace {
             throw EngineError(.invalidArgument, "candidate_offer_ids: more than 64 candidates")
         }
         let maxID = configuration.maxIDBytes
-        guard input.customerID.count <= maxID else { throw EngineError(.invalidArgument, "customer_id: longer than 256 bytes") }
-        guard input.requestID.count <= maxID else { throw EngineError(.invalidArgument, "request_id: longer than 256 bytes") }
-        guard input.orderID.count <= maxID else { throw EngineError(.invalidArgument, "order.order_id: longer than 256 bytes") }
+        guard input.customerID.count <= maxID else {
+            throw EngineError(.invalidArgument, "customer_id: longer than 256 bytes")
+        }
+        guard input.requestID.count <= maxID else {
+            throw EngineError(.invalidArgument, "request_id: longer than 256 bytes")
+        }
+        guard input.orderID.count <= maxID else {
+            throw EngineError(.invalidArgument, "order.order_id: longer than 256 bytes")
+        }
         for id in input.candidates where id.count > maxID {
             throw EngineError(.invalidArgument, "candidate_offer_ids: an id is longer than 256 bytes")
         }
@@ -140,7 +147,8 @@ public final class DecisionWorkspace {
         output.holdout = false
 
         ensureCapacity(offers: model.catalog.count, width: model.width)
-        let n = collectCandidates(input, surface: surface, model: model, decisionNumber: decisionNumber, output: &output)
+        let n = collectCandidates(
+            input, surface: surface, model: model, decisionNumber: decisionNumber, output: &output)
         output.eligibleCount = n
         guard n > 0 else { return }
 
@@ -175,7 +183,8 @@ public final class DecisionWorkspace {
     /// Eligible catalog indices into `candidates`: the request's restriction (deduplicated,
     /// unknown ids counted and ignored) intersected with the surface's offers.
     private func collectCandidates(
-        _ input: DecisionInput, surface: Surface, model: ActiveModel, decisionNumber: UInt64, output: inout DecisionOutput
+        _ input: DecisionInput, surface: Surface, model: ActiveModel, decisionNumber: UInt64,
+        output: inout DecisionOutput
     ) -> Int {
         let catalog = model.catalog
         var n = 0

@@ -49,7 +49,8 @@ public struct SnapshotExport: Codable, Sendable {
         public var text: String
         public init(from decoder: Decoder) throws {
             let value = try decoder.singleValueContainer().decode(AnyJSON.self)
-            let data = try JSONSerialization.data(withJSONObject: value.value, options: [.sortedKeys, .fragmentsAllowed])
+            let data = try JSONSerialization.data(
+                withJSONObject: value.value, options: [.sortedKeys, .fragmentsAllowed])
             text = String(decoding: data, as: UTF8.self)
         }
         public func encode(to encoder: Encoder) throws {
@@ -85,7 +86,9 @@ public struct SnapshotExport: Codable, Sendable {
                 switch r {
                 case .index(let i): idx.append(i)
                 case .name(let n):
-                    guard let i = features.firstIndex(of: n) else { throw bad("interactions[\(k)]: unknown feature \(n)") }
+                    guard let i = features.firstIndex(of: n) else {
+                        throw bad("interactions[\(k)]: unknown feature \(n)")
+                    }
                     idx.append(i)
                 }
             }

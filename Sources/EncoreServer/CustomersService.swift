@@ -44,7 +44,8 @@ public struct CustomersService: Sendable {
                         features: record.features))
                 return nil
             } catch {
-                return GRPCStatus(.invalidArgument, "customer record \(records.count + 1) could not be decoded: \(error)")
+                return GRPCStatus(
+                    .invalidArgument, "customer record \(records.count + 1) could not be decoded: \(error)")
             }
         }
 

@@ -25,7 +25,9 @@ public final class DecisionsService: Sendable {
         router.register(
             "/encore.v1.Decisions/ReportOutcome",
             .inline { _, _, _ in
-                GRPCStatus(.unimplemented, static: "encore.v1.Decisions/ReportOutcome is not implemented yet (learning-loop issue)")
+                GRPCStatus(
+                    .unimplemented,
+                    static: "encore.v1.Decisions/ReportOutcome is not implemented yet (learning-loop issue)")
             })
     }
 }
@@ -135,7 +137,8 @@ final class DecideContext {
         }
         response.withAppendableBytes { bytes in
             DecideResponseEncoder.encode(
-                decisionID: decisionID, placements: UnsafeBufferPointer(rebasing: placements[0..<output.placementCount]),
+                decisionID: decisionID,
+                placements: UnsafeBufferPointer(rebasing: placements[0..<output.placementCount]),
                 modelVersion: version, holdout: output.holdout, into: &bytes)
         }
         return .ok

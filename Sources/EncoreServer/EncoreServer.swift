@@ -54,7 +54,9 @@ public final class EncoreServer: Sendable {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                 throw TransportError("cannot read trusted key file \(path)")
             }
-            do { return try Ed25519.PublicKey(pem: text) } catch { throw TransportError("trusted key \(path): \(error)") }
+            do { return try Ed25519.PublicKey(pem: text) } catch {
+                throw TransportError("trusted key \(path): \(error)")
+            }
         }
         let data = try ServedData.load(options)
         if options.servesDemo && !options.holdoutShareSet { options.engine.holdoutShare = 0.05 }

@@ -94,7 +94,8 @@ public final class ModelRegistry: Sendable {
                 let current = engine.active.value
                 let bound: ActiveModel
                 do {
-                    bound = try ActiveModel(snapshot: loaded.snapshot, catalog: current.catalog, customers: current.customers)
+                    bound = try ActiveModel(
+                        snapshot: loaded.snapshot, catalog: current.catalog, customers: current.customers)
                 } catch {
                     throw GRPCStatus(.failedPrecondition, "rollback to \(previous) refused: \(error)")
                 }
@@ -130,7 +131,8 @@ public final class ModelRegistry: Sendable {
             do {
                 result = try customers.upsert(records)
             } catch let error as StoreError {
-                throw GRPCStatus(error.code == .resourceExhausted ? .resourceExhausted : .invalidArgument, error.message)
+                throw GRPCStatus(
+                    error.code == .resourceExhausted ? .resourceExhausted : .invalidArgument, error.message)
             } catch {
                 throw GRPCStatus(.invalidArgument, "\(error)")
             }
@@ -146,7 +148,8 @@ public final class ModelRegistry: Sendable {
     private func bindAndActivate(_ state: inout State, _ loaded: Loaded) throws(GRPCStatus) {
         let current = engine.active.value
         do {
-            let bound = try ActiveModel(snapshot: loaded.snapshot, catalog: current.catalog, customers: current.customers)
+            let bound = try ActiveModel(
+                snapshot: loaded.snapshot, catalog: current.catalog, customers: current.customers)
             activateLocked(&state, bound)
         } catch {
             throw GRPCStatus(.failedPrecondition, "snapshot \(loaded.snapshot.version) refused: \(error)")

@@ -80,7 +80,9 @@ public struct ModelsService: Sendable {
             self.bytes = []
             DispatchQueue.global().async {
                 respond(responder) { () throws(GRPCStatus) in
-                    guard !bytes.isEmpty else { throw GRPCStatus(.invalidArgument, "PushSnapshot received no snapshot bytes") }
+                    guard !bytes.isEmpty else {
+                        throw GRPCStatus(.invalidArgument, "PushSnapshot received no snapshot bytes")
+                    }
                     let (info, activated) = try registry.push(bytes, activate: activate)
                     var reply = Encore_V1_PushSnapshotResponse()
                     reply.model = info

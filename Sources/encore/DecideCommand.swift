@@ -22,7 +22,8 @@ struct DecideCommand: ParsableCommand {
     @Option(help: "Device.") var device = "desktop"
     @Option(help: "Country (ISO 3166-1 alpha-2).") var country = "US"
     @Flag(help: "The order is a gift.") var gift = false
-    @Option(name: .customLong("candidate"), help: "Restrict to these offer ids (repeatable).") var candidates: [String] = []
+    @Option(name: .customLong("candidate"), help: "Restrict to these offer ids (repeatable).") var candidates:
+        [String] = []
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func run() throws {

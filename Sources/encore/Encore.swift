@@ -67,7 +67,10 @@ struct Serve: ParsableCommand {
     @Flag(help: "Serve encore.v1.Diagnostics (Echo, Collect) for transport checks.")
     var diagnostics = false
 
-    @Flag(help: "Serve the embedded demo (bundled catalog, 100,000 customers, demo snapshot). Default when no data file is given.")
+    @Flag(
+        help:
+            "Serve the embedded demo (bundled catalog, 100,000 customers, demo snapshot). Default when no data file is given."
+    )
     var demo = false
 
     @Option(help: "Offer catalog, one JSON object per line (only offer_id is required).")
@@ -79,7 +82,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Initial model snapshot (without one the policy is uniform over eligible offers).")
     var snapshot: String?
 
-    @Option(name: .customLong("trusted-key"), help: "PEM Ed25519 public key; with any, only snapshots signed by one are accepted (repeatable).")
+    @Option(
+        name: .customLong("trusted-key"),
+        help: "PEM Ed25519 public key; with any, only snapshots signed by one are accepted (repeatable).")
     var trustedKeys: [String] = []
 
     @Option(help: "Share of customers held out (0...1); the demo defaults to 0.05.")

@@ -30,10 +30,14 @@ struct PushCommand: ParsableCommand {
         do {
             let client = try GRPCClient(host: host, port: port)
             let reply = try Encore_V1_PushSnapshotResponse(
-                serializedBytes: try client.call("/encore.v1.Models/PushSnapshot", messages: messages, timeoutSeconds: 120))
+                serializedBytes: try client.call(
+                    "/encore.v1.Models/PushSnapshot", messages: messages, timeoutSeconds: 120))
             let m = reply.model
             print("pushed \(m.version) (\(m.sizeBytes) bytes, sha256 \(m.sha256.prefix(16))..., \(m.exploration))")
-            print(reply.activated ? "active: \(m.version)" : "loaded, not active (activate with: encore models activate \(m.version))")
+            print(
+                reply.activated
+                    ? "active: \(m.version)" : "loaded, not active (activate with: encore models activate \(m.version))"
+            )
         } catch let status as GRPCStatus {
             throw CLIError("push refused: \(status)")
         }
@@ -51,7 +55,8 @@ struct ModelsCommand: ParsableCommand {
         @Option(help: "Server port.") var port = 50051
         func call(_ method: String, _ message: some SwiftProtobuf.Message) throws -> [UInt8] {
             do {
-                return try GRPCClient(host: host, port: port).unary("/encore.v1.Models/\(method)", try message.serializedBytes())
+                return try GRPCClient(host: host, port: port).unary(
+                    "/encore.v1.Models/\(method)", try message.serializedBytes())
             } catch let status as GRPCStatus {
                 throw CLIError("\(method) failed: \(status)")
             }
@@ -64,7 +69,9 @@ struct ModelsCommand: ParsableCommand {
             let reply = try Encore_V1_ListModelsResponse(
                 serializedBytes: try connection.call("List", Encore_V1_ListModelsRequest()))
             for m in reply.models {
-                print("\(m.active ? "*" : " ") \(m.version)  \(m.exploration)  \(m.features) features  \(m.offers) offers  \(m.signed ? "signed" : "unsigned")  sha256 \(m.sha256.prefix(16))...")
+                print(
+                    "\(m.active ? "*" : " ") \(m.version)  \(m.exploration)  \(m.features) features  \(m.offers) offers  \(m.signed ? "signed" : "unsigned")  sha256 \(m.sha256.prefix(16))..."
+                )
             }
             print("active: \(reply.activeVersion)")
         }
@@ -84,7 +91,8 @@ struct ModelsCommand: ParsableCommand {
     struct Rollback: ParsableCommand {
         @OptionGroup var connection: Connection
         func run() throws {
-            let m = try Encore_V1_ModelInfo(serializedBytes: try connection.call("Rollback", Encore_V1_RollbackRequest()))
+            let m = try Encore_V1_ModelInfo(
+                serializedBytes: try connection.call("Rollback", Encore_V1_RollbackRequest()))
             print("rolled back; active: \(m.version)")
         }
     }

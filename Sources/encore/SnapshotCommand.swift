@@ -23,7 +23,8 @@ struct SnapshotCommand: ParsableCommand {
     }
 
     struct Inspect: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print a snapshot's header, schema and weights summary.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print a snapshot's header, schema and weights summary.")
         @Argument(help: "Snapshot file.") var file: String
         func run() throws {
             let (s, meta) = try SnapshotFile.read(path: file)
@@ -41,7 +42,9 @@ struct SnapshotCommand: ParsableCommand {
                 let row = s.offerWeights[(o * width)..<((o + 1) * width)]
                 let top = row.enumerated().sorted { abs($0.element) > abs($1.element) }.prefix(3)
                     .map { "\(s.schema.name(at: $0.offset))=\(String(format: "%.3f", $0.element))" }
-                print("  \(id): bias \(String(format: "%.3f", s.offerBiases[o])); strongest \(top.joined(separator: ", "))")
+                print(
+                    "  \(id): bias \(String(format: "%.3f", s.offerBiases[o])); strongest \(top.joined(separator: ", "))"
+                )
             }
             if let rules = s.rulesJSON { print("rules         \(rules)") }
             if let ope = s.opeReportJSON { print("ope           \(ope)") }
@@ -49,9 +52,12 @@ struct SnapshotCommand: ParsableCommand {
     }
 
     struct Verify: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Validate a snapshot completely (exit 1 with the reason if invalid).")
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a snapshot completely (exit 1 with the reason if invalid).")
         @Argument(help: "Snapshot file.") var file: String
-        @Option(name: .customLong("trusted-key"), help: "PEM Ed25519 public key the snapshot must be signed by (repeatable).")
+        @Option(
+            name: .customLong("trusted-key"),
+            help: "PEM Ed25519 public key the snapshot must be signed by (repeatable).")
         var trustedKeys: [String] = []
         func run() throws {
             let keys = try trustedKeys.map { try Ed25519.PublicKey(pem: String(contentsOfFile: $0, encoding: .utf8)) }
@@ -65,7 +71,8 @@ struct SnapshotCommand: ParsableCommand {
     }
 
     struct Demo: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Write a valid demo snapshot (different seeds, different weights).")
+        static let configuration = CommandConfiguration(
+            abstract: "Write a valid demo snapshot (different seeds, different weights).")
         @Option(help: "Seed for the weights' noise.") var seed: UInt64 = DemoModel.defaultSeed
         @Option(help: "Snapshot file to write.") var out: String
         @Option(help: "PEM Ed25519 private key to sign with.") var signKey: String?
@@ -81,7 +88,10 @@ struct SnapshotCommand: ParsableCommand {
             let key = try Ed25519.PrivateKey()
             try key.pem.write(toFile: out, atomically: true, encoding: .utf8)
             chmod(out, 0o600)
-            let pub = "-----BEGIN PUBLIC KEY-----\n" + Data([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00] + key.publicKey.raw).base64EncodedString() + "\n-----END PUBLIC KEY-----\n"
+            let pub =
+                "-----BEGIN PUBLIC KEY-----\n"
+                + Data([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00] + key.publicKey.raw)
+                .base64EncodedString() + "\n-----END PUBLIC KEY-----\n"
             try pub.write(toFile: out + ".pub", atomically: true, encoding: .utf8)
             print("wrote \(out) and \(out).pub (public key \(SHA256.hex(key.publicKey.raw)))")
         }

@@ -165,7 +165,9 @@ import Testing
         #expect(message(fixture.input(customer: String(repeating: "x", count: 257)))?.hasPrefix("customer_id") == true)
         #expect(message(fixture.input(customer: String(repeating: "x", count: 256))) == nil)
         #expect(message(fixture.input(candidates: (0..<65).map { "o\($0)" }))?.hasPrefix("candidate_offer_ids") == true)
-        #expect(message(fixture.input(candidates: [String(repeating: "y", count: 300)]))?.hasPrefix("candidate_offer_ids") == true)
+        #expect(
+            message(fixture.input(candidates: [String(repeating: "y", count: 300)]))?.hasPrefix("candidate_offer_ids")
+                == true)
         #expect(message(fixture.input(slots: 0)) == nil)
     }
 
@@ -188,7 +190,8 @@ import Testing
         try workspace.decide(fixture.input(), into: &output)
         let old = try #require(output.model)
         #expect(old.version == "uniform")
-        engine.active.publish(try ActiveModel(snapshot: try testSnapshot(), catalog: old.catalog, customers: old.customers))
+        engine.active.publish(
+            try ActiveModel(snapshot: try testSnapshot(), catalog: old.catalog, customers: old.customers))
         // The decision that started on the old model still holds it.
         #expect(old.version == "uniform")
         try workspace.decide(fixture.input(), into: &output)
@@ -198,10 +201,12 @@ import Testing
     @Test func bindingRefusesASnapshotTheStoreCannotServe() throws {
         let schema = FeatureSchema(features: ["bias", "customer.not_in_store"])
         let snapshot = try ModelSnapshot(
-            version: "bad", createdAtMillis: 0, schema: schema, offerIDs: ["a"], sharedWeights: [0, 0], offerWeights: [0, 0],
+            version: "bad", createdAtMillis: 0, schema: schema, offerIDs: ["a"], sharedWeights: [0, 0],
+            offerWeights: [0, 0],
             offerBiases: [0], link: .logistic, objective: .conversion, exploration: .uniform)
         #expect(throws: ModelError.self) {
-            _ = try ActiveModel(snapshot: snapshot, catalog: try OfferCatalog(jsonl: testCatalogJSONL), customers: try testCustomers())
+            _ = try ActiveModel(
+                snapshot: snapshot, catalog: try OfferCatalog(jsonl: testCatalogJSONL), customers: try testCustomers())
         }
     }
 }

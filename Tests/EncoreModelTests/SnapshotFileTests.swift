@@ -6,8 +6,7 @@ import Testing
 func sampleSnapshot(
     version: String = "test-1", exploration: Exploration = .squareCB(gamma: 50), weight: Float = 0.25,
     rules: String? = #"{"cap":3}"#
-) throws -> ModelSnapshot
-{
+) throws -> ModelSnapshot {
     let schema = FeatureSchema(
         features: ["bias", "order.total_log", "order.is_gift", "customer.f0", "segment=vip", "request.x"],
         interactions: [.init(1, 2)])
@@ -15,7 +14,8 @@ func sampleSnapshot(
     let width = schema.width
     return try ModelSnapshot(
         version: version, createdAtMillis: 1_700_000_000_000, schema: schema, offerIDs: offers,
-        sharedWeights: (0..<width).map { Float($0) * 0.1 }, offerWeights: (0..<(offers.count * width)).map { _ in weight },
+        sharedWeights: (0..<width).map { Float($0) * 0.1 },
+        offerWeights: (0..<(offers.count * width)).map { _ in weight },
         offerBiases: [0.1, -0.2, 0.3], link: .logistic, objective: .conversion, exploration: exploration,
         rulesJSON: rules)
 }
@@ -109,7 +109,8 @@ func refusal(_ bytes: [UInt8], trusted: [Ed25519.PublicKey] = []) -> ModelError?
         // Without RULES/OPE, EXPLORATION (JSON) is last; WEIGHTS ends where it starts. Find the
         // last weight by locating the exploration JSON.
         let exploration = Array(#"{"gamma":50,"kind":"squarecb"}"#.utf8)
-        let start = try #require((0..<body).last { Array(patched[$0..<min(body, $0 + exploration.count)]) == exploration })
+        let start = try #require(
+            (0..<body).last { Array(patched[$0..<min(body, $0 + exploration.count)]) == exploration })
         let lastWeight = start - 4
         let nan = Float.nan.bitPattern
         for k in 0..<4 { patched[lastWeight + k] = UInt8(truncatingIfNeeded: nan >> (8 * UInt32(k))) }
@@ -151,17 +152,20 @@ func refusal(_ bytes: [UInt8], trusted: [Ed25519.PublicKey] = []) -> ModelError?
         let schema = FeatureSchema(features: ["bias"], interactions: [])
         #expect(throws: ModelError.self) {
             _ = try ModelSnapshot(
-                version: "v", createdAtMillis: 0, schema: schema, offerIDs: ["a"], sharedWeights: [0, 0], offerWeights: [0],
+                version: "v", createdAtMillis: 0, schema: schema, offerIDs: ["a"], sharedWeights: [0, 0],
+                offerWeights: [0],
                 offerBiases: [0], link: .logistic, objective: .conversion, exploration: .uniform)
         }
         #expect(throws: ModelError.self) {
             _ = try ModelSnapshot(
                 version: "v", createdAtMillis: 0, schema: schema, offerIDs: ["a", "a"], sharedWeights: [0],
-                offerWeights: [0, 0], offerBiases: [0, 0], link: .logistic, objective: .conversion, exploration: .uniform)
+                offerWeights: [0, 0], offerBiases: [0, 0], link: .logistic, objective: .conversion,
+                exploration: .uniform)
         }
         #expect(throws: ModelError.self) {
             _ = try ModelSnapshot(
-                version: "v", createdAtMillis: 0, schema: schema, offerIDs: ["a"], sharedWeights: [0], offerWeights: [0],
+                version: "v", createdAtMillis: 0, schema: schema, offerIDs: ["a"], sharedWeights: [0],
+                offerWeights: [0],
                 offerBiases: [0], link: .logistic, objective: .conversion, exploration: .softmax(temperature: -1))
         }
         #expect(FeatureSchema(features: ["bogus.feature"]).validationError() != nil)

@@ -1,4 +1,6 @@
 import EncoreModel
+import EncoreStore
+import Foundation
 
 /// The embedded demo's 100,000 synthetic customers (ids `c000001` ... `c100000`), generated
 /// deterministically: the same id always has the same features and segments.
@@ -61,11 +63,8 @@ public enum DemoCustomers {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
-
-import EncoreStore
-import Foundation
 
 extension DemoCustomers {
     /// The demo customers as a feature store (written to a temporary CSV and loaded with the

@@ -15,16 +15,25 @@ public enum DemoModel {
 
     /// (order.is_gift x segment=gift_giver), (order.total_log x customer.known)
     public static let interactions = [
-        FeatureSchema.Interaction(features.firstIndex(of: "order.is_gift")!, features.firstIndex(of: "segment=gift_giver")!),
-        FeatureSchema.Interaction(features.firstIndex(of: "order.total_log")!, features.firstIndex(of: "customer.known")!),
+        FeatureSchema.Interaction(
+            features.firstIndex(of: "order.is_gift")!, features.firstIndex(of: "segment=gift_giver")!),
+        FeatureSchema.Interaction(
+            features.firstIndex(of: "order.total_log")!, features.firstIndex(of: "customer.known")!),
     ]
 
     /// Per-offer true log-odds terms beyond the shared intercept (-3.0, about 5% conversion).
     public static let trueWeights: [String: [String: Float]] = [
-        "gift_box": ["order.is_gift": 2.5, "segment=gift_giver": 1.0, "surface=cart": 0.3, "order.is_gift*segment=gift_giver": 0.5],
+        "gift_box": [
+            "order.is_gift": 2.5, "segment=gift_giver": 1.0, "surface=cart": 0.3,
+            "order.is_gift*segment=gift_giver": 0.5,
+        ],
         "gift_message": ["order.is_gift": 2.0, "segment=gift_giver": 0.4],
-        "rush_shipping": ["order.shipping=express": -1.0, "order.is_gift": 0.8, "surface=payment": 0.4, "order.total_log": 0.2],
-        "express_upgrade": ["order.shipping=express": -1.5, "order.is_gift": 0.5, "customer.days_since_last_log": -0.1],
+        "rush_shipping": [
+            "order.shipping=express": -1.0, "order.is_gift": 0.8, "surface=payment": 0.4, "order.total_log": 0.2,
+        ],
+        "express_upgrade": [
+            "order.shipping=express": -1.5, "order.is_gift": 0.5, "customer.days_since_last_log": -0.1,
+        ],
         "shipping_protection": ["order.total_log": 0.6, "order.category=electronics": 0.8, "surface=payment": 0.3],
         "complementary_socks": ["order.category=apparel": 1.5, "surface=thank_you": 0.3],
         "complementary_case": ["order.category=electronics": 1.6, "surface=thank_you": 0.2],
@@ -73,7 +82,8 @@ public enum DemoModel {
         let hex = String(fingerprint & 0xFFFF_FFFF, radix: 16)
         let version = "demo-\(seed)-" + String(repeating: "0", count: 8 - hex.count) + hex
         return try ModelSnapshot(
-            version: version, createdAtMillis: createdAtMillis, schema: schema, offerIDs: offerIDs, sharedWeights: shared,
+            version: version, createdAtMillis: createdAtMillis, schema: schema, offerIDs: offerIDs,
+            sharedWeights: shared,
             offerWeights: weights, offerBiases: biases, link: .logistic, objective: .conversion,
             exploration: .squareCB(gamma: 100))
     }
@@ -83,5 +93,5 @@ public enum DemoModel {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CNghttp2
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A small blocking gRPC client over h2c (one TCP connection, one call at a time), on libnghttp2's
 /// client session. Used by the `encore` tools (`decide`, `push`) and tests; not a serving path.
@@ -31,7 +32,8 @@ public final class GRPCClient {
         var callbacks: OpaquePointer?
         nghttp2_session_callbacks_new(&callbacks)
         defer { nghttp2_session_callbacks_del(callbacks) }
-        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, user in
+        nghttp2_session_callbacks_set_on_header_callback(callbacks) {
+            _, frame, name, nameLength, value, valueLength, _, user in
             guard let frame, cnghttp2_frame_type(frame) == UInt8(CNGHTTP2_FRAME_HEADERS) else { return 0 }
             let me = Unmanaged<GRPCClient>.fromOpaque(user!).takeUnretainedValue()
             let n = String(decoding: UnsafeRawBufferPointer(start: name, count: nameLength), as: UTF8.self)
@@ -101,7 +103,8 @@ public final class GRPCClient {
         let timeoutMillis = max(1, Int(timeoutSeconds * 1000))
         let headers: [(String, String)] = [
             (":method", "POST"), (":scheme", "http"), (":authority", authority), (":path", path),
-            ("content-type", "application/grpc"), ("te", "trailers"), ("grpc-timeout", "\(min(timeoutMillis, 99_999_999))m"),
+            ("content-type", "application/grpc"), ("te", "trailers"),
+            ("grpc-timeout", "\(min(timeoutMillis, 99_999_999))m"),
         ]
         // nghttp2 copies names and values during submit (copy flag set); the bytes live in one
         // buffer until then.
@@ -113,10 +116,14 @@ public final class GRPCClient {
             let n = Array(name.utf8)
             let v = Array(value.utf8)
             let namePointer = (bytes.baseAddress! + offset).assumingMemoryBound(to: UInt8.self)
-            n.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: bytes[offset..<(offset + n.count)]).copyMemory(from: $0) }
+            n.withUnsafeBytes {
+                UnsafeMutableRawBufferPointer(rebasing: bytes[offset..<(offset + n.count)]).copyMemory(from: $0)
+            }
             offset += n.count
             let valuePointer = (bytes.baseAddress! + offset).assumingMemoryBound(to: UInt8.self)
-            v.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: bytes[offset..<(offset + v.count)]).copyMemory(from: $0) }
+            v.withUnsafeBytes {
+                UnsafeMutableRawBufferPointer(rebasing: bytes[offset..<(offset + v.count)]).copyMemory(from: $0)
+            }
             offset += v.count
             headerScratch[i] = cnghttp2_nv(namePointer, n.count, valuePointer, v.count, 1)
         }
@@ -131,7 +138,9 @@ public final class GRPCClient {
             return n
         }
         currentStream = nghttp2_submit_request(session, nil, headerScratch, headers.count, &provider, nil)
-        guard currentStream > 0 else { throw TransportError("cannot submit the request (nghttp2 error \(currentStream))") }
+        guard currentStream > 0 else {
+            throw TransportError("cannot submit the request (nghttp2 error \(currentStream))")
+        }
         let deadline = MonotonicClock.nowNanos + UInt64(timeoutSeconds * 1e9) + 1_000_000_000
         try pump(until: { self.streamClosed }, deadlineNanos: deadline)
         if let code = grpcStatus, code != 0 {
@@ -142,8 +151,11 @@ public final class GRPCClient {
                 "call \(path) ended without grpc-status (HTTP \(httpStatus), stream error \(closeError))")
         }
         guard responseBody.count >= 5 else { throw TransportError("call \(path) returned no message") }
-        let length = Int(responseBody[1]) << 24 | Int(responseBody[2]) << 16 | Int(responseBody[3]) << 8 | Int(responseBody[4])
-        guard responseBody.count >= 5 + length else { throw TransportError("call \(path) returned a truncated message") }
+        let length =
+            Int(responseBody[1]) << 24 | Int(responseBody[2]) << 16 | Int(responseBody[3]) << 8 | Int(responseBody[4])
+        guard responseBody.count >= 5 + length else {
+            throw TransportError("call \(path) returned a truncated message")
+        }
         return Array(responseBody[5..<(5 + length)])
     }
 
@@ -178,8 +190,13 @@ public final class GRPCClient {
                 if errno == EINTR || errno == EAGAIN { continue }
                 throw TransportError("read from \(host):\(port): \(Socket.errnoText())")
             }
-            let rv = buffer.withUnsafeBytes { nghttp2_session_mem_recv(session, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), r) }
-            if rv < 0 { throw TransportError("HTTP/2 protocol error from \(host):\(port): \(String(cString: nghttp2_strerror(Int32(rv))))") }
+            let rv = buffer.withUnsafeBytes {
+                nghttp2_session_mem_recv(session, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), r)
+            }
+            if rv < 0 {
+                throw TransportError(
+                    "HTTP/2 protocol error from \(host):\(port): \(String(cString: nghttp2_strerror(Int32(rv))))")
+            }
         }
     }
 
