@@ -10,6 +10,10 @@ let package = Package(
         .executable(name: "encore", targets: ["encore"]),
         .library(name: "EncoreTransport", targets: ["EncoreTransport"]),
         .library(name: "EncoreServer", targets: ["EncoreServer"]),
+        .library(name: "EncoreEngine", targets: ["EncoreEngine"]),
+        .library(name: "EncoreModel", targets: ["EncoreModel"]),
+        .library(name: "EncoreStore", targets: ["EncoreStore"]),
+        .library(name: "EncoreProtocol", targets: ["EncoreProtocol"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),

@@ -37,6 +37,8 @@ public final class ActiveModel: @unchecked Sendable {
     let objective: ModelSnapshot.Objective
     /// Catalog offers that have their own weights in the snapshot.
     public let offersWithWeights: Int
+    /// Id of this model's names in `LogNameTable` (log records refer to it).
+    public let logNamesID: UInt32
 
     /// Binds `snapshot` (or none) to `catalog` and `customers`. Throws `.schemaMismatch` when
     /// the snapshot needs a customer feature the store does not have.
@@ -80,6 +82,10 @@ public final class ActiveModel: @unchecked Sendable {
             link = .identity
             objective = .conversion
             offersWithWeights = 0
+            logNamesID = LogNameTable.register(
+                LogNames(
+                    modelVersion: version, exploration: "uniform", offerIDs: catalog.offers.map(\.id),
+                    customerFeatureNames: customers.featureNames, segmentNames: customers.segmentNames, contextNames: []))
             return
         }
         program = try snapshot.schema.compile(
@@ -106,6 +112,22 @@ public final class ActiveModel: @unchecked Sendable {
         exploration = snapshot.exploration
         link = snapshot.link
         objective = snapshot.objective
+        let schema = snapshot.schema
+        logNamesID = LogNameTable.register(
+            LogNames(
+                modelVersion: version, exploration: ActiveModel.describe(snapshot.exploration),
+                offerIDs: catalog.offers.map(\.id), customerFeatureNames: customers.featureNames,
+                segmentNames: customers.segmentNames, contextNames: (0..<schema.width).map { schema.name(at: $0) }))
+    }
+
+    /// "squarecb(gamma=100.0)", "epsilon_greedy(epsilon=0.05)", ...
+    public static func describe(_ e: Exploration) -> String {
+        switch e {
+        case .uniform: "uniform"
+        case .epsilonGreedy(let v): "epsilon_greedy(epsilon=\(v))"
+        case .softmax(let v): "softmax(temperature=\(v))"
+        case .squareCB(let v): "squarecb(gamma=\(v))"
+        }
     }
 
     deinit {

@@ -14,8 +14,12 @@ public final class DecisionEngine: Sendable {
     /// Unknown `candidate_offer_ids` ignored so far (all threads).
     public let unknownCandidatesIgnored = Atomic<Int>(0)
 
-    public init(configuration: EngineConfiguration, model: ActiveModel) {
+    /// Decision and outcome log rings (nil: logging off).
+    public let log: DecisionLog?
+
+    public init(configuration: EngineConfiguration, model: ActiveModel, log: DecisionLog? = nil) {
         self.configuration = configuration
+        self.log = log
         active = Published(model)
         var generator = SystemRandomNumberGenerator()
         instanceID = generator.next() & 0xFFFF_FFFF_FFFF

@@ -11,6 +11,9 @@ public struct DecisionInput {
     public var itemQuantity: Int64 = 0
     /// One entry per line item: its category.
     public var categories = UnsafeBufferPointer<UnsafeRawBufferPointer>(start: nil, count: 0)
+    /// The line items in full (for the decision log); may be empty when logging is off.
+    public var items = UnsafeBufferPointer<LineItemInput>(start: nil, count: 0)
+    public var currency = UnsafeRawBufferPointer(start: nil, count: 0)
     public var shippingMethod = UnsafeRawBufferPointer(start: nil, count: 0)
     public var channel = UnsafeRawBufferPointer(start: nil, count: 0)
     public var device = UnsafeRawBufferPointer(start: nil, count: 0)
@@ -27,6 +30,21 @@ public struct DecisionInput {
     public var slots: UInt32 = 0
 
     public init() {}
+}
+
+/// One line item as borrowed views.
+public struct LineItemInput {
+    public var sku: UnsafeRawBufferPointer
+    public var category: UnsafeRawBufferPointer
+    public var priceCents: Int64
+    public var quantity: UInt32
+
+    public init(sku: UnsafeRawBufferPointer, category: UnsafeRawBufferPointer, priceCents: Int64, quantity: UInt32) {
+        self.sku = sku
+        self.category = category
+        self.priceCents = priceCents
+        self.quantity = quantity
+    }
 }
 
 /// One chosen offer.

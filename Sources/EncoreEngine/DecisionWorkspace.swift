@@ -24,6 +24,12 @@ public final class DecisionWorkspace {
     var marks: UnsafeMutableBufferPointer<UInt64>
     var capacity = 0
     var zCapacity = 0
+    /// Candidates in the order the policy saw them, kept for the log (slot 1 reorders `candidates`).
+    var loggedCandidates: UnsafeMutableBufferPointer<Int32>
+    /// This thread's log ring (nil: logging off).
+    let logRing: LogRing?
+    var lastCustomerFeatures = UnsafeBufferPointer<Float>(start: nil, count: 0)
+    var lastSegments: UInt64 = 0
 
     init(engine: DecisionEngine, threadIndex: Int) {
         self.engine = engine
@@ -36,6 +42,8 @@ public final class DecisionWorkspace {
         scores = .allocate(capacity: 1)
         probabilities = .allocate(capacity: 1)
         marks = .allocate(capacity: 1)
+        loggedCandidates = .allocate(capacity: 1)
+        if let log = engine.log, threadIndex < log.rings.count { logRing = log.rings[threadIndex] } else { logRing = nil }
         ensureCapacity(offers: 64, width: 64)
     }
 
@@ -46,6 +54,7 @@ public final class DecisionWorkspace {
         scores.deallocate()
         probabilities.deallocate()
         marks.deallocate()
+        loggedCandidates.deallocate()
     }
 
     /// Grows scratch buffers (only when a model with more offers or features is published).
@@ -55,6 +64,8 @@ public final class DecisionWorkspace {
             for buffer in [rewards, scores, probabilities] { buffer.deallocate() }
             candidates.deallocate()
             marks.deallocate()
+            loggedCandidates.deallocate()
+            loggedCandidates = .allocate(capacity: n)
             candidates = .allocate(capacity: n)
             rewards = .allocate(capacity: n)
             scores = .allocate(capacity: n)
@@ -130,6 +141,10 @@ public final class DecisionWorkspace {
 
         let model = reader.current()
         output.model = model
+        lastCustomerFeatures = UnsafeBufferPointer(start: nil, count: 0)
+        lastSegments = 0
+        output.knownCustomer = false
+        defer { if logRing != nil { logDecision(input, output, model: model) } }
         output.placementCount = 0
         output.jointPropensity = 1
         output.unknownCandidates = 0
@@ -154,6 +169,9 @@ public final class DecisionWorkspace {
 
         let customer = model.customers.lookup(input.customerID)
         output.knownCustomer = customer.isKnown
+        lastCustomerFeatures = customer.features
+        lastSegments = customer.segments
+        if logRing != nil { loggedCandidates.baseAddress!.update(from: candidates.baseAddress!, count: n) }
         if model.snapshot != nil {
             evaluateFeatures(input, surface: surface, customer: customer, model: model)
         }

@@ -22,12 +22,11 @@ public final class DecisionsService: Sendable {
             .inline { request, response, call in
                 contexts.all[call.reactorIndex].decide(request, &response)
             })
+        let outcomes = OutcomeRecorder(log: engine.log)
         router.register(
             "/encore.v1.Decisions/ReportOutcome",
-            .inline { _, _, _ in
-                GRPCStatus(
-                    .unimplemented,
-                    static: "encore.v1.Decisions/ReportOutcome is not implemented yet (learning-loop issue)")
+            .inline { request, _, call in
+                outcomes.report(request, thread: call.reactorIndex)
             })
     }
 }
@@ -48,6 +47,7 @@ final class DecideContext {
     private var featureKeys: UnsafeMutableBufferPointer<UnsafeRawBufferPointer>
     private var featureValues: UnsafeMutableBufferPointer<Double>
     private var placements: UnsafeMutableBufferPointer<PlacementFields>
+    private var items: UnsafeMutableBufferPointer<LineItemInput>
 
     init(workspace: DecisionWorkspace) {
         self.workspace = workspace
@@ -60,6 +60,8 @@ final class DecideContext {
         featureKeys.initialize(repeating: empty)
         featureValues = .allocate(capacity: DecideRequestDecoder.maxStoredFeatures)
         featureValues.initialize(repeating: 0)
+        items = .allocate(capacity: DecideRequestDecoder.maxStoredItems)
+        items.initialize(repeating: LineItemInput(sku: empty, category: empty, priceCents: 0, quantity: 0))
         placements = .allocate(capacity: 2)
         placements.initialize(
             repeating: PlacementFields(offerID: empty, slot: 0, propensity: 0, score: 0, expectedValue: 0))
@@ -71,6 +73,7 @@ final class DecideContext {
         featureKeys.deallocate()
         featureValues.deallocate()
         placements.deallocate()
+        items.deallocate()
     }
 
     func decide(_ request: UnsafeRawBufferPointer, _ response: inout GRPCResponseBuffer) -> GRPCStatus {
@@ -96,9 +99,14 @@ final class DecideContext {
         for i in 0..<items.count {
             categories[i] = items[i].category.bytes(in: request)
             quantity += Int64(items[i].quantity)
+            self.items[i] = LineItemInput(
+                sku: items[i].sku.bytes(in: request), category: categories[i], priceCents: items[i].priceCents,
+                quantity: items[i].quantity)
         }
         input.itemQuantity = quantity
         input.categories = UnsafeBufferPointer(rebasing: categories[0..<items.count])
+        input.items = UnsafeBufferPointer(rebasing: self.items[0..<items.count])
+        input.currency = decoder.currency.bytes(in: request)
         let candidates = decoder.candidates
         for i in 0..<candidates.count { candidateIDs[i] = candidates[i].bytes(in: request) }
         input.candidates = UnsafeBufferPointer(rebasing: candidateIDs[0..<candidates.count])

@@ -24,6 +24,10 @@ public final class EncoreServer: Sendable {
         /// PEM Ed25519 public keys; when any is given, only snapshots signed by one are accepted.
         public var trustedKeyFiles: [String] = []
         public var engine = EngineConfiguration()
+        /// Directory for decision and outcome logs (nil: no logs).
+        public var logDirectory: String? = nil
+        /// Log ring size per reactor thread (bytes).
+        public var logRingBytes = DecisionLog.defaultRingBytes
         /// Whether `engine.holdoutShare` was set explicitly (the demo defaults to 5%).
         public var holdoutShareSet = false
 
@@ -37,6 +41,7 @@ public final class EncoreServer: Sendable {
     public let server: GRPCServer
     public let engine: DecisionEngine
     public let registry: ModelRegistry
+    public let logWriter: LogWriter?
 
     /// Loads the data, builds the routes and the transport. Throws with a message naming the
     /// file and problem for bad TLS files, catalogs, customer files, snapshots or keys.
@@ -65,7 +70,11 @@ public final class EncoreServer: Sendable {
         let customerTable = CustomerTable(base: data.customers)
         let model = try ActiveModel(
             snapshot: data.snapshot?.snapshot, catalog: data.catalog, customers: customerTable.current)
-        engine = DecisionEngine(configuration: options.engine, model: model)
+        let log = options.logDirectory.map { _ in
+            DecisionLog(threads: options.transport.threads, ringBytes: options.logRingBytes)
+        }
+        logWriter = try options.logDirectory.map { try LogWriter(directory: $0, log: log!) }
+        engine = DecisionEngine(configuration: options.engine, model: model, log: log)
         registry = ModelRegistry(
             engine: engine, customers: customerTable, trustedKeys: trustedKeys, initial: data.snapshot)
 
@@ -88,6 +97,7 @@ public final class EncoreServer: Sendable {
     /// clean or deadline-bounded drain).
     public func runUntilSignalled() throws -> Int32 {
         SignalWaiter.blockTerminationSignals()
+        logWriter?.start()
         let port = try server.start()
         let transport = options.transport
         let host = transport.host.contains(":") ? "[\(transport.host)]" : transport.host
@@ -99,6 +109,12 @@ public final class EncoreServer: Sendable {
         )
         server.shutdown()
         let clean = server.waitUntilStopped()
+        if let logWriter {
+            logWriter.stop()
+            Log.info(
+                "decision log: \(logWriter.log.writtenRecords) records written to \(logWriter.directory), \(logWriter.droppedRecords) dropped"
+            )
+        }
         Log.info(clean ? "stopped: every in-flight call completed" : "stopped: drain deadline cut off in-flight calls")
         return 0
     }

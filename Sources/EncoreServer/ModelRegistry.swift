@@ -196,14 +196,7 @@ public final class ModelRegistry: Sendable {
         return m
     }
 
-    public static func describe(_ e: Exploration) -> String {
-        switch e {
-        case .uniform: "uniform"
-        case .epsilonGreedy(let v): "epsilon_greedy(epsilon=\(v))"
-        case .softmax(let v): "softmax(temperature=\(v))"
-        case .squareCB(let v): "squarecb(gamma=\(v))"
-        }
-    }
+    public static func describe(_ e: Exploration) -> String { ActiveModel.describe(e) }
 
     static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }

@@ -87,6 +87,9 @@ struct Serve: ParsableCommand {
         help: "PEM Ed25519 public key; with any, only snapshots signed by one are accepted (repeatable).")
     var trustedKeys: [String] = []
 
+    @Option(help: "Directory for decision and outcome logs (JSON Lines, docs/logs.md).")
+    var logDir: String?
+
     @Option(help: "Share of customers held out (0...1); the demo defaults to 0.05.")
     var holdoutShare: Double?
 
@@ -122,6 +125,7 @@ struct Serve: ParsableCommand {
         options.customersFile = customers
         options.snapshotFile = snapshot
         options.trustedKeyFiles = trustedKeys
+        options.logDirectory = logDir
         if let holdoutShare {
             options.engine.holdoutShare = holdoutShare
             options.holdoutShareSet = true

@@ -1,0 +1,177 @@
+import EncoreEngine
+import EncoreTransport
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Drains the decision log rings on its own thread and appends JSON Lines to
+/// `D/decisions-*.jsonl` and `D/outcomes-*.jsonl` (format: docs/logs.md). Writes every 200 ms
+/// (so records reach the files within a second), rotates files by size and age, and drains
+/// everything on `stop()` (SIGTERM). Never blocks a reactor: full rings drop and count.
+public final class LogWriter: @unchecked Sendable {
+    public let directory: String
+    public let log: DecisionLog
+    /// Rotate a file past this size (bytes) ...
+    public let maxFileBytes: Int
+    /// ... or this age (seconds).
+    public let maxFileAgeSeconds: Double
+    private let stopping = Atomic<Bool>(false)
+    private let finished = Atomic<Bool>(false)
+    private var thread = pthread_t()
+    private var decisions: RotatingFile
+    private var outcomes: RotatingFile
+    private var lastDropped = 0
+    private var lastDropReport = Date()
+
+    /// Creates `directory` if needed and opens the first files. Throws naming the path.
+    public init(directory: String, log: DecisionLog, maxFileBytes: Int = 256 << 20, maxFileAgeSeconds: Double = 3600)
+        throws
+    {
+        self.directory = directory
+        self.log = log
+        self.maxFileBytes = maxFileBytes
+        self.maxFileAgeSeconds = maxFileAgeSeconds
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw LogWriterError("cannot create log directory \(directory): \(error.localizedDescription)")
+        }
+        decisions = try RotatingFile(directory: directory, prefix: "decisions")
+        outcomes = try RotatingFile(directory: directory, prefix: "outcomes")
+    }
+
+    /// Starts the writer thread.
+    public func start() {
+        let box = Unmanaged.passRetained(self).toOpaque()
+        pthread_create(
+            &thread, nil,
+            { raw in
+                let writer = Unmanaged<LogWriter>.fromOpaque(raw!).takeRetainedValue()
+                writer.run()
+                return nil
+            }, box)
+    }
+
+    /// Drains every ring one last time, flushes and closes the files (call after the reactors
+    /// have stopped, e.g. on SIGTERM).
+    public func stop() {
+        stopping.store(true, ordering: .releasing)
+        pthread_join(thread, nil)
+    }
+
+    private func run() {
+        var scratch = [UInt8](repeating: 0, count: DecisionLog.maxRecordBytes)
+        var decisionText: [UInt8] = []
+        var outcomeText: [UInt8] = []
+        decisionText.reserveCapacity(1 << 20)
+        outcomeText.reserveCapacity(1 << 16)
+        while true {
+            let last = stopping.load(ordering: .acquiring)
+            for ring in log.rings {
+                ring.drain(into: &scratch) { record in
+                    guard let type = record.first else { return }
+                    if type == DecisionLog.decisionRecord {
+                        DecisionRecordFormatter.appendJSON(record, to: &decisionText)
+                    } else if type == DecisionLog.outcomeRecord {
+                        DecisionRecordFormatter.appendOutcomeJSON(record, to: &outcomeText)
+                    }
+                }
+            }
+            decisions.write(&decisionText, maxBytes: maxFileBytes, maxAgeSeconds: maxFileAgeSeconds)
+            outcomes.write(&outcomeText, maxBytes: maxFileBytes, maxAgeSeconds: maxFileAgeSeconds)
+            reportDrops()
+            if last { break }
+            usleep(200_000)
+        }
+        decisions.close()
+        outcomes.close()
+        finished.store(true, ordering: .releasing)
+    }
+
+    private func reportDrops() {
+        let dropped = log.droppedRecords
+        if dropped != lastDropped && Date().timeIntervalSince(lastDropReport) >= 10 {
+            Log.warning(
+                "decision log: \(dropped - lastDropped) records dropped (rings full or records too large); \(dropped) since start"
+            )
+            lastDropped = dropped
+            lastDropReport = Date()
+        }
+    }
+
+    /// Records dropped so far (also logged every 10 s while it grows).
+    public var droppedRecords: Int { log.droppedRecords }
+}
+
+public struct LogWriterError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// An append-only file that rolls over to a new name by size and age.
+struct RotatingFile {
+    let directory: String
+    let prefix: String
+    private var fd: Int32 = -1
+    private var bytes = 0
+    private var openedAt = Date()
+    private var sequence = 0
+    private(set) var path = ""
+
+    init(directory: String, prefix: String) throws {
+        self.directory = directory
+        self.prefix = prefix
+        try open()
+    }
+
+    private mutating func open() throws {
+        sequence += 1
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss"
+        let stamp = formatter.string(from: Date())
+        path = "\(directory)/\(prefix)-\(stamp)-\(getpid())-\(String(format: "%04d", sequence)).jsonl"
+        fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw LogWriterError("cannot open log file \(path): \(String(cString: strerror(errno)))") }
+        bytes = 0
+        openedAt = Date()
+    }
+
+    /// Appends `text` (then clears it, keeping capacity); rotates first when the file is full
+    /// or old. A write error is reported once per file and the text is kept for the next try.
+    mutating func write(_ text: inout [UInt8], maxBytes: Int, maxAgeSeconds: Double) {
+        if bytes > 0 && (bytes + text.count > maxBytes || Date().timeIntervalSince(openedAt) > maxAgeSeconds) {
+            close()
+            do { try open() } catch {
+                Log.error("decision log: \(error)")
+                return
+            }
+        }
+        guard !text.isEmpty, fd >= 0 else { return }
+        var offset = 0
+        let total = text.count
+        while offset < total {
+            let n = text.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, total - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                Log.error("decision log: write to \(path) failed: \(String(cString: strerror(errno))); will retry")
+                text.removeSubrange(0..<offset)
+                return
+            }
+            offset += n
+        }
+        bytes += total
+        text.removeAll(keepingCapacity: true)
+    }
+
+    mutating func close() {
+        guard fd >= 0 else { return }
+        fsync(fd)
+        Glibc.close(fd)
+        fd = -1
+    }
+}

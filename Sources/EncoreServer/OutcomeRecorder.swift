@@ -1,0 +1,66 @@
+import EncoreEngine
+import EncoreModel
+import EncoreProtocol
+import EncoreTransport
+import Synchronization
+
+/// `Decisions/ReportOutcome`: validates an outcome, drops repeats of the same (decision id,
+/// offer id, outcome), and appends it to the reporting thread's log ring. Runs inline on the
+/// reactor; the repeat filter takes a short mutex (outcomes arrive on any thread), never on
+/// the Decide path.
+final class OutcomeRecorder: @unchecked Sendable {
+    let log: DecisionLog?
+    /// Keys seen recently: two generations of at most `generationSize` keys each, so memory
+    /// stays bounded and a repeat within the last 1–2 million outcomes is recognised.
+    private let seen = Mutex<(current: Set<UInt64>, previous: Set<UInt64>)>(([], []))
+    static let generationSize = 1 << 20
+    /// One decoder per reactor thread.
+    private var decoders: [OutcomeRequestDecoder]
+    /// Outcomes acknowledged as repeats (not logged again).
+    let repeats = Atomic<Int>(0)
+
+    init(log: DecisionLog?) {
+        self.log = log
+        decoders = Array(repeating: OutcomeRequestDecoder(), count: max(log?.rings.count ?? 0, 256))
+    }
+
+    func report(_ request: UnsafeRawBufferPointer, thread: Int) -> GRPCStatus {
+        do {
+            try decoders[thread].decode(request)
+        } catch {
+            return GRPCStatus(.invalidArgument, "OutcomeRequest could not be decoded: \(error.message)")
+        }
+        let decoder = decoders[thread]
+        let decisionID = decoder.decisionID.bytes(in: request)
+        let offerID = decoder.offerID.bytes(in: request)
+        guard decisionID.count > 0 else { return GRPCStatus(.invalidArgument, static: "decision_id: must not be empty") }
+        guard offerID.count > 0 else { return GRPCStatus(.invalidArgument, static: "offer_id: must not be empty") }
+        guard decisionID.count <= 256, offerID.count <= 256 else {
+            return GRPCStatus(.invalidArgument, static: "decision_id, offer_id: at most 256 bytes each")
+        }
+        guard (1...4).contains(decoder.outcome) else {
+            return GRPCStatus(
+                .invalidArgument, static: "outcome: must be SHOWN, ACCEPTED, DECLINED or IGNORED (not OUTCOME_UNSPECIFIED)")
+        }
+        let key = StableHash.hash(decisionID, seed: StableHash.hash(offerID) &+ UInt64(decoder.outcome))
+        let fresh = seen.withLock { sets -> Bool in
+            if sets.current.contains(key) || sets.previous.contains(key) { return false }
+            if sets.current.count >= OutcomeRecorder.generationSize {
+                sets.previous = sets.current
+                sets.current.removeAll(keepingCapacity: true)
+            }
+            sets.current.insert(key)
+            return true
+        }
+        guard fresh else {
+            repeats.add(1, ordering: .relaxed)
+            return .ok
+        }
+        if let log, thread < log.rings.count {
+            log.appendOutcome(
+                thread: thread, decisionID: decisionID, offerID: offerID, outcome: decoder.outcome,
+                revenueCents: decoder.revenueCents)
+        }
+        return .ok
+    }
+}
