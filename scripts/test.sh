@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of Encore from a clean clone: installs what is missing, builds, runs the Swift
 # unit tests (swift test), checks the generated protocol code when the generator is cached, and
-# runs the interop suite (Python grpcio, h2, nghttp, h2load against the real server).
+# runs the interop suite (Python grpcio, h2, nghttp, h2load against the real server) and the
+# Python package's tests (encore-learn: estimators, trainer, snapshot writer, client).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
@@ -15,3 +16,5 @@ echo "== generated protocol code"
 Protocol/generate.sh --check
 echo "== interop tests"
 ENCORE_BIN="${ENCORE_BIN:-$PWD/.build/debug/encore}" scripts/interop-tests.sh
+echo "== python package tests (encore-learn)"
+ENCORE_BIN="${ENCORE_BIN:-$PWD/.build/debug/encore}" scripts/python-tests.sh

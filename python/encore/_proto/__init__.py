@@ -1,0 +1,1 @@
+"""Generated protobuf and grpcio stubs (python/generate_stubs.sh; do not edit)."""

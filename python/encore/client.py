@@ -1,0 +1,117 @@
+"""A small blocking gRPC client for an Encore server (grpcio, stubs shipped in encore._proto).
+
+    from encore import Client
+    with Client("127.0.0.1", 50051) as c:
+        r = c.decide("cart", "c000042", order={"total_cents": 12900, "is_gift": True,
+                     "items": [{"sku": "s1", "category": "electronics", "price_cents": 12900, "quantity": 1}]},
+                     slots=2)
+        c.report_outcome(r.decision_id, r.placements[0].offer_id, "accepted", revenue_cents=500)
+        c.push_snapshot("model.snap", activate=True)
+
+Every method returns the protobuf response message and raises `grpc.RpcError` on a non-OK status
+(`e.code()`, `e.details()`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator, Mapping
+
+import grpc
+
+from ._proto.encore.v1 import decisions_pb2, decisions_pb2_grpc, models_pb2, models_pb2_grpc
+from ._proto.grpc.health.v1 import health_pb2, health_pb2_grpc
+
+OUTCOME_NAMES = {"shown": decisions_pb2.SHOWN, "accepted": decisions_pb2.ACCEPTED,
+                 "declined": decisions_pb2.DECLINED, "ignored": decisions_pb2.IGNORED}
+CHUNK_BYTES = 1 << 20  # the server accepts chunks of up to 4 MiB
+
+
+class Client:
+    def __init__(self, host: str = "127.0.0.1", port: int = 50051, *, tls: bool = False,
+                 root_certificates: bytes | None = None, timeout: float = 10.0,
+                 options: Iterable[tuple[str, Any]] = ()) -> None:
+        target = f"{host}:{port}"
+        opts = [("grpc.max_receive_message_length", 64 << 20), *options]
+        if tls:
+            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self.channel = grpc.secure_channel(target, creds, options=opts)
+        else:
+            self.channel = grpc.insecure_channel(target, options=opts)
+        self.timeout = timeout
+        self._decisions = decisions_pb2_grpc.DecisionsStub(self.channel)
+        self._models = models_pb2_grpc.ModelsStub(self.channel)
+        self._health = health_pb2_grpc.HealthStub(self.channel)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- Decisions --------------------------------------------------------------------------
+
+    def decide(self, surface: str, customer_id: str = "", order: Mapping[str, Any] | None = None, *,
+               slots: int = 1, candidates: Iterable[str] = (), features: Mapping[str, float] | None = None,
+               request_id: str = "", timeout: float | None = None) -> decisions_pb2.DecideResponse:
+        """`order` is a dict with the Order fields (total_cents, currency, items=[{sku, category,
+        price_cents, quantity}], shipping_method, channel, device, country, is_gift, order_id)."""
+        req = decisions_pb2.DecideRequest(surface=surface, customer_id=customer_id, slots=slots,
+                                          candidate_offer_ids=list(candidates), request_id=request_id)
+        if order:
+            o = dict(order)
+            items = o.pop("items", [])
+            req.order.CopyFrom(decisions_pb2.Order(**o))
+            for it in items:
+                req.order.items.add(**it)
+        for k, v in (features or {}).items():
+            req.features[k] = float(v)
+        return self._decisions.Decide(req, timeout=timeout or self.timeout)
+
+    def report_outcome(self, decision_id: str, offer_id: str, outcome: str | int = "accepted",
+                       revenue_cents: int = 0, timeout: float | None = None) -> decisions_pb2.OutcomeResponse:
+        value = OUTCOME_NAMES[outcome.lower()] if isinstance(outcome, str) else int(outcome)
+        req = decisions_pb2.OutcomeRequest(decision_id=decision_id, offer_id=offer_id, outcome=value,
+                                           revenue_cents=int(revenue_cents))
+        return self._decisions.ReportOutcome(req, timeout=timeout or self.timeout)
+
+    # -- Models -----------------------------------------------------------------------------
+
+    def push_snapshot(self, path_or_bytes: str | bytes, activate: bool = False,
+                      timeout: float | None = 120.0) -> models_pb2.PushSnapshotResponse:
+        if isinstance(path_or_bytes, (bytes, bytearray)):
+            data = bytes(path_or_bytes)
+        else:
+            with open(path_or_bytes, "rb") as f:
+                data = f.read()
+
+        def chunks() -> Iterator[models_pb2.SnapshotChunk]:
+            offset = 0
+            while True:
+                yield models_pb2.SnapshotChunk(data=data[offset:offset + CHUNK_BYTES], activate=activate)
+                offset += CHUNK_BYTES
+                if offset >= len(data):
+                    break
+
+        return self._models.PushSnapshot(chunks(), timeout=timeout)
+
+    def list_models(self, timeout: float | None = None) -> models_pb2.ListModelsResponse:
+        return self._models.List(models_pb2.ListModelsRequest(), timeout=timeout or self.timeout)
+
+    def activate(self, version: str, force: bool = False, timeout: float | None = None) -> models_pb2.ModelInfo:
+        return self._models.Activate(models_pb2.ActivateRequest(version=version, force=force),
+                                     timeout=timeout or self.timeout)
+
+    def rollback(self, timeout: float | None = None) -> models_pb2.ModelInfo:
+        return self._models.Rollback(models_pb2.RollbackRequest(), timeout=timeout or self.timeout)
+
+    # -- Health -----------------------------------------------------------------------------
+
+    def health(self, service: str = "", timeout: float | None = None) -> str:
+        """'SERVING', 'NOT_SERVING', ... (grpc.health.v1 Check)."""
+        reply = self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout or self.timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)

@@ -1,0 +1,293 @@
+"""`encore-learn`: train, evaluate, push, lift (and synth, inspect). See docs/learning.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from .. import __version__
+
+
+def _log_args(p: argparse.ArgumentParser, outcomes_required: bool = True) -> None:
+    p.add_argument("--decisions", nargs="+", required=True, metavar="FILE",
+                   help="decision log files, globs or log directories (D/decisions-*.jsonl)")
+    p.add_argument("--outcomes", nargs="+", required=outcomes_required, default=[], metavar="FILE",
+                   help="outcome log files, globs or log directories (D/outcomes-*.jsonl)")
+    p.add_argument("--min-age-ms", type=int, default=0,
+                   help="leave out decisions younger than this (they may still get outcomes); default 0")
+    p.add_argument("--now-ms", type=int, default=None,
+                   help="reference time for --min-age-ms (default: the newest timestamp in the logs)")
+
+
+def _reward_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reward", choices=("conversion", "revenue"), default="conversion",
+                   help="conversion: 1 per accepted slot-0 offer; revenue: its revenue_cents / 100")
+
+
+def _eprint(*a: Any) -> None:
+    print(*a, file=sys.stderr)
+
+
+def _fmt(est: dict[str, Any]) -> str:
+    ci = est.get("ci95")
+    return f"{est['value']:.5f}" + (f"  [{ci[0]:.5f}, {ci[1]:.5f}]" if ci else "")
+
+
+def _load(args: argparse.Namespace):
+    from .logs import bandit_data, load_logs
+
+    logs = load_logs(args.decisions, args.outcomes, min_age_ms=args.min_age_ms, now_ms=args.now_ms)
+    return logs, bandit_data(logs, args.reward)
+
+
+def _summarise_join(stats: dict[str, Any], data) -> None:
+    s = stats
+    _eprint(f"logs: {s['decision_records']} decisions ({s['duplicate_decisions']} duplicate), "
+            f"{s['outcome_records']} outcomes ({s['duplicate_outcomes']} duplicate, "
+            f"{s['unknown_decision_outcomes']} for unknown decisions, {s['unplaced_offer_outcomes']} for "
+            f"offers not placed), {s['holdout_decisions']} holdout, {s['empty_decisions']} with nothing eligible, "
+            f"{s['too_recent']} too recent, {s['decisions_without_outcomes']} without outcomes (reward 0)")
+    if s["malformed_lines"]:
+        _eprint(f"warning: {s['malformed_lines']} malformed lines skipped (first at {s['malformed_example']})")
+    if s["unknown_decision_outcomes"]:
+        _eprint(f"warning: {s['unknown_decision_outcomes']} outcomes name decisions not in these decision files "
+                f"(e.g. {s['unknown_decision_example']}); ignored")
+    if data is not None and data.context_check.mismatched:
+        _eprint(f"warning: {data.context_check.mismatched} of {data.context_check.compared} logged context values "
+                f"differ from the recomputed features (e.g. {data.context_check.example})")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .snapshot import write_export, write_snapshot
+    from .train import TrainConfig, train
+
+    logs, data = _load(args)
+    _summarise_join(logs.stats.to_json(), data)
+    pairs = []
+    for spec in args.interaction:
+        a, sep, b = spec.partition("*")
+        if not sep or not a or not b:
+            raise ValueError(f"--interaction {spec!r}: expected NAME*NAME, e.g. order.is_gift*segment=gift_giver")
+        pairs.append((a, b))
+    gamma = None if args.gamma in (None, "auto") else float(args.gamma)
+    cfg = TrainConfig(min_feature_count=args.min_feature_count, min_offer_count=args.min_offer_count,
+                      interactions=pairs, max_weight=args.max_weight, lam_shared=args.lambda_shared,
+                      lam_offer=args.lambda_offer, validation_fraction=args.validation_fraction,
+                      exploration=args.exploration, gamma=gamma, epsilon=args.epsilon, temperature=args.temperature,
+                      bootstrap=args.bootstrap, seed=args.seed, model_version=args.model_version,
+                      extra={"logs": logs.stats.to_json(), "context_check": data.context_check.to_json()})
+    snap = train(data, cfg, log=_eprint)
+    write_snapshot(snap, args.out)
+    _eprint(f"wrote {args.out}: {snap.model_version}")
+    if args.export:
+        write_export(snap, args.export)
+        _eprint(f"wrote {args.export} (JSON export for `encore snapshot build --from`)")
+    est = snap.ope["estimates"]
+    if args.json:
+        print(json.dumps(snap.ope, indent=2))
+    else:
+        print(f"model {snap.model_version}  {snap.exploration.describe()}  "
+              f"({snap.ope['evaluated_on']})")
+        for k in ("ips", "snips", "dr", "logging", "dr_minus_logging"):
+            print(f"  {k:<17}{_fmt(est[k])}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .estimators import evaluate
+    from .snapshot import read_snapshot
+
+    snap = read_snapshot(args.snapshot)
+    logs, data = _load(args)
+    if not args.json:
+        _summarise_join(logs.stats.to_json(), data)
+    report = evaluate(snap, data, bootstrap=args.bootstrap, seed=args.seed, folds=args.folds)
+    report["logs"] = logs.stats.to_json()
+    report["context_check"] = data.context_check.to_json()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"policy {snap.model_version}  {snap.exploration.describe()}  on {report['decisions']} decisions "
+          f"(slot-0 {data.reward_kind})")
+    for k, v in report["estimates"].items():
+        print(f"  {k:<17}{_fmt(v)}")
+    d = report["diagnostics"]
+    print(f"  weights: mean {d['mean_weight']:.3f}, max {d['max_weight']:.2f}, "
+          f"effective sample size {d['effective_sample_size']:.0f}")
+    if report.get("features_absent_from_logs"):
+        print(f"  note: features never present in the logs (always 0): {report['features_absent_from_logs']}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    import grpc
+
+    from ..client import Client
+    from .snapshot import read_snapshot
+
+    snap = read_snapshot(args.snapshot)  # refuse locally what the server would refuse
+    with Client(args.host, args.port, tls=args.tls, timeout=args.timeout) as c:
+        try:
+            reply = c.push_snapshot(args.snapshot, activate=args.activate)
+        except grpc.RpcError as e:
+            _eprint(f"encore-learn: push refused: {e.code().name}: {e.details()}")
+            return 1
+    m = reply.model
+    if args.json:
+        print(json.dumps({"version": m.version, "sha256": m.sha256, "size_bytes": m.size_bytes,
+                          "exploration": m.exploration, "activated": reply.activated}))
+    else:
+        print(f"pushed {m.version} ({m.size_bytes} bytes, sha256 {m.sha256[:16]}..., {m.exploration})")
+        print(f"active: {m.version}" if reply.activated else
+              f"loaded, not active (activate with: encore models activate {m.version})")
+    del snap
+    return 0
+
+
+def cmd_lift(args: argparse.Namespace) -> int:
+    from .lift import lift
+    from .logs import load_logs
+
+    logs = load_logs(args.decisions, args.outcomes, min_age_ms=args.min_age_ms, now_ms=args.now_ms)
+    report = lift(logs, bootstrap=args.bootstrap, seed=args.seed)
+    report["logs"] = logs.stats.to_json()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0 if "error" not in report else 1
+    if "error" in report:
+        _eprint(f"encore-learn: {report['error']}")
+        return 1
+    c = report["customers"]
+    print(f"customers: {c['treated']} treated, {c['holdout']} holdout ({c['in_both_groups']} seen in both)")
+    print(f"  {'metric':<15}{'treated':>24}{'holdout':>24}{'difference':>28}")
+    for m, v in report["metrics"].items():
+        def cell(x):
+            ci = x.get("ci95")
+            val = x.get("mean", x.get("value"))
+            return f"{val:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else f"{val:.4f}"
+        print(f"  {m:<15}{cell(v['treated']):>24}{cell(v['holdout']):>24}{cell(v['difference']):>28}")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .snapshot import read_snapshot
+    from .synthetic import generate
+
+    logging = read_snapshot(args.logging_snapshot) if args.logging_snapshot else None
+    logs = generate(args.n, args.seed, slots=args.slots, holdout_share=args.holdout_share, logging=logging,
+                    order_uplift=args.order_uplift)
+    d, o = logs.write(args.out_dir)
+    _eprint(f"wrote {d} ({len(logs.decisions)} decisions) and {o} ({len(logs.outcomes)} outcomes)")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .snapshot import read_snapshot
+
+    snap = read_snapshot(args.snapshot)
+    if args.json:
+        out = snap.to_export()
+        out["sha256"] = snap.sha256
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"version      {snap.model_version}")
+    print(f"exploration  {snap.exploration.describe()}; link {snap.link}, objective {snap.objective}")
+    print(f"features     {len(snap.features)} + {len(snap.interactions)} interactions; offers {len(snap.offers)}")
+    print(f"sha256       {snap.sha256}  {'signed (not checked here)' if snap.signed else 'unsigned'}")
+    if isinstance(snap.ope, dict) and "estimates" in snap.ope:
+        for k, v in snap.ope["estimates"].items():
+            print(f"  ope {k:<15}{_fmt(v)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="encore-learn", description="Learn, evaluate and push Encore policies.")
+    ap.add_argument("--version", action="version", version=f"encore-learn {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="learn a policy from decision and outcome logs; write a snapshot")
+    _log_args(p)
+    _reward_arg(p)
+    p.add_argument("--out", required=True, help="snapshot file to write (.snap)")
+    p.add_argument("--export", help="also write the JSON export (encore snapshot build --from)")
+    p.add_argument("--exploration", choices=("squarecb", "epsilon_greedy", "softmax", "uniform"), default="squarecb")
+    p.add_argument("--gamma", default="auto", help="SquareCB gamma, or 'auto' (chosen on the validation split)")
+    p.add_argument("--epsilon", type=float, default=0.05)
+    p.add_argument("--temperature", type=float, default=0.1)
+    p.add_argument("--interaction", action="append", default=[], metavar="A*B",
+                   help="quadratic interaction of two feature names (repeatable)")
+    p.add_argument("--min-feature-count", type=int, default=10,
+                   help="use a feature only if it is non-zero in this many training decisions")
+    p.add_argument("--min-offer-count", type=int, default=1,
+                   help="give an offer its own weights only if shown in slot 0 this many times")
+    p.add_argument("--max-weight", type=float, default=50.0, help="clip importance weights 1/p at this value")
+    p.add_argument("--lambda-shared", type=float, default=1.0)
+    p.add_argument("--lambda-offer", type=float, default=10.0)
+    p.add_argument("--validation-fraction", type=float, default=0.3)
+    p.add_argument("--model-version", help="default learned-<UTC timestamp>-<weights hash>")
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the OPE report as JSON")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="IPS, SNIPS and DR estimates of a snapshot's value on logs")
+    p.add_argument("--snapshot", required=True, help="snapshot (.snap) or JSON export")
+    _log_args(p)
+    _reward_arg(p)
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--folds", type=int, default=2, help="cross-fitting folds of the DR reward model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("push", help="upload a snapshot to a running server (Models/PushSnapshot)")
+    p.add_argument("snapshot")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=50051)
+    p.add_argument("--tls", action="store_true")
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--activate", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("lift", help="holdout vs treated conversion and revenue per customer")
+    _log_args(p)
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_lift)
+
+    p = sub.add_parser("synth", help="write synthetic decision and outcome logs (known conversion model)")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--n", type=int, default=20000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--slots", type=int, choices=(1, 2), default=1)
+    p.add_argument("--holdout-share", type=float, default=0.05)
+    p.add_argument("--order-uplift", type=float, default=0.0)
+    p.add_argument("--logging-snapshot", help="log with this policy instead of uniform")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("inspect", help="print a snapshot (validated) and its OPE report")
+    p.add_argument("snapshot")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inspect)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .logs import LogError
+    from .snapshot import SnapshotError
+    from .train import TrainError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (LogError, SnapshotError, TrainError, ValueError, OSError) as e:
+        _eprint(f"encore-learn: error: {e}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
