@@ -28,21 +28,22 @@ let package = Package(
             ],
             path: "BenchSupport"
         )
-    ] + benchmarkNames.map { name in
-        .executableTarget(
-            name: name,
-            dependencies: [
-                "BenchSupport",
-                .product(name: "Benchmark", package: "benchmark"),
-                // EncoreServer's product carries EncoreEngine, EncoreModel, EncoreStore and
-                // EncoreProtocol (the root package has no library product for them).
-                .product(name: "EncoreServer", package: "Encore"),
-                .product(name: "EncoreTransport", package: "Encore"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ],
-            path: name,
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        )
-    },
+    ]
+        + benchmarkNames.map { name in
+            .executableTarget(
+                name: name,
+                dependencies: [
+                    "BenchSupport",
+                    .product(name: "Benchmark", package: "benchmark"),
+                    // EncoreServer's product carries EncoreEngine, EncoreModel, EncoreStore and
+                    // EncoreProtocol (the root package has no library product for them).
+                    .product(name: "EncoreServer", package: "Encore"),
+                    .product(name: "EncoreTransport", package: "Encore"),
+                    .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                ],
+                path: name,
+                plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+            )
+        },
     swiftLanguageModes: [.v6]
 )

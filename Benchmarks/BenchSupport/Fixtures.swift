@@ -30,7 +30,9 @@ public enum Fixtures {
     /// CSV customers: `customer_id,segments,f00..f39`.
     public static var customersCSV: String {
         var random = FixtureRandom(seed: 42)
-        var text = "customer_id,segments," + (0..<storedFeatureCount).map { "f\($0 < 10 ? "0" : "")\($0)" }.joined(separator: ",") + "\n"
+        var text =
+            "customer_id,segments,"
+            + (0..<storedFeatureCount).map { "f\($0 < 10 ? "0" : "")\($0)" }.joined(separator: ",") + "\n"
         for c in 0..<customerCount {
             var memberships: [String] = []
             for (s, name) in segments.enumerated() where (c >> s) & 1 == 1 { memberships.append(name) }

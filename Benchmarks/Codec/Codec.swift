@@ -1,8 +1,8 @@
+import BenchSupport
 // The Decide hot codec (EncoreProtocol): DecideRequestDecoder.decode of a realistic request
 // (3 line items, 4 request features, 2 candidate ids) and DecideResponseEncoder.encode of a
 // 2-placement response into a reused [UInt8]. One measured iteration is 1,000 operations.
 import Benchmark
-import BenchSupport
 import EncoreProtocol
 import SwiftProtobuf
 
@@ -16,15 +16,17 @@ func requestBytes() throws -> [UInt8] {
     order.channel = "web"
     order.device = "mobile"
     order.country = "US"
-    order.items = [("sku-1001", "electronics", 8_999, 1), ("sku-2002", "home", 2_000, 1), ("sku-1003", "electronics", 1_000, 2)]
-        .map { sku, category, price, quantity in
-            var item = Encore_V1_LineItem()
-            item.sku = sku
-            item.category = category
-            item.priceCents = Int64(price)
-            item.quantity = UInt32(quantity)
-            return item
-        }
+    order.items = [
+        ("sku-1001", "electronics", 8_999, 1), ("sku-2002", "home", 2_000, 1), ("sku-1003", "electronics", 1_000, 2),
+    ]
+    .map { sku, category, price, quantity in
+        var item = Encore_V1_LineItem()
+        item.sku = sku
+        item.category = category
+        item.priceCents = Int64(price)
+        item.quantity = UInt32(quantity)
+        return item
+    }
     var request = Encore_V1_DecideRequest()
     request.surface = "thank_you"
     request.customerID = "cust_100071"

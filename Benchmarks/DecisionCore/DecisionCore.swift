@@ -1,9 +1,9 @@
+import BenchSupport
 // The decision core alone (EncoreEngine): eligibility, features, scoring, SquareCB exploration
 // and a 2-slot slate for a 50-offer catalog and a 64-feature snapshot, over a pool of customers
 // (14 known, 2 cold-start). One measured iteration is 1,000 decisions (scaling factor kilo).
 // Issue goal: <= 2 us and 0 allocations per decision.
 import Benchmark
-import BenchSupport
 import EncoreEngine
 import EncoreModel
 import EncoreStore
@@ -38,7 +38,8 @@ final class DecisionFixture: @unchecked Sendable {
 
         // 14 known customers spread over the store, 2 unknown (cold start).
         customerPool =
-            (0..<14).map { arena.utf8(Fixtures.customerID($0 * 71)) } + ["cust_unknown_1", "cust_unknown_2"].map(arena.utf8)
+            (0..<14).map { arena.utf8(Fixtures.customerID($0 * 71)) }
+            + ["cust_unknown_1", "cust_unknown_2"].map(arena.utf8)
         input.surface = arena.utf8("thank_you")
         input.customerID = customerPool[0]
         input.requestID = arena.utf8("req-7f3a9c2e-0001")

@@ -1,8 +1,8 @@
+import BenchSupport
 // GRPCFrameDecoder (EncoreTransport): a 300-byte gRPC message with its 5-byte prefix, arriving
 // in 3 pieces (as DATA frames would deliver it): reset, append x3, nextMessage. One measured
 // iteration is 1,000 messages.
 import Benchmark
-import BenchSupport
 import EncoreTransport
 
 final class FramingFixture: @unchecked Sendable {

@@ -1,7 +1,7 @@
+import BenchSupport
 // SnapshotFile.read (EncoreModel) of a 50-offer x 64-feature snapshot's bytes, unsigned:
 // parse, validate and build the ModelSnapshot. One measured iteration is one read.
 import Benchmark
-import BenchSupport
 import EncoreModel
 
 let benchmarks: @Sendable () -> Void = {
