@@ -85,7 +85,8 @@ public final class ActiveModel: @unchecked Sendable {
             logNamesID = LogNameTable.register(
                 LogNames(
                     modelVersion: version, exploration: "uniform", offerIDs: catalog.offers.map(\.id),
-                    customerFeatureNames: customers.featureNames, segmentNames: customers.segmentNames, contextNames: []))
+                    customerFeatureNames: customers.featureNames, segmentNames: customers.segmentNames, contextNames: []
+                ))
             return
         }
         program = try snapshot.schema.compile(

@@ -43,7 +43,11 @@ public final class DecisionWorkspace {
         probabilities = .allocate(capacity: 1)
         marks = .allocate(capacity: 1)
         loggedCandidates = .allocate(capacity: 1)
-        if let log = engine.log, threadIndex < log.rings.count { logRing = log.rings[threadIndex] } else { logRing = nil }
+        if let log = engine.log, threadIndex < log.rings.count {
+            logRing = log.rings[threadIndex]
+        } else {
+            logRing = nil
+        }
         ensureCapacity(offers: 64, width: 64)
     }
 

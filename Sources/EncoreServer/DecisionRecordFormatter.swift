@@ -108,7 +108,10 @@ enum DecisionRecordFormatter {
         j.number(r.f64())
         j.raw("}\n")
         out = j.out
-        if r.failed { out.append(contentsOf: Array("{\"v\": 1, \"type\": \"error\", \"message\": \"malformed decision record\"}\n".utf8)) }
+        if r.failed {
+            out.append(
+                contentsOf: Array("{\"v\": 1, \"type\": \"error\", \"message\": \"malformed decision record\"}\n".utf8))
+        }
     }
 
     static func appendOutcomeJSON(_ record: UnsafeRawBufferPointer, to out: inout [UInt8]) {

@@ -33,14 +33,17 @@ final class OutcomeRecorder: @unchecked Sendable {
         let decoder = decoders[thread]
         let decisionID = decoder.decisionID.bytes(in: request)
         let offerID = decoder.offerID.bytes(in: request)
-        guard decisionID.count > 0 else { return GRPCStatus(.invalidArgument, static: "decision_id: must not be empty") }
+        guard decisionID.count > 0 else {
+            return GRPCStatus(.invalidArgument, static: "decision_id: must not be empty")
+        }
         guard offerID.count > 0 else { return GRPCStatus(.invalidArgument, static: "offer_id: must not be empty") }
         guard decisionID.count <= 256, offerID.count <= 256 else {
             return GRPCStatus(.invalidArgument, static: "decision_id, offer_id: at most 256 bytes each")
         }
         guard (1...4).contains(decoder.outcome) else {
             return GRPCStatus(
-                .invalidArgument, static: "outcome: must be SHOWN, ACCEPTED, DECLINED or IGNORED (not OUTCOME_UNSPECIFIED)")
+                .invalidArgument,
+                static: "outcome: must be SHOWN, ACCEPTED, DECLINED or IGNORED (not OUTCOME_UNSPECIFIED)")
         }
         let key = StableHash.hash(decisionID, seed: StableHash.hash(offerID) &+ UInt64(decoder.outcome))
         let fresh = seen.withLock { sets -> Bool in

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The decision engine's log: one `LogRing` per reactor thread for decision and outcome
@@ -19,7 +19,9 @@ public final class DecisionLog: @unchecked Sendable {
 
     public init(threads: Int, ringBytes: Int = DecisionLog.defaultRingBytes) {
         rings = (0..<threads).map { _ in LogRing(capacityBytes: ringBytes) }
-        scratch = (0..<threads).map { _ in UnsafeMutableRawPointer.allocate(byteCount: DecisionLog.maxRecordBytes, alignment: 16) }
+        scratch = (0..<threads).map { _ in
+            UnsafeMutableRawPointer.allocate(byteCount: DecisionLog.maxRecordBytes, alignment: 16)
+        }
     }
 
     deinit {
