@@ -48,11 +48,16 @@ def test_decide_served(stubs, plain_server, channel_for):
     assert len(resp.placements) == (0 if resp.holdout else 1)
 
 
-def test_report_outcome_unimplemented(stubs, plain_server, channel_for):
+def test_report_outcome_served(stubs, plain_server, channel_for):
+    """ReportOutcome is routed and validates its input (its logging is tested in test_logs.py)."""
     stub = stubs.decisions_pb2_grpc.DecisionsStub(channel_for(plain_server))
+    D = stubs.decisions_pb2
     with pytest.raises(grpc.RpcError) as ei:
-        stub.ReportOutcome(stubs.decisions_pb2.OutcomeRequest(decision_id="d"), timeout=TIMEOUT)
-    assert ei.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        stub.ReportOutcome(D.OutcomeRequest(decision_id="d"), timeout=TIMEOUT)
+    assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "offer_id" in ei.value.details()
+    reply = stub.ReportOutcome(D.OutcomeRequest(decision_id="d", offer_id="gift_box", outcome=D.SHOWN), timeout=TIMEOUT)
+    assert reply == D.OutcomeResponse()
 
 
 @pytest.mark.parametrize("path", ["/encore.v1.Nope/Nope", "/grpc.health.v1.Health/Nope", "/x"])
