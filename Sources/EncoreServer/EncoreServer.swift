@@ -115,6 +115,9 @@ public final class EncoreServer: Sendable {
                 "decision log: \(logWriter.log.writtenRecords) records written to \(logWriter.directory), \(logWriter.droppedRecords) dropped"
             )
         }
+        Log.info(
+            "decisions: \(engine.unknownCandidatesIgnored.load(ordering: .relaxed)) unknown candidate_offer_ids ignored since start"
+        )
         Log.info(clean ? "stopped: every in-flight call completed" : "stopped: drain deadline cut off in-flight calls")
         return 0
     }
