@@ -23,6 +23,9 @@ public final class EncoreServer: Sendable {
         public var snapshotFile: String? = nil
         /// PEM Ed25519 public keys; when any is given, only snapshots signed by one are accepted.
         public var trustedKeyFiles: [String] = []
+        /// Refuse to activate snapshots whose offline DR lower bound is below the active
+        /// policy's estimated value (unless forced).
+        public var requireOPE = false
         public var engine = EngineConfiguration()
         /// Directory for decision and outcome logs (nil: no logs).
         public var logDirectory: String? = nil
@@ -76,7 +79,8 @@ public final class EncoreServer: Sendable {
         logWriter = try options.logDirectory.map { try LogWriter(directory: $0, log: log!) }
         engine = DecisionEngine(configuration: options.engine, model: model, log: log)
         registry = ModelRegistry(
-            engine: engine, customers: customerTable, trustedKeys: trustedKeys, initial: data.snapshot)
+            engine: engine, customers: customerTable, trustedKeys: trustedKeys, initial: data.snapshot,
+            requireOPE: options.requireOPE)
 
         let serving = ServingState()
         var router = GRPCRouter()

@@ -29,14 +29,21 @@ public final class ModelRegistry: Sendable {
     /// The customer table behind the active model (upserts publish new generations).
     public let customers: CustomerTable
     public let trustedKeys: [Ed25519.PublicKey]
+    /// With `encore serve --require-ope`: activation refuses a snapshot whose offline DR lower
+    /// bound is below the active policy's estimated value, unless forced.
+    public let requireOPE: Bool
     /// Previously active snapshots kept loaded for instant rollback.
     public let keepPrevious = 3
     /// Pushed-but-never-activated snapshots kept at most.
     public let keepPending = 4
     private let state = Mutex(State())
 
-    public init(engine: DecisionEngine, customers: CustomerTable, trustedKeys: [Ed25519.PublicKey], initial: Loaded?) {
+    public init(
+        engine: DecisionEngine, customers: CustomerTable, trustedKeys: [Ed25519.PublicKey], initial: Loaded?,
+        requireOPE: Bool = false
+    ) {
         self.engine = engine
+        self.requireOPE = requireOPE
         self.customers = customers
         self.trustedKeys = trustedKeys
         if let initial { state.withLock { $0.loaded = [initial] } }
@@ -64,6 +71,7 @@ public final class ModelRegistry: Sendable {
             throw GRPCStatus(.failedPrecondition, "snapshot refused: \(error)")
         }
         let loaded = Loaded(snapshot: snapshot, metadata: metadata, loadedAtMillis: Self.nowMillis())
+        if activate { try opeGate(snapshot, force: false) }
         return state.withLock { state in
             if let i = state.loaded.firstIndex(where: { $0.snapshot.version == snapshot.version }) {
                 state.loaded.remove(at: i)
@@ -76,11 +84,12 @@ public final class ModelRegistry: Sendable {
     }
 
     /// Makes the loaded snapshot `version` active. NOT_FOUND if it is not loaded.
-    public func activate(version: String) throws(GRPCStatus) -> Encore_V1_ModelInfo {
+    public func activate(version: String, force: Bool = false) throws(GRPCStatus) -> Encore_V1_ModelInfo {
         try state.withLock { state throws(GRPCStatus) in
             guard let loaded = state.loaded.first(where: { $0.snapshot.version == version }) else {
                 throw GRPCStatus(.notFound, "no loaded snapshot has version \(version) (see Models/List)")
             }
+            try opeGate(loaded.snapshot, force: force)
             try bindAndActivate(&state, loaded)
             return info(loaded, active: version)
         }
@@ -121,6 +130,75 @@ public final class ModelRegistry: Sendable {
                 throw GRPCStatus(.failedPrecondition, "the active snapshot cannot serve the new data: \(error)")
             }
         }
+    }
+
+    /// The offline-evaluation gate (`--require-ope`): the candidate's DR 95% lower bound must be
+    /// at least the active policy's estimated value (the active snapshot's own DR estimate, else
+    /// the logging policy's value in the candidate's report). FAILED_PRECONDITION otherwise.
+    func opeGate(_ candidate: ModelSnapshot, force: Bool) throws(GRPCStatus) {
+        guard requireOPE, !force else { return }
+        guard let report = candidate.opeReportJSON.flatMap(Self.estimates) else {
+            throw GRPCStatus(
+                .failedPrecondition,
+                "offline evaluation required (--require-ope): snapshot \(candidate.version) carries no OPE report with estimates.dr; activate with force to override"
+            )
+        }
+        guard let lower = report.drLower else {
+            throw GRPCStatus(
+                .failedPrecondition, "offline evaluation required: snapshot \(candidate.version) has no DR interval")
+        }
+        let active = engine.active.value
+        let activeValue: Double?
+        if active.snapshot?.version == candidate.version {
+            return
+        } else if let own = active.snapshot?.opeReportJSON.flatMap(Self.estimates)?.drValue {
+            activeValue = own
+        } else {
+            activeValue = report.loggingValue
+        }
+        guard let activeValue else {
+            throw GRPCStatus(
+                .failedPrecondition,
+                "offline evaluation required: no estimate of the active policy \(active.version)'s value to compare with"
+            )
+        }
+        if lower < activeValue {
+            throw GRPCStatus(
+                .failedPrecondition,
+                "offline evaluation gate: snapshot \(candidate.version) DR lower 95% bound \(lower) is below the active policy \(active.version)'s estimated value \(activeValue); activate with force to override"
+            )
+        }
+    }
+
+    struct Estimates {
+        var drValue: Double?
+        var drLower: Double?
+        var loggingValue: Double?
+    }
+
+    static func estimates(_ json: String) -> Estimates? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+            let estimates = object["estimates"] as? [String: Any], let dr = estimates["dr"] as? [String: Any]
+        else { return nil }
+        func number(_ v: Any?) -> Double? {
+            guard let v else { return nil }
+            switch v {
+            case let d as Double: return d
+            case let i as Int: return Double(i)
+            case let n as NSNumber: return n.doubleValue
+            default: return nil
+            }
+        }
+        var lower: Double? = nil
+        if let ci = dr["ci95"] as? [Any], let first = ci.first {
+            lower = number(first)
+        } else if let ci = dr["ci95"] as? [Double], let first = ci.first {
+            lower = first
+        }
+        var loggingValue: Double? = nil
+        if let logging = estimates["logging"] as? [String: Any] { loggingValue = number(logging["value"]) }
+        return Estimates(
+            drValue: number(dr["value"]), drLower: lower ?? number(dr["value"]), loggingValue: loggingValue)
     }
 
     /// Applies a batch of customer upserts and republishes the active model over the new

@@ -25,7 +25,7 @@ public struct ModelsService: Sendable {
                     guard !message.version.isEmpty else {
                         throw GRPCStatus(.invalidArgument, "ActivateRequest.version is empty")
                     }
-                    return try registry.activate(version: message.version)
+                    return try registry.activate(version: message.version, force: message.force)
                 }
             })
         router.register(

@@ -87,6 +87,12 @@ struct Serve: ParsableCommand {
         help: "PEM Ed25519 public key; with any, only snapshots signed by one are accepted (repeatable).")
     var trustedKeys: [String] = []
 
+    @Flag(
+        help:
+            "Refuse to activate a snapshot whose offline DR lower bound is below the active policy's estimated value (override with force)."
+    )
+    var requireOpe = false
+
     @Option(help: "Directory for decision and outcome logs (JSON Lines, docs/logs.md).")
     var logDir: String?
 
@@ -126,6 +132,7 @@ struct Serve: ParsableCommand {
         options.snapshotFile = snapshot
         options.trustedKeyFiles = trustedKeys
         options.logDirectory = logDir
+        options.requireOPE = requireOpe
         if let holdoutShare {
             options.engine.holdoutShare = holdoutShare
             options.holdoutShareSet = true

@@ -80,9 +80,11 @@ struct ModelsCommand: ParsableCommand {
     struct Activate: ParsableCommand {
         @OptionGroup var connection: Connection
         @Argument(help: "Model version to activate.") var version: String
+        @Flag(help: "Skip the offline-evaluation gate (servers started with --require-ope).") var force = false
         func run() throws {
             var request = Encore_V1_ActivateRequest()
             request.version = version
+            request.force = force
             let m = try Encore_V1_ModelInfo(serializedBytes: try connection.call("Activate", request))
             print("active: \(m.version)")
         }

@@ -556,3 +556,48 @@ def test_upsert_customers_changes_scores_atomically(stubs, server_factory, admin
     assert count.total == 100_001, f"the refused batch was partly applied: total {count.total}"
     err = _rpc_error(customers.UpsertCustomers, iter([C.CustomerRecord(customer_id="")]), timeout=TIMEOUT)
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "customer_id" in err.details(), err
+
+
+# ----------------------------------------------------------------------------------------------
+# Offline-evaluation gate (--require-ope)
+# ----------------------------------------------------------------------------------------------
+def _export_with_ope(path, version, dr_value, dr_ci, logging_value):
+    """A tiny valid export (bias only, shared weights) carrying an OPE report."""
+    path.write_text(json.dumps({
+        "model_version": version, "features": ["bias"], "offers": ["gift_box"], "shared_weights": [-2.0],
+        "offer_weights": [[0.5]], "offer_biases": [0.0], "exploration": {"kind": "squarecb", "gamma": 50},
+        "ope": {"estimates": {"dr": {"value": dr_value, "ci95": dr_ci}, "logging": {"value": logging_value}}},
+    }))
+
+
+def test_require_ope_gate(stubs, snapshots, server_factory, admin_for, tmp_path):
+    server = server_factory("--require-ope")
+    a = admin_for(server)
+    built = {}
+    for version, dr, ci in (("ope-good", 0.30, [0.25, 0.35]), ("ope-bad", 0.12, [0.05, 0.2])):
+        export = tmp_path / f"{version}.json"
+        _export_with_ope(export, version, dr, ci, logging_value=0.10)
+        out = tmp_path / f"{version}.snap"
+        r = ei.run_cli("snapshot", "build", "--from", str(export), "--out", str(out))
+        assert r.returncode == 0, r.stdout + r.stderr
+        built[version] = out.read_bytes()
+    # No OPE report at all (a demo snapshot): refused on activate, accepted with force.
+    err = _rpc_error(a.push, snapshots.path[11].read_bytes(), activate=True)
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "OPE" in err.details(), err.details()
+    a.push(snapshots.path[11].read_bytes())  # loading without activation is fine
+    err = _rpc_error(a.activate, snapshots.version[11])
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    forced = a.models.Activate(stubs.models_pb2.ActivateRequest(version=snapshots.version[11], force=True), timeout=TIMEOUT)
+    assert forced.version == snapshots.version[11] and a.version_seen() == snapshots.version[11]
+    # DR lower bound 0.05 < logging value 0.10: refused, with the numbers in the message.
+    err = _rpc_error(a.push, built["ope-bad"], activate=True)
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err
+    assert "0.05" in err.details() and "0.1" in err.details(), err.details()
+    assert a.version_seen() == snapshots.version[11]
+    # DR lower bound 0.25 >= 0.10: activated.
+    reply = a.push(built["ope-good"], activate=True)
+    assert reply.activated and a.version_seen() == "ope-good"
+    # Now the active policy has its own DR estimate (0.30): ope-bad (lower 0.05) stays refused.
+    a.push(built["ope-bad"])
+    err = _rpc_error(a.activate, "ope-bad")
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "0.3" in err.details(), err.details()
