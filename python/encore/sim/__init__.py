@@ -1,0 +1,1 @@
+"""A closed learning loop against a real `encore serve`: shopper simulator, train, evaluate, push."""

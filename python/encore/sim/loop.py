@@ -1,0 +1,451 @@
+"""The learning loop against a real server, with a shopper simulator whose conversion model is known.
+
+    python -m encore.sim.loop --seed 1 [--rounds 4] [--orders 20000] [--json]
+
+Starts `encore serve --port 0 --holdout-share 0 --log-dir DIR --catalog C --customers U` (no
+snapshot: the first policy is uniform over the eligible offers), then per round: simulates
+`--orders` orders (Decide with slots=1, then ReportOutcome SHOWN and ACCEPTED/IGNORED drawn from the
+true model), trains a snapshot on every log so far, evaluates it offline (SNIPS, DR), pushes and
+activates it, and computes its TRUE value (exploration included) on a fixed sample of contexts.
+Progress goes to stderr; with --json the last stdout line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+from ..learn.features import ContextMatrix, record_features
+from ..learn.policy import Flat, policy_distribution
+from ..learn.snapshot import write_snapshot
+
+# The embedded demo catalog (Sources/EncoreServer/Demo/DemoCatalog.swift).
+CATALOG = [
+    ("gift_box", "gift_box", ("cart", "payment", "confirmation"), 500),
+    ("gift_message", "gift_box", ("cart", "payment"), 200),
+    ("rush_shipping", "rush_shipping", ("cart", "payment"), 999),
+    ("express_upgrade", "rush_shipping", ("payment", "confirmation"), 599),
+    ("shipping_protection", "shipping_protection", ("cart", "payment", "confirmation"), 299),
+    ("complementary_socks", "complementary_item", ("cart", "thank_you"), 899),
+    ("complementary_case", "complementary_item", ("thank_you", "confirmation"), 1999),
+    ("referral_give20_get20", "referral", ("thank_you", "confirmation", "email"), 2000),
+    ("review_precommit", "review_precommitment", ("thank_you", "confirmation", "email"), 150),
+    ("loyalty_enroll", "loyalty_enrollment", ("payment", "thank_you", "confirmation"), 800),
+    ("loyalty_double_points", "loyalty_enrollment", ("cart", "thank_you"), 300),
+    ("partner_streaming_trial", "partner_offer", ("thank_you", "confirmation"), 1200),
+    ("partner_card", "partner_offer", ("confirmation", "thank_you", "email"), 5000),
+    ("extended_warranty", "complementary_item", ("cart", "payment"), 2499),
+    ("donation_roundup", "partner_offer", ("payment", "thank_you"), 50),
+    ("next_order_discount", "referral", ("confirmation", "email", "thank_you"), 700),
+]
+SURFACES = ("cart", "payment", "thank_you", "confirmation")
+CATEGORIES = ("electronics", "apparel", "home", "beauty", "toys")
+FEATURE_NAMES = ("orders_log", "aov_log", "days_since_last_log", "return_rate", "email_engagement", "app_user",
+                 "reviews_log", "referrals")
+INTERCEPT = -3.0
+INTERACTION = ("order.is_gift", "segment=gift_giver")
+
+# The simulator's true conversion model: log-odds = INTERCEPT + bias + Σ w·x, in the server's feature
+# names. The terms are the demo's (DemoModel.trueWeights); the per-offer biases centre the continuous
+# features (order.total_log ≈ 4.8, customer.aov_log ≈ 4.4, ...) so that context, not a constant
+# offset, decides which offer is best: gift orders -> gift box, electronics/high totals -> shipping
+# protection and warranty, repeat buyers -> loyalty, deal seekers -> next-order discount, ...
+TRUE_MODEL: dict[str, tuple[float, dict[str, float]]] = {
+    "gift_box": (0.0, {"order.is_gift": 2.5, "segment=gift_giver": 1.0, "surface=cart": 0.3,
+                       "order.is_gift*segment=gift_giver": 0.5}),
+    "gift_message": (0.0, {"order.is_gift": 2.0, "segment=gift_giver": 0.4}),
+    "rush_shipping": (-1.0, {"order.shipping=express": -1.0, "order.is_gift": 0.8, "surface=payment": 0.4,
+                             "order.total_log": 0.2}),
+    "express_upgrade": (0.3, {"order.shipping=express": -1.5, "order.is_gift": 0.5,
+                              "customer.days_since_last_log": -0.1}),
+    "shipping_protection": (-2.9, {"order.total_log": 0.6, "order.category=electronics": 0.8,
+                                   "surface=payment": 0.3}),
+    "complementary_socks": (0.0, {"order.category=apparel": 1.5, "surface=thank_you": 0.3}),
+    "complementary_case": (0.0, {"order.category=electronics": 1.6, "surface=thank_you": 0.2}),
+    "referral_give20_get20": (-0.6, {"segment=vip": 1.2, "customer.referrals": 0.4,
+                                     "customer.email_engagement": 0.8}),
+    "review_precommit": (0.0, {"customer.reviews_log": 0.9, "segment=repeat": 0.4}),
+    "loyalty_enroll": (-0.5, {"segment=repeat": 1.0, "segment=loyalty_member": -2.0, "customer.orders_log": 0.4}),
+    "loyalty_double_points": (-1.0, {"segment=loyalty_member": 1.5, "order.total_log": 0.2}),
+    "partner_streaming_trial": (0.0, {"customer.app_user": 0.8, "order.device=mobile": 0.4,
+                                      "order.category=toys": 0.3}),
+    "partner_card": (-2.4, {"customer.aov_log": 0.5, "segment=vip": 0.6, "segment=deal_seeker": -0.5}),
+    "extended_warranty": (-1.5, {"order.category=electronics": 1.2, "order.category=home": 0.6,
+                                 "order.total_log": 0.3}),
+    "donation_roundup": (0.0, {"surface=thank_you": 0.2, "customer.email_engagement": 0.3}),
+    "next_order_discount": (0.0, {"segment=deal_seeker": 1.2, "segment=new": 0.6}),
+}
+
+
+def eprint(*a: Any) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+def candidates_for(surface: str) -> list[str]:
+    return [o for o, _, surfaces, _ in CATALOG if surface in surfaces]
+
+
+def true_probability(feats: dict[str, float], offer: str) -> float:
+    bias, terms = TRUE_MODEL[offer]
+    s = INTERCEPT + bias
+    for name, w in terms.items():
+        if "*" in name:
+            a, b = name.split("*")
+            s += w * feats.get(a, 0.0) * feats.get(b, 0.0)
+        else:
+            s += w * feats.get(name, 0.0)
+    return 1.0 / (1.0 + math.exp(-s))
+
+
+# -- data --------------------------------------------------------------------------------------
+
+def make_customers(n: int, seed: int) -> list[tuple[str, list[str], dict[str, float]]]:
+    """Customers drawn like DemoCustomers.customer(n) (same feature names and segments)."""
+    rng = np.random.default_rng([seed, 1])
+    out = []
+    for i in range(1, n + 1):
+        u = rng.random(16)
+        orders = int(-math.log(1 - u[0] * 0.999) * 3)
+        aov = 20 + u[1] * u[2] * 300
+        days = 365.0 if orders == 0 else u[3] * 200
+        returns = u[4] * 0.3
+        email = u[5]
+        app = 1.0 if u[6] < 0.35 else 0.0
+        reviews = int(u[7] * orders) if orders > 0 else 0
+        referrals = int(u[9] * 5) if u[8] < 0.1 else 0
+        segs = []
+        if orders == 0:
+            segs.append("new")
+        if orders >= 2:
+            segs.append("repeat")
+        if orders >= 8 and aov > 120:
+            segs.append("vip")
+        if u[10] < 0.15:
+            segs.append("gift_giver")
+        if u[11] < 0.25:
+            segs.append("deal_seeker")
+        if orders >= 1 and u[12] < 0.25:
+            segs.append("loyalty_member")
+        vals = [math.log1p(orders), math.log1p(aov), math.log1p(days), returns, email, app, math.log1p(reviews),
+                float(referrals)]
+        feats = {k: round(float(v), 4) for k, v in zip(FEATURE_NAMES, vals)}
+        out.append((f"c{i:06d}", segs, feats))
+    return out
+
+
+def write_data(directory: str, customers) -> tuple[str, str]:
+    cat = os.path.join(directory, "catalog.jsonl")
+    with open(cat, "w") as f:
+        for oid, kind, surfaces, value in CATALOG:
+            f.write(json.dumps({"offer_id": oid, "kind": kind, "title": oid, "surfaces": list(surfaces),
+                                "value_cents": value}) + "\n")
+    csv = os.path.join(directory, "customers.csv")
+    with open(csv, "w") as f:
+        f.write("customer_id,segments," + ",".join(FEATURE_NAMES) + "\n")
+        for cid, segs, feats in customers:
+            f.write(cid + "," + "|".join(segs) + "," + ",".join(repr(feats[k]) for k in FEATURE_NAMES) + "\n")
+    return cat, csv
+
+
+def make_contexts(n: int, rng: np.random.Generator, customers) -> list[dict[str, Any]]:
+    """Orders: a random customer, surface and order; each as a decision-record-like dict."""
+    out = []
+    for i in range(n):
+        c = customers[int(rng.integers(0, len(customers)))]
+        surface = SURFACES[int(rng.integers(0, len(SURFACES)))]
+        k = int(rng.integers(1, 4))
+        items = []
+        for _ in range(k):
+            items.append({"sku": f"s{int(rng.integers(0, 500))}",
+                          "category": CATEGORIES[int(rng.integers(0, len(CATEGORIES)))],
+                          "price_cents": int(round(math.exp(rng.normal(math.log(6000), 0.8)))),
+                          "quantity": int(rng.integers(1, 3))})
+        order = {"total_cents": sum(it["price_cents"] * it["quantity"] for it in items), "currency": "USD",
+                 "is_gift": bool(rng.random() < 0.2),
+                 "shipping_method": "express" if rng.random() < 0.3 else "standard",
+                 "channel": "app" if rng.random() < 0.4 else "web",
+                 "device": "mobile" if rng.random() < 0.5 else "desktop", "country": "US", "items": items}
+        rec = {"surface": surface, "customer_id": c[0], "known_customer": True, "order": order,
+               "customer": {"segments": c[1], "features": c[2]}, "candidates": candidates_for(surface)}
+        feats = record_features(rec)
+        rec["_mu"] = {o: true_probability(feats, o) for o in rec["candidates"]}
+        rec["_feats"] = feats
+        out.append(rec)
+    return out
+
+
+# -- truth -------------------------------------------------------------------------------------
+
+class Truth:
+    """The fixed evaluation sample: exact values of policies under the true model."""
+
+    def __init__(self, contexts: list[dict[str, Any]]) -> None:
+        self.contexts = contexts
+        self.ctx = ContextMatrix()
+        for r in contexts:
+            self.ctx.add(r["_feats"])
+        cands = [r["candidates"] for r in contexts]
+        self.flat = Flat.build(cands, [c[0] for c in cands])
+        self.mu = np.array([r["_mu"][c] for r in contexts for c in r["candidates"]])
+        self.random_value = float(np.mean([np.mean(list(r["_mu"].values())) for r in contexts]))
+        self.oracle_value = float(np.mean([max(r["_mu"].values()) for r in contexts]))
+
+    def value(self, snap) -> tuple[float, float]:
+        """(value with the snapshot's exploration, value of its greedy choice)."""
+        z = self.ctx.dense(snap.features, snap.interactions)
+        pi, rewards = policy_distribution(snap, z, self.flat)
+        v = float(self.flat.segment_sum(pi * self.mu).mean())
+        best = np.repeat(np.maximum.reduceat(rewards, self.flat.starts), self.flat.counts)
+        pos = np.arange(len(rewards))
+        first = np.minimum.reduceat(np.where(rewards == best, pos, len(rewards)), self.flat.starts)
+        greedy = float(self.mu[first].mean())
+        return v, greedy
+
+
+# -- server ------------------------------------------------------------------------------------
+
+def _pdeathsig() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def start_server(binary: str, args: list[str], log_path: str, timeout: float = 60.0):
+    log = open(log_path, "w")
+    proc = subprocess.Popen([binary, "serve", *args], stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, preexec_fn=_pdeathsig)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {open(log_path).read()[-2000:]}")
+        with open(log_path) as f:
+            for line in f:
+                if "listening on" in line:
+                    port = int(line.strip().rsplit(":", 1)[1].split()[0])
+                    return proc, port
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not report 'listening on' in time")
+
+
+def stop_server(proc) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+# -- simulation --------------------------------------------------------------------------------
+
+def simulate_round(stub, pb, contexts: list[dict[str, Any]], rng: np.random.Generator, *, chunk: int = 1000,
+                   timeout: float = 30.0) -> dict[str, Any]:
+    draws = rng.random(len(contexts))
+    accepted = 0
+    shown_true = 0.0
+    counts: dict[str, int] = {}
+    for lo in range(0, len(contexts), chunk):
+        batch = contexts[lo:lo + chunk]
+        futs = []
+        for rec in batch:
+            o = rec["order"]
+            req = pb.DecideRequest(surface=rec["surface"], customer_id=rec["customer_id"], slots=1)
+            req.order.CopyFrom(pb.Order(total_cents=o["total_cents"], currency=o["currency"], is_gift=o["is_gift"],
+                                        shipping_method=o["shipping_method"], channel=o["channel"],
+                                        device=o["device"], country=o["country"]))
+            for it in o["items"]:
+                req.order.items.add(**it)
+            futs.append(stub.Decide.future(req, timeout=timeout))
+        replies = [f.result() for f in futs]
+        shown, final = [], []
+        for k, (rec, rep) in enumerate(zip(batch, replies)):
+            if not rep.placements:
+                continue
+            offer = rep.placements[0].offer_id
+            counts[offer] = counts.get(offer, 0) + 1
+            p = rec["_mu"][offer]
+            shown_true += p
+            ok = draws[lo + k] < p
+            accepted += ok
+            shown.append(pb.OutcomeRequest(decision_id=rep.decision_id, offer_id=offer, outcome=pb.SHOWN))
+            final.append(pb.OutcomeRequest(decision_id=rep.decision_id, offer_id=offer,
+                                           outcome=pb.ACCEPTED if ok else pb.IGNORED,
+                                           revenue_cents=0))
+        for f in [stub.ReportOutcome.future(r, timeout=timeout) for r in shown]:
+            f.result()
+        for f in [stub.ReportOutcome.future(r, timeout=timeout) for r in final]:
+            f.result()
+    n = len(contexts)
+    return {"orders": n, "accepted": accepted, "conversion": accepted / n, "expected_conversion": shown_true / n,
+            "offers_shown": dict(sorted(counts.items()))}
+
+
+# -- main --------------------------------------------------------------------------------------
+
+def default_binary() -> str:
+    if os.environ.get("ENCORE_BIN"):
+        return os.environ["ENCORE_BIN"]
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+    for kind in ("release", "debug"):
+        p = os.path.join(root, ".build", kind, "encore")
+        if os.path.exists(p):
+            return p
+    raise SystemExit("no encore binary: set ENCORE_BIN or build .build/release/encore")
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="learning-loop", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--orders", type=int, default=20000, help="orders simulated per round")
+    ap.add_argument("--customers", type=int, default=20000)
+    ap.add_argument("--eval-contexts", type=int, default=20000, help="fixed sample for the true values")
+    ap.add_argument("--gamma", default="auto", help="SquareCB gamma for training, or 'auto'")
+    ap.add_argument("--bootstrap", type=int, default=200)
+    ap.add_argument("--work-dir", help="keep logs and snapshots here (default: a temporary directory, removed)")
+    ap.add_argument("--binary", default=None)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    import grpc
+
+    from .._proto.encore.v1 import decisions_pb2 as pb, decisions_pb2_grpc
+    from ..client import Client
+    from ..learn.estimators import evaluate
+    from ..learn.logs import bandit_data, load_logs
+    from ..learn.train import TrainConfig, fold_of, train
+
+    signal.signal(signal.SIGTERM, _terminate)
+    t0 = time.time()
+    work = args.work_dir or tempfile.mkdtemp(prefix="encore-loop-")
+    os.makedirs(work, exist_ok=True)
+    log_dir = os.path.join(work, "logs")
+    os.makedirs(log_dir, exist_ok=True)
+    binary = args.binary or default_binary()
+
+    customers = make_customers(args.customers, args.seed)
+    cat, csv = write_data(work, customers)
+    truth = Truth(make_contexts(args.eval_contexts, np.random.default_rng([args.seed, 2]), customers))
+    eprint(f"[loop] true values on {args.eval_contexts} contexts: uniform random {truth.random_value:.4f}, "
+           f"oracle {truth.oracle_value:.4f}")
+
+    proc = None
+    result: dict[str, Any] = {"seed": args.seed, "rounds": args.rounds, "orders_per_round": args.orders,
+                              "random_value": truth.random_value, "oracle_value": truth.oracle_value,
+                              "true_value_by_round": [], "greedy_true_value_by_round": [],
+                              "ope_snips_by_round": [], "ope_dr_by_round": [], "ope_ips_by_round": [],
+                              "ope_snips_ci95_by_round": [], "ope_dr_ci95_by_round": [],
+                              "train_holdout_dr_by_round": [], "ope_in_sample_snips_by_round": [],
+                              "ope_in_sample_dr_by_round": [], "gamma_by_round": [], "model_version_by_round": [],
+                              "logged_conversion_by_round": [], "logged_expected_conversion_by_round": []}
+    try:
+        proc, port = start_server(binary, ["--host", "127.0.0.1", "--port", "0", "--holdout-share", "0",
+                                           "--log-dir", log_dir, "--catalog", cat, "--customers", csv],
+                                  os.path.join(work, "server.log"))
+        eprint(f"[loop] {binary} serving on 127.0.0.1:{port} (uniform policy), logs in {log_dir}")
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        grpc.channel_ready_future(channel).result(timeout=30)
+        stub = decisions_pb2_grpc.DecisionsStub(channel)
+        client = Client("127.0.0.1", port)
+        sim_rng = np.random.default_rng([args.seed, 3])
+        gamma = None if args.gamma == "auto" else float(args.gamma)
+        for k in range(1, args.rounds + 1):
+            t = time.time()
+            contexts = make_contexts(args.orders, sim_rng, customers)
+            stats = simulate_round(stub, pb, contexts, sim_rng)
+            result["logged_conversion_by_round"].append(stats["conversion"])
+            result["logged_expected_conversion_by_round"].append(stats["expected_conversion"])
+            eprint(f"[loop] round {k}: {stats['orders']} orders in {time.time() - t:.1f}s, conversion "
+                   f"{stats['conversion']:.4f} (expected {stats['expected_conversion']:.4f})")
+            time.sleep(1.5)  # the server flushes its logs within one second
+            t = time.time()
+            logs = load_logs([log_dir], [log_dir])
+            data = bandit_data(logs, "conversion")
+            cfg = TrainConfig(interactions=[INTERACTION], gamma=gamma, bootstrap=args.bootstrap, seed=args.seed)
+            snap = train(data, cfg, log=lambda m: eprint(f"[train] {m}"))
+            path = os.path.join(work, f"round-{k}.snap")
+            write_snapshot(snap, path)
+            # Evaluated (encore-learn evaluate's math) on the decisions train held out of fitting (the
+            # same hash split), so the estimate is not the in-sample fit of the policy's own model.
+            val = fold_of(data.decision_ids, 1000, salt="encore-learn-validation") < int(round(0.3 * 1000))
+            rep = evaluate(snap, data, rows=np.flatnonzero(val), bootstrap=args.bootstrap, seed=args.seed)
+            rep_all = evaluate(snap, data, bootstrap=0, seed=args.seed)
+            result["ope_in_sample_snips_by_round"].append(rep_all["estimates"]["snips"]["value"])
+            result["ope_in_sample_dr_by_round"].append(rep_all["estimates"]["dr"]["value"])
+            est = rep["estimates"]
+            eprint(f"[loop] round {k}: trained {snap.model_version} {snap.exploration.describe()} on "
+                   f"{len(data)} decisions in {time.time() - t:.1f}s; OPE SNIPS {est['snips']['value']:.4f} "
+                   f"DR {est['dr']['value']:.4f}")
+            reply = client.push_snapshot(path, activate=True)
+            active = client.list_models().active_version
+            if active != snap.model_version:
+                raise RuntimeError(f"pushed {snap.model_version} but {active} is active")
+            value, greedy = truth.value(snap)
+            eprint(f"[loop] round {k}: pushed and activated; TRUE value {value:.4f} (greedy {greedy:.4f}; "
+                   f"{value / truth.oracle_value:.3f} of oracle, {value / truth.random_value:.2f}x random)")
+            result["true_value_by_round"].append(value)
+            result["greedy_true_value_by_round"].append(greedy)
+            result["ope_snips_by_round"].append(est["snips"]["value"])
+            result["ope_dr_by_round"].append(est["dr"]["value"])
+            result["ope_ips_by_round"].append(est["ips"]["value"])
+            result["ope_snips_ci95_by_round"].append(est["snips"].get("ci95"))
+            result["ope_dr_ci95_by_round"].append(est["dr"].get("ci95"))
+            result["train_holdout_dr_by_round"].append(snap.ope["estimates"]["dr"]["value"])
+            result["gamma_by_round"].append(snap.exploration.gamma)
+            result["model_version_by_round"].append(snap.model_version)
+            del reply
+        client.close()
+        channel.close()
+    finally:
+        stop_server(proc)
+        if not args.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+
+    final = result["true_value_by_round"][-1] if result["true_value_by_round"] else float("nan")
+    result["final_over_oracle"] = final / truth.oracle_value
+    result["final_over_random"] = final / truth.random_value
+    result["snips_rel_error_by_round"] = [abs(e - v) / v for e, v in
+                                          zip(result["ope_snips_by_round"], result["true_value_by_round"])]
+    result["dr_rel_error_by_round"] = [abs(e - v) / v for e, v in
+                                       zip(result["ope_dr_by_round"], result["true_value_by_round"])]
+    result["elapsed_s"] = round(time.time() - t0, 1)
+    result["bars"] = {
+        "final_ge_0.9_oracle": result["final_over_oracle"] >= 0.9,
+        "final_ge_1.5_random": result["final_over_random"] >= 1.5,
+        "ope_within_15pct": all(e <= 0.15 for e in result["snips_rel_error_by_round"] + result["dr_rel_error_by_round"]),
+        "under_15_min": result["elapsed_s"] < 900,
+    }
+    eprint(f"[loop] done in {result['elapsed_s']}s: final true value {final:.4f} = "
+           f"{result['final_over_oracle']:.3f} x oracle, {result['final_over_random']:.2f} x random")
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, (v, s, d) in enumerate(zip(result["true_value_by_round"], result["ope_snips_by_round"],
+                                          result["ope_dr_by_round"]), 1):
+            print(f"round {k}: true {v:.4f}  SNIPS {s:.4f}  DR {d:.4f}")
+        print(f"random {truth.random_value:.4f}  oracle {truth.oracle_value:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
