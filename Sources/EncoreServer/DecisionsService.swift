@@ -22,7 +22,7 @@ public final class DecisionsService: Sendable {
             .inline { request, response, call in
                 contexts.all[call.reactorIndex].decide(request, &response)
             })
-        let outcomes = OutcomeRecorder(log: engine.log)
+        let outcomes = OutcomeRecorder(engine: engine)
         router.register(
             "/encore.v1.Decisions/ReportOutcome",
             .inline { request, _, call in
