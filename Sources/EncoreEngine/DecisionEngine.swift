@@ -97,6 +97,8 @@ extension DecisionEngine {
             return
         }
         let rules = model.rules
-        counters.record(customer: key, offer: offer, kind: kind, atSeconds: now) { rules.isLive($0, now: $1) }
+        counters.record(
+            customer: key, offer: offer, kind: kind, atSeconds: now, suppressionMinutes: rules.suppressionMinutes,
+            cap: rules.cap)
     }
 }

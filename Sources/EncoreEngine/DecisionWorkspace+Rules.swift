@@ -14,10 +14,16 @@ extension DecisionWorkspace {
         let table = model.rules
         guard table.anyStatic || table.anyCounters || table.anyBudget || table.anyPriority else { return n }
         if table.anyStatic { hashRequest(input) }
-        var eventCount = 0
-        if table.anyCounters && customerKey != 0 {
-            eventCount = engine.counters.events(customer: customerKey, into: events.baseAddress!)
+        var historyCount = 0
+        if table.anyCounters && customerKey != 0,
+            let touch = engine.counters.read(customer: customerKey, into: counterPayload.baseAddress!)
+        {
+            historyCount = CustomerCounters.summarize(
+                payload: counterPayload.baseAddress!, touchSeconds: touch, nowSeconds: now,
+                offers: historyOffers.baseAddress!, declinedAtMinute: historyDeclinedAtMinute.baseAddress!,
+                recentShows: historyRecentShows.baseAddress!)
         }
+        let nowMinute = CustomerCounters.minute(now)
         let budgets = engine.budgets
         var kept = 0
         var topPriority = Int32.min
@@ -26,8 +32,8 @@ extension DecisionWorkspace {
             let index = candidates[i]
             let rule = table.offers[Int(index)]
             if rule.hasStatic && !passesStatic(rule, table: table, input, segments: segments, now: now) { continue }
-            if eventCount > 0 && (rule.cap > 0 || rule.suppressionSeconds > 0)
-                && blockedByHistory(index, rule, eventCount: eventCount, now: now)
+            if historyCount > 0 && (rule.cap > 0 || rule.suppressionSeconds > 0)
+                && blockedByHistory(index, rule, historyCount: historyCount, nowMinute: nowMinute)
             {
                 continue
             }
@@ -91,19 +97,15 @@ extension DecisionWorkspace {
     /// True when the customer declined `index` within its suppression window, or was shown it
     /// `cap` times in the last 24 hours.
     @inline(__always)
-    private func blockedByHistory(_ index: Int32, _ rule: RuleTable.OfferRule, eventCount: Int, now: Int64) -> Bool {
-        var shows: Int32 = 0
-        for k in 0..<eventCount {
-            let e = events[k]
-            guard CustomerCounters.offer(of: e) == index else { continue }
-            let age = now - CustomerCounters.seconds(of: e)
-            if CustomerCounters.isDecline(e) {
-                if age < rule.suppressionSeconds { return true }
-            } else if age < 86400 {
-                shows += 1
-            }
+    private func blockedByHistory(_ index: Int32, _ rule: RuleTable.OfferRule, historyCount: Int, nowMinute: Int64)
+        -> Bool
+    {
+        for k in 0..<historyCount where historyOffers[k] == index {
+            let declined = historyDeclinedAtMinute[k]
+            if declined >= 0 && (nowMinute - declined) * 60 < rule.suppressionSeconds { return true }
+            return rule.cap > 0 && historyRecentShows[k] >= rule.cap
         }
-        return rule.cap > 0 && shows >= rule.cap
+        return false
     }
 
     /// Drops candidates whose expected value is below their threshold (after scoring; keeps

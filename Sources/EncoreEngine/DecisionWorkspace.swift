@@ -32,8 +32,11 @@ public final class DecisionWorkspace {
     var lastSegments: UInt64 = 0
     /// The current decision's time (Unix milliseconds), shared by rules and the log record.
     var nowMillis: Int64 = 0
-    /// The customer's counter events read for this decision (rules).
-    var events: UnsafeMutableBufferPointer<UInt64>
+    /// The customer's counter entry read for this decision, and its per-offer summary (rules).
+    var counterPayload: UnsafeMutableBufferPointer<UInt64>
+    var historyOffers: UnsafeMutableBufferPointer<Int32>
+    var historyDeclinedAtMinute: UnsafeMutableBufferPointer<Int64>
+    var historyRecentShows: UnsafeMutableBufferPointer<Int32>
     /// Request field hashes for static rules.
     var requestHashes: RequestHashes
 
@@ -49,8 +52,14 @@ public final class DecisionWorkspace {
         probabilities = .allocate(capacity: 1)
         marks = .allocate(capacity: 1)
         loggedCandidates = .allocate(capacity: 1)
-        events = .allocate(capacity: CustomerCounters.eventSlots)
-        events.initialize(repeating: 0)
+        counterPayload = .allocate(capacity: CustomerCounters.payloadWords)
+        counterPayload.initialize(repeating: 0)
+        historyOffers = .allocate(capacity: CustomerCounters.payloadWords * 2)
+        historyOffers.initialize(repeating: 0)
+        historyDeclinedAtMinute = .allocate(capacity: CustomerCounters.payloadWords * 2)
+        historyDeclinedAtMinute.initialize(repeating: 0)
+        historyRecentShows = .allocate(capacity: CustomerCounters.payloadWords * 2)
+        historyRecentShows.initialize(repeating: 0)
         requestHashes = RequestHashes(categories: .allocate(capacity: 128))
         requestHashes.categories.initialize(repeating: 0)
         if let log = engine.log, threadIndex < log.rings.count {
@@ -69,7 +78,10 @@ public final class DecisionWorkspace {
         probabilities.deallocate()
         marks.deallocate()
         loggedCandidates.deallocate()
-        events.deallocate()
+        counterPayload.deallocate()
+        historyOffers.deallocate()
+        historyDeclinedAtMinute.deallocate()
+        historyRecentShows.deallocate()
         requestHashes.categories.deallocate()
     }
 

@@ -103,18 +103,13 @@ struct RuleTable: Sendable {
         return false
     }
 
-    /// Whether an outcome event still matters at `now`: a SHOWN within the last day, a
-    /// DECLINED within its offer's suppression window.
-    func isLive(_ event: UInt64, now: Int64) -> Bool {
-        let age = now - CustomerCounters.seconds(of: event)
-        if CustomerCounters.isDecline(event) {
-            let offer = Int(CustomerCounters.offer(of: event))
-            let window =
-                offer >= 0 && offer < offers.count ? offers[offer].suppressionSeconds : longestSuppressionSeconds
-            return age < window
-        }
-        return age < 86400
+    /// Minutes a decline of `offer` keeps it hidden (0 for an unknown offer).
+    func suppressionMinutes(_ offer: Int32) -> Int64 {
+        offer >= 0 && Int(offer) < offers.count ? (offers[Int(offer)].suppressionSeconds + 59) / 60 : 0
     }
+
+    /// The frequency cap of `offer` (0: none).
+    func cap(_ offer: Int32) -> Int { offer >= 0 && Int(offer) < offers.count ? Int(offers[Int(offer)].cap) : 0 }
 }
 
 /// The request's field hashes for static rules, computed once per decision when needed.

@@ -31,9 +31,9 @@ final class RuleStatePersistence: @unchecked Sendable {
         let summary = try RuleStateFile.load(
             from: path, counters: engine.counters, budgets: engine.budgets, indexOf: { catalog.index(of: $0) })
         Log.info(
-            "rule state: loaded \(summary.customers) customers, \(summary.events) events from \(path)"
-                + (summary.droppedEvents > 0
-                    ? " (\(summary.droppedEvents) events of offers no longer in the catalog dropped)" : ""))
+            "rule state: loaded \(summary.customers) customers (\(summary.histories) offer histories) from \(path)"
+                + (summary.droppedHistories > 0
+                    ? " (\(summary.droppedHistories) histories of offers no longer in the catalog dropped)" : ""))
     }
 
     func start() {

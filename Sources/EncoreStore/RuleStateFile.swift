@@ -7,14 +7,15 @@ import EncoreModel
 #endif
 
 /// The rule counters saved across restarts (docs/rules.md): every customer's recent SHOWN and
-/// DECLINED events and every offer's budget spend today. Offers are named by id in the file, so
-/// a catalog that changed order between runs maps back correctly; events of offers no longer in
-/// the catalog are dropped on load.
+/// DECLINED outcomes and every offer's budget spend today. Offers are named by id in the file,
+/// so a catalog that changed order between runs maps back correctly; the history of an offer no
+/// longer in the catalog is dropped on load.
 ///
 /// Layout (little-endian): "ENCSTATE", u32 version 1, u32 offer count, then each offer id (u16
 /// length + UTF-8) with its two budget words (u64 shows, u64 acceptances); u64 customer count,
-/// then per customer u64 key, u64 last touch, u8 event count, events as u64 whose offer field
-/// is an index into the file's offer table; finally a u64 `StableHash` of everything before it.
+/// then per customer u64 key, i64 last touch (Unix seconds), u8 history count, and per history
+/// u32 offer (an index into the file's offer table), i64 declined-at minute (-1: none), u8 show
+/// count, i64 show minutes; finally a u64 `StableHash` of everything before it.
 /// Written to a temporary file, synced and renamed, so a crash never leaves half a file.
 public enum RuleStateFile {
     static let magic = Array("ENCSTATE".utf8)
@@ -22,8 +23,9 @@ public enum RuleStateFile {
     /// What a load restored.
     public struct Summary: Sendable, Equatable {
         public var customers: Int
-        public var events: Int
-        public var droppedEvents: Int
+        /// Per-offer histories restored / dropped (their offer left the catalog).
+        public var histories: Int
+        public var droppedHistories: Int
     }
 
     /// Saves `counters` and `budgets` with the catalog's offer ids.
@@ -47,9 +49,14 @@ public enum RuleStateFile {
         put64(&out, UInt64(entries.count))
         for entry in entries {
             put64(&out, entry.key)
-            put64(&out, entry.touch)
-            out.append(UInt8(entry.events.count))
-            for e in entry.events { put64(&out, e) }
+            put64(&out, UInt64(bitPattern: entry.touchSeconds))
+            out.append(UInt8(entry.histories.count))
+            for h in entry.histories {
+                put32(&out, UInt32(bitPattern: h.offer))
+                put64(&out, UInt64(bitPattern: h.declinedAtMinute))
+                out.append(UInt8(h.showMinutes.count))
+                for m in h.showMinutes { put64(&out, UInt64(bitPattern: m)) }
+            }
         }
         let hash = out.withUnsafeBytes { StableHash.hash($0) }
         put64(&out, hash)
@@ -110,24 +117,32 @@ public enum RuleStateFile {
             if index >= 0 { budgets.restore(offer: index, shows: shows, acceptances: accepts) }
         }
         guard let customerCount = r.u64() else { throw malformed("truncated") }
-        var summary = Summary(customers: 0, events: 0, droppedEvents: 0)
+        var summary = Summary(customers: 0, histories: 0, droppedHistories: 0)
         for _ in 0..<customerCount {
             guard let key = r.u64(), let touch = r.u64(), let n = r.u8() else { throw malformed("truncated entry") }
-            var events: [UInt64] = []
+            var histories: [CustomerCounters.History] = []
             for _ in 0..<n {
-                guard let e = r.u64() else { throw malformed("truncated entry") }
-                let fileOffer = Int(CustomerCounters.offer(of: e))
-                guard fileOffer >= 0, fileOffer < map.count, map[fileOffer] >= 0 else {
-                    summary.droppedEvents += 1
+                guard let fileOffer = r.u32(), let declined = r.u64(), let shows = r.u8() else {
+                    throw malformed("truncated entry")
+                }
+                var minutes: [Int64] = []
+                for _ in 0..<shows {
+                    guard let m = r.u64() else { throw malformed("truncated entry") }
+                    minutes.append(Int64(bitPattern: m))
+                }
+                guard Int(fileOffer) < map.count, map[Int(fileOffer)] >= 0 else {
+                    summary.droppedHistories += 1
                     continue
                 }
-                // Re-point the event at the current catalog index.
-                events.append((UInt64(UInt32(bitPattern: map[fileOffer]) &+ 1) << 40) | (e & 0xFF_FFFF_FFFF))
+                histories.append(
+                    .init(
+                        offer: map[Int(fileOffer)], declinedAtMinute: Int64(bitPattern: declined), showMinutes: minutes)
+                )
             }
-            guard !events.isEmpty else { continue }
-            counters.restore(key: key, touch: touch, events: events)
+            guard !histories.isEmpty else { continue }
+            counters.restore(key: key, touchSeconds: Int64(bitPattern: touch), histories: histories)
             summary.customers += 1
-            summary.events += events.count
+            summary.histories += histories.count
         }
         guard r.position == body.count else { throw malformed("trailing bytes") }
         return summary

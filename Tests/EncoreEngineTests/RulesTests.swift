@@ -176,19 +176,20 @@ private func eligible(_ engine: DecisionEngine, _ fixture: RequestFixture, _ inp
                     decisionID: id, offerID: f.bytes(offer), outcome: .shown, nowMillis: millis, model: model)
             }
         }
+        let minute: Int64 = 60_000
         try show("a", at: noon)
-        try show("a", at: noon + 1000)
+        try show("a", at: noon + minute)
         var probe = f.input(surface: "cart", customer: "u9")
-        probe.nowMillis = noon + 2000
+        probe.nowMillis = noon + 2 * minute
         #expect(try eligible(engine, f, probe) == ["a", "b"])
-        try show("a", at: noon + 3000)
-        try show("b", at: noon + 3000)
-        probe.nowMillis = noon + 4000
+        try show("a", at: noon + 3 * minute)
+        try show("b", at: noon + 3 * minute)
+        probe.nowMillis = noon + 4 * minute
         #expect(try eligible(engine, f, probe).isEmpty)
-        // The first show leaves the rolling day.
-        probe.nowMillis = noon + day + 500
+        // The first show leaves the rolling day (minute resolution).
+        probe.nowMillis = noon + day + 30_000
         #expect(try eligible(engine, f, probe) == ["a"])
-        probe.nowMillis = noon + day + 3500
+        probe.nowMillis = noon + day + 3 * minute + 30_000
         #expect(try eligible(engine, f, probe) == ["a", "b"])
     }
 
@@ -315,60 +316,105 @@ private func eligible(_ engine: DecisionEngine, _ fixture: RequestFixture, _ inp
     }
 }
 
+private func summary(_ counters: CustomerCounters, _ key: UInt64, at now: Int64) -> [Int32: (
+    declined: Int64, recent: Int32
+)] {
+    let payload = UnsafeMutablePointer<UInt64>.allocate(capacity: CustomerCounters.payloadWords)
+    let offers = UnsafeMutablePointer<Int32>.allocate(capacity: 64)
+    let declined = UnsafeMutablePointer<Int64>.allocate(capacity: 64)
+    let recent = UnsafeMutablePointer<Int32>.allocate(capacity: 64)
+    defer {
+        payload.deallocate()
+        offers.deallocate()
+        declined.deallocate()
+        recent.deallocate()
+    }
+    guard let touch = counters.read(customer: key, into: payload) else { return [:] }
+    let n = CustomerCounters.summarize(
+        payload: payload, touchSeconds: touch, nowSeconds: now, offers: offers, declinedAtMinute: declined,
+        recentShows: recent)
+    var out: [Int32: (declined: Int64, recent: Int32)] = [:]
+    for i in 0..<n { out[offers[i]] = (declined[i], recent[i]) }
+    return out
+}
+
 @Suite struct CustomerCountersTests {
-    @Test func keepsTheNewestEventsAndPrefersDeclines() {
+    let t0: Int64 = 1_796_126_400
+
+    @Test func keepsDeclinesAndTheMostRecentShowsUpToTheCap() {
         let counters = CustomerCounters(maxCustomers: 1024)
         let key = CustomerCounters.key("c1")
-        let t0: Int64 = 1_796_126_400
-        counters.record(customer: key, offer: 7, kind: .declined, atSeconds: t0) { _, _ in true }
-        for i in 0..<20 {
-            counters.record(customer: key, offer: Int32(i % 4), kind: .shown, atSeconds: t0 + Int64(i)) { _, _ in true }
+        counters.record(customer: key, offer: 7, kind: .declined, atSeconds: t0, suppressionMinutes: { _ in 43200 }) {
+            _ in 3
         }
-        let out = UnsafeMutablePointer<UInt64>.allocate(capacity: CustomerCounters.eventSlots)
-        defer { out.deallocate() }
-        let n = counters.events(customer: key, into: out)
-        #expect(n == CustomerCounters.eventSlots)
-        let events = (0..<n).map { out[$0] }
-        #expect(events.contains { CustomerCounters.isDecline($0) && CustomerCounters.offer(of: $0) == 7 })
-        // The 12 newest shows are kept.
-        let shows = events.filter { !CustomerCounters.isDecline($0) }.map { CustomerCounters.seconds(of: $0) - t0 }
-        #expect(shows.sorted() == Array(8..<20))
-        #expect(counters.events(customer: CustomerCounters.key("c2"), into: out) == 0)
+        // 16 offers shown 5 times each within the day: 3 recent shows each are kept.
+        for round in 0..<5 {
+            for offer in 0..<16 {
+                counters.record(
+                    customer: key, offer: Int32(offer), kind: .shown, atSeconds: t0 + Int64(round * 60),
+                    suppressionMinutes: { _ in 43200 }
+                ) { _ in 3 }
+            }
+        }
+        let s = summary(counters, key, at: t0 + 600)
+        #expect(s.count == 16)  // offer 7 was declined and shown
+        #expect(s[7]?.declined == CustomerCounters.minute(t0))
+        for offer in Int32(0)..<16 { #expect(s[offer]?.recent == 3, "offer \(offer)") }
+        #expect(counters.overflows.load(ordering: .relaxed) == 0)
+        // A day later every show has expired; the decline has not.
+        let later = summary(counters, key, at: t0 + 4 * 60 + 86400)
+        #expect(later[7]?.declined == CustomerCounters.minute(t0))
+        #expect(later.values.allSatisfy { $0.recent == 0 })
+        #expect(summary(counters, CustomerCounters.key("c2"), at: t0).isEmpty)
     }
 
-    @Test func dropsExpiredEventsFirst() {
+    @Test func anOverfullEntryDropsTheOldestShowsFirst() {
         let counters = CustomerCounters(maxCustomers: 1024)
         let key = CustomerCounters.key("c1")
-        let t0: Int64 = 1_700_000_000
-        for i in 0..<13 {
-            counters.record(customer: key, offer: Int32(i), kind: .shown, atSeconds: t0) { _, _ in true }
+        counters.record(customer: key, offer: 500, kind: .declined, atSeconds: t0, suppressionMinutes: { _ in 43200 }) {
+            _ in 10
         }
-        counters.record(customer: key, offer: 99, kind: .shown, atSeconds: t0 + 100_000) { e, now in
-            now - CustomerCounters.seconds(of: e) < 86400
+        for i in 0..<200 {
+            counters.record(
+                customer: key, offer: Int32(i % 40), kind: .shown, atSeconds: t0 + Int64(i * 60),
+                suppressionMinutes: { _ in 43200 }
+            ) { _ in 10 }
         }
-        let out = UnsafeMutablePointer<UInt64>.allocate(capacity: CustomerCounters.eventSlots)
-        defer { out.deallocate() }
-        #expect(counters.events(customer: key, into: out) == 1)
-        #expect(CustomerCounters.offer(of: out[0]) == 99)
+        #expect(counters.overflows.load(ordering: .relaxed) > 0)
+        let s = summary(counters, key, at: t0 + 200 * 60)
+        #expect(s[500]?.declined == CustomerCounters.minute(t0))
+        // The newest show (offer 199 % 40 = 39) is kept.
+        #expect((s[39]?.recent ?? 0) >= 1)
+    }
+
+    @Test func expiredDeclinesAndShowsAreDroppedAtTheNextWrite() {
+        let counters = CustomerCounters(maxCustomers: 1024)
+        let key = CustomerCounters.key("c1")
+        counters.record(customer: key, offer: 1, kind: .declined, atSeconds: t0, suppressionMinutes: { _ in 60 }) { _ in
+            3
+        }
+        counters.record(customer: key, offer: 2, kind: .shown, atSeconds: t0, suppressionMinutes: { _ in 60 }) { _ in 3
+        }
+        counters.record(customer: key, offer: 3, kind: .shown, atSeconds: t0 + 90000, suppressionMinutes: { _ in 60 }) {
+            _ in 3
+        }
+        let s = summary(counters, key, at: t0 + 90000)
+        #expect(Set(s.keys) == [3])
     }
 
     @Test func memoryIsBoundedAndTheLeastRecentlyTouchedIsEvicted() {
         let counters = CustomerCounters(maxCustomers: 1024)
-        #expect(counters.memoryBytes == 1024 * 128)
+        #expect(counters.memoryBytes == 1024 * 256)
         for i in 0..<5000 {
             counters.record(
-                customer: CustomerCounters.key("c\(i)"), offer: 1, kind: .declined, atSeconds: Int64(1_700_000_000 + i)
-            ) {
-                _, _ in true
-            }
+                customer: CustomerCounters.key("c\(i)"), offer: 1, kind: .declined, atSeconds: t0 + Int64(i),
+                suppressionMinutes: { _ in 43200 }
+            ) { _ in 3 }
         }
         #expect(counters.count <= 1024)
         #expect(counters.evictions.load(ordering: .relaxed) >= 5000 - 1024)
-        // The most recent customers are still there.
-        let out = UnsafeMutablePointer<UInt64>.allocate(capacity: CustomerCounters.eventSlots)
-        defer { out.deallocate() }
         var recentFound = 0
-        for i in 4900..<5000 where counters.events(customer: CustomerCounters.key("c\(i)"), into: out) == 1 {
+        for i in 4900..<5000 where summary(counters, CustomerCounters.key("c\(i)"), at: t0 + 5000)[1] != nil {
             recentFound += 1
         }
         #expect(recentFound >= 95)
@@ -377,28 +423,27 @@ private func eligible(_ engine: DecisionEngine, _ fixture: RequestFixture, _ inp
     @Test func readersNeverSeeATornEntry() async {
         let counters = CustomerCounters(maxCustomers: 1024)
         let key = CustomerCounters.key("hot")
+        let t0 = self.t0
         let writer = Task.detached {
-            // Each write replaces all events with 13 copies of one time stamp (kept whole
-            // because nothing is live).
-            for t in 1...20000 {
-                for _ in 0..<13 {
-                    counters.record(customer: key, offer: 1, kind: .shown, atSeconds: Int64(1_700_000_000 + t)) {
-                        e, now in
-                        CustomerCounters.seconds(of: e) == now
-                    }
+            // Offers 0...9 are declined together at the same minute, round after round.
+            for round in 1...3000 {
+                for offer in 0..<10 {
+                    counters.record(
+                        customer: key, offer: Int32(offer), kind: .declined, atSeconds: t0 + Int64(round * 60),
+                        suppressionMinutes: { _ in 1_000_000 }
+                    ) { _ in 3 }
                 }
             }
         }
-        let out = UnsafeMutablePointer<UInt64>.allocate(capacity: CustomerCounters.eventSlots)
-        defer { out.deallocate() }
         var torn = 0
         var reads = 0
-        while reads < 200_000 {
-            let n = counters.events(customer: key, into: out)
+        while reads < 100_000 {
+            let s = summary(counters, key, at: t0)
             reads += 1
-            guard n > 1 else { continue }
-            let first = CustomerCounters.seconds(of: out[0])
-            for i in 1..<n where CustomerCounters.seconds(of: out[i]) != first { torn += 1 }
+            let minutes = Set(s.values.map(\.declined))
+            // A consistent copy holds either all ten declines at one minute, or the last round's
+            // prefix (offers 0..<k at the new minute, k..<10 at the previous one).
+            if minutes.count > 2 { torn += 1 }
         }
         await writer.value
         #expect(torn == 0)
@@ -410,9 +455,14 @@ private func eligible(_ engine: DecisionEngine, _ fixture: RequestFixture, _ inp
         let counters = CustomerCounters(maxCustomers: 1024)
         let budgets = OfferBudgets(capacity: 16)
         let key = CustomerCounters.key("c1")
-        counters.record(customer: key, offer: 1, kind: .declined, atSeconds: 1_796_126_400) { _, _ in true }
-        counters.record(customer: key, offer: 2, kind: .shown, atSeconds: 1_796_126_401) { _, _ in true }
-        budgets.add(offer: 2, unit: .shows, atSeconds: 1_796_126_400, amount: 7)
+        let t0: Int64 = 1_796_126_400
+        counters.record(customer: key, offer: 1, kind: .declined, atSeconds: t0, suppressionMinutes: { _ in 43200 }) {
+            _ in 3
+        }
+        counters.record(customer: key, offer: 2, kind: .shown, atSeconds: t0 + 60, suppressionMinutes: { _ in 43200 }) {
+            _ in 3
+        }
+        budgets.add(offer: 2, unit: .shows, atSeconds: t0, amount: 7)
         let path = NSTemporaryDirectory() + "encore-rule-state-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: path) }
         try RuleStateFile.save(counters: counters, budgets: budgets, offerIDs: ["x", "y", "z"], to: path)
@@ -421,20 +471,23 @@ private func eligible(_ engine: DecisionEngine, _ fixture: RequestFixture, _ inp
         let counters2 = CustomerCounters(maxCustomers: 1024)
         let budgets2 = OfferBudgets(capacity: 16)
         let index = ["z": Int32(0), "x": Int32(1)]
-        let summary = try RuleStateFile.load(from: path, counters: counters2, budgets: budgets2) { index[$0] ?? -1 }
-        #expect(summary.customers == 1 && summary.events == 1 && summary.droppedEvents == 1)
-        let out = UnsafeMutablePointer<UInt64>.allocate(capacity: CustomerCounters.eventSlots)
-        defer { out.deallocate() }
-        #expect(counters2.events(customer: key, into: out) == 1)
-        #expect(CustomerCounters.offer(of: out[0]) == 0)
-        #expect(!CustomerCounters.isDecline(out[0]))
-        #expect(budgets2.spent(offer: 0, unit: .shows, atSeconds: 1_796_126_400) == 7)
+        let loaded = try RuleStateFile.load(from: path, counters: counters2, budgets: budgets2) { index[$0] ?? -1 }
+        #expect(loaded.customers == 1 && loaded.histories == 1 && loaded.droppedHistories == 1)
+        let s = summary(counters2, key, at: t0 + 120)
+        #expect(s.count == 1)
+        #expect(s[0]?.recent == 1)
+        #expect(s[0]?.declined == -1)
+        #expect(budgets2.spent(offer: 0, unit: .shows, atSeconds: t0) == 7)
     }
 
     @Test func refusesADamagedFileNamingIt() throws {
         let counters = CustomerCounters(maxCustomers: 1024)
         let budgets = OfferBudgets(capacity: 16)
-        counters.record(customer: 42, offer: 0, kind: .declined, atSeconds: 1_796_126_400) { _, _ in true }
+        counters.record(
+            customer: 42, offer: 0, kind: .declined, atSeconds: 1_796_126_400, suppressionMinutes: { _ in 60 }
+        ) {
+            _ in 3
+        }
         let path = NSTemporaryDirectory() + "encore-rule-state-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: path) }
         try RuleStateFile.save(counters: counters, budgets: budgets, offerIDs: ["x"], to: path)
