@@ -13,44 +13,69 @@ extension DecisionWorkspace {
     ) -> Int {
         let table = model.rules
         guard table.anyStatic || table.anyCounters || table.anyBudget || table.anyPriority else { return n }
-        if table.anyStatic { hashRequest(input) }
-        var historyCount = 0
+        if table.anyStatic { hashRequest(input, model: model) }
+        let rules = table.offers.baseAddress!
+        // The customer's history, read once: each offer it blocks gets this decision's stamp.
+        // Stamps advance by 2 so that (stamp | 1) marks a group that passed.
+        ruleStamp &+= 2
+        let stamp = ruleStamp
+        var anyBlocked = false
         if table.anyCounters && customerKey != 0,
             let touch = engine.counters.read(customer: customerKey, into: counterPayload.baseAddress!)
         {
-            historyCount = CustomerCounters.summarize(
+            let records = CustomerCounters.summarize(
                 payload: counterPayload.baseAddress!, touchSeconds: touch, nowSeconds: now,
                 offers: historyOffers.baseAddress!, declinedAtMinute: historyDeclinedAtMinute.baseAddress!,
                 recentShows: historyRecentShows.baseAddress!)
+            let nowMinute = CustomerCounters.minute(now)
+            for k in 0..<records {
+                let offer = Int(historyOffers[k])
+                guard offer >= 0, offer < table.count else { continue }
+                let declined = historyDeclinedAtMinute[k]
+                let suppressed = declined >= 0 && (nowMinute - declined) * 60 < rules[offer].suppressionSeconds
+                let capped = rules[offer].cap > 0 && historyRecentShows[k] >= rules[offer].cap
+                if suppressed || capped {
+                    blockMarks[offer] = stamp
+                    anyBlocked = true
+                }
+            }
         }
-        let nowMinute = CustomerCounters.minute(now)
         let budgets = engine.budgets
+        let day = OfferBudgets.day(now)
+        let secondsIntoDay = ((now % 86400) + 86400) % 86400
         var kept = 0
         var topPriority = Int32.min
         var mixedPriorities = false
         for i in 0..<n {
             let index = candidates[i]
-            let rule = table.offers[Int(index)]
-            if rule.hasStatic && !passesStatic(rule, table: table, input, segments: segments, now: now) { continue }
-            if historyCount > 0 && (rule.cap > 0 || rule.suppressionSeconds > 0)
-                && blockedByHistory(index, rule, historyCount: historyCount, nowMinute: nowMinute)
+            let rule = rules + Int(index)
+            let group = Int(rule.pointee.group)
+            if group >= 0 {
+                var mark = groupMarks[group]
+                if mark | 1 != stamp | 1 {
+                    let pass = passesStatic(
+                        table.groups.baseAddress! + group, table: table, input, segments: segments, now: now)
+                    mark = pass ? stamp | 1 : stamp
+                    groupMarks[group] = mark
+                }
+                if mark & 1 == 0 { continue }
+            }
+            if anyBlocked && blockMarks[Int(index)] == stamp { continue }
+            if let unit = rule.pointee.budgetUnit,
+                budgets.spent(offer: index, unit: unit, day: day)
+                    >= OfferBudgets.pacedAllowance(limit: rule.pointee.budgetLimit, secondsIntoDay: secondsIntoDay)
             {
                 continue
             }
-            if let unit = rule.budgetUnit,
-                budgets.spent(offer: index, unit: unit, atSeconds: now)
-                    >= OfferBudgets.pacedAllowance(limit: rule.budgetLimit, atSeconds: now)
-            {
-                continue
-            }
-            if kept > 0 && rule.priority != topPriority { mixedPriorities = true }
-            topPriority = max(topPriority, rule.priority)
+            let priority = rule.pointee.priority
+            if kept > 0 && priority != topPriority { mixedPriorities = true }
+            topPriority = max(topPriority, priority)
             candidates[kept] = index
             kept += 1
         }
         guard mixedPriorities else { return kept }
         var top = 0
-        for i in 0..<kept where table.offers[Int(candidates[i])].priority == topPriority {
+        for i in 0..<kept where rules[Int(candidates[i])].priority == topPriority {
             candidates[top] = candidates[i]
             top += 1
         }
@@ -58,19 +83,21 @@ extension DecisionWorkspace {
     }
 
     /// Hashes the request fields static rules compare (country, channel, device, categories).
-    private func hashRequest(_ input: DecisionInput) {
-        requestHashes.country = RuleTable.hash(input.country)
-        requestHashes.channel = RuleTable.hash(input.channel)
-        requestHashes.device = RuleTable.hash(input.device)
-        let count = min(input.categories.count, requestHashes.categories.count)
+    private func hashRequest(_ input: DecisionInput, model: ActiveModel) {
+        let table = model.rules
+        if table.usesCountry { requestHashes.country = RuleTable.hash(input.country) }
+        if table.usesChannel { requestHashes.channel = RuleTable.hash(input.channel) }
+        if table.usesDevice { requestHashes.device = RuleTable.hash(input.device) }
+        let count = table.usesCategories ? min(input.categories.count, requestHashes.categories.count) : 0
         for i in 0..<count { requestHashes.categories[i] = RuleTable.hash(input.categories[i]) }
         requestHashes.categoryCount = count
     }
 
-    @inline(__always)
     private func passesStatic(
-        _ rule: RuleTable.OfferRule, table: RuleTable, _ input: DecisionInput, segments: UInt64, now: Int64
+        _ pointer: UnsafeMutablePointer<RuleTable.Group>, table: RuleTable, _ input: DecisionInput,
+        segments: UInt64, now: Int64
     ) -> Bool {
+        let rule = pointer.pointee
         guard input.totalCents >= rule.minTotalCents, input.totalCents <= rule.maxTotalCents else { return false }
         guard now >= rule.startSeconds, now < rule.endSeconds else { return false }
         if rule.giftOnly && !input.isGift { return false }
@@ -94,34 +121,25 @@ extension DecisionWorkspace {
         return true
     }
 
-    /// True when the customer declined `index` within its suppression window, or was shown it
-    /// `cap` times in the last 24 hours.
-    @inline(__always)
-    private func blockedByHistory(_ index: Int32, _ rule: RuleTable.OfferRule, historyCount: Int, nowMinute: Int64)
-        -> Bool
-    {
-        for k in 0..<historyCount where historyOffers[k] == index {
-            let declined = historyDeclinedAtMinute[k]
-            if declined >= 0 && (nowMinute - declined) * 60 < rule.suppressionSeconds { return true }
-            return rule.cap > 0 && historyRecentShows[k] >= rule.cap
-        }
-        return false
-    }
-
     /// Drops candidates whose expected value is below their threshold (after scoring; keeps
     /// `candidates`, `rewards` and `scores` aligned). Returns the new count.
     func applyThreshold(count n: Int, model: ActiveModel) -> Int {
         let table = model.rules
         guard table.anyThreshold, model.snapshot != nil else { return n }
+        let rules = table.offers.baseAddress!
+        let revenue = model.objective == .revenue
         var kept = 0
-        for i in 0..<n {
-            let index = candidates[i]
-            let value = model.objective == .revenue ? rewards[i] * model.valueCents[Int(index)] : rewards[i]
-            guard value >= table.offers[Int(index)].minExpectedValue else { continue }
-            candidates[kept] = index
-            rewards[kept] = rewards[i]
-            scores[kept] = scores[i]
-            kept += 1
+        model.valueCents.withUnsafeBufferPointer { cents in
+            for i in 0..<n {
+                let index = Int(candidates[i])
+                let reward = rewards[i]
+                let value = revenue ? reward * cents[index] : reward
+                guard value >= rules[index].minExpectedValue else { continue }
+                candidates[kept] = candidates[i]
+                rewards[kept] = reward
+                scores[kept] = scores[i]
+                kept += 1
+            }
         }
         return kept
     }

@@ -39,6 +39,12 @@ public final class DecisionWorkspace {
     var historyRecentShows: UnsafeMutableBufferPointer<Int32>
     /// Request field hashes for static rules.
     var requestHashes: RequestHashes
+    /// Per catalog offer: the rule stamp of the decision whose customer history blocks it.
+    var blockMarks: UnsafeMutableBufferPointer<UInt64>
+    var ruleStamp: UInt64 = 0
+    /// Per static rule group: the stamp of the decision that evaluated it, and the result
+    /// (bit 0: passes).
+    var groupMarks: UnsafeMutableBufferPointer<UInt64>
 
     init(engine: DecisionEngine, threadIndex: Int) {
         self.engine = engine
@@ -52,6 +58,8 @@ public final class DecisionWorkspace {
         probabilities = .allocate(capacity: 1)
         marks = .allocate(capacity: 1)
         loggedCandidates = .allocate(capacity: 1)
+        blockMarks = .allocate(capacity: 1)
+        groupMarks = .allocate(capacity: 1)
         counterPayload = .allocate(capacity: CustomerCounters.payloadWords)
         counterPayload.initialize(repeating: 0)
         historyOffers = .allocate(capacity: CustomerCounters.payloadWords * 2)
@@ -79,6 +87,8 @@ public final class DecisionWorkspace {
         marks.deallocate()
         loggedCandidates.deallocate()
         counterPayload.deallocate()
+        blockMarks.deallocate()
+        groupMarks.deallocate()
         historyOffers.deallocate()
         historyDeclinedAtMinute.deallocate()
         historyRecentShows.deallocate()
@@ -100,6 +110,12 @@ public final class DecisionWorkspace {
             probabilities = .allocate(capacity: n)
             marks = .allocate(capacity: n)
             marks.initialize(repeating: 0)
+            blockMarks.deallocate()
+            blockMarks = .allocate(capacity: n)
+            blockMarks.initialize(repeating: 0)
+            groupMarks.deallocate()
+            groupMarks = .allocate(capacity: n)
+            groupMarks.initialize(repeating: 0)
             capacity = n
         }
         let padded = (width + 7) / 8 * 8

@@ -21,8 +21,9 @@ public final class OfferBudgets: @unchecked Sendable {
         words.deallocate()
     }
 
+    /// The UTC day number of a Unix time (24 bits).
     @inline(__always)
-    static func day(_ seconds: Int64) -> UInt64 { UInt64(max(0, seconds / 86400)) & 0xFF_FFFF }
+    public static func day(_ seconds: Int64) -> UInt64 { UInt64(max(0, seconds / 86400)) & 0xFF_FFFF }
 
     @inline(__always)
     private func index(_ offer: Int32, _ unit: OfferRules.Budget.Unit) -> Int {
@@ -32,9 +33,16 @@ public final class OfferBudgets: @unchecked Sendable {
     /// The number spent on `offer` today (0 for an untracked offer).
     @inline(__always)
     public func spent(offer: Int32, unit: OfferRules.Budget.Unit, atSeconds now: Int64) -> Int64 {
+        spent(offer: offer, unit: unit, day: OfferBudgets.day(now))
+    }
+
+    /// The number spent on `offer` on UTC day `day` (`day(_:)` of a time; the decision path
+    /// computes it once).
+    @inline(__always)
+    public func spent(offer: Int32, unit: OfferRules.Budget.Unit, day: UInt64) -> Int64 {
         guard offer >= 0, Int(offer) < capacity else { return 0 }
         let w = words[index(offer, unit)].load(ordering: .relaxed)
-        return w >> 40 == OfferBudgets.day(now) ? Int64(w & 0xFF_FFFF_FFFF) : 0
+        return w >> 40 == day ? Int64(w & 0xFF_FFFF_FFFF) : 0
     }
 
     /// Adds `amount` to today's count of `offer`.
@@ -73,8 +81,12 @@ public final class OfferBudgets: @unchecked Sendable {
     /// day, plus a burst of 1/48 of it (half an hour's share, at least 1), never above `limit`.
     @inline(__always)
     public static func pacedAllowance(limit: Int64, atSeconds now: Int64) -> Int64 {
+        pacedAllowance(limit: limit, secondsIntoDay: ((now % 86400) + 86400) % 86400)
+    }
+
+    @inline(__always)
+    public static func pacedAllowance(limit: Int64, secondsIntoDay: Int64) -> Int64 {
         guard limit > 0 else { return 0 }
-        let secondsIntoDay = ((now % 86400) + 86400) % 86400
         let burst = max(1, limit / 48)
         let paced = limit.multipliedReportingOverflow(by: secondsIntoDay)
         return min(
