@@ -8,8 +8,10 @@ import Benchmark
 
 let benchmarks: @Sendable () -> Void = {
     let workload: DecisionWorkload
+    let ruled: DecisionWorkload
     do {
         workload = try DecisionWorkload()
+        ruled = try DecisionWorkload(rules: true)
     } catch {
         fatalError("DecisionCore fixture: \(error)")
     }
@@ -23,5 +25,18 @@ let benchmarks: @Sendable () -> Void = {
             }
         }
         blackHole(workload.output.first.offerIndex)
+    }
+    // The same decisions with every business rule evaluated (issue goal: at most +10%, no
+    // allocation).
+    Benchmark("decide-50offers-64features-2slots-rules", configuration: BenchSupport.configuration()) { benchmark in
+        for i in benchmark.scaledIterations {
+            do {
+                try ruled.decide(i)
+            } catch {
+                benchmark.error("decide failed: \(error)")
+                return
+            }
+        }
+        blackHole(ruled.output.first.offerIndex)
     }
 }

@@ -1,6 +1,7 @@
 import EncoreEngine
 import EncoreModel
 import EncoreStore
+import Foundation
 
 #if canImport(Glibc)
     import Glibc
@@ -19,9 +20,30 @@ public final class DecisionWorkload: @unchecked Sendable {
 
     /// Builds the catalog, a 1,000-customer store and the snapshot, and makes one decision so
     /// scratch buffers reach their working size. Throws when the fixture does not load.
-    public init() throws {
+    ///
+    /// `rules`: the business rules on, as a deployment would run them: cap 3 per day, 30-day
+    /// decline suppression, a relevance threshold every offer passes, daily budgets on every
+    /// fifth offer, every offer restricted by order total, country, channel and an excluded
+    /// category (all passing), and each known customer with counter history (3 declined and 3
+    /// shown offers), so every rule is evaluated on every decision.
+    public init(rules: Bool = false) throws {
         let arena = ByteArena()
-        let catalog = try OfferCatalog(jsonl: Fixtures.catalogJSONL, source: "bench-catalog.jsonl")
+        var catalogText = Fixtures.catalogJSONL
+        var settings = RuleSettings()
+        if rules {
+            catalogText = catalogText.replacingOccurrences(
+                of: #""title":"#,
+                with:
+                    #""min_total_cents": 1000, "countries": ["US", "CA", "GB"], "channels": ["web", "app"], "excluded_categories": ["gift_cards"], "title":"#
+            )
+            settings.frequencyCapPerDay = 3
+            settings.declineSuppressionDays = 30
+            settings.minExpectedValue = -1_000_000
+            for i in stride(from: 0, to: Fixtures.offerCount, by: 5) {
+                settings.budgets[Fixtures.offerID(i)] = .init(unit: .shows, dailyLimit: 1_000_000_000)
+            }
+        }
+        let catalog = try OfferCatalog(jsonl: catalogText, source: "bench-catalog.jsonl")
         let directory = String(cString: mkdtemp(strdup("/tmp/encore-bench-XXXXXX"))!)
         let path = directory + "/customers.csv"
         let file = fopen(path, "w")!
@@ -31,9 +53,26 @@ public final class DecisionWorkload: @unchecked Sendable {
         let customers = try CustomerStore.load(contentsOf: path, progress: nil)
         unlink(path)
         rmdir(directory)
-        let model = try ActiveModel(snapshot: Fixtures.snapshot(), catalog: catalog, customers: customers)
-        engine = DecisionEngine(configuration: EngineConfiguration(), model: model)
+        let model = try ActiveModel(
+            snapshot: Fixtures.snapshot(), catalog: catalog, customers: customers, rules: settings)
+        var configuration = EngineConfiguration()
+        configuration.rules = settings
+        engine = DecisionEngine(configuration: configuration, model: model)
         workspace = engine.makeWorkspace(threadIndex: 0)
+        if rules {
+            let now = Int64(time(nil))
+            for c in 0..<14 {
+                let key = CustomerCounters.key(Fixtures.customerID(c * 71))
+                for k in 0..<3 {
+                    engine.counters.record(
+                        customer: key, offer: Int32(40 + k), kind: .declined, atSeconds: now,
+                        suppressionMinutes: { _ in 43200 }, cap: { _ in 3 })
+                    engine.counters.record(
+                        customer: key, offer: Int32(43 + k), kind: .shown, atSeconds: now,
+                        suppressionMinutes: { _ in 43200 }, cap: { _ in 3 })
+                }
+            }
+        }
 
         customerPool =
             (0..<14).map { arena.utf8(Fixtures.customerID($0 * 71)) }
