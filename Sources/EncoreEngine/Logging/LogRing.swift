@@ -54,7 +54,10 @@ public final class LogRing: @unchecked Sendable {
     }
 
     /// Consumer: calls `body` with each available record (bytes valid only during the call) and
-    /// frees their space. Returns the number of records consumed.
+    /// frees each record's space as soon as `body` returns, so a slow consumer gives space back
+    /// to the producer record by record. A record that wraps around the end of the buffer is
+    /// first copied into `scratch`; others are passed in place. Returns the number of records
+    /// consumed.
     @discardableResult
     public func drain(into scratch: inout [UInt8], _ body: (UnsafeRawBufferPointer) -> Void) -> Int {
         var t = tail.load(ordering: .relaxed)
@@ -64,16 +67,21 @@ public final class LogRing: @unchecked Sendable {
             var length: UInt32 = 0
             withUnsafeMutableBytes(of: &length) { copyOut(into: $0, from: t) }
             let n = Int(UInt32(littleEndian: length))
-            if scratch.count < n { scratch = [UInt8](repeating: 0, count: max(n, scratch.count * 2)) }
-            scratch.withUnsafeMutableBytes { buffer in
-                let target = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n])
-                copyOut(into: target, from: t + 4)
-                body(UnsafeRawBufferPointer(target))
+            let start = (t + 4) & mask
+            if start + n <= capacity {
+                body(UnsafeRawBufferPointer(start: storage + start, count: n))
+            } else {
+                if scratch.count < n { scratch = [UInt8](repeating: 0, count: max(n, scratch.count * 2)) }
+                scratch.withUnsafeMutableBytes { buffer in
+                    let target = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n])
+                    copyOut(into: target, from: t + 4)
+                    body(UnsafeRawBufferPointer(target))
+                }
             }
             t += 4 + n
             count += 1
+            tail.store(t, ordering: .releasing)
         }
-        tail.store(t, ordering: .releasing)
         return count
     }
 
