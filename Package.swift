@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(
             name: "EncoreServerTests",
             dependencies: [
-                "EncoreServer", "EncoreTransport", "EncoreProtocol",
+                "EncoreServer", "EncoreTransport", "EncoreProtocol", "EncoreEngine",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),

@@ -62,21 +62,36 @@ public final class LogWriter: @unchecked Sendable {
         pthread_join(thread, nil)
     }
 
+    /// Text is handed to write(2) once a file's buffer holds this many bytes (and at the end of
+    /// every pass), so the buffer stays cache-sized however far behind the writer is.
+    static let flushBytes = 1 << 20
+    /// Pause between passes when the rings were (nearly) empty.
+    static let idleMicros: UInt32 = 100_000
+
     private func run() {
         var scratch = [UInt8](repeating: 0, count: DecisionLog.maxRecordBytes)
-        var decisionText: [UInt8] = []
-        var outcomeText: [UInt8] = []
-        decisionText.reserveCapacity(1 << 20)
-        outcomeText.reserveCapacity(1 << 16)
+        var formatter = DecisionRecordFormatter()
+        var decisionText = JSONLineBuffer(capacity: 2 * LogWriter.flushBytes)
+        var outcomeText = JSONLineBuffer(capacity: 1 << 16)
+        defer {
+            decisionText.deallocate()
+            outcomeText.deallocate()
+        }
         while true {
             let last = stopping.load(ordering: .acquiring)
             for ring in log.rings {
                 ring.drain(into: &scratch) { record in
                     guard let type = record.first else { return }
                     if type == DecisionLog.decisionRecord {
-                        DecisionRecordFormatter.appendJSON(record, to: &decisionText)
+                        formatter.appendDecision(record, to: &decisionText)
+                        if decisionText.count >= LogWriter.flushBytes {
+                            decisions.write(&decisionText, maxBytes: maxFileBytes, maxAgeSeconds: maxFileAgeSeconds)
+                        }
                     } else if type == DecisionLog.outcomeRecord {
-                        DecisionRecordFormatter.appendOutcomeJSON(record, to: &outcomeText)
+                        formatter.appendOutcome(record, to: &outcomeText)
+                        if outcomeText.count >= LogWriter.flushBytes {
+                            outcomes.write(&outcomeText, maxBytes: maxFileBytes, maxAgeSeconds: maxFileAgeSeconds)
+                        }
                     }
                 }
             }
@@ -84,7 +99,8 @@ public final class LogWriter: @unchecked Sendable {
             outcomes.write(&outcomeText, maxBytes: maxFileBytes, maxAgeSeconds: maxFileAgeSeconds)
             reportDrops()
             if last { break }
-            usleep(200_000)
+            // Behind (a ring more than 1/8 full again): go straight back to draining.
+            if !log.rings.contains(where: { $0.pendingBytes > $0.capacity / 8 }) { usleep(LogWriter.idleMicros) }
         }
         decisions.close()
         outcomes.close()
@@ -119,6 +135,8 @@ struct RotatingFile {
     private var bytes = 0
     private var openedAt = Date()
     private var sequence = 0
+    /// The last write failed (its error was reported; the next failure is not).
+    private var failed = false
     private(set) var path = ""
 
     init(directory: String, prefix: String) throws {
@@ -141,9 +159,10 @@ struct RotatingFile {
         openedAt = Date()
     }
 
-    /// Appends `text` (then clears it, keeping capacity); rotates first when the file is full
-    /// or old. A write error is reported once per file and the text is kept for the next try.
-    mutating func write(_ text: inout [UInt8], maxBytes: Int, maxAgeSeconds: Double) {
+    /// Appends `text` (then clears it, keeping its memory); rotates first when the file is full
+    /// or old. A write error is reported once (until a write succeeds again) and the unwritten
+    /// text is kept for the next try.
+    mutating func write(_ text: inout JSONLineBuffer, maxBytes: Int, maxAgeSeconds: Double) {
         if bytes > 0 && (bytes + text.count > maxBytes || Date().timeIntervalSince(openedAt) > maxAgeSeconds) {
             close()
             do { try open() } catch {
@@ -155,17 +174,22 @@ struct RotatingFile {
         var offset = 0
         let total = text.count
         while offset < total {
-            let n = text.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, total - offset) }
+            let n = Glibc.write(fd, text.base + offset, total - offset)
             if n < 0 {
                 if errno == EINTR { continue }
-                Log.error("decision log: write to \(path) failed: \(String(cString: strerror(errno))); will retry")
-                text.removeSubrange(0..<offset)
+                if !failed {
+                    Log.error("decision log: write to \(path) failed: \(String(cString: strerror(errno))); will retry")
+                }
+                failed = true
+                text.removeFirst(offset)
+                bytes += offset
                 return
             }
             offset += n
         }
+        failed = false
         bytes += total
-        text.removeAll(keepingCapacity: true)
+        text.removeAll()
     }
 
     mutating func close() {
