@@ -138,6 +138,8 @@ struct RotatingFile {
     /// The last write failed (its error was reported; the next failure is not).
     private var failed = false
     private(set) var path = ""
+    /// Rotated files whose fsync and close are still running in the background.
+    private let closing = DispatchGroup()
 
     init(directory: String, prefix: String) throws {
         self.directory = directory
@@ -164,7 +166,7 @@ struct RotatingFile {
     /// text is kept for the next try.
     mutating func write(_ text: inout JSONLineBuffer, maxBytes: Int, maxAgeSeconds: Double) {
         if bytes > 0 && (bytes + text.count > maxBytes || Date().timeIntervalSince(openedAt) > maxAgeSeconds) {
-            close()
+            closeInBackground()
             do { try open() } catch {
                 Log.error("decision log: \(error)")
                 return
@@ -192,7 +194,24 @@ struct RotatingFile {
         text.removeAll()
     }
 
+    /// Rotation: the full file's text is already written, so its fsync (which can take a second
+    /// for 256 MiB) runs on a background queue while the writer carries on with the next file.
+    private mutating func closeInBackground() {
+        guard fd >= 0 else { return }
+        let old = fd
+        let group = closing
+        group.enter()
+        DispatchQueue.global(qos: .utility).async {
+            fsync(old)
+            Glibc.close(old)
+            group.leave()
+        }
+        fd = -1
+    }
+
+    /// Shutdown: waits for earlier files' background fsyncs, then syncs and closes this one.
     mutating func close() {
+        closing.wait()
         guard fd >= 0 else { return }
         fsync(fd)
         Glibc.close(fd)
