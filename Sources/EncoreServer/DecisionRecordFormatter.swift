@@ -7,6 +7,10 @@ import EncoreEngine
 struct DecisionRecordFormatter {
     private var namesID: UInt32 = 0
     private var names = RenderedLogNames(nil)
+    /// The current record's customer feature values and where their text sits in the output:
+    /// the context repeats them (its `customer.*` features), so that text is copied rather than
+    /// formatted again.
+    private var customerText: [(bits: UInt32, offset: Int, count: Int)] = []
 
     static let outcomeNames = ["unspecified", "shown", "accepted", "declined", "ignored"]
 
@@ -22,6 +26,7 @@ struct DecisionRecordFormatter {
             names = RenderedLogNames(LogNameTable.names(id))
             namesID = id
         }
+        customerText.removeAll(keepingCapacity: true)
         names.blob.withUnsafeBytes { blob in
             format(&r, time: time, blob: blob, to: &out)
         }
@@ -31,7 +36,7 @@ struct DecisionRecordFormatter {
         }
     }
 
-    private func format(
+    private mutating func format(
         _ r: inout LogReader, time: Int64, blob: UnsafeRawBufferPointer, to j: inout JSONLineBuffer
     ) {
         @inline(__always) func name(_ span: RenderedLogNames.Span) {
@@ -109,7 +114,9 @@ struct DecisionRecordFormatter {
                 j.appendQuoted("#\(i)")
                 j.append(": ")
             }
+            let offset = j.count
             j.appendNumber(v)
+            if customerText.count < 64 { customerText.append((v.bitPattern, offset, j.count - offset)) }
         }
         j.append("}}, \"context\": {")
         let width = Int(r.u16())
@@ -122,7 +129,11 @@ struct DecisionRecordFormatter {
                 j.appendQuoted("#\(i)")
                 j.append(": ")
             }
-            j.appendNumber(v)
+            if let same = customerText.first(where: { $0.bits == v.bitPattern }) {
+                j.appendCopy(offset: same.offset, count: same.count)
+            } else {
+                j.appendNumber(v)
+            }
         }
         j.append("}, \"candidates\": [")
         let candidates = Int(r.u16())

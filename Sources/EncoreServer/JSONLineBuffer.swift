@@ -70,6 +70,16 @@ struct JSONLineBuffer {
         count += bytes.count
     }
 
+    /// Appends a copy of `count` bytes already in the buffer at `offset` (text written earlier
+    /// in the same line).
+    mutating func appendCopy(offset: Int, count n: Int) {
+        precondition(offset >= 0 && n >= 0 && offset + n <= count)
+        // Reserve first: growing moves the storage the copy reads from.
+        let target = reserve(n)
+        target.update(from: base + offset, count: n)
+        count += n
+    }
+
     /// Appends literal JSON text.
     @inline(__always)
     mutating func append(_ text: StaticString) {

@@ -150,6 +150,22 @@ func numberText(_ line: String, after key: String, occurrence: Int = 0) -> Strin
         }
     }
 
+    /// The context repeats customer feature values; their text is copied from earlier in the
+    /// line and must still be each value's own.
+    @Test func contextValuesThatRepeatCustomerFeaturesKeepTheirExactText() throws {
+        var fixture = DecisionFixture(namesID: LogNameTable.register(Self.names))
+        fixture.customerFeatures = [1.3863, 0.2423, -7.5e-12]
+        fixture.context = [0.2423, 1.3863, 1.3864, -7.5e-12]
+        let line = formatDecision(fixture.record)
+        _ = try parseLine(line)
+        let context = try #require(line.range(of: "\"context\": {")).upperBound
+        let texts = line[context...].prefix { $0 != "}" }.split(separator: ",").map {
+            String($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces))
+        }
+        #expect(texts.map { Float($0) } == fixture.context)
+        #expect(texts == fixture.context.map(\.description))
+    }
+
     @Test func nonFiniteValuesNeverReachTheFile() throws {
         var fixture = DecisionFixture(namesID: LogNameTable.register(Self.names))
         fixture.propensities = [.nan, .infinity]

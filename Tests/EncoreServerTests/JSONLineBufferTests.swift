@@ -94,6 +94,13 @@ func rendered(_ body: (inout JSONLineBuffer) -> Void) -> String {
             expected += "\(i),"
         }
         #expect(String(decoding: buffer.bytes, as: UTF8.self) == expected)
+        // A copy from inside the buffer that makes it grow reads the moved bytes.
+        let before = buffer.count
+        while buffer.count * 2 <= buffer.capacity { buffer.append(",") }
+        expected += String(repeating: ",", count: buffer.count - before)
+        buffer.appendCopy(offset: 0, count: buffer.count)
+        expected += expected
+        #expect(String(decoding: buffer.bytes, as: UTF8.self) == expected)
         buffer.removeFirst(4)
         #expect(String(decoding: buffer.bytes, as: UTF8.self) == String(expected.dropFirst(4)))
         buffer.truncate(to: 2)
