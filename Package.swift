@@ -85,7 +85,7 @@ let package = Package(
         .testTarget(
             name: "EncoreServerTests",
             dependencies: [
-                "EncoreServer", "EncoreTransport", "EncoreProtocol",
+                "EncoreServer", "EncoreTransport", "EncoreProtocol", "EncoreEngine",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
