@@ -43,6 +43,12 @@ extension DecisionWorkspace {
         let budgets = engine.budgets
         let day = OfferBudgets.day(now)
         let secondsIntoDay = ((now % 86400) + 86400) % 86400
+        // Raw views, so the loop does not reload the workspace's buffers on every access.
+        let candidates = self.candidates.baseAddress!
+        let groupMarks = self.groupMarks.baseAddress!
+        let blockMarks = self.blockMarks.baseAddress!
+        let groups = table.groups.baseAddress!
+        let checkPriority = table.anyPriority
         var kept = 0
         var topPriority = Int32.min
         var mixedPriorities = false
@@ -53,23 +59,27 @@ extension DecisionWorkspace {
             if group >= 0 {
                 var mark = groupMarks[group]
                 if mark | 1 != stamp | 1 {
-                    let pass = passesStatic(
-                        table.groups.baseAddress! + group, table: table, input, segments: segments, now: now)
-                    mark = pass ? stamp | 1 : stamp
+                    mark =
+                        passesStatic(groups + group, table: table, input, segments: segments, now: now)
+                        ? stamp | 1 : stamp
                     groupMarks[group] = mark
                 }
                 if mark & 1 == 0 { continue }
             }
             if anyBlocked && blockMarks[Int(index)] == stamp { continue }
-            if let unit = rule.pointee.budgetUnit,
-                budgets.spent(offer: index, unit: unit, day: day)
+            if rule.pointee.budgetLimit >= 0 {
+                let unit: OfferRules.Budget.Unit = rule.pointee.budgetOnAcceptances ? .acceptances : .shows
+                if budgets.spent(offer: index, unit: unit, day: day)
                     >= OfferBudgets.pacedAllowance(limit: rule.pointee.budgetLimit, secondsIntoDay: secondsIntoDay)
-            {
-                continue
+                {
+                    continue
+                }
             }
-            let priority = rule.pointee.priority
-            if kept > 0 && priority != topPriority { mixedPriorities = true }
-            topPriority = max(topPriority, priority)
+            if checkPriority {
+                let priority = rule.pointee.priority
+                if kept > 0 && priority != topPriority { mixedPriorities = true }
+                topPriority = max(topPriority, priority)
+            }
             candidates[kept] = index
             kept += 1
         }
@@ -121,26 +131,4 @@ extension DecisionWorkspace {
         return true
     }
 
-    /// Drops candidates whose expected value is below their threshold (after scoring; keeps
-    /// `candidates`, `rewards` and `scores` aligned). Returns the new count.
-    func applyThreshold(count n: Int, model: ActiveModel) -> Int {
-        let table = model.rules
-        guard table.anyThreshold, model.snapshot != nil else { return n }
-        let rules = table.offers.baseAddress!
-        let revenue = model.objective == .revenue
-        var kept = 0
-        model.valueCents.withUnsafeBufferPointer { cents in
-            for i in 0..<n {
-                let index = Int(candidates[i])
-                let reward = rewards[i]
-                let value = revenue ? reward * cents[index] : reward
-                guard value >= rules[index].minExpectedValue else { continue }
-                candidates[kept] = candidates[i]
-                rewards[kept] = reward
-                scores[kept] = scores[i]
-                kept += 1
-            }
-        }
-        return kept
-    }
 }

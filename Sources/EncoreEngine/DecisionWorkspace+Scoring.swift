@@ -66,32 +66,54 @@ extension DecisionWorkspace {
     }
 
     /// Scores the first `count` candidates: raw score (dot product + bias) and reward (link).
-    func score(count: Int, model: ActiveModel) {
+    /// With a relevance threshold in the rules, candidates whose expected value is below their
+    /// minimum are dropped on the way (the survivors keep their order). Returns the count left.
+    func score(count: Int, model: ActiveModel) -> Int {
         guard model.snapshot != nil else {
             for i in 0..<count {
                 scores[i] = 0
                 rewards[i] = 0
             }
-            return
+            return count
         }
         let width = model.paddedWidth
+        let threshold = model.rules.anyThreshold
+        let rules = model.rules.offers.baseAddress!
+        let revenue = model.objective == .revenue
+        let logistic = model.link == .logistic
+        let candidates = self.candidates.baseAddress!
+        let scores = self.scores.baseAddress!
+        let rewards = self.rewards.baseAddress!
+        var kept = 0
         model.rows.withUnsafeBufferPointer { rows in
-            let zBase = UnsafeRawPointer(z.baseAddress!)
-            let rowsBase = UnsafeRawPointer(rows.baseAddress!)
-            for i in 0..<count {
-                let offer = Int(candidates[i])
-                var accumulator = SIMD8<Float>()
-                var k = 0
-                while k < width {
-                    let a = zBase.loadUnaligned(fromByteOffset: k * 4, as: SIMD8<Float>.self)
-                    let b = rowsBase.loadUnaligned(fromByteOffset: (offer * width + k) * 4, as: SIMD8<Float>.self)
-                    accumulator += a * b
-                    k += 8
+            model.biases.withUnsafeBufferPointer { biases in
+                model.valueCents.withUnsafeBufferPointer { cents in
+                    let zBase = UnsafeRawPointer(z.baseAddress!)
+                    let rowsBase = UnsafeRawPointer(rows.baseAddress!)
+                    for i in 0..<count {
+                        let offer = Int(candidates[i])
+                        var accumulator = SIMD8<Float>()
+                        var k = 0
+                        while k < width {
+                            let a = zBase.loadUnaligned(fromByteOffset: k * 4, as: SIMD8<Float>.self)
+                            let b = rowsBase.loadUnaligned(
+                                fromByteOffset: (offer * width + k) * 4, as: SIMD8<Float>.self)
+                            accumulator += a * b
+                            k += 8
+                        }
+                        let raw = Double(accumulator.sum() + biases[offer])
+                        let reward = logistic ? 1 / (1 + exp(-raw)) : raw
+                        if threshold && (revenue ? reward * cents[offer] : reward) < rules[offer].minExpectedValue {
+                            continue
+                        }
+                        candidates[kept] = Int32(truncatingIfNeeded: offer)
+                        scores[kept] = raw
+                        rewards[kept] = reward
+                        kept += 1
+                    }
                 }
-                let raw = Double(accumulator.sum() + model.biases[offer])
-                scores[i] = raw
-                rewards[i] = model.link == .logistic ? 1 / (1 + exp(-raw)) : raw
             }
         }
+        return kept
     }
 }

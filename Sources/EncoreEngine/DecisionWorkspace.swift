@@ -226,8 +226,7 @@ public final class DecisionWorkspace {
         if model.snapshot != nil {
             evaluateFeatures(input, surface: surface, customer: customer, model: model)
         }
-        score(count: n, model: model)
-        n = applyThreshold(count: n, model: model)
+        n = score(count: n, model: model)
         output.eligibleCount = n
         guard n > 0 else { return }
         if logRing != nil { loggedCandidates.baseAddress!.update(from: candidates.baseAddress!, count: n) }

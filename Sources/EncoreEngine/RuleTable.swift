@@ -50,8 +50,9 @@ final class RuleTable: @unchecked Sendable {
         var cap: Int32 = 0
         /// Seconds hidden after DECLINED (0: none).
         var suppressionSeconds: Int64 = 0
-        var budgetUnit: OfferRules.Budget.Unit? = nil
-        var budgetLimit: Int64 = 0
+        /// -1: no budget.
+        var budgetLimit: Int64 = -1
+        var budgetOnAcceptances = false
         /// -infinity: no threshold.
         var minExpectedValue = -Double.infinity
     }
@@ -109,7 +110,7 @@ final class RuleTable: @unchecked Sendable {
             o.cap = Int32(r.frequencyCapPerDay ?? settings.frequencyCapPerDay)
             o.suppressionSeconds = Int64((r.declineSuppressionDays ?? settings.declineSuppressionDays) * 86400)
             if let budget = settings.budgets[offer.id] ?? r.budget {
-                o.budgetUnit = budget.unit
+                o.budgetOnAcceptances = budget.unit == .acceptances
                 o.budgetLimit = budget.dailyLimit
             }
             o.minExpectedValue = r.minExpectedValue ?? settings.minExpectedValue ?? -.infinity
@@ -138,7 +139,7 @@ final class RuleTable: @unchecked Sendable {
         count = compiled.count
         anyStatic = !statics.isEmpty
         anyCounters = compiled.contains { $0.cap > 0 || $0.suppressionSeconds > 0 }
-        anyBudget = compiled.contains { $0.budgetUnit != nil }
+        anyBudget = compiled.contains { $0.budgetLimit >= 0 }
         anyPriority = Set(compiled.map(\.priority)).count > 1
         anyThreshold = compiled.contains { $0.minExpectedValue > -.infinity }
         usesCategories = statics.contains { !$0.required.isEmpty || !$0.excluded.isEmpty }
@@ -154,8 +155,8 @@ final class RuleTable: @unchecked Sendable {
     }
 
     /// The comparison key of a field value: up to 7 bytes are packed with their length (exact,
-    /// no hashing: country codes, channels, devices), longer values are a 63-bit hash with the
-    /// top bit set.
+    /// no hashing: country codes, channels, devices), longer values are a 63-bit in-process hash
+    /// with the top bit set (keys are rebuilt with every model, never persisted).
     @inline(__always)
     static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         let n = bytes.count
@@ -164,7 +165,7 @@ final class RuleTable: @unchecked Sendable {
             for i in 0..<n { packed |= UInt64(bytes[i]) << (8 * UInt64(i)) }
             return packed
         }
-        return StableHash.hash(bytes, seed: 0x72_756C_6573) | (1 << 63)
+        return ByteHash.hash(bytes) | (1 << 63)
     }
 
     static func hash(_ text: String) -> UInt64 {

@@ -8,7 +8,7 @@ public final class OfferBudgets: @unchecked Sendable {
     /// Offers tracked (catalog indices at or past it are never limited by a budget).
     public let capacity: Int
     /// Two words per offer: shows, acceptances.
-    private let words: UnsafeMutablePointer<Atomic<UInt64>>
+    @usableFromInline let words: UnsafeMutablePointer<Atomic<UInt64>>
 
     public init(capacity: Int = 1 << 16) {
         self.capacity = capacity
@@ -25,8 +25,8 @@ public final class OfferBudgets: @unchecked Sendable {
     @inline(__always)
     public static func day(_ seconds: Int64) -> UInt64 { UInt64(max(0, seconds / 86400)) & 0xFF_FFFF }
 
-    @inline(__always)
-    private func index(_ offer: Int32, _ unit: OfferRules.Budget.Unit) -> Int {
+    @inlinable @inline(__always)
+    func index(_ offer: Int32, _ unit: OfferRules.Budget.Unit) -> Int {
         Int(offer) * 2 + (unit == .shows ? 0 : 1)
     }
 
@@ -38,7 +38,7 @@ public final class OfferBudgets: @unchecked Sendable {
 
     /// The number spent on `offer` on UTC day `day` (`day(_:)` of a time; the decision path
     /// computes it once).
-    @inline(__always)
+    @inlinable @inline(__always)
     public func spent(offer: Int32, unit: OfferRules.Budget.Unit, day: UInt64) -> Int64 {
         guard offer >= 0, Int(offer) < capacity else { return 0 }
         let w = words[index(offer, unit)].load(ordering: .relaxed)
@@ -84,7 +84,7 @@ public final class OfferBudgets: @unchecked Sendable {
         pacedAllowance(limit: limit, secondsIntoDay: ((now % 86400) + 86400) % 86400)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func pacedAllowance(limit: Int64, secondsIntoDay: Int64) -> Int64 {
         guard limit > 0 else { return 0 }
         let burst = max(1, limit / 48)
