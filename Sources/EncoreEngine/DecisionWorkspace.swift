@@ -313,27 +313,46 @@ public final class DecisionWorkspace {
     /// ASCII bytes). The customer key lets ReportOutcome update that customer's counters
     /// without any server-side lookup (`DecisionEngine.customerKey(fromDecisionID:)`).
     private func writeDecisionID(_ number: UInt64, customerKey: UInt64, into output: inout DecisionOutput) {
-        let digits: StaticString = "0123456789abcdef"
-        let hex = digits.utf8Start
+        let instance = DecisionWorkspace.hex16(engine.instanceID)
+        let thread = DecisionWorkspace.hex16(UInt64(threadIndex & 0xFF))
+        let count = DecisionWorkspace.hex16(number & 0xFF_FFFF_FFFF)
+        let customer = DecisionWorkspace.hex16(customerKey)
         withUnsafeMutableBytes(of: &output.decisionID) { raw in
             var p = 0
-            func put(_ value: UInt64, _ width: Int) {
-                for k in stride(from: width - 1, through: 0, by: -1) {
-                    raw[p] = hex[Int((value >> (UInt64(k) * 4)) & 0xF)]
-                    p += 1
+            func put(_ digits: (UInt64, UInt64), _ width: Int) {
+                withUnsafeBytes(of: digits) { d in
+                    raw.baseAddress!.advanced(by: p).copyMemory(from: d.baseAddress! + (16 - width), byteCount: width)
                 }
+                p += width
             }
-            put(engine.instanceID, 12)
+            put(instance, 12)
             raw[p] = UInt8(ascii: "-")
             p += 1
-            put(UInt64(threadIndex & 0xFF), 2)
+            put(thread, 2)
             raw[p] = UInt8(ascii: "-")
             p += 1
-            put(number & 0xFF_FFFF_FFFF, 10)
+            put(count, 10)
             raw[p] = UInt8(ascii: "-")
             p += 1
-            put(customerKey, 16)
+            put(customer, 16)
             output.decisionIDLength = p
         }
+    }
+
+    /// The 16 lowercase hex digits of `value`, most significant first, as two words of ASCII in
+    /// memory order (SWAR: no table, no loop).
+    @inline(__always)
+    static func hex16(_ value: UInt64) -> (UInt64, UInt64) {
+        @inline(__always) func hex8(_ v: UInt64) -> UInt64 {
+            var x = v & 0xFFFF_FFFF
+            x = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF
+            x = (x | (x << 8)) & 0x00FF_00FF_00FF_00FF
+            x = (x | (x << 4)) & 0x0F0F_0F0F_0F0F_0F0F
+            // Byte i holds nibble i (least significant first); digits >= 10 become letters.
+            let letters = ((x &+ 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101
+            let ascii = x &+ 0x3030_3030_3030_3030 &+ letters &* 39
+            return ascii.byteSwapped.littleEndian
+        }
+        return (hex8(value >> 32), hex8(value))
     }
 }
