@@ -26,10 +26,21 @@ public final class DecisionWorkload: @unchecked Sendable {
     /// fifth offer, every offer restricted by order total, country, channel and an excluded
     /// category (all passing), and each known customer with counter history (3 declined and 3
     /// shown offers), so every rule is evaluated on every decision.
-    public init(rules: Bool = false) throws {
+    ///
+    /// `demoRules`: the embedded demo's rule set instead (cap, suppression, threshold, budgets
+    /// on 3 offers, no order restrictions), with the same customer histories.
+    public init(rules: Bool = false, demoRules: Bool = false) throws {
         let arena = ByteArena()
         var catalogText = Fixtures.catalogJSONL
         var settings = RuleSettings()
+        if demoRules {
+            settings.frequencyCapPerDay = 3
+            settings.declineSuppressionDays = 30
+            settings.minExpectedValue = -1_000_000
+            for i in [11, 12, 14] {
+                settings.budgets[Fixtures.offerID(i)] = .init(unit: .shows, dailyLimit: 1_000_000_000)
+            }
+        }
         if rules {
             catalogText = catalogText.replacingOccurrences(
                 of: #""title":"#,
@@ -59,7 +70,7 @@ public final class DecisionWorkload: @unchecked Sendable {
         configuration.rules = settings
         engine = DecisionEngine(configuration: configuration, model: model)
         workspace = engine.makeWorkspace(threadIndex: 0)
-        if rules {
+        if rules || demoRules {
             let now = Int64(time(nil))
             for c in 0..<14 {
                 let key = CustomerCounters.key(Fixtures.customerID(c * 71))

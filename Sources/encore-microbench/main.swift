@@ -72,6 +72,17 @@ let benchmarks: [MicroBenchmark] = [
             return Int(workload.output.placementCount)
         }
     },
+    MicroBenchmark(name: "DecisionCore.decide-50offers-64features-2slots-demo-rules", defaultIterations: 2_000) {
+        let workload = try DecisionWorkload(demoRules: true)
+        return { i in
+            do {
+                try workload.decide(i)
+            } catch {
+                fail("decide failed: \(error)")
+            }
+            return Int(workload.output.placementCount)
+        }
+    },
     MicroBenchmark(name: "Codec.DecideRequestDecoder.decode", defaultIterations: 5_000) {
         let workload = try CodecWorkload()
         return { _ in

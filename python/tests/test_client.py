@@ -4,6 +4,7 @@ import math
 import os
 import re
 import subprocess
+import tempfile
 from concurrent import futures
 
 import grpc
@@ -103,7 +104,13 @@ def server():
     binary = encore_binary()
     if binary is None:
         pytest.skip("the encore binary is absent (.build/{release,debug}/encore); live-server checks skipped")
-    proc = subprocess.Popen([binary, "serve", "--port", "0", "--threads", "1"], stderr=subprocess.PIPE, text=True)
+    # The demo with its relevance threshold off: these checks compare the policy's own math with
+    # the server's, so every candidate must stay in play (the rules have their own tests).
+    config = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    config.write('{"rules": {"min_expected_value": -1000000}}')
+    config.close()
+    proc = subprocess.Popen([binary, "serve", "--port", "0", "--threads", "1", "--config", config.name],
+                            stderr=subprocess.PIPE, text=True)
     port = None
     for _ in range(50):
         line = proc.stderr.readline()
@@ -115,6 +122,7 @@ def server():
     yield port
     proc.terminate()
     proc.wait(timeout=20)
+    os.unlink(config.name)
 
 
 SHOP = ["gift_box", "rush_shipping", "shipping_protection", "extended_warranty"]
