@@ -1,3 +1,5 @@
+import EncoreModel
+
 /// Bytes at stable addresses for the whole benchmark run (DecisionInput and the codecs borrow
 /// raw views; these are never freed, on purpose).
 public final class ByteArena: @unchecked Sendable {
@@ -23,16 +25,11 @@ public final class ByteArena: @unchecked Sendable {
 
 /// A small deterministic generator (SplitMix64) for fixture data.
 public struct FixtureRandom {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
+    /// The engine's own generator (SplitMix64), so fixtures need no second copy of it.
+    var generator: SplitMix64
+    public init(seed: UInt64) { generator = SplitMix64(seed: seed) }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { generator.next() }
 
     /// Uniform in [-scale, scale).
     public mutating func weight(_ scale: Float) -> Float {

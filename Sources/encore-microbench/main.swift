@@ -49,39 +49,26 @@ func fail(_ message: String) -> Never {
     exit(1)
 }
 
+/// A decision-core benchmark over the workload `make` builds.
+func decideBenchmark(_ name: String, _ make: @escaping () throws -> DecisionWorkload) -> MicroBenchmark {
+    MicroBenchmark(name: name, defaultIterations: 2_000) {
+        let workload = try make()
+        return { i in
+            do {
+                try workload.decide(i)
+            } catch {
+                fail("decide failed: \(error)")
+            }
+            return Int(workload.output.placementCount)
+        }
+    }
+}
+
 let benchmarks: [MicroBenchmark] = [
-    MicroBenchmark(name: "DecisionCore.decide-50offers-64features-2slots", defaultIterations: 2_000) {
-        let workload = try DecisionWorkload()
-        return { i in
-            do {
-                try workload.decide(i)
-            } catch {
-                fail("decide failed: \(error)")
-            }
-            return Int(workload.output.placementCount)
-        }
-    },
-    MicroBenchmark(name: "DecisionCore.decide-50offers-64features-2slots-rules", defaultIterations: 2_000) {
-        let workload = try DecisionWorkload(rules: true)
-        return { i in
-            do {
-                try workload.decide(i)
-            } catch {
-                fail("decide failed: \(error)")
-            }
-            return Int(workload.output.placementCount)
-        }
-    },
-    MicroBenchmark(name: "DecisionCore.decide-50offers-64features-2slots-demo-rules", defaultIterations: 2_000) {
-        let workload = try DecisionWorkload(demoRules: true)
-        return { i in
-            do {
-                try workload.decide(i)
-            } catch {
-                fail("decide failed: \(error)")
-            }
-            return Int(workload.output.placementCount)
-        }
+    decideBenchmark("DecisionCore.decide-50offers-64features-2slots") { try DecisionWorkload() },
+    decideBenchmark("DecisionCore.decide-50offers-64features-2slots-rules") { try DecisionWorkload(rules: true) },
+    decideBenchmark("DecisionCore.decide-50offers-64features-2slots-demo-rules") {
+        try DecisionWorkload(demoRules: true)
     },
     MicroBenchmark(name: "Codec.DecideRequestDecoder.decode", defaultIterations: 5_000) {
         let workload = try CodecWorkload()
