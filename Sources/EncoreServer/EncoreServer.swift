@@ -33,6 +33,8 @@ public final class EncoreServer: Sendable {
         public var logRingBytes = DecisionLog.defaultRingBytes
         /// Whether `engine.holdoutShare` was set explicitly (the demo defaults to 5%).
         public var holdoutShareSet = false
+        /// Testing only: an artificial Decide stall (`encore serve --debug-stall-ms`); nil is off.
+        public var debugStall: DecisionsService.DebugStall? = nil
 
         public init() {}
 
@@ -85,7 +87,8 @@ public final class EncoreServer: Sendable {
         let serving = ServingState()
         var router = GRPCRouter()
         HealthService(serving: serving).register(in: &router)
-        DecisionsService(engine: engine, threads: options.transport.threads).register(in: &router)
+        DecisionsService(engine: engine, threads: options.transport.threads, debugStall: options.debugStall)
+            .register(in: &router)
         ModelsService(registry: registry).register(in: &router)
         CatalogService(registry: registry).register(in: &router)
         CustomersService(registry: registry).register(in: &router)
