@@ -2,8 +2,8 @@
 
 1. Its closed-loop (`--max`) throughput agrees with h2load's (an independent HTTP/2 load tool) on
    the same `encore serve`, with the same connections, streams per connection and request body,
-   within 15%. The runs are interleaved and the best of three rounds per tool is compared, so one
-   noisy moment on a shared 2-core machine does not decide the outcome.
+   within 15%. The runs are interleaved and the best run of each tool is compared (two to five
+   rounds), so one noisy moment on a shared 2-core machine does not decide the outcome.
 2. An artificial 5 ms server stall (`encore serve --debug-stall-ms 5 --debug-stall-every N`, a
    hidden testing option) shows up in the open-loop p99.9 measured from the intended send time,
    and does not in the same run measured from the actual send time (`--no-co-correction`), which
@@ -11,7 +11,7 @@
 3. Output contract: the last stdout line with --json is one JSON object with the documented keys;
    non-OK gRPC statuses count as errors; --sweep writes a table, a JSON line and an SVG plot; --tls.
 
-Each run is a few seconds; the whole file takes about 45 s. No assertion here is a latency
+Each run is a few seconds; the whole file takes about 45 s (up to 75 s on a busy machine). No assertion here is a latency
 target: the targets are measured by hand with the release build (docs/bench-command.md).
 """
 from __future__ import annotations
@@ -73,14 +73,17 @@ def h2load_rps(server, body, connections, streams, duration, warmup) -> float:
     return float(m.group(1))
 
 
-@pytest.mark.watchdog(120)
+@pytest.mark.watchdog(150)
 def test_max_throughput_agrees_with_h2load(server_factory, decide_body):
     # One reactor thread: the server, not the load generators, is the bottleneck, and each tool
-    # gets the other core.
+    # gets the other core. Rounds alternate which tool goes first; the best run of each tool is
+    # the one least disturbed by other work on the machine. From the second round on, the test
+    # stops as soon as the bests agree (at most five rounds).
     server = server_factory("--holdout-share", "0", "--threads", "1")
     c, m, duration, warmup = 4, 8, 2, 1
     ours, theirs = [], []
-    for round_ in range(3):
+    ratio = 0.0
+    for round_ in range(5):
         order = ("bench", "h2load") if round_ % 2 == 0 else ("h2load", "bench")
         for tool in order:
             if tool == "bench":
@@ -90,12 +93,13 @@ def test_max_throughput_agrees_with_h2load(server_factory, decide_body):
                 ours.append(r["throughput_rps"])
             else:
                 theirs.append(h2load_rps(server, decide_body, c, m, duration, warmup))
-    best_ours, best_theirs = max(ours), max(theirs)
-    ratio = best_ours / best_theirs
+        ratio = max(ours) / max(theirs)
+        if round_ >= 1 and 0.85 <= ratio <= 1.15:
+            break
     print(f"encore bench {ours} req/s, h2load {theirs} req/s, best ratio {ratio:.3f}")
     assert 0.85 <= ratio <= 1.15, (
-        f"encore bench --max ({best_ours:.0f} req/s, rounds {ours}) and h2load ({best_theirs:.0f} req/s, "
-        f"rounds {theirs}) disagree by more than 15%")
+        f"encore bench --max (best {max(ours):.0f} req/s, rounds {ours}) and h2load (best {max(theirs):.0f} "
+        f"req/s, rounds {theirs}) disagree by more than 15%")
 
 
 @pytest.mark.watchdog(120)
