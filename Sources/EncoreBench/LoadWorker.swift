@@ -113,10 +113,13 @@ final class LoadWorker: @unchecked Sendable {
                         backlogged = true
                         break
                     }
-                    _ = connection.submit(body: pool.body(poolIndex), tag: coCorrection ? intended : now)
+                    // The tag is where the latency starts; it also decides whether the call is
+                    // part of the measured window.
+                    let tag = coCorrection ? intended : now
+                    _ = connection.submit(body: pool.body(poolIndex), tag: tag)
                     poolIndex &+= 1
                     nextRequest += 1
-                    if intended >= measureStartNanos { counts.sent += 1 }
+                    if tag >= measureStartNanos && tag < endNanos { counts.sent += 1 }
                 }
                 if backlogged {
                     let due = UInt64(Double(now - min(now, schedule.firstNanos)) / schedule.intervalNanos) + 1
