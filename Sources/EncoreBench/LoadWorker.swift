@@ -176,6 +176,9 @@ final class LoadWorker: @unchecked Sendable {
         for connection in connections {
             connection.drainFinished { tag, status in record(tag: tag, status: status, now: MonotonicClock.nowNanos) }
             if let failure = connection.failure { failures.append(failure) }
+            if connection.droppedFinished > 0 {
+                failures.append("\(connection.droppedFinished) finished calls were not counted (internal error)")
+            }
         }
         var unfinished: UInt64 = 0
         for connection in connections { unfinished += UInt64(connection.inFlight) }
