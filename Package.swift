@@ -1,6 +1,9 @@
 // swift-tools-version:6.1
 // Encore: a next-best-offer decisioning engine served over gRPC (libnghttp2 + OpenSSL).
-// Benchmarks live in their own package under Benchmarks/ so a plain `swift build` never pulls them in.
+// The package-benchmark suite lives in its own package under Benchmarks/ so a plain `swift build`
+// never pulls package-benchmark in. Its workloads (EncoreBenchWorkloads) and the small
+// `encore-microbench` runner that CI's quick gate uses (scripts/bench-quick.sh) live here: they
+// add no dependency and reuse the modules a normal build compiles anyway.
 import PackageDescription
 
 let package = Package(
@@ -14,6 +17,8 @@ let package = Package(
         .library(name: "EncoreModel", targets: ["EncoreModel"]),
         .library(name: "EncoreStore", targets: ["EncoreStore"]),
         .library(name: "EncoreProtocol", targets: ["EncoreProtocol"]),
+        .library(name: "EncoreBenchWorkloads", targets: ["EncoreBenchWorkloads"]),
+        .executable(name: "encore-microbench", targets: ["encore-microbench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -70,6 +75,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The micro-benchmark workloads, shared by Benchmarks/ (package-benchmark) and
+        // encore-microbench (instructions under callgrind, mallocs with scripts/malloc-count).
+        .target(
+            name: "EncoreBenchWorkloads",
+            dependencies: [
+                "EncoreEngine", "EncoreModel", "EncoreStore", "EncoreProtocol", "EncoreTransport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .executableTarget(name: "encore-microbench", dependencies: ["EncoreBenchWorkloads"]),
         .testTarget(name: "EncoreTransportTests", dependencies: ["EncoreTransport"]),
         .testTarget(
             name: "EncoreBenchTests",
@@ -88,7 +103,7 @@ let package = Package(
         .testTarget(
             name: "EncoreServerTests",
             dependencies: [
-                "EncoreServer", "EncoreTransport", "EncoreProtocol",
+                "EncoreServer", "EncoreTransport", "EncoreProtocol", "EncoreEngine",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),

@@ -16,15 +16,15 @@ let package = Package(
         // Only the MallocInterposer trait: it counts allocations without jemalloc, and leaves the
         // Swift 6.3 runtime interposer (and its package) out of the graph.
         .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
-        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
     ],
     targets: [
-        // Shared configuration (quick and thresholds modes) and fixture helpers.
+        // Shared configuration (quick and thresholds modes); re-exports the workloads, which live
+        // in the root package (EncoreBenchWorkloads) so scripts/bench-quick.sh measures the same code.
         .target(
             name: "BenchSupport",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "EncoreServer", package: "Encore"),
+                .product(name: "EncoreBenchWorkloads", package: "Encore"),
             ],
             path: "BenchSupport"
         )
@@ -35,11 +35,7 @@ let package = Package(
                 dependencies: [
                     "BenchSupport",
                     .product(name: "Benchmark", package: "benchmark"),
-                    // EncoreServer's product carries EncoreEngine, EncoreModel, EncoreStore and
-                    // EncoreProtocol (the root package has no library product for them).
-                    .product(name: "EncoreServer", package: "Encore"),
-                    .product(name: "EncoreTransport", package: "Encore"),
-                    .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                    .product(name: "EncoreBenchWorkloads", package: "Encore"),
                 ],
                 path: name,
                 plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

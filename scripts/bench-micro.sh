@@ -11,6 +11,8 @@
 #   scripts/bench-micro.sh --update   rewrite Benchmarks/Thresholds/ from a full-length run
 #   extra arguments go to `swift package benchmark` (e.g. --filter decide, --target Codec)
 #
+# CI does not run this (a cold build of this package takes 16+ minutes): it runs scripts/bench-quick.sh,
+# which measures the same workloads (EncoreBenchWorkloads) for mallocs and callgrind instructions.
 # Thresholds never cover wall clock. Instructions come from the CPU's performance counters
 # (perf_event_open): on a machine without them (most VMs, including this project's) package-benchmark
 # records no instruction samples, so only allocations are checked there; the script says so.
@@ -24,7 +26,7 @@ if [ $# -gt 0 ]; then
     --check) mode=check; shift ;;
     --update) mode=update; shift ;;
     --run) shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
   esac
 fi
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The closed learning loop against a real `encore serve` (docs/learning.md):
-#   scripts/learning-loop.sh --seed S [--json] [--rounds N] [--orders N] [--gamma auto|G] [--work-dir D]
+#   scripts/learning-loop.sh --seed S [--json] [--quick] [--rounds N] [--orders N] [--gamma auto|G]
+#                            [--weighting none|ips] [--interaction A*B] [--work-dir D]
 # Uses <repo>/.venv-python (scripts/python-tests.sh) and $ENCORE_BIN, default .build/release/encore,
 # else .build/debug/encore. The server listens on 127.0.0.1 only and is stopped on exit.
 set -euo pipefail

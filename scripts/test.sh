@@ -2,7 +2,9 @@
 # Runs every test of Encore from a clean clone: installs what is missing, builds, runs the Swift
 # unit tests (swift test), checks the generated protocol code when the generator is cached, and
 # runs the interop suite (Python grpcio, h2, nghttp, h2load against the real server) and the
-# Python package's tests (encore-learn: estimators, trainer, snapshot writer, client).
+# Python package's tests (encore-learn: estimators, trainer, snapshot writer, client), then the
+# quick micro-benchmark gate: fails when allocations or instructions per operation of the decision
+# core, codec, framing or snapshot load rise past Benchmarks/Thresholds/Quick (scripts/bench-quick.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
@@ -18,3 +20,5 @@ echo "== interop tests"
 ENCORE_BIN="${ENCORE_BIN:-$PWD/.build/debug/encore}" scripts/interop-tests.sh
 echo "== python package tests (encore-learn)"
 ENCORE_BIN="${ENCORE_BIN:-$PWD/.build/debug/encore}" scripts/python-tests.sh
+echo "== micro-benchmark gate: allocations and instructions vs Benchmarks/Thresholds/Quick (release)"
+scripts/bench-quick.sh

@@ -1,23 +1,22 @@
 import BenchSupport
 // SnapshotFile.read (EncoreModel) of a 50-offer x 64-feature snapshot's bytes, unsigned:
-// parse, validate and build the ModelSnapshot. One measured iteration is one read.
+// parse, validate and build the ModelSnapshot; the workload is
+// EncoreBenchWorkloads.SnapshotLoadWorkload. One measured iteration is one read.
 import Benchmark
-import EncoreModel
 
 let benchmarks: @Sendable () -> Void = {
-    let bytes: [UInt8]
+    let workload: SnapshotLoadWorkload
     do {
-        bytes = try SnapshotFile.write(Fixtures.snapshot())
-        _ = try SnapshotFile.read(bytes)
+        workload = try SnapshotLoadWorkload()
     } catch {
         fatalError("SnapshotLoad fixture: \(error)")
     }
-    print("SnapshotLoad: the 50x64 snapshot file is \(bytes.count) bytes")
+    print("SnapshotLoad: the 50x64 snapshot file is \(workload.bytes.count) bytes")
 
     Benchmark("SnapshotFile.read-50x64", configuration: BenchSupport.configuration(scalingFactor: .one)) { benchmark in
         for _ in benchmark.scaledIterations {
             do {
-                blackHole(try SnapshotFile.read(bytes))
+                blackHole(try workload.read())
             } catch {
                 benchmark.error("read failed: \(error)")
                 return

@@ -39,16 +39,25 @@ public final class ActiveModel: @unchecked Sendable {
     public let offersWithWeights: Int
     /// Id of this model's names in `LogNameTable` (log records refer to it).
     public let logNamesID: UInt32
+    /// The rule defaults this model was bound with, and the catalog's rules compiled.
+    public let ruleSettings: RuleSettings
+    let rules: RuleTable
 
     /// Binds `snapshot` (or none) to `catalog` and `customers`. Throws `.schemaMismatch` when
     /// the snapshot needs a customer feature the store does not have.
-    public convenience init(snapshot: ModelSnapshot?, catalog: OfferCatalog, customers: CustomerStore)
-        throws(ModelError)
-    {
-        try self.init(snapshot: snapshot, catalog: catalog, customers: CustomerGeneration(base: customers))
+    public convenience init(
+        snapshot: ModelSnapshot?, catalog: OfferCatalog, customers: CustomerStore, rules: RuleSettings = RuleSettings()
+    ) throws(ModelError) {
+        try self.init(
+            snapshot: snapshot, catalog: catalog, customers: CustomerGeneration(base: customers), rules: rules)
     }
 
-    public init(snapshot: ModelSnapshot?, catalog: OfferCatalog, customers: CustomerGeneration) throws(ModelError) {
+    public init(
+        snapshot: ModelSnapshot?, catalog: OfferCatalog, customers: CustomerGeneration,
+        rules settings: RuleSettings = RuleSettings()
+    ) throws(ModelError) {
+        ruleSettings = settings
+        rules = RuleTable(catalog: catalog, segmentNames: customers.segmentNames, settings: settings)
         self.snapshot = snapshot
         self.catalog = catalog
         self.customers = customers
@@ -139,7 +148,9 @@ public final class ActiveModel: @unchecked Sendable {
     public func rebinding(catalog: OfferCatalog? = nil, customers: CustomerGeneration? = nil) throws(ModelError)
         -> ActiveModel
     {
-        try ActiveModel(snapshot: snapshot, catalog: catalog ?? self.catalog, customers: customers ?? self.customers)
+        try ActiveModel(
+            snapshot: snapshot, catalog: catalog ?? self.catalog, customers: customers ?? self.customers,
+            rules: ruleSettings)
     }
 
     /// The model version's UTF-8 bytes (valid while this model is alive).

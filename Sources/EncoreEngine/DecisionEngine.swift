@@ -17,10 +17,21 @@ public final class DecisionEngine: Sendable {
     /// Decision and outcome log rings (nil: logging off).
     public let log: DecisionLog?
 
+    /// Per-customer SHOWN/DECLINED events (frequency caps, decline suppression). Written by
+    /// `recordOutcome` on any thread, read lock-free by Decide.
+    public let counters: CustomerCounters
+    /// Per-offer daily budget spend. Written by `recordOutcome`, read by Decide; lock-free.
+    public let budgets: OfferBudgets
+    /// Outcomes whose decision id names no customer (not from this engine's id format), so no
+    /// counter could be updated.
+    public let unattributedOutcomes = Atomic<Int>(0)
+
     public init(configuration: EngineConfiguration, model: ActiveModel, log: DecisionLog? = nil) {
         self.configuration = configuration
         self.log = log
         active = Published(model)
+        counters = CustomerCounters(maxCustomers: configuration.counterCustomers)
+        budgets = OfferBudgets()
         var generator = SystemRandomNumberGenerator()
         instanceID = generator.next() & 0xFFFF_FFFF_FFFF
     }
@@ -28,5 +39,66 @@ public final class DecisionEngine: Sendable {
     /// A workspace for one thread (`threadIndex` goes into decision ids).
     public func makeWorkspace(threadIndex: Int) -> DecisionWorkspace {
         DecisionWorkspace(engine: self, threadIndex: threadIndex)
+    }
+}
+
+/// What a customer did with a placed offer (the wire's `Outcome` values).
+public enum OutcomeKind: Int32, Sendable {
+    case shown = 1
+    case accepted = 2
+    case declined = 3
+    case ignored = 4
+}
+
+extension DecisionEngine {
+    /// The customer key a decision id of this engine's format carries (its fourth field, 16
+    /// hex digits), or nil for another format or a decision without a customer.
+    public static func customerKey(fromDecisionID id: UnsafeRawBufferPointer) -> UInt64? {
+        guard id.count == 43, id[12] == 0x2D, id[15] == 0x2D, id[26] == 0x2D else { return nil }
+        var key: UInt64 = 0
+        for i in 27..<43 {
+            let c = id[i]
+            let digit: UInt8
+            switch c {
+            case 0x30...0x39: digit = c - 0x30
+            case 0x61...0x66: digit = c - 0x61 + 10
+            default: return nil
+            }
+            key = key << 4 | UInt64(digit)
+        }
+        return key == 0 ? nil : key
+    }
+
+    /// Feeds one acknowledged outcome to the rule state: SHOWN and DECLINED to the customer's
+    /// counters (when the offer has a cap or a suppression window), SHOWN and ACCEPTED to the
+    /// offer's daily budget spend. Unknown offers are ignored. Safe from any thread; never on the
+    /// Decide path (counter writers serialize on a mutex).
+    public func recordOutcome(
+        decisionID: UnsafeRawBufferPointer, offerID: UnsafeRawBufferPointer, outcome: OutcomeKind,
+        nowMillis: Int64, model: ActiveModel
+    ) {
+        let offer = model.catalog.index(of: offerID)
+        guard offer >= 0 else { return }
+        let now = nowMillis / 1000
+        switch outcome {
+        case .shown: budgets.add(offer: offer, unit: .shows, atSeconds: now)
+        case .accepted: budgets.add(offer: offer, unit: .acceptances, atSeconds: now)
+        case .declined, .ignored: break
+        }
+        let rule = model.rules.offers[Int(offer)]
+        let kind: CustomerCounters.Kind
+        switch outcome {
+        case .shown where rule.cap > 0: kind = .shown
+        case .declined where rule.suppressionSeconds > 0: kind = .declined
+        default: return
+        }
+        guard let key = DecisionEngine.customerKey(fromDecisionID: decisionID) else {
+            unattributedOutcomes.add(1, ordering: .relaxed)
+            return
+        }
+        let rules = model.rules
+        counters.record(
+            customer: key, offer: offer, kind: kind, atSeconds: now, suppressionMinutes: rules.suppressionMinutes,
+            cap: rules.cap)
     }
 }

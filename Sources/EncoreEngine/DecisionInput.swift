@@ -28,6 +28,9 @@ public struct DecisionInput {
     public var candidateCount = 0
     /// Requested slots as sent (0 means 1).
     public var slots: UInt32 = 0
+    /// Wall-clock time of the decision in Unix milliseconds (0: the engine reads the clock).
+    /// Rules (caps, suppression, budgets, campaign windows) and the log use it.
+    public var nowMillis: Int64 = 0
 
     public init() {}
 }
@@ -63,7 +66,7 @@ public struct PlacementResult: Sendable, Equatable {
 /// The result of one decision, written into a reused value by `DecisionWorkspace.decide`.
 public struct DecisionOutput {
     /// ASCII decision id bytes (`decisionIDLength` of them are valid).
-    public var decisionID: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    public var decisionID: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
     public var decisionIDLength = 0
     public var placementCount = 0
     public var first = PlacementResult(offerIndex: -1, slot: 0, propensity: 0, score: 0, expectedValue: 0)

@@ -30,6 +30,21 @@ public final class DecisionWorkspace {
     let logRing: LogRing?
     var lastCustomerFeatures = UnsafeBufferPointer<Float>(start: nil, count: 0)
     var lastSegments: UInt64 = 0
+    /// The current decision's time (Unix milliseconds), shared by rules and the log record.
+    var nowMillis: Int64 = 0
+    /// The customer's counter entry read for this decision, and its per-offer summary (rules).
+    var counterPayload: UnsafeMutableBufferPointer<UInt64>
+    var historyOffers: UnsafeMutableBufferPointer<Int32>
+    var historyDeclinedAtMinute: UnsafeMutableBufferPointer<Int64>
+    var historyRecentShows: UnsafeMutableBufferPointer<Int32>
+    /// Request field hashes for static rules.
+    var requestHashes: RequestHashes
+    /// Per catalog offer: the rule stamp of the decision whose customer history blocks it.
+    var blockMarks: UnsafeMutableBufferPointer<UInt64>
+    var ruleStamp: UInt64 = 0
+    /// Per static rule group: the stamp of the decision that evaluated it, and the result
+    /// (bit 0: passes).
+    var groupMarks: UnsafeMutableBufferPointer<UInt64>
 
     init(engine: DecisionEngine, threadIndex: Int) {
         self.engine = engine
@@ -43,6 +58,18 @@ public final class DecisionWorkspace {
         probabilities = .allocate(capacity: 1)
         marks = .allocate(capacity: 1)
         loggedCandidates = .allocate(capacity: 1)
+        blockMarks = .allocate(capacity: 1)
+        groupMarks = .allocate(capacity: 1)
+        counterPayload = .allocate(capacity: CustomerCounters.payloadWords)
+        counterPayload.initialize(repeating: 0)
+        historyOffers = .allocate(capacity: CustomerCounters.payloadWords * 2)
+        historyOffers.initialize(repeating: 0)
+        historyDeclinedAtMinute = .allocate(capacity: CustomerCounters.payloadWords * 2)
+        historyDeclinedAtMinute.initialize(repeating: 0)
+        historyRecentShows = .allocate(capacity: CustomerCounters.payloadWords * 2)
+        historyRecentShows.initialize(repeating: 0)
+        requestHashes = RequestHashes(categories: .allocate(capacity: 128))
+        requestHashes.categories.initialize(repeating: 0)
         if let log = engine.log, threadIndex < log.rings.count {
             logRing = log.rings[threadIndex]
         } else {
@@ -59,6 +86,13 @@ public final class DecisionWorkspace {
         probabilities.deallocate()
         marks.deallocate()
         loggedCandidates.deallocate()
+        counterPayload.deallocate()
+        blockMarks.deallocate()
+        groupMarks.deallocate()
+        historyOffers.deallocate()
+        historyDeclinedAtMinute.deallocate()
+        historyRecentShows.deallocate()
+        requestHashes.categories.deallocate()
     }
 
     /// Grows scratch buffers (only when a model with more offers or features is published).
@@ -76,6 +110,12 @@ public final class DecisionWorkspace {
             probabilities = .allocate(capacity: n)
             marks = .allocate(capacity: n)
             marks.initialize(repeating: 0)
+            blockMarks.deallocate()
+            blockMarks = .allocate(capacity: n)
+            blockMarks.initialize(repeating: 0)
+            groupMarks.deallocate()
+            groupMarks = .allocate(capacity: n)
+            groupMarks.initialize(repeating: 0)
             capacity = n
         }
         let padded = (width + 7) / 8 * 8
@@ -92,8 +132,9 @@ public final class DecisionWorkspace {
     /// placements).
     public func decide(_ input: DecisionInput, into output: inout DecisionOutput) throws(EngineError) {
         counter &+= 1
-        writeDecisionID(counter, into: &output)
-        try run(input, decisionNumber: counter, into: &output)
+        let customerKey = input.customerID.count > 0 ? CustomerCounters.key(input.customerID) : 0
+        writeDecisionID(counter, customerKey: customerKey, into: &output)
+        try run(input, decisionNumber: counter, customerKey: customerKey, into: &output)
     }
 
     /// Replays a logged decision: the same request, decision id and model version give the same
@@ -101,18 +142,19 @@ public final class DecisionWorkspace {
     public func replay(_ input: DecisionInput, decisionID: String, into output: inout DecisionOutput)
         throws(EngineError)
     {
-        let bytes = Array(decisionID.utf8.prefix(32))
+        let bytes = Array(decisionID.utf8.prefix(48))
         withUnsafeMutableBytes(of: &output.decisionID) { raw in
             for (i, b) in bytes.enumerated() { raw[i] = b }
         }
         output.decisionIDLength = bytes.count
         counter &+= 1
-        try run(input, decisionNumber: counter, into: &output)
+        let customerKey = input.customerID.count > 0 ? CustomerCounters.key(input.customerID) : 0
+        try run(input, decisionNumber: counter, customerKey: customerKey, into: &output)
     }
 
-    private func run(_ input: DecisionInput, decisionNumber: UInt64, into output: inout DecisionOutput)
-        throws(EngineError)
-    {
+    private func run(
+        _ input: DecisionInput, decisionNumber: UInt64, customerKey: UInt64, into output: inout DecisionOutput
+    ) throws(EngineError) {
         let configuration = engine.configuration
         guard let surface = Surface(utf8: input.surface) else {
             throw EngineError(
@@ -145,6 +187,7 @@ public final class DecisionWorkspace {
 
         let model = reader.current()
         output.model = model
+        nowMillis = input.nowMillis != 0 ? input.nowMillis : DecisionLog.nowMillis
         lastCustomerFeatures = UnsafeBufferPointer(start: nil, count: 0)
         lastSegments = 0
         output.knownCustomer = false
@@ -166,7 +209,7 @@ public final class DecisionWorkspace {
         output.holdout = false
 
         ensureCapacity(offers: model.catalog.count, width: model.width)
-        let n = collectCandidates(
+        var n = collectCandidates(
             input, surface: surface, model: model, decisionNumber: decisionNumber, output: &output)
         output.eligibleCount = n
         guard n > 0 else { return }
@@ -175,11 +218,19 @@ public final class DecisionWorkspace {
         output.knownCustomer = customer.isKnown
         lastCustomerFeatures = customer.features
         lastSegments = customer.segments
-        if logRing != nil { loggedCandidates.baseAddress!.update(from: candidates.baseAddress!, count: n) }
+        n = applyRules(
+            count: n, input, model: model, segments: customer.segments, customerKey: customerKey,
+            nowSeconds: nowMillis / 1000)
+        output.eligibleCount = n
+        guard n > 0 else { return }
         if model.snapshot != nil {
             evaluateFeatures(input, surface: surface, customer: customer, model: model)
         }
         score(count: n, model: model)
+        n = applyThreshold(count: n, model: model)
+        output.eligibleCount = n
+        guard n > 0 else { return }
+        if logRing != nil { loggedCandidates.baseAddress!.update(from: candidates.baseAddress!, count: n) }
 
         var random = SplitMix64(seed: output.withDecisionID { StableHash.hash($0, seed: model.versionHash) })
         let first = choose(count: n, model: model, random: &random)
@@ -259,8 +310,10 @@ public final class DecisionWorkspace {
         return last
     }
 
-    /// Writes "<12 hex instance>-<2 hex thread>-<10 hex counter>" (26 ASCII bytes).
-    private func writeDecisionID(_ number: UInt64, into output: inout DecisionOutput) {
+    /// Writes "<12 hex instance>-<2 hex thread>-<10 hex counter>-<16 hex customer key>" (43
+    /// ASCII bytes). The customer key lets ReportOutcome update that customer's counters
+    /// without any server-side lookup (`DecisionEngine.customerKey(fromDecisionID:)`).
+    private func writeDecisionID(_ number: UInt64, customerKey: UInt64, into output: inout DecisionOutput) {
         let digits: StaticString = "0123456789abcdef"
         let hex = digits.utf8Start
         withUnsafeMutableBytes(of: &output.decisionID) { raw in
@@ -278,6 +331,9 @@ public final class DecisionWorkspace {
             raw[p] = UInt8(ascii: "-")
             p += 1
             put(number & 0xFF_FFFF_FFFF, 10)
+            raw[p] = UInt8(ascii: "-")
+            p += 1
+            put(customerKey, 16)
             output.decisionIDLength = p
         }
     }

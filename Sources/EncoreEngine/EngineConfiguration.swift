@@ -1,3 +1,5 @@
+import EncoreStore
+
 /// Decision settings that are not part of a model snapshot.
 public struct EngineConfiguration: Sendable {
     /// Share of customers (0...1) held out: they get no offer, `holdout = true`.
@@ -10,6 +12,10 @@ public struct EngineConfiguration: Sendable {
     public var maxIDBytes = 256
     /// Most extra request features used (more are an error).
     public var maxRequestFeatures = 128
+    /// Business-rule defaults (per-offer catalog fields override them).
+    public var rules = RuleSettings()
+    /// Customers the rule counters hold (memory: 128 bytes each, allocated at start).
+    public var counterCustomers = 1 << 18
 
     public init() {}
 
@@ -17,6 +23,36 @@ public struct EngineConfiguration: Sendable {
     public func validationError() -> String? {
         if !(holdoutShare >= 0 && holdoutShare <= 1) { return "holdout share must be in [0, 1], got \(holdoutShare)" }
         if maxCandidates < 1 { return "max candidates must be at least 1" }
+        if let problem = rules.validationError() { return problem }
+        if counterCustomers < 1 || counterCustomers > 1 << 28 {
+            return "counters max customers must be in 1...\(1 << 28), got \(counterCustomers)"
+        }
+        return nil
+    }
+}
+
+/// Rule defaults for every offer (docs/rules.md). An offer's own catalog field wins.
+public struct RuleSettings: Sendable, Equatable {
+    /// SHOWN outcomes per offer per customer per rolling 24 hours (0: no cap).
+    public var frequencyCapPerDay = 0
+    /// Days an offer stays hidden from a customer after DECLINED (0: no suppression).
+    public var declineSuppressionDays = 0.0
+    /// Offers whose expected value (the objective's unit) is below this are not shown (nil:
+    /// no threshold). Applies only when a snapshot scores the offers.
+    public var minExpectedValue: Double? = nil
+    /// Daily budgets by offer id (override the catalog's `budget` field).
+    public var budgets: [String: OfferRules.Budget] = [:]
+
+    public init() {}
+
+    public func validationError() -> String? {
+        if frequencyCapPerDay < 0 || frequencyCapPerDay > OfferRules.maxFrequencyCap {
+            return "rules.frequency_cap_per_day must be in 0...\(OfferRules.maxFrequencyCap), got \(frequencyCapPerDay)"
+        }
+        if !(declineSuppressionDays >= 0 && declineSuppressionDays <= 3650) {
+            return "rules.decline_suppression_days must be in 0...3650, got \(declineSuppressionDays)"
+        }
+        if let v = minExpectedValue, !v.isFinite { return "rules.min_expected_value must be finite" }
         return nil
     }
 }

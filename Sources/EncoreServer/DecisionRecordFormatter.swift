@@ -1,238 +1,234 @@
 import EncoreEngine
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// Turns the binary records of `DecisionWorkspace.logDecision` / `DecisionLog.appendOutcome`
-/// into the JSON lines of docs/logs.md. Runs on the log writer thread only.
-enum DecisionRecordFormatter {
-    /// The writer thread's last looked-up names (only the writer thread calls the formatter).
-    nonisolated(unsafe) static var cachedNamesID: UInt32 = 0
-    nonisolated(unsafe) static var cachedNames: LogNames? = nil
+/// into the JSON lines of docs/logs.md. One instance per log writer thread: it caches the
+/// current model's names already rendered as JSON bytes, so a record costs byte copies, number
+/// formatting and the escaping of its own strings, and nothing per name.
+struct DecisionRecordFormatter {
+    private var namesID: UInt32 = 0
+    private var names = RenderedLogNames(nil)
+    /// The current record's customer feature values and where their text sits in the output:
+    /// the context repeats them (its `customer.*` features), so that text is copied rather than
+    /// formatted again.
+    private var customerText: [(bits: UInt32, offset: Int, count: Int)] = []
+
     static let outcomeNames = ["unspecified", "shown", "accepted", "declined", "ignored"]
 
-    static func appendJSON(_ record: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+    /// Appends one decision line (or, for a malformed record, one error line) to `out`.
+    mutating func appendDecision(_ record: UnsafeRawBufferPointer, to out: inout JSONLineBuffer) {
+        let start = out.count
         var r = LogReader(record)
         _ = r.u8()
         let time = r.i64()
-        let namesID = r.u32()
-        // One table lookup (a mutex) per model, not per record.
-        if namesID != cachedNamesID {
-            cachedNames = LogNameTable.names(namesID)
-            cachedNamesID = namesID
+        let id = r.u32()
+        // One table lookup (a mutex) and one rendering per model, not per record.
+        if id != namesID {
+            names = RenderedLogNames(LogNameTable.names(id))
+            namesID = id
         }
-        let names = cachedNames
-        var j = JSONWriter(out: out)
-        out = []
-        j.raw("{\"v\": 1, \"type\": \"decision\", \"decision_id\": ")
-        j.string(r.string())
-        j.raw(", \"request_id\": ")
-        j.string(r.string())
-        j.raw(", \"time_ms\": ")
-        j.integer(time)
-        j.raw(", \"surface\": ")
-        j.string(r.string())
-        j.raw(", \"customer_id\": ")
-        j.string(r.string())
+        customerText.removeAll(keepingCapacity: true)
+        names.blob.withUnsafeBytes { blob in
+            format(&r, time: time, blob: blob, to: &out)
+        }
+        if r.failed {
+            out.truncate(to: start)
+            out.append("{\"v\": 1, \"type\": \"error\", \"message\": \"malformed decision record\"}\n")
+        }
+    }
+
+    private mutating func format(
+        _ r: inout LogReader, time: Int64, blob: UnsafeRawBufferPointer, to j: inout JSONLineBuffer
+    ) {
+        @inline(__always) func name(_ span: RenderedLogNames.Span) {
+            j.append(UnsafeRawBufferPointer(rebasing: blob[span.range]))
+        }
+        j.append("{\"v\": 1, \"type\": \"decision\", \"decision_id\": ")
+        j.appendQuoted(r.string())
+        j.append(", \"request_id\": ")
+        j.appendQuoted(r.string())
+        j.append(", \"time_ms\": ")
+        j.appendInteger(time)
+        j.append(", \"surface\": ")
+        j.appendQuoted(r.string())
+        j.append(", \"customer_id\": ")
+        j.appendQuoted(r.string())
         let flags = r.u8()
-        j.raw(
-            flags & 1 != 0
-                ? ", \"known_customer\": true, \"model_version\": " : ", \"known_customer\": false, \"model_version\": "
-        )
-        j.string(names?.modelVersion ?? "unknown")
-        j.raw(", \"exploration\": ")
-        j.string(names?.exploration ?? "unknown")
-        j.raw(
-            flags & 2 != 0
-                ? ", \"holdout\": true, \"order\": {\"order_id\": " : ", \"holdout\": false, \"order\": {\"order_id\": "
-        )
-        j.string(r.string())
-        j.raw(", \"total_cents\": ")
-        j.integer(r.i64())
-        j.raw(", \"currency\": ")
-        j.string(r.string())
-        j.raw(
-            flags & 4 != 0
-                ? ", \"is_gift\": true, \"shipping_method\": " : ", \"is_gift\": false, \"shipping_method\": ")
-        j.string(r.string())
-        j.raw(", \"channel\": ")
-        j.string(r.string())
-        j.raw(", \"device\": ")
-        j.string(r.string())
-        j.raw(", \"country\": ")
-        j.string(r.string())
-        j.raw(", \"items\": [")
+        j.append(flags & 1 != 0 ? ", \"known_customer\": true" : ", \"known_customer\": false")
+        j.append(", \"model_version\": ")
+        name(names.modelVersion)
+        j.append(", \"exploration\": ")
+        name(names.exploration)
+        j.append(flags & 2 != 0 ? ", \"holdout\": true" : ", \"holdout\": false")
+        j.append(", \"order\": {\"order_id\": ")
+        j.appendQuoted(r.string())
+        j.append(", \"total_cents\": ")
+        j.appendInteger(r.i64())
+        j.append(", \"currency\": ")
+        j.appendQuoted(r.string())
+        j.append(flags & 4 != 0 ? ", \"is_gift\": true" : ", \"is_gift\": false")
+        j.append(", \"shipping_method\": ")
+        j.appendQuoted(r.string())
+        j.append(", \"channel\": ")
+        j.appendQuoted(r.string())
+        j.append(", \"device\": ")
+        j.appendQuoted(r.string())
+        j.append(", \"country\": ")
+        j.appendQuoted(r.string())
+        j.append(", \"items\": [")
         let items = Int(r.u16())
         for i in 0..<items {
-            if i > 0 { j.raw(", ") }
-            j.raw("{\"sku\": ")
-            j.string(r.string())
-            j.raw(", \"category\": ")
-            j.string(r.string())
-            j.raw(", \"price_cents\": ")
-            j.integer(r.i64())
-            j.raw(", \"quantity\": ")
-            j.integer(r.u32())
-            j.raw("}")
+            j.append(i > 0 ? ", {\"sku\": " : "{\"sku\": ")
+            j.appendQuoted(r.string())
+            j.append(", \"category\": ")
+            j.appendQuoted(r.string())
+            j.append(", \"price_cents\": ")
+            j.appendInteger(r.i64())
+            j.append(", \"quantity\": ")
+            j.appendInteger(Int64(r.u32()))
+            j.append("}")
         }
-        j.raw("]}, \"request_features\": {")
+        j.append("]}, \"request_features\": {")
         let features = Int(r.u16())
         for i in 0..<features {
-            if i > 0 { j.raw(", ") }
-            j.string(r.string())
-            j.raw(": ")
-            j.number(r.f64())
+            if i > 0 { j.append(", ") }
+            j.appendQuoted(r.string())
+            j.append(": ")
+            j.appendNumber(r.f64())
         }
         let segments = r.u64()
-        j.raw("}, \"customer\": {\"segments\": [")
+        j.append("}, \"customer\": {\"segments\": [")
         var first = true
-        if let segmentNames = names?.segmentNames {
-            for (bit, name) in segmentNames.enumerated() where bit < 64 && segments & (1 << UInt64(bit)) != 0 {
-                if !first { j.raw(", ") }
-                first = false
-                j.string(name)
-            }
+        for (bit, span) in names.segments.enumerated() where bit < 64 && segments & (1 << UInt64(bit)) != 0 {
+            if !first { j.append(", ") }
+            first = false
+            name(span)
         }
-        j.raw("], \"features\": {")
+        j.append("], \"features\": {")
         let customerCount = Int(r.u16())
         for i in 0..<customerCount {
             let v = r.f32()
-            if i > 0 { j.raw(", ") }
-            j.string(names.map { i < $0.customerFeatureNames.count ? $0.customerFeatureNames[i] : "#\(i)" } ?? "#\(i)")
-            j.raw(": ")
-            j.number(v)
+            if i > 0 { j.append(", ") }
+            if i < names.customerKeys.count {
+                name(names.customerKeys[i])
+            } else {
+                j.appendQuoted("#\(i)")
+                j.append(": ")
+            }
+            let offset = j.count
+            j.appendNumber(v)
+            if customerText.count < 64 { customerText.append((v.bitPattern, offset, j.count - offset)) }
         }
-        j.raw("}}, \"context\": {")
+        j.append("}}, \"context\": {")
         let width = Int(r.u16())
         for i in 0..<width {
             let v = r.f32()
-            if i > 0 { j.raw(", ") }
-            j.string(names.map { i < $0.contextNames.count ? $0.contextNames[i] : "#\(i)" } ?? "#\(i)")
-            j.raw(": ")
-            j.number(v)
+            if i > 0 { j.append(", ") }
+            if i < names.contextKeys.count {
+                name(names.contextKeys[i])
+            } else {
+                j.appendQuoted("#\(i)")
+                j.append(": ")
+            }
+            if let same = customerText.first(where: { $0.bits == v.bitPattern }) {
+                j.appendCopy(offset: same.offset, count: same.count)
+            } else {
+                j.appendNumber(v)
+            }
         }
-        j.raw("}, \"candidates\": [")
+        j.append("}, \"candidates\": [")
         let candidates = Int(r.u16())
         for i in 0..<candidates {
-            if i > 0 { j.raw(", ") }
-            j.string(offerName(names, Int32(bitPattern: r.u32())))
+            if i > 0 { j.append(", ") }
+            offer(Int32(bitPattern: r.u32()), blob: blob, to: &j)
         }
-        j.raw("], \"placements\": [")
+        j.append("], \"placements\": [")
         let placements = Int(r.u8())
         for i in 0..<placements {
-            if i > 0 { j.raw(", ") }
-            j.raw("{\"offer_id\": ")
-            j.string(offerName(names, Int32(bitPattern: r.u32())))
-            j.raw(", \"slot\": ")
-            j.integer(r.u32())
-            j.raw(", \"propensity\": ")
-            j.number(r.f64())
-            j.raw(", \"score\": ")
-            j.number(r.f64())
-            j.raw(", \"expected_value\": ")
-            j.number(r.f64())
-            j.raw("}")
+            j.append(i > 0 ? ", {\"offer_id\": " : "{\"offer_id\": ")
+            offer(Int32(bitPattern: r.u32()), blob: blob, to: &j)
+            j.append(", \"slot\": ")
+            j.appendInteger(Int64(r.u32()))
+            j.append(", \"propensity\": ")
+            j.appendNumber(r.f64())
+            j.append(", \"score\": ")
+            j.appendNumber(r.f64())
+            j.append(", \"expected_value\": ")
+            j.appendNumber(r.f64())
+            j.append("}")
         }
-        j.raw("], \"joint_propensity\": ")
-        j.number(r.f64())
-        j.raw("}\n")
-        out = j.out
-        if r.failed {
-            out.append(
-                contentsOf: Array("{\"v\": 1, \"type\": \"error\", \"message\": \"malformed decision record\"}\n".utf8))
+        j.append("], \"joint_propensity\": ")
+        j.appendNumber(r.f64())
+        j.append("}\n")
+    }
+
+    private func offer(_ index: Int32, blob: UnsafeRawBufferPointer, to j: inout JSONLineBuffer) {
+        if index >= 0 && Int(index) < names.offers.count {
+            j.append(UnsafeRawBufferPointer(rebasing: blob[names.offers[Int(index)].range]))
+        } else {
+            j.appendQuoted("#\(index)")
         }
     }
 
-    static func appendOutcomeJSON(_ record: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+    /// Appends one outcome line to `out`.
+    func appendOutcome(_ record: UnsafeRawBufferPointer, to out: inout JSONLineBuffer) {
+        let start = out.count
         var r = LogReader(record)
         _ = r.u8()
         let time = r.i64()
-        var j = JSONWriter(out: out)
-        out = []
-        j.raw("{\"v\": 1, \"type\": \"outcome\", \"decision_id\": ")
-        j.string(r.string())
-        j.raw(", \"offer_id\": ")
-        j.string(r.string())
+        out.append("{\"v\": 1, \"type\": \"outcome\", \"decision_id\": ")
+        out.appendQuoted(r.string())
+        out.append(", \"offer_id\": ")
+        out.appendQuoted(r.string())
         let outcome = Int(Int32(bitPattern: r.u32()))
-        j.raw(", \"outcome\": ")
-        j.string(outcomeNames.indices.contains(outcome) ? outcomeNames[outcome] : "code_\(outcome)")
-        j.raw(", \"revenue_cents\": \(r.i64()), \"time_ms\": \(time)}\n")
-        out = j.out
-    }
-
-    static func offerName(_ names: LogNames?, _ index: Int32) -> String {
-        guard let names, index >= 0, Int(index) < names.offerIDs.count else { return "#\(index)" }
-        return names.offerIDs[Int(index)]
+        out.append(", \"outcome\": ")
+        out.appendQuoted(Self.outcomeNames.indices.contains(outcome) ? Self.outcomeNames[outcome] : "code_\(outcome)")
+        out.append(", \"revenue_cents\": ")
+        out.appendInteger(r.i64())
+        out.append(", \"time_ms\": ")
+        out.appendInteger(time)
+        out.append("}\n")
+        if r.failed {
+            out.truncate(to: start)
+            out.append("{\"v\": 1, \"type\": \"error\", \"message\": \"malformed outcome record\"}\n")
+        }
     }
 }
 
-/// Appends JSON tokens to a byte buffer.
-struct JSONWriter {
-    var out: [UInt8]
-
-    mutating func raw(_ s: StaticString) {
-        out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+/// One model's `LogNames` rendered once as JSON bytes: quoted strings for values, `"name": `
+/// for object keys, all in one blob.
+struct RenderedLogNames {
+    struct Span {
+        var start: Int32
+        var count: Int32
+        var range: Range<Int> { Int(start)..<Int(start) + Int(count) }
     }
 
-    mutating func raw(_ s: String) { out.append(contentsOf: s.utf8) }
+    private(set) var blob: [UInt8] = []
+    private(set) var modelVersion = Span(start: 0, count: 0)
+    private(set) var exploration = Span(start: 0, count: 0)
+    private(set) var offers: [Span] = []
+    private(set) var segments: [Span] = []
+    private(set) var customerKeys: [Span] = []
+    private(set) var contextKeys: [Span] = []
 
-    /// Shortest round-trip decimal (Swift's description); null for NaN/Inf.
-    mutating func number(_ v: Double) {
-        if v.isFinite { raw(v.description) } else { raw("null") }
-    }
-
-    /// A Float32 value in its own shortest round-trip form (short enough for Swift's small-string
-    /// storage, so usually no allocation).
-    mutating func number(_ v: Float) {
-        if v.isFinite { raw(v.description) } else { raw("null") }
-    }
-
-    mutating func integer<T: BinaryInteger>(_ value: T) {
-        var v = Int64(value)
-        if v < 0 {
-            out.append(UInt8(ascii: "-"))
-            if v == Int64.min {
-                raw("9223372036854775808")
-                return
-            }
-            v = -v
+    /// `nil` (names no longer in the table) renders "unknown" versions and `#<index>` names.
+    init(_ names: LogNames?) {
+        var out = JSONLineBuffer(capacity: 4096)
+        defer { out.deallocate() }
+        func render(_ text: String, key: Bool) -> Span {
+            let start = out.count
+            out.appendQuoted(text)
+            if key { out.append(": ") }
+            return Span(start: Int32(start), count: Int32(out.count - start))
         }
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        var n = 0
-        withUnsafeMutableBytes(of: &digits) { d in
-            repeat {
-                d[n] = UInt8(ascii: "0") + UInt8(v % 10)
-                v /= 10
-                n += 1
-            } while v > 0
-            for i in stride(from: n - 1, through: 0, by: -1) { out.append(d[i]) }
+        modelVersion = render(names?.modelVersion ?? "unknown", key: false)
+        exploration = render(names?.exploration ?? "unknown", key: false)
+        if let names {
+            offers = names.offerIDs.map { render($0, key: false) }
+            segments = names.segmentNames.map { render($0, key: false) }
+            customerKeys = names.customerFeatureNames.map { render($0, key: true) }
+            contextKeys = names.contextNames.map { render($0, key: true) }
         }
-    }
-
-    mutating func string(_ s: String) {
-        var copy = s
-        copy.withUTF8 { string(UnsafeRawBufferPointer($0)) }
-    }
-
-    mutating func string(_ bytes: UnsafeRawBufferPointer) {
-        out.append(UInt8(ascii: "\""))
-        let digits: StaticString = "0123456789abcdef"
-        let hex = digits.utf8Start
-        for b in bytes {
-            switch b {
-            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-            case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-            case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-            case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-            case 0..<0x20:
-                raw("\\u00")
-                out.append(hex[Int(b >> 4)])
-                out.append(hex[Int(b & 15)])
-            default: out.append(b)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
+        blob = Array(out.bytes)
     }
 }

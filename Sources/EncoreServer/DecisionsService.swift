@@ -54,7 +54,7 @@ public final class DecisionsService: Sendable {
                     contexts.all[call.reactorIndex].decide(request, &response)
                 })
         }
-        let outcomes = OutcomeRecorder(log: engine.log)
+        let outcomes = OutcomeRecorder(engine: engine)
         router.register(
             "/encore.v1.Decisions/ReportOutcome",
             .inline { request, _, call in

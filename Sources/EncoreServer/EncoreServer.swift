@@ -33,6 +33,13 @@ public final class EncoreServer: Sendable {
         public var logRingBytes = DecisionLog.defaultRingBytes
         /// Whether `engine.holdoutShare` was set explicitly (the demo defaults to 5%).
         public var holdoutShareSet = false
+        /// `--config F`: rules, holdout, counters, data and log settings (ServeConfig).
+        public var configFile: String? = nil
+        /// Where rule counters are saved on SIGTERM (and periodically) and loaded at start
+        /// (nil: counters live in memory only).
+        public var stateFile: String? = nil
+        /// Seconds between periodic saves of the rule counters (0: only on SIGTERM).
+        public var stateSaveIntervalSeconds = 60.0
         /// Testing only: an artificial Decide stall (`encore serve --debug-stall-ms`); nil is off.
         public var debugStall: DecisionsService.DebugStall? = nil
 
@@ -47,6 +54,8 @@ public final class EncoreServer: Sendable {
     public let engine: DecisionEngine
     public let registry: ModelRegistry
     public let logWriter: LogWriter?
+    /// Saves and restores the rule counters (nil without a state file).
+    let ruleState: RuleStatePersistence?
 
     /// Loads the data, builds the routes and the transport. Throws with a message naming the
     /// file and problem for bad TLS files, catalogs, customer files, snapshots or keys.
@@ -68,18 +77,33 @@ public final class EncoreServer: Sendable {
                 throw TransportError("trusted key \(path): \(error)")
             }
         }
+        let userConfig = try options.configFile.map { try ServeConfig(contentsOf: $0) } ?? ServeConfig()
+        var probe = options
+        probe.apply(userConfig)
+        let config =
+            probe.servesDemo
+            ? userConfig.overlaying(try ServeConfig(json: DemoConfig.json, source: "<demo>")) : userConfig
+        options.apply(config)
         let data = try ServedData.load(options)
-        if options.servesDemo && !options.holdoutShareSet { options.engine.holdoutShare = 0.05 }
         if let problem = options.engine.validationError() { throw TransportError(problem) }
+        for offer in options.engine.rules.budgets.keys where data.catalog.index(of: offer) < 0 {
+            throw TransportError("config: 'rules.budgets.\(offer)': no offer with that id in the catalog")
+        }
         self.options = options
         let customerTable = CustomerTable(base: data.customers)
         let model = try ActiveModel(
-            snapshot: data.snapshot?.snapshot, catalog: data.catalog, customers: customerTable.current)
+            snapshot: data.snapshot?.snapshot, catalog: data.catalog, customers: customerTable.current,
+            rules: options.engine.rules)
         let log = options.logDirectory.map { _ in
             DecisionLog(threads: options.transport.threads, ringBytes: options.logRingBytes)
         }
         logWriter = try options.logDirectory.map { try LogWriter(directory: $0, log: log!) }
-        engine = DecisionEngine(configuration: options.engine, model: model, log: log)
+        let engine = DecisionEngine(configuration: options.engine, model: model, log: log)
+        self.engine = engine
+        let interval = options.stateSaveIntervalSeconds
+        ruleState = try options.stateFile.map { path in
+            try RuleStatePersistence(path: path, engine: engine, intervalSeconds: interval)
+        }
         registry = ModelRegistry(
             engine: engine, customers: customerTable, trustedKeys: trustedKeys, initial: data.snapshot,
             requireOPE: options.requireOPE)
@@ -105,6 +129,7 @@ public final class EncoreServer: Sendable {
     public func runUntilSignalled() throws -> Int32 {
         SignalWaiter.blockTerminationSignals()
         logWriter?.start()
+        ruleState?.start()
         let port = try server.start()
         let transport = options.transport
         let host = transport.host.contains(":") ? "[\(transport.host)]" : transport.host
@@ -116,6 +141,7 @@ public final class EncoreServer: Sendable {
         )
         server.shutdown()
         let clean = server.waitUntilStopped()
+        ruleState?.stop()
         if let logWriter {
             logWriter.stop()
             Log.info(
@@ -123,7 +149,7 @@ public final class EncoreServer: Sendable {
             )
         }
         Log.info(
-            "decisions: \(engine.unknownCandidatesIgnored.load(ordering: .relaxed)) unknown candidate_offer_ids ignored since start"
+            "decisions: \(engine.unknownCandidatesIgnored.load(ordering: .relaxed)) unknown candidate_offer_ids ignored since start; rule counters: \(engine.counters.evictions.load(ordering: .relaxed)) customers evicted, \(engine.unattributedOutcomes.load(ordering: .relaxed)) outcomes with a foreign decision id"
         )
         Log.info(clean ? "stopped: every in-flight call completed" : "stopped: drain deadline cut off in-flight calls")
         return 0

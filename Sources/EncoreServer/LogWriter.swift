@@ -7,10 +7,14 @@ import Synchronization
     import Glibc
 #endif
 
-/// Drains the decision log rings on its own thread and appends JSON Lines to
-/// `D/decisions-*.jsonl` and `D/outcomes-*.jsonl` (format: docs/logs.md). Writes every 200 ms
-/// (so records reach the files within a second), rotates files by size and age, and drains
-/// everything on `stop()` (SIGTERM). Never blocks a reactor: full rings drop and count.
+/// Drains the decision log rings on writer threads and appends JSON Lines to
+/// `D/decisions-*.jsonl` and `D/outcomes-*.jsonl` (format: docs/logs.md). Records reach the files
+/// within a second, files rotate by size and age, and `stop()` (SIGTERM) drains everything.
+/// Never blocks a reactor: full rings drop and count.
+///
+/// Writer thread `i` of `n` owns rings `i`, `i + n`, ...: each ring has one consumer, so one
+/// reactor's records stay in order in the files, and the threads share the files only for the
+/// write(2) of a whole buffer of complete lines (under a lock, which also covers rotation).
 public final class LogWriter: @unchecked Sendable {
     public let directory: String
     public let log: DecisionLog
@@ -18,77 +22,116 @@ public final class LogWriter: @unchecked Sendable {
     public let maxFileBytes: Int
     /// ... or this age (seconds).
     public let maxFileAgeSeconds: Double
+    /// Formatting threads (at most one per ring).
+    public let writerThreads: Int
     private let stopping = Atomic<Bool>(false)
-    private let finished = Atomic<Bool>(false)
-    private var thread = pthread_t()
-    private var decisions: RotatingFile
-    private var outcomes: RotatingFile
+    private var threads: [pthread_t] = []
+    /// Written by whichever writer thread holds the lock; closed by `stop()` after the joins.
+    private let decisions: Mutex<RotatingFile>
+    private let outcomes: Mutex<RotatingFile>
+    /// Drop reporting: writer thread 0 only.
     private var lastDropped = 0
     private var lastDropReport = Date()
 
     /// Creates `directory` if needed and opens the first files. Throws naming the path.
-    public init(directory: String, log: DecisionLog, maxFileBytes: Int = 256 << 20, maxFileAgeSeconds: Double = 3600)
-        throws
-    {
+    /// `writerThreads` (default 2) is capped at the number of rings.
+    public init(
+        directory: String, log: DecisionLog, maxFileBytes: Int = 256 << 20, maxFileAgeSeconds: Double = 3600,
+        writerThreads: Int = 2
+    ) throws {
         self.directory = directory
         self.log = log
         self.maxFileBytes = maxFileBytes
         self.maxFileAgeSeconds = maxFileAgeSeconds
+        self.writerThreads = max(1, min(writerThreads, log.rings.count))
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
             throw LogWriterError("cannot create log directory \(directory): \(error.localizedDescription)")
         }
-        decisions = try RotatingFile(directory: directory, prefix: "decisions")
-        outcomes = try RotatingFile(directory: directory, prefix: "outcomes")
+        decisions = Mutex(try RotatingFile(directory: directory, prefix: "decisions"))
+        outcomes = Mutex(try RotatingFile(directory: directory, prefix: "outcomes"))
     }
 
-    /// Starts the writer thread.
+    /// Starts the writer threads.
     public func start() {
-        let box = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(
-            &thread, nil,
-            { raw in
-                let writer = Unmanaged<LogWriter>.fromOpaque(raw!).takeRetainedValue()
-                writer.run()
-                return nil
-            }, box)
+        final class Start {
+            let writer: LogWriter
+            let index: Int
+            init(_ writer: LogWriter, _ index: Int) {
+                self.writer = writer
+                self.index = index
+            }
+        }
+        for index in 0..<writerThreads {
+            var thread = pthread_t()
+            let box = Unmanaged.passRetained(Start(self, index)).toOpaque()
+            pthread_create(
+                &thread, nil,
+                { raw in
+                    let start = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
+                    start.writer.run(index: start.index)
+                    return nil
+                }, box)
+            threads.append(thread)
+        }
     }
 
     /// Drains every ring one last time, flushes and closes the files (call after the reactors
     /// have stopped, e.g. on SIGTERM).
     public func stop() {
         stopping.store(true, ordering: .releasing)
-        pthread_join(thread, nil)
+        for thread in threads { pthread_join(thread, nil) }
+        threads = []
+        decisions.withLock { $0.close() }
+        outcomes.withLock { $0.close() }
     }
 
-    private func run() {
+    /// Text is handed to write(2) once a buffer holds this many bytes (and at the end of every
+    /// pass), so the buffer stays cache-sized however far behind the writer is.
+    static let flushBytes = 1 << 20
+    /// Pause between passes when the rings were (nearly) empty.
+    static let idleMicros: UInt32 = 100_000
+
+    private func run(index: Int) {
+        let rings = stride(from: index, to: log.rings.count, by: writerThreads).map { log.rings[$0] }
         var scratch = [UInt8](repeating: 0, count: DecisionLog.maxRecordBytes)
-        var decisionText: [UInt8] = []
-        var outcomeText: [UInt8] = []
-        decisionText.reserveCapacity(1 << 20)
-        outcomeText.reserveCapacity(1 << 16)
+        var formatter = DecisionRecordFormatter()
+        var decisionText = JSONLineBuffer(capacity: 2 * LogWriter.flushBytes)
+        var outcomeText = JSONLineBuffer(capacity: 1 << 16)
+        defer {
+            decisionText.deallocate()
+            outcomeText.deallocate()
+        }
+        let maxBytes = maxFileBytes
+        let maxAge = maxFileAgeSeconds
         while true {
             let last = stopping.load(ordering: .acquiring)
-            for ring in log.rings {
+            for ring in rings {
                 ring.drain(into: &scratch) { record in
                     guard let type = record.first else { return }
                     if type == DecisionLog.decisionRecord {
-                        DecisionRecordFormatter.appendJSON(record, to: &decisionText)
+                        formatter.appendDecision(record, to: &decisionText)
+                        if decisionText.count >= LogWriter.flushBytes {
+                            decisions.withLock { $0.write(&decisionText, maxBytes: maxBytes, maxAgeSeconds: maxAge) }
+                        }
                     } else if type == DecisionLog.outcomeRecord {
-                        DecisionRecordFormatter.appendOutcomeJSON(record, to: &outcomeText)
+                        formatter.appendOutcome(record, to: &outcomeText)
+                        if outcomeText.count >= LogWriter.flushBytes {
+                            outcomes.withLock { $0.write(&outcomeText, maxBytes: maxBytes, maxAgeSeconds: maxAge) }
+                        }
                     }
                 }
             }
-            decisions.write(&decisionText, maxBytes: maxFileBytes, maxAgeSeconds: maxFileAgeSeconds)
-            outcomes.write(&outcomeText, maxBytes: maxFileBytes, maxAgeSeconds: maxFileAgeSeconds)
-            reportDrops()
+            // Every pass ends with a write (and the time-based rotation check), so text waits
+            // at most one pass plus `idleMicros`.
+            decisions.withLock { $0.write(&decisionText, maxBytes: maxBytes, maxAgeSeconds: maxAge) }
+            outcomes.withLock { $0.write(&outcomeText, maxBytes: maxBytes, maxAgeSeconds: maxAge) }
+            if index == 0 { reportDrops() }
             if last { break }
-            usleep(200_000)
+            // Behind (a ring more than 1/8 full again): go straight back to draining.
+            if !rings.contains(where: { $0.pendingBytes > $0.capacity / 8 }) { usleep(LogWriter.idleMicros) }
         }
-        decisions.close()
-        outcomes.close()
-        finished.store(true, ordering: .releasing)
     }
 
     private func reportDrops() {
@@ -119,7 +162,11 @@ struct RotatingFile {
     private var bytes = 0
     private var openedAt = Date()
     private var sequence = 0
+    /// The last write failed (its error was reported; the next failure is not).
+    private var failed = false
     private(set) var path = ""
+    /// Rotated files whose fsync and close are still running in the background.
+    private let closing = DispatchGroup()
 
     init(directory: String, prefix: String) throws {
         self.directory = directory
@@ -141,11 +188,12 @@ struct RotatingFile {
         openedAt = Date()
     }
 
-    /// Appends `text` (then clears it, keeping capacity); rotates first when the file is full
-    /// or old. A write error is reported once per file and the text is kept for the next try.
-    mutating func write(_ text: inout [UInt8], maxBytes: Int, maxAgeSeconds: Double) {
+    /// Appends `text` (then clears it, keeping its memory); rotates first when the file is full
+    /// or old. A write error is reported once (until a write succeeds again) and the unwritten
+    /// text is kept for the next try.
+    mutating func write(_ text: inout JSONLineBuffer, maxBytes: Int, maxAgeSeconds: Double) {
         if bytes > 0 && (bytes + text.count > maxBytes || Date().timeIntervalSince(openedAt) > maxAgeSeconds) {
-            close()
+            closeInBackground()
             do { try open() } catch {
                 Log.error("decision log: \(error)")
                 return
@@ -155,20 +203,42 @@ struct RotatingFile {
         var offset = 0
         let total = text.count
         while offset < total {
-            let n = text.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, total - offset) }
+            let n = Glibc.write(fd, text.base + offset, total - offset)
             if n < 0 {
                 if errno == EINTR { continue }
-                Log.error("decision log: write to \(path) failed: \(String(cString: strerror(errno))); will retry")
-                text.removeSubrange(0..<offset)
+                if !failed {
+                    Log.error("decision log: write to \(path) failed: \(String(cString: strerror(errno))); will retry")
+                }
+                failed = true
+                text.removeFirst(offset)
+                bytes += offset
                 return
             }
             offset += n
         }
+        failed = false
         bytes += total
-        text.removeAll(keepingCapacity: true)
+        text.removeAll()
     }
 
+    /// Rotation: the full file's text is already written, so its fsync (which can take a second
+    /// for 256 MiB) runs on a background queue while the writer carries on with the next file.
+    private mutating func closeInBackground() {
+        guard fd >= 0 else { return }
+        let old = fd
+        let group = closing
+        group.enter()
+        DispatchQueue.global(qos: .utility).async {
+            fsync(old)
+            Glibc.close(old)
+            group.leave()
+        }
+        fd = -1
+    }
+
+    /// Shutdown: waits for earlier files' background fsyncs, then syncs and closes this one.
     mutating func close() {
+        closing.wait()
         guard fd >= 0 else { return }
         fsync(fd)
         Glibc.close(fd)

@@ -66,7 +66,9 @@ public final class ModelRegistry: Sendable {
         let current = engine.active.value
         let bound: ActiveModel
         do {
-            bound = try ActiveModel(snapshot: snapshot, catalog: current.catalog, customers: current.customers)
+            bound = try ActiveModel(
+                snapshot: snapshot, catalog: current.catalog, customers: current.customers,
+                rules: current.ruleSettings)
         } catch {
             throw GRPCStatus(.failedPrecondition, "snapshot refused: \(error)")
         }
@@ -104,7 +106,8 @@ public final class ModelRegistry: Sendable {
                 let bound: ActiveModel
                 do {
                     bound = try ActiveModel(
-                        snapshot: loaded.snapshot, catalog: current.catalog, customers: current.customers)
+                        snapshot: loaded.snapshot, catalog: current.catalog, customers: current.customers,
+                        rules: current.ruleSettings)
                 } catch {
                     throw GRPCStatus(.failedPrecondition, "rollback to \(previous) refused: \(error)")
                 }
@@ -227,7 +230,8 @@ public final class ModelRegistry: Sendable {
         let current = engine.active.value
         do {
             let bound = try ActiveModel(
-                snapshot: loaded.snapshot, catalog: current.catalog, customers: current.customers)
+                snapshot: loaded.snapshot, catalog: current.catalog, customers: current.customers,
+                rules: current.ruleSettings)
             activateLocked(&state, bound)
         } catch {
             throw GRPCStatus(.failedPrecondition, "snapshot \(loaded.snapshot.version) refused: \(error)")

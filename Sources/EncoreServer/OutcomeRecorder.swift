@@ -9,6 +9,7 @@ import Synchronization
 /// reactor; the repeat filter takes a short mutex (outcomes arrive on any thread), never on
 /// the Decide path.
 final class OutcomeRecorder: @unchecked Sendable {
+    let engine: DecisionEngine
     let log: DecisionLog?
     /// Keys seen recently: two generations of at most `generationSize` keys each, so memory
     /// stays bounded and a repeat within the last 1–2 million outcomes is recognised.
@@ -19,9 +20,15 @@ final class OutcomeRecorder: @unchecked Sendable {
     /// Outcomes acknowledged as repeats (not logged again).
     let repeats = Atomic<Int>(0)
 
-    init(log: DecisionLog?) {
-        self.log = log
-        decoders = Array(repeating: OutcomeRequestDecoder(), count: max(log?.rings.count ?? 0, 256))
+    /// One model reader per reactor thread (the catalog and rules the outcome is counted with).
+    private var readers: [Published<ActiveModel>.Reader]
+
+    init(engine: DecisionEngine) {
+        self.engine = engine
+        log = engine.log
+        let threads = max(log?.rings.count ?? 0, 256)
+        decoders = Array(repeating: OutcomeRequestDecoder(), count: threads)
+        readers = Array(repeating: Published.Reader(engine.active), count: threads)
     }
 
     func report(_ request: UnsafeRawBufferPointer, thread: Int) -> GRPCStatus {
@@ -59,10 +66,16 @@ final class OutcomeRecorder: @unchecked Sendable {
             repeats.add(1, ordering: .relaxed)
             return .ok
         }
+        let nowMillis = DecisionLog.nowMillis
         if let log, thread < log.rings.count {
             log.appendOutcome(
                 thread: thread, decisionID: decisionID, offerID: offerID, outcome: decoder.outcome,
-                revenueCents: decoder.revenueCents)
+                revenueCents: decoder.revenueCents, nowMillis: nowMillis)
+        }
+        if let kind = OutcomeKind(rawValue: decoder.outcome) {
+            engine.recordOutcome(
+                decisionID: decisionID, offerID: offerID, outcome: kind, nowMillis: nowMillis,
+                model: readers[thread].current())
         }
         return .ok
     }

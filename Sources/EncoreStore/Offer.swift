@@ -15,8 +15,9 @@ public struct Offer: Sendable, Hashable {
     public var valueCents: Int64
     /// The `title` field, if given.
     public var title: String?
-    /// Every other key of the line with its raw JSON value (rule fields such as caps, budgets,
-    /// `min_total`, `countries` are interpreted by later layers, never rejected here).
+    /// The business-rule fields (eligibility, caps, suppression, budget, threshold).
+    public var rules = OfferRules()
+    /// Every other key of the line with its raw JSON value (kept, never rejected).
     public var extra: [String: JSONValue]
 
     /// Creates an offer (not yet interned: `index` is -1).
@@ -35,7 +36,8 @@ public struct Offer: Sendable, Hashable {
     /// Parses one catalog line (a JSON object).
     /// - Throws: `StoreError` naming the field: `.malformed` (not JSON, not an object),
     ///   `.missingField` (no or empty `offer_id`), `.limitExceeded` (`offer_id` over 256 bytes),
-    ///   `.invalidField` (wrong type, unknown surface, non-integer `value_cents`).
+    ///   `.invalidField` (wrong type, unknown surface, non-integer `value_cents`, a rule field of
+    ///   the wrong type or range).
     public init(jsonLine: String) throws {
         let value = try JSONValue(parsing: jsonLine)
         guard case .object(let fields) = value else {
@@ -91,6 +93,7 @@ public struct Offer: Sendable, Hashable {
             }
             surfaces = set
         }
+        rules = try OfferRules(taking: &extra)
         self.extra = extra
     }
 }

@@ -99,6 +99,16 @@ struct Serve: ParsableCommand {
     @Option(help: "Share of customers held out (0...1); the demo defaults to 0.05.")
     var holdoutShare: Double?
 
+    @Option(help: "Config file (JSON): rules, holdout, counters, data and log settings (docs/configuration.md).")
+    var config: String?
+
+    @Option(
+        name: .customLong("state-file"),
+        help:
+            "Where rule counters (declines, shows, budget spend) are saved on SIGTERM and every minute, and loaded at start."
+    )
+    var stateFile: String?
+
     // Testing only (hidden from --help; docs/bench-command.md): makes the reactor thread that
     // handles every N-th Decide call (counted per reactor thread) sleep this long first, so a test
     // can check that `encore bench` reports server stalls. Off by default; when off, the plain
@@ -144,6 +154,8 @@ struct Serve: ParsableCommand {
         options.trustedKeyFiles = trustedKeys
         options.logDirectory = logDir
         options.requireOPE = requireOpe
+        options.configFile = config
+        options.stateFile = stateFile
         if let holdoutShare {
             options.engine.holdoutShare = holdoutShare
             options.holdoutShareSet = true

@@ -59,7 +59,8 @@ def test_every_acknowledged_decision_and_outcome_is_logged_by_sigterm(stubs, ser
         assert d["model_version"] == r.model_version and d["holdout"] == r.holdout
         assert [(p["offer_id"], p["slot"]) for p in d["placements"]] == [(p.offer_id, p.slot) for p in r.placements]
         for logged, answered in zip(d["placements"], r.placements):
-            assert logged["propensity"] == pytest.approx(answered.propensity, rel=1e-12)
+            # Exact: the logged text must parse back to the very double the engine answered with.
+            assert logged["propensity"] == answered.propensity
             assert logged["offer_id"] in d["candidates"]
         joint = 1.0
         for p in r.placements:

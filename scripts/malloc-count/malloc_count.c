@@ -2,7 +2,9 @@
 // Counts calls to malloc, calloc, realloc, posix_memalign, aligned_alloc and free in the whole
 // process (every thread), forwarding to glibc. On SIGUSR2 it writes one line to stderr:
 //   malloc-count: allocs=N frees=M
-// Used by scripts/count-allocations.sh; not part of the server.
+// It also exports malloc_count_allocs(), which a program can find with dlsym(RTLD_DEFAULT, ...)
+// to read the count around a measured section (encore-microbench does, for scripts/bench-quick.sh).
+// Used by scripts/count-allocations.sh and scripts/bench-quick.sh; not part of the server.
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <signal.h>
@@ -32,6 +34,9 @@ int posix_memalign(void **out, size_t align, size_t n) {
 }
 void *aligned_alloc(size_t align, size_t n) { atomic_fetch_add_explicit(&allocs, 1, memory_order_relaxed); return __libc_memalign(align, n); }
 void *memalign(size_t align, size_t n) { atomic_fetch_add_explicit(&allocs, 1, memory_order_relaxed); return __libc_memalign(align, n); }
+
+/// Allocations so far in this process (malloc, calloc, realloc, posix_memalign, aligned_alloc, memalign).
+unsigned long malloc_count_allocs(void) { return atomic_load_explicit(&allocs, memory_order_relaxed); }
 
 static size_t put_number(char *out, unsigned long v) {
     char tmp[24];

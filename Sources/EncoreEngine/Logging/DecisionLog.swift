@@ -45,11 +45,11 @@ public final class DecisionLog: @unchecked Sendable {
     @discardableResult
     public func appendOutcome(
         thread: Int, decisionID: UnsafeRawBufferPointer, offerID: UnsafeRawBufferPointer, outcome: Int32,
-        revenueCents: Int64
+        revenueCents: Int64, nowMillis: Int64 = DecisionLog.nowMillis
     ) -> Bool {
         var buffer = LogBuffer(base: scratch[thread], capacity: DecisionLog.maxRecordBytes)
         buffer.u8(DecisionLog.outcomeRecord)
-        buffer.i64(DecisionLog.nowMillis)
+        buffer.i64(nowMillis)
         buffer.string(decisionID)
         buffer.string(offerID)
         buffer.u32(UInt32(bitPattern: outcome))

@@ -7,7 +7,7 @@ extension DecisionWorkspace {
         guard let log = engine.log, let ring = logRing else { return }
         var b = LogBuffer(base: log.scratch[threadIndex], capacity: DecisionLog.maxRecordBytes)
         b.u8(DecisionLog.decisionRecord)
-        b.i64(DecisionLog.nowMillis)
+        b.i64(nowMillis)
         b.u32(model.logNamesID)
         output.withDecisionID { b.string($0) }
         b.string(input.requestID)

@@ -12,6 +12,8 @@ public final class LogRing: @unchecked Sendable {
     public let capacity: Int
     private let mask: Int
     private let storage: UnsafeMutableRawPointer
+    /// The consumer publishes its progress after this many bytes (and at the end of a drain).
+    static let publishBytes = 64 << 10
     /// Bytes written so far (producer stores, consumer loads).
     private let head = Atomic<Int>(0)
     /// Bytes consumed so far (consumer stores, producer loads).
@@ -54,26 +56,39 @@ public final class LogRing: @unchecked Sendable {
     }
 
     /// Consumer: calls `body` with each available record (bytes valid only during the call) and
-    /// frees their space. Returns the number of records consumed.
+    /// frees consumed space every `publishBytes`, so a slow consumer gives space back as it goes
+    /// without bouncing the tail's cache line to the producer on every record. A record that
+    /// wraps around the end of the buffer is first copied into `scratch`; others are passed in
+    /// place. Returns the number of records consumed.
     @discardableResult
     public func drain(into scratch: inout [UInt8], _ body: (UnsafeRawBufferPointer) -> Void) -> Int {
         var t = tail.load(ordering: .relaxed)
+        var published = t
         let h = head.load(ordering: .acquiring)
         var count = 0
         while t < h {
             var length: UInt32 = 0
             withUnsafeMutableBytes(of: &length) { copyOut(into: $0, from: t) }
             let n = Int(UInt32(littleEndian: length))
-            if scratch.count < n { scratch = [UInt8](repeating: 0, count: max(n, scratch.count * 2)) }
-            scratch.withUnsafeMutableBytes { buffer in
-                let target = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n])
-                copyOut(into: target, from: t + 4)
-                body(UnsafeRawBufferPointer(target))
+            let start = (t + 4) & mask
+            if start + n <= capacity {
+                body(UnsafeRawBufferPointer(start: storage + start, count: n))
+            } else {
+                if scratch.count < n { scratch = [UInt8](repeating: 0, count: max(n, scratch.count * 2)) }
+                scratch.withUnsafeMutableBytes { buffer in
+                    let target = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n])
+                    copyOut(into: target, from: t + 4)
+                    body(UnsafeRawBufferPointer(target))
+                }
             }
             t += 4 + n
             count += 1
+            if t - published >= LogRing.publishBytes {
+                tail.store(t, ordering: .releasing)
+                published = t
+            }
         }
-        tail.store(t, ordering: .releasing)
+        if t != published { tail.store(t, ordering: .releasing) }
         return count
     }
 

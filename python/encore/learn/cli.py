@@ -73,8 +73,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         pairs.append((a, b))
     gamma = None if args.gamma in (None, "auto") else float(args.gamma)
     cfg = TrainConfig(min_feature_count=args.min_feature_count, min_offer_count=args.min_offer_count,
-                      interactions=pairs, max_weight=args.max_weight, lam_shared=args.lambda_shared,
-                      lam_offer=args.lambda_offer, validation_fraction=args.validation_fraction,
+                      interactions=pairs, max_weight=args.max_weight, weighting=args.weighting,
+                      lam_shared=args.lambda_shared, lam_offer=args.lambda_offer,
+                      validation_fraction=args.validation_fraction,
                       exploration=args.exploration, gamma=gamma, epsilon=args.epsilon, temperature=args.temperature,
                       bootstrap=args.bootstrap, seed=args.seed, model_version=args.model_version,
                       extra={"logs": logs.stats.to_json(), "context_check": data.context_check.to_json()})
@@ -223,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-offer-count", type=int, default=1,
                    help="give an offer its own weights only if shown in slot 0 this many times")
     p.add_argument("--max-weight", type=float, default=50.0, help="clip importance weights 1/p at this value")
+    p.add_argument("--weighting", choices=("ips", "none"), default="ips",
+                   help="ips: importance-weighted regression (default); none: unweighted regression (direct method; "
+                        "lower variance on logs of a near-greedy policy, needs a model family that fits the reward)")
     p.add_argument("--lambda-shared", type=float, default=1.0)
     p.add_argument("--lambda-offer", type=float, default=10.0)
     p.add_argument("--validation-fraction", type=float, default=0.3)

@@ -11,6 +11,13 @@ every (context, offer) pair, then per-offer deviations fitted with the pooled sc
 a stronger ridge penalty, so offers with little data stay close to the pooled model and catalog
 offers absent from the logs are scored by the shared weights alone, exactly as the server does.
 
+`weighting="none"` fits the same regressions unweighted (the direct method). It is consistent
+only when the model family can represent the reward (the right features and interactions), but
+it keeps its effective sample size when the logging policy was near-greedy, where 1/p weights
+make each offer's fit rest on the few decisions in which it was explored (weights up to
+max_weight): the situation of a closed loop after its first round (docs/learning.md, "Closed
+loop").
+
 Exploration is SquareCB (the server's default). Its gamma is chosen on a validation split of
 the logs (decisions hashed by id, never used for fitting): for each gamma on a grid, the
 resulting policy's value is estimated with DR, and the gamma with the best lower 95% bound wins,
@@ -45,6 +52,7 @@ class TrainConfig:
     min_offer_count: int = 1
     interactions: Sequence[tuple[str, str]] = ()
     max_weight: float = 50.0
+    weighting: str = "ips"  # "ips": 1/p clipped at max_weight (IWR); "none": unweighted regression
     lam_shared: float = 1.0
     lam_offer: float = 10.0
     validation_fraction: float = 0.3
@@ -119,12 +127,18 @@ def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: N
     rows = train_rows[keep]
     actions = np.array([index[data.actions[i]] for i in rows], dtype=np.int64)
     z = data.contexts.dense(features, pairs, rows=rows)
-    w = np.minimum(1.0 / data.propensities[rows], cfg.max_weight)
-    w = w / w.mean()
+    if cfg.weighting == "ips":
+        w = np.minimum(1.0 / data.propensities[rows], cfg.max_weight)
+        w = w / w.mean()
+    elif cfg.weighting == "none":
+        w = np.ones(len(rows))
+    else:
+        raise TrainError(f"unknown weighting {cfg.weighting!r} (expected ips or none)")
     model = fit_hierarchical(z, actions, data.rewards[rows], len(offers), weights=w, family=family,
                              lam_shared=cfg.lam_shared, lam_offer=cfg.lam_offer)
+    kind = "importance-weighted" if cfg.weighting == "ips" else "unweighted"
     log(f"fitted {len(features)} features + {len(pairs)} interactions, {len(offers)} offers "
-        f"({family} importance-weighted regression)")
+        f"({family} {kind} regression)")
 
     created = int(cfg.created_at_millis if cfg.created_at_millis is not None else time.time() * 1000)
     snap = Snapshot(
@@ -169,8 +183,9 @@ def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: N
         "generator": f"encore-learn {__version__}",
         "model_version": snap.model_version,
         "exploration": snap.exploration.describe(),
-        "reduction": "importance-weighted regression per offer (shared + per-offer logistic/ridge, weights "
-                     f"1/propensity clipped at {cfg.max_weight}), SquareCB exploration",
+        "reduction": ("importance-weighted regression per offer (shared + per-offer logistic/ridge, weights "
+                      f"1/propensity clipped at {cfg.max_weight}), SquareCB exploration") if cfg.weighting == "ips"
+        else "unweighted regression per offer (direct method; shared + per-offer logistic/ridge), SquareCB exploration",
         "evaluated_on": "in-sample (no validation split)" if in_sample
         else f"validation split ({len(val_rows)} decisions, {cfg.validation_fraction:.0%} by decision-id hash, "
              "not used for fitting)",
@@ -178,6 +193,7 @@ def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: N
         "training": {"decisions": int(len(rows)), "features": len(features), "interactions": len(pairs),
                      "offers": len(offers), "logging_models": data.logging_models,
                      "lambda_shared": cfg.lam_shared, "lambda_offer": cfg.lam_offer, "max_weight": cfg.max_weight,
+                     "weighting": cfg.weighting,
                      "min_feature_count": cfg.min_feature_count},
         **report,
         **cfg.extra,

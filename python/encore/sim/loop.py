@@ -1,12 +1,15 @@
 """The learning loop against a real server, with a shopper simulator whose conversion model is known.
 
-    python -m encore.sim.loop --seed 1 [--rounds 4] [--orders 20000] [--json]
+    python -m encore.sim.loop --seed 1 [--rounds 4] [--orders 40000] [--quick] [--json]
 
 Starts `encore serve --port 0 --holdout-share 0 --log-dir DIR --catalog C --customers U` (no
 snapshot: the first policy is uniform over the eligible offers), then per round: simulates
 `--orders` orders (Decide with slots=1, then ReportOutcome SHOWN and ACCEPTED/IGNORED drawn from the
-true model), trains a snapshot on every log so far, evaluates it offline (SNIPS, DR), pushes and
-activates it, and computes its TRUE value (exploration included) on a fixed sample of contexts.
+true model), trains a snapshot on every log so far (encore-learn's trainer, by default unweighted
+per-offer regression: see --weighting), evaluates it offline (SNIPS, DR) on the decisions the
+trainer held out, pushes and activates it, and computes its TRUE value (exploration included) on
+a fixed sample of contexts. Every Decide reply's propensity is compared with the one the true-value
+computation assigns to that offer under the active policy (`propensity_check_by_round`).
 Progress goes to stderr; with --json the last stdout line is one JSON object.
 """
 
@@ -55,7 +58,6 @@ CATEGORIES = ("electronics", "apparel", "home", "beauty", "toys")
 FEATURE_NAMES = ("orders_log", "aov_log", "days_since_last_log", "return_rate", "email_engagement", "app_user",
                  "reviews_log", "referrals")
 INTERCEPT = -3.0
-INTERACTION = ("order.is_gift", "segment=gift_giver")
 
 # The simulator's true conversion model: log-odds = INTERCEPT + bias + Σ w·x, in the server's feature
 # names. The terms are the demo's (DemoModel.trueWeights); the per-offer biases centre the continuous
@@ -188,8 +190,32 @@ def make_contexts(n: int, rng: np.random.Generator, customers) -> list[dict[str,
 
 # -- truth -------------------------------------------------------------------------------------
 
+def policy_probabilities(snap, contexts: list[dict[str, Any]]) -> tuple[Flat, np.ndarray]:
+    """The active policy's exact distribution over each context's candidates (in the server's
+    candidate order: catalog file order filtered by surface), with the server's math
+    (encore.learn.policy mirrors DecisionWorkspace+Scoring.swift and Exploration.swift).
+    `snap` None is the server without a snapshot: uniform over the eligible offers."""
+    cands = [r["candidates"] for r in contexts]
+    flat = Flat.build(cands, [c[0] for c in cands])
+    if snap is None:
+        return flat, 1.0 / np.repeat(flat.counts, flat.counts).astype(np.float64)
+    ctx = ContextMatrix()
+    for r in contexts:
+        ctx.add(r["_feats"])
+    pi, _ = policy_distribution(snap, ctx.dense(snap.features, snap.interactions), flat)
+    return flat, pi
+
+
 class Truth:
-    """The fixed evaluation sample: exact values of policies under the true model."""
+    """The fixed evaluation sample: exact values of policies under the true model.
+
+    value(snap) = (1/N) Σ_i Σ_a π(a|x_i) μ(x_i, a): the expected slot-0 conversion per order of the
+    policy with its exploration, where π is the server's exploration distribution for the
+    snapshot and μ the simulator's true conversion probability. It is exact over the fixed sample
+    of N contexts (no draw of offers or outcomes); random_value and oracle_value are the same
+    expectation for the uniform policy and for the best offer per context. The loop asks for one
+    slot, so the server's slot-1 draw (from the remaining offers) never happens and does not enter.
+    """
 
     def __init__(self, contexts: list[dict[str, Any]]) -> None:
         self.contexts = contexts
@@ -204,6 +230,8 @@ class Truth:
 
     def value(self, snap) -> tuple[float, float]:
         """(value with the snapshot's exploration, value of its greedy choice)."""
+        if snap is None:
+            return self.random_value, self.random_value
         z = self.ctx.dense(snap.features, snap.interactions)
         pi, rewards = policy_distribution(snap, z, self.flat)
         v = float(self.flat.segment_sum(pi * self.mu).mean())
@@ -254,12 +282,22 @@ def stop_server(proc) -> None:
 
 # -- simulation --------------------------------------------------------------------------------
 
-def simulate_round(stub, pb, contexts: list[dict[str, Any]], rng: np.random.Generator, *, chunk: int = 1000,
-                   timeout: float = 30.0) -> dict[str, Any]:
+def simulate_round(stub, pb, contexts: list[dict[str, Any]], rng: np.random.Generator, snap=None, *,
+                   chunk: int = 1000, timeout: float = 30.0) -> dict[str, Any]:
+    """Serves `contexts` through Decide (one slot) and reports SHOWN then ACCEPTED or IGNORED,
+    drawn from the true model. `snap` is the active snapshot (None: no snapshot, uniform): every
+    reply's propensity is compared with the exact probability that the true-value computation
+    gives the chosen offer."""
     draws = rng.random(len(contexts))
     accepted = 0
     shown_true = 0.0
     counts: dict[str, int] = {}
+    flat, pi = policy_probabilities(snap, contexts)
+    version = snap.model_version if snap is not None else None
+    max_diff = 0.0
+    mismatched = 0
+    wrong_version = 0
+    expected_pi = 0.0
     for lo in range(0, len(contexts), chunk):
         batch = contexts[lo:lo + chunk]
         futs = []
@@ -279,6 +317,14 @@ def simulate_round(stub, pb, contexts: list[dict[str, Any]], rng: np.random.Gene
                 continue
             offer = rep.placements[0].offer_id
             counts[offer] = counts.get(offer, 0) + 1
+            i = lo + k
+            j = flat.starts[i] + rec["candidates"].index(offer)
+            diff = abs(float(pi[j]) - rep.placements[0].propensity)
+            max_diff = max(max_diff, diff)
+            mismatched += diff > 1e-4
+            expected_pi += float(pi[j])
+            if version is not None and rep.model_version != version:
+                wrong_version += 1
             p = rec["_mu"][offer]
             shown_true += p
             ok = draws[lo + k] < p
@@ -293,7 +339,10 @@ def simulate_round(stub, pb, contexts: list[dict[str, Any]], rng: np.random.Gene
             f.result()
     n = len(contexts)
     return {"orders": n, "accepted": accepted, "conversion": accepted / n, "expected_conversion": shown_true / n,
-            "offers_shown": dict(sorted(counts.items()))}
+            "offers_shown": dict(sorted(counts.items())),
+            "propensity_check": {"max_abs_diff": max_diff, "decisions_differing_by_more_than_1e-4": int(mismatched),
+                                 "replies_from_another_model": int(wrong_version),
+                                 "mean_propensity_of_served_offer": expected_pi / max(n, 1)}}
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -316,24 +365,42 @@ def _terminate(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="learning-loop", description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, required=True)
-    ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--orders", type=int, default=20000, help="orders simulated per round")
-    ap.add_argument("--customers", type=int, default=20000)
-    ap.add_argument("--eval-contexts", type=int, default=20000, help="fixed sample for the true values")
+    ap.add_argument("--rounds", type=int, default=None, help="rounds (default 4; 2 with --quick)")
+    ap.add_argument("--orders", type=int, default=None, help="orders simulated per round (default 40000; 4000 with "
+                    "--quick)")
+    ap.add_argument("--customers", type=int, default=None,
+                    help="simulated customers (default 20000; 5000 with --quick)")
+    ap.add_argument("--eval-contexts", type=int, default=None,
+                    help="fixed sample of contexts for the true values (default 20000; 5000 with --quick)")
+    ap.add_argument("--quick", action="store_true", help="a small run for tests: 2 rounds of 4000 orders")
     ap.add_argument("--gamma", default="auto", help="SquareCB gamma for training, or 'auto'")
-    ap.add_argument("--bootstrap", type=int, default=200)
+    ap.add_argument("--weighting", choices=("ips", "none"), default="none",
+                    help="the trainer's regression weighting (encore-learn train --weighting); default none")
+    ap.add_argument("--interaction", action="append", default=[], metavar="A*B",
+                    help="quadratic interaction for the trainer (repeatable; default none)")
+    ap.add_argument("--bootstrap", type=int, default=None, help="bootstrap samples for the OPE intervals "
+                    "(default 200; 50 with --quick)")
     ap.add_argument("--work-dir", help="keep logs and snapshots here (default: a temporary directory, removed)")
     ap.add_argument("--binary", default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    for name, full, quick in (("rounds", 4, 2), ("orders", 40000, 4000), ("customers", 20000, 5000),
+                              ("eval_contexts", 20000, 5000), ("bootstrap", 200, 50)):
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    interactions = []
+    for spec in args.interaction:
+        a, sep, b = spec.partition("*")
+        if not sep or not a or not b:
+            ap.error(f"--interaction {spec!r}: expected NAME*NAME")
+        interactions.append((a, b))
 
     import grpc
 
     from .._proto.encore.v1 import decisions_pb2 as pb, decisions_pb2_grpc
     from ..client import Client
-    from ..learn.estimators import evaluate
     from ..learn.logs import bandit_data, load_logs
-    from ..learn.train import TrainConfig, fold_of, train
+    from ..learn.train import TrainConfig, train
 
     signal.signal(signal.SIGTERM, _terminate)
     t0 = time.time()
@@ -351,13 +418,16 @@ def main(argv: list[str] | None = None) -> int:
 
     proc = None
     result: dict[str, Any] = {"seed": args.seed, "rounds": args.rounds, "orders_per_round": args.orders,
+                              "quick": args.quick, "customers": args.customers, "eval_contexts": args.eval_contexts,
+                              "trainer": {"weighting": args.weighting, "interactions": args.interaction,
+                                          "gamma": args.gamma, "bootstrap": args.bootstrap},
                               "random_value": truth.random_value, "oracle_value": truth.oracle_value,
                               "true_value_by_round": [], "greedy_true_value_by_round": [],
                               "ope_snips_by_round": [], "ope_dr_by_round": [], "ope_ips_by_round": [],
                               "ope_snips_ci95_by_round": [], "ope_dr_ci95_by_round": [],
-                              "train_holdout_dr_by_round": [], "ope_in_sample_snips_by_round": [],
-                              "ope_in_sample_dr_by_round": [], "gamma_by_round": [], "model_version_by_round": [],
-                              "logged_conversion_by_round": [], "logged_expected_conversion_by_round": []}
+                              "ope_decisions_by_round": [], "gamma_by_round": [], "model_version_by_round": [],
+                              "logged_conversion_by_round": [], "logged_expected_conversion_by_round": [],
+                              "propensity_check_by_round": []}
     try:
         proc, port = start_server(binary, ["--host", "127.0.0.1", "--port", "0", "--holdout-share", "0",
                                            "--log-dir", log_dir, "--catalog", cat, "--customers", csv],
@@ -369,37 +439,41 @@ def main(argv: list[str] | None = None) -> int:
         client = Client("127.0.0.1", port)
         sim_rng = np.random.default_rng([args.seed, 3])
         gamma = None if args.gamma == "auto" else float(args.gamma)
+        active = None  # the server starts without a snapshot: uniform
         for k in range(1, args.rounds + 1):
             t = time.time()
             contexts = make_contexts(args.orders, sim_rng, customers)
-            stats = simulate_round(stub, pb, contexts, sim_rng)
+            stats = simulate_round(stub, pb, contexts, sim_rng, active)
             result["logged_conversion_by_round"].append(stats["conversion"])
             result["logged_expected_conversion_by_round"].append(stats["expected_conversion"])
+            result["propensity_check_by_round"].append(stats["propensity_check"])
+            pc = stats["propensity_check"]
+            eprint(f"[loop] round {k}: served by {active.model_version if active else 'no snapshot (uniform)'}; "
+                   f"reply propensities vs the exact computation: max |diff| {pc['max_abs_diff']:.2e}, "
+                   f"{pc['decisions_differing_by_more_than_1e-4']} differ by > 1e-4")
             eprint(f"[loop] round {k}: {stats['orders']} orders in {time.time() - t:.1f}s, conversion "
                    f"{stats['conversion']:.4f} (expected {stats['expected_conversion']:.4f})")
             time.sleep(1.5)  # the server flushes its logs within one second
             t = time.time()
             logs = load_logs([log_dir], [log_dir])
             data = bandit_data(logs, "conversion")
-            cfg = TrainConfig(interactions=[INTERACTION], gamma=gamma, bootstrap=args.bootstrap, seed=args.seed)
+            cfg = TrainConfig(interactions=interactions, gamma=gamma, bootstrap=args.bootstrap, seed=args.seed,
+                              weighting=args.weighting)
             snap = train(data, cfg, log=lambda m: eprint(f"[train] {m}"))
             path = os.path.join(work, f"round-{k}.snap")
             write_snapshot(snap, path)
-            # Evaluated (encore-learn evaluate's math) on the decisions train held out of fitting (the
-            # same hash split), so the estimate is not the in-sample fit of the policy's own model.
-            val = fold_of(data.decision_ids, 1000, salt="encore-learn-validation") < int(round(0.3 * 1000))
-            rep = evaluate(snap, data, rows=np.flatnonzero(val), bootstrap=args.bootstrap, seed=args.seed)
-            rep_all = evaluate(snap, data, bootstrap=0, seed=args.seed)
-            result["ope_in_sample_snips_by_round"].append(rep_all["estimates"]["snips"]["value"])
-            result["ope_in_sample_dr_by_round"].append(rep_all["estimates"]["dr"]["value"])
-            est = rep["estimates"]
+            # The OPE estimate made before the push is the snapshot's own OPE report (the one the
+            # server's --require-ope gate reads): encore-learn evaluate's math on the decisions the
+            # trainer held out of fitting (a hash split by decision id), for the exact policy written.
+            est = snap.ope["estimates"]
             eprint(f"[loop] round {k}: trained {snap.model_version} {snap.exploration.describe()} on "
                    f"{len(data)} decisions in {time.time() - t:.1f}s; OPE SNIPS {est['snips']['value']:.4f} "
                    f"DR {est['dr']['value']:.4f}")
-            reply = client.push_snapshot(path, activate=True)
-            active = client.list_models().active_version
-            if active != snap.model_version:
-                raise RuntimeError(f"pushed {snap.model_version} but {active} is active")
+            client.push_snapshot(path, activate=True)
+            active_version = client.list_models().active_version
+            if active_version != snap.model_version:
+                raise RuntimeError(f"pushed {snap.model_version} but {active_version} is active")
+            active = snap
             value, greedy = truth.value(snap)
             eprint(f"[loop] round {k}: pushed and activated; TRUE value {value:.4f} (greedy {greedy:.4f}; "
                    f"{value / truth.oracle_value:.3f} of oracle, {value / truth.random_value:.2f}x random)")
@@ -410,10 +484,9 @@ def main(argv: list[str] | None = None) -> int:
             result["ope_ips_by_round"].append(est["ips"]["value"])
             result["ope_snips_ci95_by_round"].append(est["snips"].get("ci95"))
             result["ope_dr_ci95_by_round"].append(est["dr"].get("ci95"))
-            result["train_holdout_dr_by_round"].append(snap.ope["estimates"]["dr"]["value"])
+            result["ope_decisions_by_round"].append(snap.ope["decisions"])
             result["gamma_by_round"].append(snap.exploration.gamma)
             result["model_version_by_round"].append(snap.model_version)
-            del reply
         client.close()
         channel.close()
     finally:
@@ -432,8 +505,13 @@ def main(argv: list[str] | None = None) -> int:
     result["bars"] = {
         "final_ge_0.9_oracle": result["final_over_oracle"] >= 0.9,
         "final_ge_1.5_random": result["final_over_random"] >= 1.5,
-        "ope_within_15pct": all(e <= 0.15 for e in result["snips_rel_error_by_round"] + result["dr_rel_error_by_round"]),
+        "ope_within_15pct": all(e <= 0.15 for e in
+                                result["snips_rel_error_by_round"] + result["dr_rel_error_by_round"]),
         "under_15_min": result["elapsed_s"] < 900,
+        "at_least_4_rounds": len(result["true_value_by_round"]) >= 4,
+        "propensities_match_server": all(c["decisions_differing_by_more_than_1e-4"] == 0
+                                         and c["replies_from_another_model"] == 0
+                                         for c in result["propensity_check_by_round"]),
     }
     eprint(f"[loop] done in {result['elapsed_s']}s: final true value {final:.4f} = "
            f"{result['final_over_oracle']:.3f} x oracle, {result['final_over_random']:.2f} x random")

@@ -1,0 +1,184 @@
+import EncoreEngine
+import EncoreStore
+import EncoreTransport
+
+/// The `encore serve --config F` file (docs/configuration.md): JSON with the sections
+/// `holdout`, `rules`, `counters`, `data`, `logs`, `models`. Every key is optional; an unknown
+/// key or a value of the wrong type or range is an error at start that names the key. Command
+/// line flags win over the file; the file wins over the demo's defaults.
+public struct ServeConfig: Sendable, Equatable {
+    public var holdoutShare: Double? = nil
+    public var holdoutSalt: String? = nil
+    public var frequencyCapPerDay: Int? = nil
+    public var declineSuppressionDays: Double? = nil
+    public var minExpectedValue: Double? = nil
+    public var budgets: [String: OfferRules.Budget]? = nil
+    public var counterCustomers: Int? = nil
+    public var stateFile: String? = nil
+    public var stateSaveIntervalSeconds: Double? = nil
+    public var catalogFile: String? = nil
+    public var customersFile: String? = nil
+    public var snapshotFile: String? = nil
+    public var trustedKeyFiles: [String]? = nil
+    public var logDirectory: String? = nil
+    public var logRingBytes: Int? = nil
+    public var requireOPE: Bool? = nil
+
+    public init() {}
+
+    /// The keys each section accepts.
+    static let sections: [String: Set<String>] = [
+        "holdout": ["share", "salt"],
+        "rules": ["frequency_cap_per_day", "decline_suppression_days", "min_expected_value", "budgets"],
+        "counters": ["max_customers", "state_file", "save_interval_seconds"],
+        "data": ["catalog", "customers", "snapshot", "trusted_keys"],
+        "logs": ["dir", "ring_bytes"],
+        "models": ["require_ope"],
+    ]
+
+    /// Reads and parses a config file.
+    /// - Throws: `TransportError` naming the file and, for a bad value, the key.
+    public init(contentsOf path: String) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw TransportError("config \(path): cannot read the file")
+        }
+        try self.init(json: text, source: path)
+    }
+
+    /// Parses config JSON; `source` names it in errors.
+    public init(json text: String, source: String) throws {
+        func fail(_ message: String) -> TransportError { TransportError("config \(source): \(message)") }
+        let root: JSONValue
+        do { root = try JSONValue(parsing: text) } catch let e as StoreError { throw fail(e.message) }
+        guard case .object(let top) = root else { throw fail("expected a JSON object at the top level") }
+        for (section, value) in top {
+            guard let allowed = ServeConfig.sections[section] else {
+                throw fail(
+                    "unknown key '\(section)' (sections: \(ServeConfig.sections.keys.sorted().joined(separator: ", ")))"
+                )
+            }
+            guard case .object(let fields) = value else { throw fail("'\(section)' must be an object") }
+            for key in fields.keys where !allowed.contains(key) {
+                throw fail("unknown key '\(section).\(key)' (allowed: \(allowed.sorted().joined(separator: ", ")))")
+            }
+        }
+        func field(_ section: String, _ key: String) -> JSONValue? {
+            guard case .object(let fields)? = top[section], let v = fields[key], v != .null else { return nil }
+            return v
+        }
+        func number(_ section: String, _ key: String, _ range: ClosedRange<Double>) throws -> Double? {
+            guard let v = field(section, key) else { return nil }
+            let d: Double
+            switch v {
+            case .integer(let i): d = Double(i)
+            case .number(let n): d = n
+            default: throw fail("'\(section).\(key)' must be a number, got \(v)")
+            }
+            guard d.isFinite, range.contains(d) else {
+                throw fail("'\(section).\(key)' must be in \(range.lowerBound)...\(range.upperBound), got \(v)")
+            }
+            return d
+        }
+        func integer(_ section: String, _ key: String, _ range: ClosedRange<Int64>) throws -> Int? {
+            guard let v = field(section, key) else { return nil }
+            guard let i = v.exactInteger, range.contains(i) else {
+                throw fail(
+                    "'\(section).\(key)' must be an integer in \(range.lowerBound)...\(range.upperBound), got \(v)")
+            }
+            return Int(i)
+        }
+        func string(_ section: String, _ key: String) throws -> String? {
+            guard let v = field(section, key) else { return nil }
+            guard case .string(let s) = v, !s.isEmpty else {
+                throw fail("'\(section).\(key)' must be a non-empty string, got \(v)")
+            }
+            return s
+        }
+        func bool(_ section: String, _ key: String) throws -> Bool? {
+            guard let v = field(section, key) else { return nil }
+            guard case .bool(let b) = v else { throw fail("'\(section).\(key)' must be true or false, got \(v)") }
+            return b
+        }
+        holdoutShare = try number("holdout", "share", 0...1)
+        holdoutSalt = try string("holdout", "salt")
+        frequencyCapPerDay = try integer("rules", "frequency_cap_per_day", 0...Int64(OfferRules.maxFrequencyCap))
+        declineSuppressionDays = try number("rules", "decline_suppression_days", 0...3650)
+        minExpectedValue = try number("rules", "min_expected_value", -1e12...1e12)
+        if let v = field("rules", "budgets") {
+            guard case .object(let byOffer) = v else {
+                throw fail(
+                    "'rules.budgets' must be an object of offer id → {\"daily_shows\": N} or {\"daily_acceptances\": N}"
+                )
+            }
+            var budgets: [String: OfferRules.Budget] = [:]
+            for (offer, budget) in byOffer {
+                do { budgets[offer] = try OfferRules.parseBudget(budget, key: "rules.budgets.\(offer)") } catch let e
+                    as StoreError
+                { throw fail(e.message) }
+            }
+            self.budgets = budgets
+        }
+        counterCustomers = try integer("counters", "max_customers", 1...(1 << 28))
+        stateFile = try string("counters", "state_file")
+        stateSaveIntervalSeconds = try number("counters", "save_interval_seconds", 0...86400)
+        catalogFile = try string("data", "catalog")
+        customersFile = try string("data", "customers")
+        snapshotFile = try string("data", "snapshot")
+        if let v = field("data", "trusted_keys") {
+            guard case .array(let items) = v else { throw fail("'data.trusted_keys' must be an array of file paths") }
+            trustedKeyFiles = try items.map { item in
+                guard case .string(let s) = item, !s.isEmpty else {
+                    throw fail("'data.trusted_keys' must be an array of file paths, got \(item)")
+                }
+                return s
+            }
+        }
+        logDirectory = try string("logs", "dir")
+        logRingBytes = try integer("logs", "ring_bytes", 65536...(1 << 30))
+        requireOPE = try bool("models", "require_ope")
+    }
+
+    /// Each setting of `self`, else of `base`.
+    public func overlaying(_ base: ServeConfig) -> ServeConfig {
+        var out = self
+        out.holdoutShare = holdoutShare ?? base.holdoutShare
+        out.holdoutSalt = holdoutSalt ?? base.holdoutSalt
+        out.frequencyCapPerDay = frequencyCapPerDay ?? base.frequencyCapPerDay
+        out.declineSuppressionDays = declineSuppressionDays ?? base.declineSuppressionDays
+        out.minExpectedValue = minExpectedValue ?? base.minExpectedValue
+        out.budgets = budgets ?? base.budgets
+        out.counterCustomers = counterCustomers ?? base.counterCustomers
+        out.stateFile = stateFile ?? base.stateFile
+        out.stateSaveIntervalSeconds = stateSaveIntervalSeconds ?? base.stateSaveIntervalSeconds
+        out.catalogFile = catalogFile ?? base.catalogFile
+        out.customersFile = customersFile ?? base.customersFile
+        out.snapshotFile = snapshotFile ?? base.snapshotFile
+        out.trustedKeyFiles = trustedKeyFiles ?? base.trustedKeyFiles
+        out.logDirectory = logDirectory ?? base.logDirectory
+        out.logRingBytes = logRingBytes ?? base.logRingBytes
+        out.requireOPE = requireOPE ?? base.requireOPE
+        return out
+    }
+}
+
+extension EncoreServer.Options {
+    /// Fills every setting no flag gave from `config` (flags win).
+    mutating func apply(_ config: ServeConfig) {
+        if !holdoutShareSet, let share = config.holdoutShare { engine.holdoutShare = share }
+        if let salt = config.holdoutSalt { engine.holdoutSalt = salt }
+        if let cap = config.frequencyCapPerDay { engine.rules.frequencyCapPerDay = cap }
+        if let days = config.declineSuppressionDays { engine.rules.declineSuppressionDays = days }
+        if let value = config.minExpectedValue { engine.rules.minExpectedValue = value }
+        if let budgets = config.budgets { engine.rules.budgets = budgets }
+        if let n = config.counterCustomers { engine.counterCustomers = n }
+        if stateFile == nil { stateFile = config.stateFile }
+        if let seconds = config.stateSaveIntervalSeconds { stateSaveIntervalSeconds = seconds }
+        if catalogFile == nil { catalogFile = config.catalogFile }
+        if customersFile == nil { customersFile = config.customersFile }
+        if snapshotFile == nil { snapshotFile = config.snapshotFile }
+        if trustedKeyFiles.isEmpty, let keys = config.trustedKeyFiles { trustedKeyFiles = keys }
+        if logDirectory == nil { logDirectory = config.logDirectory }
+        if let bytes = config.logRingBytes { logRingBytes = bytes }
+        if !requireOPE, let require = config.requireOPE { requireOPE = require }
+    }
+}
