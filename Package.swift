@@ -23,6 +23,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", exact: "0.2.0"),
     ],
     targets: [
         // C libraries, each fenced behind one header of static inline shims.
@@ -56,11 +57,21 @@ let package = Package(
             name: "EncoreServer",
             dependencies: ["EncoreTransport", "EncoreProtocol", "EncoreEngine", "EncoreModel", "EncoreStore"]
         ),
+        // `encore bench`: the load generator (open and closed loop, HDR histograms, sweep plot).
+        .target(
+            name: "EncoreBench",
+            dependencies: [
+                "EncoreTransport", "EncoreProtocol", "EncoreServer", "EncoreModel",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
         .executableTarget(
             name: "encore",
             dependencies: [
                 "EncoreServer",
                 "EncoreTransport",
+                "EncoreBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -75,6 +86,13 @@ let package = Package(
         ),
         .executableTarget(name: "encore-microbench", dependencies: ["EncoreBenchWorkloads"]),
         .testTarget(name: "EncoreTransportTests", dependencies: ["EncoreTransport"]),
+        .testTarget(
+            name: "EncoreBenchTests",
+            dependencies: [
+                "EncoreBench", "EncoreTransport", "EncoreServer", "EncoreProtocol",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
         .testTarget(
             name: "EncoreProtocolTests",
             dependencies: ["EncoreProtocol", .product(name: "SwiftProtobuf", package: "swift-protobuf")]

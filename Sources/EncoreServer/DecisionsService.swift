@@ -2,6 +2,10 @@ import EncoreEngine
 import EncoreProtocol
 import EncoreTransport
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `encore.v1.Decisions`: Decide runs inline on the reactor thread through that thread's
 /// `DecideContext` (decoder, engine workspace, output and scratch buffers, all reused), so a
 /// decision allocates nothing, takes no lock and makes no syscall.
@@ -9,19 +13,47 @@ public final class DecisionsService: Sendable {
     public let engine: DecisionEngine
     private let contexts: DecideContexts
 
-    /// One context per reactor thread (`threads`).
-    public init(engine: DecisionEngine, threads: Int) {
+    private let debugStall: DebugStall?
+
+    /// An artificial server stall for testing load generators (`encore serve --debug-stall-ms`):
+    /// the reactor thread that handles every `every`-th Decide call (counted per reactor thread)
+    /// sleeps `micros` microseconds before deciding, blocking every connection on that thread.
+    /// Never for production; off unless both values are positive.
+    public struct DebugStall: Sendable {
+        public var micros: UInt32
+        public var every: Int
+        public init(micros: UInt32, every: Int) {
+            self.micros = micros
+            self.every = every
+        }
+    }
+
+    /// One context per reactor thread (`threads`). `debugStall` (tests only) makes Decide stall
+    /// now and then; nil, the default, registers the plain handler, so it costs nothing.
+    public init(engine: DecisionEngine, threads: Int, debugStall: DebugStall? = nil) {
         self.engine = engine
         contexts = DecideContexts((0..<threads).map { DecideContext(workspace: engine.makeWorkspace(threadIndex: $0)) })
+        self.debugStall = debugStall.flatMap { $0.micros > 0 && $0.every > 0 ? $0 : nil }
     }
 
     public func register(in router: inout GRPCRouter) {
         let contexts = self.contexts
-        router.register(
-            "/encore.v1.Decisions/Decide",
-            .inline { request, response, call in
-                contexts.all[call.reactorIndex].decide(request, &response)
-            })
+        if let stall = debugStall {
+            router.register(
+                "/encore.v1.Decisions/Decide",
+                .inline { request, response, call in
+                    let context = contexts.all[call.reactorIndex]
+                    context.debugCalls += 1
+                    if context.debugCalls % stall.every == 0 { usleep(stall.micros) }
+                    return context.decide(request, &response)
+                })
+        } else {
+            router.register(
+                "/encore.v1.Decisions/Decide",
+                .inline { request, response, call in
+                    contexts.all[call.reactorIndex].decide(request, &response)
+                })
+        }
         let outcomes = OutcomeRecorder(engine: engine)
         router.register(
             "/encore.v1.Decisions/ReportOutcome",
@@ -48,6 +80,8 @@ final class DecideContext {
     private var featureValues: UnsafeMutableBufferPointer<Double>
     private var placements: UnsafeMutableBufferPointer<PlacementFields>
     private var items: UnsafeMutableBufferPointer<LineItemInput>
+    /// Decide calls on this thread, counted only when a debug stall is configured.
+    var debugCalls = 0
 
     init(workspace: DecisionWorkspace) {
         self.workspace = workspace

@@ -40,6 +40,8 @@ public final class EncoreServer: Sendable {
         public var stateFile: String? = nil
         /// Seconds between periodic saves of the rule counters (0: only on SIGTERM).
         public var stateSaveIntervalSeconds = 60.0
+        /// Testing only: an artificial Decide stall (`encore serve --debug-stall-ms`); nil is off.
+        public var debugStall: DecisionsService.DebugStall? = nil
 
         public init() {}
 
@@ -109,7 +111,8 @@ public final class EncoreServer: Sendable {
         let serving = ServingState()
         var router = GRPCRouter()
         HealthService(serving: serving).register(in: &router)
-        DecisionsService(engine: engine, threads: options.transport.threads).register(in: &router)
+        DecisionsService(engine: engine, threads: options.transport.threads, debugStall: options.debugStall)
+            .register(in: &router)
         ModelsService(registry: registry).register(in: &router)
         CatalogService(registry: registry).register(in: &router)
         CustomersService(registry: registry).register(in: &router)

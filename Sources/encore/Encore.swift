@@ -9,7 +9,7 @@ struct Encore: ParsableCommand {
         abstract: "Encore: a next-best-offer decisioning engine served over gRPC.",
         subcommands: [
             Serve.self, DecideCommand.self, PushCommand.self, ModelsCommand.self, SnapshotCommand.self,
-            StoreCommand.self,
+            StoreCommand.self, BenchCommand.self,
         ],
         defaultSubcommand: Serve.self
     )
@@ -109,7 +109,18 @@ struct Serve: ParsableCommand {
     )
     var stateFile: String?
 
+    // Testing only (hidden from --help; docs/bench-command.md): makes the reactor thread that
+    // handles every N-th Decide call (counted per reactor thread) sleep this long first, so a test
+    // can check that `encore bench` reports server stalls. Off by default; when off, the plain
+    // Decide handler is registered and nothing is counted.
+    @Option(name: .customLong("debug-stall-ms"), help: .hidden) var debugStallMillis: Double = 0
+    @Option(name: .customLong("debug-stall-every"), help: .hidden) var debugStallEvery = 1000
+
     func validate() throws {
+        if !(debugStallMillis >= 0 && debugStallMillis <= 10_000) {
+            throw ValidationError("--debug-stall-ms must be 0...10000")
+        }
+        if debugStallEvery < 1 { throw ValidationError("--debug-stall-every must be positive") }
         if (tlsCert == nil) != (tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key must be given together")
         }
@@ -148,6 +159,13 @@ struct Serve: ParsableCommand {
         if let holdoutShare {
             options.engine.holdoutShare = holdoutShare
             options.holdoutShareSet = true
+        }
+        if debugStallMillis > 0 {
+            options.debugStall = DecisionsService.DebugStall(
+                micros: UInt32(debugStallMillis * 1000), every: debugStallEvery)
+            Log.warning(
+                "debug stall on: Decide sleeps \(debugStallMillis) ms every \(debugStallEvery) calls per reactor thread (testing only)"
+            )
         }
         let code: Int32
         do {

@@ -22,7 +22,20 @@ int cencore_eventfd(void);
 /// accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC).
 int cencore_accept(int fd);
 
-// Linux ABI values (sys/epoll.h).
+/// One poll entry, laid out exactly as `struct pollfd` (checked in shim.c).
+typedef struct {
+    int fd;
+    short events;
+    short revents;
+} cencore_pollfd;
+
+/// ppoll with a timeout in nanoseconds (negative: wait forever); returns the ready count or -1
+/// (errno set). For the load generator's client loops, which need sub-millisecond timers.
+int cencore_poll_ns(cencore_pollfd *fds, unsigned long count, int64_t timeout_ns);
+/// prctl(PR_SET_TIMERSLACK, ns) for the calling thread; 0 on success.
+int cencore_set_timer_slack_ns(unsigned long ns);
+
+// Linux ABI values (sys/epoll.h, poll.h).
 enum {
     CENCORE_EPOLLIN = 0x001,
     CENCORE_EPOLLOUT = 0x004,
@@ -31,5 +44,9 @@ enum {
     CENCORE_EPOLL_CTL_ADD = 1,
     CENCORE_EPOLL_CTL_DEL = 2,
     CENCORE_EPOLL_CTL_MOD = 3,
+    CENCORE_POLLIN = 0x001,
+    CENCORE_POLLOUT = 0x004,
+    CENCORE_POLLERR = 0x008,
+    CENCORE_POLLHUP = 0x010,
 };
 #endif

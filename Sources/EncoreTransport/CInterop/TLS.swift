@@ -18,10 +18,36 @@ private func drainErrorQueue() -> String {
     return reasons.isEmpty ? "no OpenSSL error queued" : reasons.joined(separator: "; ")
 }
 
-/// Server-side TLS settings: certificate chain and key (PEM), TLS 1.2 and 1.3, ALPN `h2` only.
-/// Shared by every reactor thread (SSL_CTX is safe to use concurrently once configured).
+/// TLS settings: TLS 1.2 and 1.3, ALPN `h2` only. Server side: a certificate chain and key
+/// (PEM). Client side (`encore bench --tls`): offers ALPN `h2`, does not verify the server's
+/// certificate (load tests run against self-signed test servers). Shared by every thread
+/// (SSL_CTX is safe to use concurrently once configured).
 public final class TLSContext: @unchecked Sendable {
     let context: OpaquePointer
+    /// True for a client context: connections start the handshake (SSL_set_connect_state).
+    let isClient: Bool
+
+    /// A client context for load generation and tools: TLS 1.2/1.3, ALPN `h2`, no certificate
+    /// verification (never use it where the server's identity matters). Throws a `TLSError`
+    /// with OpenSSL's reasons if the context cannot be created.
+    public init(clientWithoutVerification: Void) throws {
+        ERR_clear_error()
+        guard let ctx = SSL_CTX_new(TLS_client_method()) else {
+            throw TLSError(description: "cannot create a TLS client context: \(drainErrorQueue())")
+        }
+        context = ctx
+        isClient = true
+        _ = copenssl_ctx_set_min_tls12(ctx)
+        _ = copenssl_ctx_set_max_tls13(ctx)
+        _ = copenssl_ctx_set_partial_write_modes(ctx)
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
+        let alpn: [UInt8] = [2, UInt8(ascii: "h"), UInt8(ascii: "2")]
+        guard SSL_CTX_set_alpn_protos(ctx, alpn, UInt32(alpn.count)) == 0 else {
+            let reasons = drainErrorQueue()
+            SSL_CTX_free(ctx)
+            throw TLSError(description: "cannot offer ALPN h2: \(reasons)")
+        }
+    }
 
     /// Loads the PEM certificate chain and private key. Throws a `TLSError` naming the file and
     /// OpenSSL's reasons when either cannot be used.
@@ -31,6 +57,7 @@ public final class TLSContext: @unchecked Sendable {
             throw TLSError(description: "cannot create a TLS context: \(drainErrorQueue())")
         }
         context = ctx
+        isClient = false
         _ = copenssl_ctx_set_min_tls12(ctx)
         _ = copenssl_ctx_set_max_tls13(ctx)
         _ = copenssl_ctx_set_partial_write_modes(ctx)
@@ -89,7 +116,8 @@ private let selectH2:
         return Int32(COPENSSL_TLSEXT_ERR_ALERT_FATAL)
     }
 
-/// One TLS connection over a non-blocking socket (owns the SSL object).
+/// One TLS connection over a non-blocking socket (owns the SSL object); server or client side
+/// as its context says.
 final class TLSStream {
     private let ssl: OpaquePointer
 
@@ -111,7 +139,11 @@ final class TLSStream {
             SSL_free(ssl)
             return nil
         }
-        SSL_set_accept_state(ssl)
+        if context.isClient {
+            SSL_set_connect_state(ssl)
+        } else {
+            SSL_set_accept_state(ssl)
+        }
         self.ssl = ssl
     }
 

@@ -1,0 +1,201 @@
+"""`encore bench`, checked against things it did not measure itself.
+
+1. Its closed-loop (`--max`) throughput agrees with h2load's (an independent HTTP/2 load tool) on
+   the same `encore serve`, with the same connections, streams per connection and request body,
+   within 15%. The runs are interleaved and the best run of each tool is compared (two to five
+   rounds), so one noisy moment on a shared 2-core machine does not decide the outcome.
+2. An artificial 5 ms server stall (`encore serve --debug-stall-ms 5 --debug-stall-every N`, a
+   hidden testing option) shows up in the open-loop p99.9 measured from the intended send time
+   (>= 4 ms), and is hidden when the same load is timed from the actual send time
+   (`--no-co-correction`, what a load generator that ignores coordinated omission reports): its
+   p99.9 at most half the corrected one, or, when machine noise lifts both p99.9s to a few ms,
+   lower with a p99 at least 3x lower.
+3. Output contract: the last stdout line with --json is one JSON object with the documented keys;
+   non-OK gRPC statuses count as errors; --sweep writes a table, a JSON line and an SVG plot; --tls.
+
+Each run is a few seconds; the whole file takes about 45 s (up to 75 s on a busy machine). No assertion here is a latency
+target: the targets are measured by hand with the release build (docs/bench-command.md).
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import encore_interop as ei
+
+REQUIRED_KEYS = {"throughput_rps", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "errors"}
+H2LOAD_RPS_RE = re.compile(r"finished in [\d.]+m?s, ([\d.]+) req/s")
+H2LOAD_REQ_RE = re.compile(
+    r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored")
+
+
+def bench(server, *args, timeout=60.0) -> tuple[dict, subprocess.CompletedProcess]:
+    """Runs `encore bench --json` against `server`; returns the last stdout line parsed."""
+    out = ei.run_cli("bench", "--host", ei.HOST, "--port", server.port, "--json", *args, timeout=timeout)
+    assert out.returncode == 0, f"encore bench failed ({out.returncode}):\n{out.stdout}\n{out.stderr}"
+    last = out.stdout.strip().splitlines()[-1]
+    result = json.loads(last)
+    assert REQUIRED_KEYS <= result.keys(), result
+    return result, out
+
+
+@pytest.fixture(scope="module")
+def decide_body(stubs, tmp_path_factory):
+    """One realistic gRPC-framed Decide request (2 slots, 3 line items), as h2load -d sends it."""
+    D = stubs.decisions_pb2
+    req = D.DecideRequest(
+        surface="confirmation", customer_id="c004242", slots=2, request_id="bench-interop",
+        order=D.Order(order_id="o-bench", total_cents=12_345, currency="USD", shipping_method="express",
+                      channel="web", device="mobile", country="US", is_gift=True,
+                      items=[D.LineItem(sku="e-1", category="electronics", price_cents=9_999, quantity=1),
+                             D.LineItem(sku="a-2", category="apparel", price_cents=1_173, quantity=2)]))
+    p = tmp_path_factory.mktemp("bench") / "decide.bin"
+    p.write_bytes(ei.grpc_frame(req.SerializeToString()))
+    return p
+
+
+def h2load_rps(server, body, connections, streams, duration, warmup) -> float:
+    h2load = shutil.which("h2load")
+    assert h2load, "h2load not found (apt-get install -y nghttp2-client)"
+    out = subprocess.run(
+        [h2load, "-c", str(connections), "-m", str(streams), "-t", "1", "-D", str(duration),
+         "--warm-up-time", str(warmup), "-d", str(body), "-H", "content-type: application/grpc",
+         "-H", "te: trailers", f"http://{ei.HOST}:{server.port}{ei.DECIDE}"],
+        capture_output=True, timeout=duration + warmup + 30, stdin=subprocess.DEVNULL)
+    text = out.stdout.decode("utf-8", "replace") + out.stderr.decode("utf-8", "replace")
+    m, r = H2LOAD_RPS_RE.search(text), H2LOAD_REQ_RE.search(text)
+    assert m and r, f"could not parse h2load output:\n{text}"
+    _, _, done, succeeded, failed, errored = map(int, r.groups())
+    assert failed == 0 and errored == 0 and succeeded == done > 0, text
+    return float(m.group(1))
+
+
+@pytest.mark.watchdog(150)
+def test_max_throughput_agrees_with_h2load(server_factory, decide_body):
+    # One reactor thread: the server, not the load generators, is the bottleneck, and each tool
+    # gets the other core. Rounds alternate which tool goes first; the best run of each tool is
+    # the one least disturbed by other work on the machine. From the second round on, the test
+    # stops as soon as the bests agree (at most five rounds).
+    server = server_factory("--holdout-share", "0", "--threads", "1")
+    c, m, duration, warmup = 4, 8, 2, 1
+    ours, theirs = [], []
+    ratio = 0.0
+    for round_ in range(5):
+        order = ("bench", "h2load") if round_ % 2 == 0 else ("h2load", "bench")
+        for tool in order:
+            if tool == "bench":
+                r, _ = bench(server, "--max", "--connections", c, "--streams", m, "--threads", 1,
+                             "--duration", duration, "--warmup", warmup, "--body-file", decide_body, "--quiet")
+                assert r["errors"] == 0 and r["ok"] > 0, r
+                ours.append(r["throughput_rps"])
+            else:
+                theirs.append(h2load_rps(server, decide_body, c, m, duration, warmup))
+        ratio = max(ours) / max(theirs)
+        if round_ >= 1 and 0.85 <= ratio <= 1.15:
+            break
+    print(f"encore bench {ours} req/s, h2load {theirs} req/s, best ratio {ratio:.3f}")
+    assert 0.85 <= ratio <= 1.15, (
+        f"encore bench --max (best {max(ours):.0f} req/s, rounds {ours}) and h2load (best {max(theirs):.0f} "
+        f"req/s, rounds {theirs}) disagree by more than 15%")
+
+
+@pytest.mark.watchdog(120)
+def test_open_loop_p999_shows_a_5ms_stall_that_uncorrected_timing_hides(server_factory):
+    # Every 3000th Decide the (single) reactor sleeps 5 ms; at 3000 calls/s on one stream that is
+    # one stall a second. About 15 calls are due during each stall: measured from their intended
+    # send time they wait up to 5 ms (0.5% of all calls), and the top 0.1% (3 a stall) all waited
+    # more than about 4 ms, so p99.9 shows the stall. Measured from the actual send time, only the
+    # one call in flight during the stall sees it (1 in 3000, a third of the 0.1%): p99.9 stays
+    # near the normal latency (on a shared machine: its noise floor), and only the max shows that
+    # a stall happened at all.
+    server = server_factory("--holdout-share", "0", "--threads", "1", "--debug-stall-ms", "5",
+                            "--debug-stall-every", "3000")
+    assert "debug stall on" in server.stderr
+    # --drain 10: on a busy machine (or with a debug build) the single stream may fall behind;
+    # the late calls still finish and are timed instead of counting as time-outs.
+    common = ["--rate", 3000, "--connections", 1, "--streams", 1, "--duration", 4, "--warmup", 1, "--drain", 10,
+              "--quiet"]
+    attempts = []
+    for _ in range(2):  # a second pair only if machine noise spoiled the first
+        corrected, _ = bench(server, *common)
+        naive, _ = bench(server, *common, "--no-co-correction")
+        attempts.append((corrected, naive))
+        print(f"corrected p99 {corrected['p99_us']} p99.9 {corrected['p999_us']} max {corrected['max_us']} us; "
+              f"uncorrected p99 {naive['p99_us']} p99.9 {naive['p999_us']} max {naive['max_us']} us")
+        assert corrected["co_corrected"] is True and naive["co_corrected"] is False
+        assert corrected["errors"] == 0 and naive["errors"] == 0, (corrected, naive)
+        # the stall happened in both runs ...
+        assert corrected["max_us"] >= 4_500 and naive["max_us"] >= 4_500, (corrected, naive)
+        # ... the corrected p99.9 shows it ...
+        if corrected["p999_us"] < 4_000:
+            continue
+        # ... and the uncorrected timing hides it. On a quiet machine its p99.9 stays near the
+        # normal latency (at most half the corrected one). When other work on a shared machine
+        # lifts both p99.9s to a noise floor of a few ms, the correction still shows: the
+        # corrected p99 takes in the calls held up by stalls (the artificial one and the
+        # machine's), the uncorrected p99 does not (at least 3x lower), and p99.9 stays lower.
+        if naive["p999_us"] * 2 <= corrected["p999_us"]:
+            return
+        if naive["p999_us"] < corrected["p999_us"] and corrected["p99_us"] >= 3 * naive["p99_us"]:
+            return
+    pytest.fail(f"the stall did not show as expected in two tries (corrected, uncorrected): {attempts}")
+
+
+def test_non_ok_status_counts_as_error(demo_server, stubs, tmp_path):
+    D = stubs.decisions_pb2
+    body = tmp_path / "bad.bin"
+    # slots=3 is out of range: INVALID_ARGUMENT for every call
+    body.write_bytes(ei.grpc_frame(D.DecideRequest(surface="cart", customer_id="c000001", slots=3)
+                                   .SerializeToString()))
+    r, out = bench(demo_server, "--rate", 500, "--duration", 1, "--warmup", 0.2, "--connections", 1,
+                   "--body-file", body)
+    assert r["ok"] == 0 and r["errors"] == r["sent"] > 0, r
+    assert r["error_kinds"] == {"grpc_3": r["errors"]}, r
+    assert "bench: 1s" in out.stderr, out.stderr  # the progress line
+
+
+def test_varied_pool_json_and_progress(demo_server):
+    r, out = bench(demo_server, "--rate", 1000, "--duration", 1.5, "--warmup", 0.5, "--connections", 2,
+                   "--streams", 4, "--threads", 2)
+    assert r["errors"] == 0 and r["ok"] == r["sent"] > 1000, r
+    assert r["mode"] == "rate" and r["rate"] == 1000.0 and r["connections"] == 2 and r["threads"] == 2, r
+    assert 0.9 <= r["rate_ratio"] <= 1.1, r
+    assert 0 < r["p50_us"] <= r["p90_us"] <= r["p99_us"] <= r["p999_us"] <= r["max_us"], r
+    assert re.search(r"^bench: \d+s (warm-up|measure) ", out.stderr, re.M), out.stderr
+    assert "open loop at 1000 req/s" in out.stdout, out.stdout  # the human summary
+
+
+@pytest.mark.watchdog(60)
+def test_sweep_writes_table_json_and_svg(demo_server, tmp_path):
+    plot = tmp_path / "sweep.svg"
+    r, out = bench(demo_server, "--sweep", "30,70", "--plot", plot, "--duration", 1, "--warmup", 0.3,
+                   "--connections", 2, "--streams", 4, "--quiet")
+    assert r["max_rps"] > 0 and [p["percent"] for p in r["sweep"]] == [30.0, 70.0], r
+    for p in r["sweep"]:
+        assert p["mode"] == "rate" and abs(p["rate"] - r["max_rps"] * p["percent"] / 100) < 1, p
+        assert REQUIRED_KEYS <= p.keys(), p
+    assert re.search(r"^\s+70%\s", out.stdout, re.M), out.stdout  # the table
+    svg = ET.parse(plot).getroot()
+    assert svg.tag.endswith("svg")
+    lines = [e for e in svg.iter() if e.tag.endswith("polyline")]
+    assert len(lines) == 3, "expected p50, p99 and p99.9 lines"
+    for e in lines:
+        assert len(e.get("points").split()) == 2
+
+
+def test_bench_over_tls(tls_server):
+    r, _ = bench(tls_server, "--tls", "--rate", 500, "--duration", 1, "--warmup", 0.2, "--connections", 2,
+                 "--quiet")
+    assert r["errors"] == 0 and r["ok"] > 400, r
+
+
+def test_bench_refuses_bad_flags(demo_server):
+    for args in (["--max", "--rate", "10"], ["--duration", "1"], ["--max", "--plot", "x.svg"],
+                 ["--sweep", "0,50"]):
+        out = ei.run_cli("bench", "--port", demo_server.port, *args)
+        assert out.returncode != 0 and "Error" in out.stderr, (args, out.stderr)
