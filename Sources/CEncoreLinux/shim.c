@@ -7,6 +7,9 @@
 #include <sys/prctl.h>
 #include <stddef.h>
 #include <time.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 _Static_assert(CENCORE_EPOLLIN == EPOLLIN && CENCORE_EPOLLOUT == EPOLLOUT && CENCORE_EPOLLERR == EPOLLERR &&
                    CENCORE_EPOLLHUP == EPOLLHUP,
@@ -55,3 +58,7 @@ int cencore_poll_ns(cencore_pollfd *fds, unsigned long count, int64_t timeout_ns
 }
 
 int cencore_set_timer_slack_ns(unsigned long ns) { return prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0); }
+
+int cencore_set_thread_nice(int nice) {
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
+}

@@ -93,7 +93,13 @@ public final class LogWriter: @unchecked Sendable {
     /// Pause between passes when the rings were (nearly) empty.
     static let idleMicros: UInt32 = 100_000
 
+    /// Nice value of the writer threads: under saturation the reactors (which answer requests)
+    /// win the CPU and a full ring drops and counts records, as designed; below saturation the
+    /// writers get the idle CPU they need.
+    static let writerNice: Int32 = 10
+
     private func run(index: Int) {
+        ThreadPriority.lowerCurrentThread(nice: LogWriter.writerNice)
         let rings = stride(from: index, to: log.rings.count, by: writerThreads).map { log.rings[$0] }
         var scratch = [UInt8](repeating: 0, count: DecisionLog.maxRecordBytes)
         var formatter = DecisionRecordFormatter()

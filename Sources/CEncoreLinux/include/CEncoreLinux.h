@@ -34,6 +34,8 @@ typedef struct {
 int cencore_poll_ns(cencore_pollfd *fds, unsigned long count, int64_t timeout_ns);
 /// prctl(PR_SET_TIMERSLACK, ns) for the calling thread; 0 on success.
 int cencore_set_timer_slack_ns(unsigned long ns);
+/// setpriority(PRIO_PROCESS, gettid(), nice) for the calling thread only; 0 on success.
+int cencore_set_thread_nice(int nice);
 
 // Linux ABI values (sys/epoll.h, poll.h).
 enum {
