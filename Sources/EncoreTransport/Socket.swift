@@ -69,6 +69,31 @@ enum Socket {
         cencore_accept(listener)
     }
 
+    /// A blocking TCP connection to `host:port` (close-on-exec, TCP_NODELAY; the connect is
+    /// bounded by `timeoutSeconds` through SO_SNDTIMEO), for the clients (`GRPCClient`,
+    /// `HTTP2LoadConnection`). Throws naming the host and the OS reason.
+    static func connect(host: String, port: Int, timeoutSeconds: Double) throws -> Int32 {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        let rv = getaddrinfo(host, String(port), &hints, &result)
+        guard rv == 0, let info = result else {
+            throw TransportError("cannot resolve \(host): \(String(cString: gai_strerror(rv)))")
+        }
+        defer { freeaddrinfo(result) }
+        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw TransportError("socket: \(errnoText())") }
+        var tv = timeval(tv_sec: Int(timeoutSeconds), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        guard Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
+            let text = errnoText()
+            close(fd)
+            throw TransportError("cannot connect to \(host):\(port): \(text)")
+        }
+        setNoDelay(fd)
+        return fd
+    }
+
     static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))

@@ -27,7 +27,7 @@ public final class GRPCClient {
     public init(host: String, port: Int, connectTimeoutSeconds: Double = 5) throws {
         self.host = host
         self.port = port
-        fd = try GRPCClient.connect(host: host, port: port, timeoutSeconds: connectTimeoutSeconds)
+        fd = try Socket.connect(host: host, port: port, timeoutSeconds: connectTimeoutSeconds)
         headerScratch = .allocate(capacity: 8)
         var callbacks: OpaquePointer?
         nghttp2_session_callbacks_new(&callbacks)
@@ -198,28 +198,6 @@ public final class GRPCClient {
                     "HTTP/2 protocol error from \(host):\(port): \(String(cString: nghttp2_strerror(Int32(rv))))")
             }
         }
-    }
-
-    private static func connect(host: String, port: Int, timeoutSeconds: Double) throws -> Int32 {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        let rv = getaddrinfo(host, String(port), &hints, &result)
-        guard rv == 0, let info = result else {
-            throw TransportError("cannot resolve \(host): \(String(cString: gai_strerror(rv)))")
-        }
-        defer { freeaddrinfo(result) }
-        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw TransportError("socket: \(Socket.errnoText())") }
-        var tv = timeval(tv_sec: Int(timeoutSeconds), tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        guard Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
-            let text = Socket.errnoText()
-            close(fd)
-            throw TransportError("cannot connect to \(host):\(port): \(text)")
-        }
-        Socket.setNoDelay(fd)
-        return fd
     }
 
     static func percentDecode(_ text: String) -> String {

@@ -82,10 +82,9 @@ public final class HTTP2LoadConnection {
     ) throws {
         precondition(maxStreams > 0, "maxStreams must be positive")
         self.maxStreams = maxStreams
-        let socketFD = try HTTP2LoadConnection.connect(host: host, port: port, timeoutSeconds: connectTimeoutSeconds)
+        let socketFD = try Socket.connect(host: host, port: port, timeoutSeconds: connectTimeoutSeconds)
         fd = socketFD
         _ = fcntl(socketFD, F_SETFL, fcntl(socketFD, F_GETFL) | O_NONBLOCK)
-        Socket.setNoDelay(socketFD)
         if let tls {
             guard let stream = TLSStream(context: tls, fd: socketFD) else {
                 close(socketFD)
@@ -416,27 +415,6 @@ public final class HTTP2LoadConnection {
             v = v * 10 + Int32(b - 0x30)
         }
         return value.isEmpty ? -1 : v
-    }
-
-    private static func connect(host: String, port: Int, timeoutSeconds: Double) throws -> Int32 {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        let rv = getaddrinfo(host, String(port), &hints, &result)
-        guard rv == 0, let info = result else {
-            throw TransportError("cannot resolve \(host): \(String(cString: gai_strerror(rv)))")
-        }
-        defer { freeaddrinfo(result) }
-        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw TransportError("socket: \(Socket.errnoText())") }
-        var tv = timeval(tv_sec: Int(timeoutSeconds), tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        guard Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
-            let text = Socket.errnoText()
-            close(fd)
-            throw TransportError("cannot connect to \(host):\(port): \(text)")
-        }
-        return fd
     }
 
     private static func handshake(_ stream: TLSStream, fd: Int32, deadlineNanos: UInt64, address: String) throws {
