@@ -159,7 +159,15 @@ struct JSONLineBuffer {
 
     /// Appends the shortest decimal that parses back to exactly `value` (the text of
     /// `Double.description`), or `null` for NaN and infinities, which JSON cannot carry.
-    mutating func appendNumber(_ value: Double) {
+    mutating func appendNumber(_ value: Double) { appendFloatingPoint(value) }
+
+    /// Appends the shortest decimal that parses back (as a Float32) to exactly `value` (the text
+    /// of `Float.description`, short enough for Swift's inline small-string form: no allocation),
+    /// or `null` for NaN and infinities.
+    mutating func appendNumber(_ value: Float) { appendFloatingPoint(value) }
+
+    @inline(__always)
+    private mutating func appendFloatingPoint<F: BinaryFloatingPoint & CustomStringConvertible>(_ value: F) {
         guard value.isFinite else { return append("null") }
         // Integral values below 2^16 (one-hot features, counts) print as "<integer>.0", exactly as
         // `description` does, without building a String.
@@ -168,20 +176,6 @@ struct JSONLineBuffer {
             appendInteger(Int64(value))
             return append(".0")
         }
-        var text = value.description
-        text.withUTF8 { append(UnsafeRawBufferPointer($0)) }
-    }
-
-    /// Appends the shortest decimal that parses back (as a Float32) to exactly `value` (the text
-    /// of `Float.description`), or `null` for NaN and infinities.
-    mutating func appendNumber(_ value: Float) {
-        guard value.isFinite else { return append("null") }
-        if value.magnitude < 65536, value == value.rounded(.towardZero) {
-            if value == 0 && value.sign == .minus { return append("-0.0") }
-            appendInteger(Int64(value))
-            return append(".0")
-        }
-        // A Float32 description is short enough for Swift's inline small-string form (no allocation).
         var text = value.description
         text.withUTF8 { append(UnsafeRawBufferPointer($0)) }
     }
