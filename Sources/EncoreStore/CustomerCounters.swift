@@ -1,6 +1,10 @@
 import EncoreModel
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Per-customer outcome counters for decline suppression and frequency caps: a fixed-size,
 /// open-addressed table of 256-byte entries, one per customer. An entry holds, per offer the
 /// customer has seen, the minute of its last DECLINED and the minutes of its most recent SHOWN
@@ -70,14 +74,17 @@ public final class CustomerCounters: @unchecked Sendable {
         while n < maxCustomers { n <<= 1 }
         capacity = n
         mask = n - 1
+        // Zeroed pages from calloc (an all-zero Atomic<UInt64> is a valid 0): the table costs
+        // resident memory only where customers land, and nothing at start-up.
         let count = n * CustomerCounters.entryWords
-        words = .allocate(capacity: count)
-        for i in 0..<count { (words + i).initialize(to: Atomic(0)) }
+        guard let raw = calloc(count, MemoryLayout<Atomic<UInt64>>.stride) else {
+            fatalError("cannot allocate \(count * 8) bytes of rule counters")
+        }
+        words = raw.bindMemory(to: Atomic<UInt64>.self, capacity: count)
     }
 
     deinit {
-        words.deinitialize(count: capacity * CustomerCounters.entryWords)
-        words.deallocate()
+        free(words)
     }
 
     /// Bytes held by the table.
