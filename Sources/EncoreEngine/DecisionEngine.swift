@@ -9,8 +9,9 @@ public final class DecisionEngine: Sendable {
     /// The active model. Published by admin work (push, activate, rollback, catalog and
     /// customer upserts); read lock-free by workspaces.
     public let active: Published<ActiveModel>
-    /// A random per-process prefix of decision ids, so ids stay unique across restarts.
-    let instanceID: UInt64
+    /// The per-process prefix of decision ids: random, so ids stay unique across restarts, unless
+    /// `EngineConfiguration.instanceID` fixes it (tests and simulations).
+    public let instanceID: UInt64
     /// Unknown `candidate_offer_ids` ignored so far (all threads).
     public let unknownCandidatesIgnored = Atomic<Int>(0)
 
@@ -32,8 +33,12 @@ public final class DecisionEngine: Sendable {
         active = Published(model)
         counters = CustomerCounters(maxCustomers: configuration.counterCustomers)
         budgets = OfferBudgets()
-        var generator = SystemRandomNumberGenerator()
-        instanceID = generator.next() & 0xFFFF_FFFF_FFFF
+        if let fixed = configuration.instanceID {
+            instanceID = fixed & EngineConfiguration.maxInstanceID
+        } else {
+            var generator = SystemRandomNumberGenerator()
+            instanceID = generator.next() & EngineConfiguration.maxInstanceID
+        }
     }
 
     /// A workspace for one thread (`threadIndex` goes into decision ids).

@@ -16,6 +16,13 @@ public struct EngineConfiguration: Sendable {
     public var rules = RuleSettings()
     /// Customers the rule counters hold (memory: 128 bytes each, allocated at start).
     public var counterCustomers = 1 << 18
+    /// The 48-bit prefix of this process's decision ids. nil (the default): random at start, so
+    /// ids stay unique across restarts and replicas. Fixed only for tests and simulations
+    /// (`encore serve --instance-id`): decision ids, and with them every random draw (seeded
+    /// from decision id and model version), then repeat from run to run.
+    public var instanceID: UInt64? = nil
+    /// Largest value of `instanceID` (12 hex digits).
+    public static let maxInstanceID: UInt64 = 0xFFFF_FFFF_FFFF
 
     public init() {}
 
@@ -23,6 +30,7 @@ public struct EngineConfiguration: Sendable {
     public func validationError() -> String? {
         if !(holdoutShare >= 0 && holdoutShare <= 1) { return "holdout share must be in [0, 1], got \(holdoutShare)" }
         if maxCandidates < 1 { return "max candidates must be at least 1" }
+        if let id = instanceID, id > Self.maxInstanceID { return "instance id must be at most 12 hex digits" }
         if let problem = rules.validationError() { return problem }
         if counterCustomers < 1 || counterCustomers > 1 << 28 {
             return "counters max customers must be in 1...\(1 << 28), got \(counterCustomers)"

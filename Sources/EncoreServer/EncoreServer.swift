@@ -122,6 +122,12 @@ public final class EncoreServer: Sendable {
         Log.info(
             "serving \(options.servesDemo ? "the embedded demo: " : "")\(active.catalog.count) offers, \(active.customers.customerCount) customers x \(active.customers.featureNames.count) features, model \(active.version) (\(ModelRegistry.describe(active.exploration)))"
         )
+        if options.engine.instanceID != nil {
+            let hex = String(engine.instanceID, radix: 16)
+            Log.warning(
+                "decision ids start with the fixed instance id \(String(repeating: "0", count: 12 - hex.count) + hex) (--instance-id: for tests and simulations only)"
+            )
+        }
     }
 
     /// Serves until SIGTERM or SIGINT, then drains. Returns the process exit code (0 after a

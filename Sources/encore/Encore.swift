@@ -109,6 +109,13 @@ struct Serve: ParsableCommand {
     )
     var stateFile: String?
 
+    @Option(
+        name: .customLong("instance-id"),
+        help: ArgumentHelp(
+            "For tests and simulations: fix the 12-hex-digit prefix of decision ids (default: random per start), so the same requests in the same order get the same decision ids and draws on every run. Never reuse one across live replicas.",
+            valueName: "hex"))
+    var instanceID: String?
+
     // Testing only (hidden from --help; docs/bench-command.md): makes the reactor thread that
     // handles every N-th Decide call (counted per reactor thread) sleep this long first, so a test
     // can check that `encore bench` reports server stalls. Off by default; when off, the plain
@@ -121,6 +128,9 @@ struct Serve: ParsableCommand {
             throw ValidationError("--debug-stall-ms must be 0...10000")
         }
         if debugStallEvery < 1 { throw ValidationError("--debug-stall-every must be positive") }
+        if let instanceID, Self.parseInstanceID(instanceID) == nil {
+            throw ValidationError("--instance-id must be 1 to 12 hex digits (0-9, a-f), got '\(instanceID)'")
+        }
         if (tlsCert == nil) != (tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key must be given together")
         }
@@ -130,6 +140,13 @@ struct Serve: ParsableCommand {
         if !(drainTimeout >= 0 && drainTimeout.isFinite) {
             throw ValidationError("--drain-timeout must be zero or more seconds")
         }
+    }
+
+    /// `text` as a decision-id prefix: 1 to 12 hex digits, or nil.
+    static func parseInstanceID(_ text: String) -> UInt64? {
+        let hexDigits = Set("0123456789abcdefABCDEF".utf8)
+        guard (1...12).contains(text.utf8.count), text.utf8.allSatisfy(hexDigits.contains) else { return nil }
+        return UInt64(text, radix: 16)
     }
 
     func run() throws {
@@ -159,6 +176,9 @@ struct Serve: ParsableCommand {
         if let holdoutShare {
             options.engine.holdoutShare = holdoutShare
             options.holdoutShareSet = true
+        }
+        if let instanceID {
+            options.engine.instanceID = Self.parseInstanceID(instanceID)
         }
         if debugStallMillis > 0 {
             options.debugStall = DecisionsService.DebugStall(
