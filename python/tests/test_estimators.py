@@ -101,3 +101,37 @@ def test_refuses_missing_or_zero_propensities(value):
     assert "1 of 50 decisions" in msg
     assert logs.decisions[7]["decision_id"] in msg
     assert "propensity" in msg
+
+
+def known_answer_log():
+    """Three decisions over the candidates (A, B), each logged with propensity 1/2; the target
+    policy always picks A. Logged: A with reward 1, A with reward 0, B with reward 1. Importance
+    weights pi(a)/p are 2, 2, 0."""
+    flat = Flat.build([["A", "B"]] * 3, ["A", "A", "B"])
+    pi = np.array([1.0, 0.0] * 3)
+    propensities = np.array([0.5, 0.5, 0.5])
+    rewards = np.array([1.0, 0.0, 1.0])
+    return flat, pi, propensities, rewards
+
+
+def test_ips_and_snips_known_answers():
+    # IPS = (2*1 + 2*0 + 0*1) / 3 = 2/3; SNIPS = (2*1 + 2*0 + 0*1) / (2 + 2 + 0) = 1/2. A SNIPS
+    # normalised by n instead of the sum of the weights would give 2/3 and fail here.
+    flat, pi, p, r = known_answer_log()
+    est = estimate(pi, flat, p, r, None, bootstrap=0)
+    assert est["ips"]["value"] == pytest.approx(2 / 3, abs=1e-12)
+    assert est["snips"]["value"] == pytest.approx(1 / 2, abs=1e-12)
+    assert est["logging"]["value"] == pytest.approx(2 / 3, abs=1e-12)
+
+
+def test_dm_and_dr_known_answers():
+    # With a fixed reward model q(A) = 0.25, q(B) = 0.75 on every decision: DM = sum_a pi(a) q(a)
+    # = 0.25 per decision; DR per decision = DM + w (r - q(logged)): 0.25 + 2 (1 - 0.25) = 1.75,
+    # 0.25 + 2 (0 - 0.25) = -0.25, 0.25 + 0 = 0.25; DR = 1.75 / 3.
+    flat, pi, p, r = known_answer_log()
+    q = np.array([0.25, 0.75] * 3)
+    est = estimate(pi, flat, p, r, q, bootstrap=0)
+    assert est["dm"]["value"] == pytest.approx(0.25, abs=1e-12)
+    assert est["dr"]["value"] == pytest.approx(1.75 / 3, abs=1e-12)
+    assert est["snips"]["value"] == pytest.approx(1 / 2, abs=1e-12)
+    assert est["dr_minus_logging"]["value"] == pytest.approx(1.75 / 3 - 2 / 3, abs=1e-12)
