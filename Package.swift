@@ -99,7 +99,9 @@ let package = Package(
         ),
         .testTarget(name: "EncoreModelTests", dependencies: ["EncoreModel", "EncoreCrypto"]),
         .testTarget(name: "EncoreStoreTests", dependencies: ["EncoreStore", "EncoreModel"]),
-        .testTarget(name: "EncoreEngineTests", dependencies: ["EncoreEngine", "EncoreModel", "EncoreStore"]),
+        // EncoreServer only for the log formatter, so a test can follow a decision into its JSON line.
+        .testTarget(
+            name: "EncoreEngineTests", dependencies: ["EncoreEngine", "EncoreModel", "EncoreStore", "EncoreServer"]),
         .testTarget(
             name: "EncoreServerTests",
             dependencies: [
