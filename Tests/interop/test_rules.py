@@ -221,3 +221,30 @@ def test_config_file_sets_rules_for_a_real_deployment(stubs, server_factory, cha
             seen[p.offer_id] += 1
             _report(stubs, stub, r.decision_id, p.offer_id, "SHOWN")
     assert seen == {"a": 1, "b": 1}, f"cap 1 per day and a zero budget: {seen}"
+
+
+def test_holdout_salt_from_config_reshuffles_the_groups(stubs, server_factory, channel_for, tmp_path):
+    # The holdout is a stable hash of (customer id, salt): deterministic, so these counts are the
+    # same on every run. Same share (25%), two salts: two independent hashes put a customer in
+    # different groups with probability 2 x 0.25 x 0.75 = 37.5%, so about 750 of 2,000 customers
+    # (at least 500 asserted, over 11 standard deviations below); a salt that is not applied
+    # makes the two groups identical (0 differ). A third server with the first salt again must
+    # agree with the first exactly.
+    customers = [f"c{i:06d}" for i in range(11, 100000, 50)][:2000]
+
+    def holdout_set(salt):
+        config = tmp_path / f"salt-{salt}.json"
+        config.write_text(json.dumps({"holdout": {"share": 0.25, "salt": salt}}))
+        server = server_factory("--config", str(config), "--threads", "1")
+        stub = _stub(stubs, channel_for(server))
+        responses, errors = ei.decide_many([stub], [
+            stubs.decisions_pb2.DecideRequest(surface="cart", customer_id=c, slots=1) for c in customers])
+        assert not any(errors), [e for e in errors if e][:3]
+        held = {c for c, r in zip(customers, responses) if r.holdout}
+        assert 0.21 <= len(held) / len(customers) <= 0.29, (salt, len(held))
+        return held
+
+    first, second, again = holdout_set("salt-one"), holdout_set("salt-two"), holdout_set("salt-one")
+    differ = len(first ^ second)
+    assert differ >= 500, f"only {differ} of 2000 customers changed group with another holdout.salt"
+    assert first == again, "the same salt gave different groups"
