@@ -61,6 +61,34 @@ def test_compressed_flag_unimplemented(diag_server, h2conn, encoding):
     assert r.grpc_status == 12, (r.headers, r.trailers)
 
 
+def _flagged(flag: int, message: bytes) -> bytes:
+    """A gRPC message whose compressed-flag byte is `flag` (only 0 and 1 are defined)."""
+    return bytes([flag]) + ei.grpc_frame(message)[1:]
+
+
+@pytest.mark.parametrize("flag", [2, 0x80, 0xFF])
+@pytest.mark.parametrize("split", [None, 3], ids=["one-frame", "3-byte-frames"])
+def test_invalid_compressed_flag_byte_is_refused(diag_server, demo_no_holdout, h2conn, stubs, flag, split):
+    """A flag byte other than 0 or 1 gets INVALID_ARGUMENT naming the flag, on the unary paths
+    (Health/Check, Decide: prefix whole or arriving 3 bytes at a time) and as the second message of
+    a client stream (Diagnostics/Collect, where the first prefix was valid); the connection then
+    keeps serving."""
+    decide = stubs.decisions_pb2.DecideRequest(surface="cart", customer_id="c000001").SerializeToString()
+    collect = stubs.diagnostics_pb2.EchoRequest(payload=b"x").SerializeToString()
+    cases = [(diag_server, CHECK, _flagged(flag, ei.health_request(""))),
+             (demo_no_holdout, ei.DECIDE, _flagged(flag, decide)),
+             (diag_server, COLLECT, ei.grpc_frame(collect) + _flagged(flag, collect))]
+    for server, path, body in cases:
+        c = h2conn(server)
+        sid = c.start_request(path)
+        c.send_body(sid, body, chunk=split)
+        r = c.result(sid)
+        assert r.status == "200", (path, r.headers)
+        assert r.grpc_status == 3, (path, flag, r.headers, r.trailers)
+        assert "compressed flag" in (r.grpc_message or ""), (path, r.grpc_message)
+        assert_serving(c.request(CHECK, health_body()))
+
+
 @pytest.mark.parametrize("ctype", ["text/plain", "application/json", "application/grpcx", "application/grp",
                                    "application/grpc+json", None])
 def test_bad_content_type_415(diag_server, h2conn, ctype):
