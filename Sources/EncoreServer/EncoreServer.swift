@@ -26,6 +26,8 @@ public final class EncoreServer: Sendable {
         /// Refuse to activate snapshots whose offline DR lower bound is below the active
         /// policy's estimated value (unless forced).
         public var requireOPE = false
+        /// The gate's margin (`models.ope_margin`): see `ModelRegistry.opeMargin`.
+        public var opeMargin = 0.0
         public var engine = EngineConfiguration()
         /// Directory for decision and outcome logs (nil: no logs).
         public var logDirectory: String? = nil
@@ -106,7 +108,7 @@ public final class EncoreServer: Sendable {
         }
         registry = ModelRegistry(
             engine: engine, customers: customerTable, trustedKeys: trustedKeys, initial: data.snapshot,
-            requireOPE: options.requireOPE)
+            requireOPE: options.requireOPE, opeMargin: options.opeMargin)
 
         let serving = ServingState()
         var router = GRPCRouter()

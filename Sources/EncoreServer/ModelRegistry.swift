@@ -32,18 +32,24 @@ public final class ModelRegistry: Sendable {
     /// With `encore serve --require-ope`: activation refuses a snapshot whose offline DR lower
     /// bound is below the active policy's estimated value, unless forced.
     public let requireOPE: Bool
+    /// With `requireOPE`: how far the candidate's DR lower bound must be above the active
+    /// policy's DR estimate in the same comparison (`models.ope_margin`, the reward's unit).
+    public let opeMargin: Double
     /// Previously active snapshots kept loaded for instant rollback.
     public let keepPrevious = 3
     /// Pushed-but-never-activated snapshots kept at most.
     public let keepPending = 4
     private let state = Mutex(State())
+    /// The last snapshot file served by `snapshotFile` (GetSnapshot asks once per part).
+    private let exported = Mutex<SnapshotFileExport?>(nil)
 
     public init(
         engine: DecisionEngine, customers: CustomerTable, trustedKeys: [Ed25519.PublicKey], initial: Loaded?,
-        requireOPE: Bool = false
+        requireOPE: Bool = false, opeMargin: Double = 0
     ) {
         self.engine = engine
         self.requireOPE = requireOPE
+        self.opeMargin = opeMargin
         self.customers = customers
         self.trustedKeys = trustedKeys
         if let initial { state.withLock { $0.loaded = [initial] } }
@@ -135,73 +141,116 @@ public final class ModelRegistry: Sendable {
         }
     }
 
-    /// The offline-evaluation gate (`--require-ope`): the candidate's DR 95% lower bound must be
-    /// at least the active policy's estimated value (the active snapshot's own DR estimate, else
-    /// the logging policy's value in the candidate's report). FAILED_PRECONDITION otherwise.
+    /// The offline-evaluation gate (`--require-ope`). The candidate's OPE report must carry a
+    /// comparison with the active policy on the same logs (`ope.comparison`, written by
+    /// `encore-learn train/evaluate --server`), made against the version active now, in which
+    /// the candidate's DR 95% lower bound is at least the active policy's DR estimate plus
+    /// `opeMargin`. A number a snapshot reports about itself on other logs is never compared
+    /// with another snapshot's. FAILED_PRECONDITION with the reason otherwise.
     func opeGate(_ candidate: ModelSnapshot, force: Bool) throws(GRPCStatus) {
         guard requireOPE, !force else { return }
-        guard let report = candidate.opeReportJSON.flatMap(Self.estimates) else {
-            throw GRPCStatus(
-                .failedPrecondition,
-                "offline evaluation required (--require-ope): snapshot \(candidate.version) carries no OPE report with estimates.dr; activate with force to override"
-            )
-        }
-        guard let lower = report.drLower else {
-            throw GRPCStatus(
-                .failedPrecondition, "offline evaluation required: snapshot \(candidate.version) has no DR interval")
-        }
         let active = engine.active.value
-        let activeValue: Double?
-        if active.snapshot?.version == candidate.version {
-            return
-        } else if let own = active.snapshot?.opeReportJSON.flatMap(Self.estimates)?.drValue {
-            activeValue = own
-        } else {
-            activeValue = report.loggingValue
-        }
-        guard let activeValue else {
+        if active.snapshot?.version == candidate.version { return }
+        let how =
+            "estimate it against the active policy on the same logs (encore-learn train or evaluate --server ADMIN_HOST:PORT), or activate with force"
+        guard let json = candidate.opeReportJSON, let report = GateEvidence(json) else {
             throw GRPCStatus(
                 .failedPrecondition,
-                "offline evaluation required: no estimate of the active policy \(active.version)'s value to compare with"
+                "offline evaluation required (--require-ope): snapshot \(candidate.version) carries no OPE report; \(how)"
             )
         }
-        if lower < activeValue {
+        guard let comparison = report.comparison else {
             throw GRPCStatus(
                 .failedPrecondition,
-                "offline evaluation gate: snapshot \(candidate.version) DR lower 95% bound \(lower) is below the active policy \(active.version)'s estimated value \(activeValue); activate with force to override"
+                "offline evaluation required (--require-ope): snapshot \(candidate.version)'s OPE report has no comparison with the active policy \(active.version) on the same logs (ope.comparison); its own estimates on other logs are not comparable; \(how)"
+            )
+        }
+        guard comparison.activeVersion == active.version else {
+            throw GRPCStatus(
+                .failedPrecondition,
+                "offline evaluation gate: snapshot \(candidate.version) was compared with \(comparison.activeVersion), but \(active.version) is active; \(how)"
+            )
+        }
+        guard let lower = comparison.candidateDRLower, let activeDR = comparison.activeDR else {
+            throw GRPCStatus(
+                .failedPrecondition,
+                "offline evaluation gate: snapshot \(candidate.version)'s comparison lacks the DR estimates (candidate_estimates.dr.ci95, active_estimates.dr.value)"
+            )
+        }
+        if !(lower >= activeDR + opeMargin) {
+            let margin = opeMargin == 0 ? "" : " + margin \(opeMargin)"
+            throw GRPCStatus(
+                .failedPrecondition,
+                "offline evaluation gate: snapshot \(candidate.version) DR lower 95% bound \(lower) is below the active policy \(active.version)'s DR estimate \(activeDR)\(margin) on the same \(comparison.decisions.map(String.init) ?? "?") decisions; activate with force to override"
             )
         }
     }
 
-    struct Estimates {
-        var drValue: Double?
-        var drLower: Double?
-        var loggingValue: Double?
-    }
+    /// What the gate reads from a snapshot's OPE report JSON (python/encore/learn/compare.py).
+    struct GateEvidence {
+        struct Comparison {
+            var activeVersion: String
+            var activeDR: Double?
+            var candidateDRLower: Double?
+            var decisions: Int?
+        }
+        var comparison: Comparison?
 
-    static func estimates(_ json: String) -> Estimates? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
-            let estimates = object["estimates"] as? [String: Any], let dr = estimates["dr"] as? [String: Any]
-        else { return nil }
-        func number(_ v: Any?) -> Double? {
-            guard let v else { return nil }
-            switch v {
-            case let d as Double: return d
-            case let i as Int: return Double(i)
-            case let n as NSNumber: return n.doubleValue
-            default: return nil
+        /// nil when `json` is not a JSON object.
+        init?(_ json: String) {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+                return nil
             }
+            func number(_ v: Any?) -> Double? { (v as? NSNumber)?.doubleValue }
+            func dr(_ estimates: Any?) -> [String: Any]? { (estimates as? [String: Any])?["dr"] as? [String: Any] }
+            guard let c = object["comparison"] as? [String: Any], let version = c["active_version"] as? String else {
+                comparison = nil
+                return
+            }
+            let candidate = dr(c["candidate_estimates"])
+            let lower = (candidate?["ci95"] as? [Any])?.first.flatMap(number) ?? number(candidate?["value"])
+            let window = c["log_window"] as? [String: Any]
+            comparison = Comparison(
+                activeVersion: version, activeDR: number(dr(c["active_estimates"])?["value"]),
+                candidateDRLower: lower, decisions: (window?["decisions"] as? NSNumber)?.intValue)
         }
-        var lower: Double? = nil
-        if let ci = dr["ci95"] as? [Any], let first = ci.first {
-            lower = number(first)
-        } else if let ci = dr["ci95"] as? [Double], let first = ci.first {
-            lower = first
+    }
+
+    /// A loaded snapshot as a snapshot file (`Models/GetSnapshot`): `version` empty for the
+    /// active one. Re-encoded from the validated snapshot without a signature, and kept for the
+    /// next call so a part-by-part download encodes it once. NOT_FOUND when no snapshot is
+    /// active or `version` is not loaded.
+    public func snapshotFile(version: String) throws(GRPCStatus) -> SnapshotFileExport {
+        let snapshot: ModelSnapshot
+        if version.isEmpty {
+            guard let active = engine.active.value.snapshot else {
+                throw GRPCStatus(
+                    .notFound, "no snapshot is active: the policy is uniform over the eligible offers (version uniform)"
+                )
+            }
+            snapshot = active
+        } else {
+            guard let loaded = state.withLock({ $0.loaded.first { $0.snapshot.version == version } }) else {
+                throw GRPCStatus(.notFound, "no loaded snapshot has version \(version) (see Models/List)")
+            }
+            snapshot = loaded.snapshot
         }
-        var loggingValue: Double? = nil
-        if let logging = estimates["logging"] as? [String: Any] { loggingValue = number(logging["value"]) }
-        return Estimates(
-            drValue: number(dr["value"]), drLower: lower ?? number(dr["value"]), loggingValue: loggingValue)
+        if let cached = exported.withLock({ $0 }), cached.version == snapshot.version,
+            cached.createdAtMillis == snapshot.createdAtMillis
+        {
+            return cached
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = try SnapshotFile.write(snapshot)
+        } catch {
+            throw GRPCStatus(.internal, "snapshot \(snapshot.version) could not be encoded: \(error)")
+        }
+        let export = SnapshotFileExport(
+            version: snapshot.version, createdAtMillis: snapshot.createdAtMillis, bytes: bytes,
+            sha256: bytes.withUnsafeBytes { SHA256.hex(SHA256.digest($0)) })
+        exported.withLock { $0 = export }
+        return export
     }
 
     /// Applies a batch of customer upserts and republishes the active model over the new
@@ -281,4 +330,13 @@ public final class ModelRegistry: Sendable {
     public static func describe(_ e: Exploration) -> String { ActiveModel.describe(e) }
 
     static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}
+
+/// A snapshot encoded as a file for `Models/GetSnapshot`.
+public struct SnapshotFileExport: Sendable {
+    public var version: String
+    public var createdAtMillis: Int64
+    public var bytes: [UInt8]
+    /// Hex SHA-256 of `bytes`.
+    public var sha256: String
 }

@@ -1,9 +1,10 @@
 import Dispatch
 import EncoreProtocol
 import EncoreTransport
+import Foundation
 import SwiftProtobuf
 
-/// `encore.v1.Models`: PushSnapshot (client streaming), Activate, Rollback, List. All work runs
+/// `encore.v1.Models`: PushSnapshot (client streaming), Activate, Rollback, List, GetSnapshot. All work runs
 /// off the reactor threads; see `ModelRegistry`.
 public struct ModelsService: Sendable {
     public let registry: ModelRegistry
@@ -48,7 +49,33 @@ public struct ModelsService: Sendable {
                     return reply
                 }
             })
+        router.register(
+            "/encore.v1.Models/GetSnapshot",
+            .offloaded { request, _, responder in
+                respond(responder) { () throws(GRPCStatus) in
+                    let message: Encore_V1_GetSnapshotRequest = try decode(request, "GetSnapshotRequest")
+                    let file = try registry.snapshotFile(version: message.version)
+                    guard message.offset <= UInt64(file.bytes.count) else {
+                        throw GRPCStatus(
+                            .outOfRange,
+                            "GetSnapshotRequest.offset \(message.offset) is past the end of \(file.version) (\(file.bytes.count) bytes)"
+                        )
+                    }
+                    let start = Int(message.offset)
+                    let end = min(file.bytes.count, start + ModelsService.snapshotPartBytes)
+                    var part = Encore_V1_SnapshotPart()
+                    part.version = file.version
+                    part.offset = message.offset
+                    part.data = Data(file.bytes[start..<end])
+                    part.totalBytes = UInt64(file.bytes.count)
+                    part.sha256 = file.sha256
+                    return part
+                }
+            })
     }
+
+    /// Largest `SnapshotPart.data` GetSnapshot sends (bytes).
+    public static let snapshotPartBytes = 1 << 20
 
     /// Accumulates one PushSnapshot stream, then validates off the reactor.
     final class SnapshotUpload: GRPCClientStreamHandler {

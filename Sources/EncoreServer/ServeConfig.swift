@@ -23,6 +23,7 @@ public struct ServeConfig: Sendable, Equatable {
     public var logDirectory: String? = nil
     public var logRingBytes: Int? = nil
     public var requireOPE: Bool? = nil
+    public var opeMargin: Double? = nil
 
     public init() {}
 
@@ -33,7 +34,7 @@ public struct ServeConfig: Sendable, Equatable {
         "counters": ["max_customers", "state_file", "save_interval_seconds"],
         "data": ["catalog", "customers", "snapshot", "trusted_keys"],
         "logs": ["dir", "ring_bytes"],
-        "models": ["require_ope"],
+        "models": ["require_ope", "ope_margin"],
     ]
 
     /// Reads and parses a config file.
@@ -136,6 +137,7 @@ public struct ServeConfig: Sendable, Equatable {
         logDirectory = try string("logs", "dir")
         logRingBytes = try integer("logs", "ring_bytes", 65536...(1 << 30))
         requireOPE = try bool("models", "require_ope")
+        opeMargin = try number("models", "ope_margin", 0...1_000_000)
     }
 
     /// Each setting of `self`, else of `base`.
@@ -157,6 +159,7 @@ public struct ServeConfig: Sendable, Equatable {
         out.logDirectory = logDirectory ?? base.logDirectory
         out.logRingBytes = logRingBytes ?? base.logRingBytes
         out.requireOPE = requireOPE ?? base.requireOPE
+        out.opeMargin = opeMargin ?? base.opeMargin
         return out
     }
 }
@@ -180,5 +183,6 @@ extension EncoreServer.Options {
         if logDirectory == nil { logDirectory = config.logDirectory }
         if let bytes = config.logRingBytes { logRingBytes = bytes }
         if !requireOPE, let require = config.requireOPE { requireOPE = require }
+        if let margin = config.opeMargin { opeMargin = margin }
     }
 }

@@ -561,26 +561,38 @@ def test_upsert_customers_changes_scores_atomically(stubs, server_factory, admin
 # ----------------------------------------------------------------------------------------------
 # Offline-evaluation gate (--require-ope)
 # ----------------------------------------------------------------------------------------------
-def _export_with_ope(path, version, dr_value, dr_ci, logging_value):
-    """A tiny valid export (bias only, shared weights) carrying an OPE report."""
+def _export_with_ope(path, version, dr_value, dr_ci, logging_value, comparison=None):
+    """A tiny valid export (bias only, shared weights) carrying an OPE report, optionally with the
+    comparison against the active policy that encore-learn's --server writes (compare.py)."""
+    ope = {"estimates": {"dr": {"value": dr_value, "ci95": dr_ci}, "logging": {"value": logging_value}}}
+    if comparison is not None:
+        active_version, active_dr = comparison
+        ope["comparison"] = {
+            "active_version": active_version,
+            "active_estimates": {"dr": {"value": active_dr, "ci95": [active_dr - 0.01, active_dr + 0.01]}},
+            "candidate_version": version,
+            "candidate_estimates": {"dr": {"value": dr_value, "ci95": dr_ci}},
+            "log_window": {"decisions": 1234, "sha256_of_decision_ids": "0" * 64}}
     path.write_text(json.dumps({
         "model_version": version, "features": ["bias"], "offers": ["gift_box"], "shared_weights": [-2.0],
         "offer_weights": [[0.5]], "offer_biases": [0.0], "exploration": {"kind": "squarecb", "gamma": 50},
-        "ope": {"estimates": {"dr": {"value": dr_value, "ci95": dr_ci}, "logging": {"value": logging_value}}},
+        "ope": ope,
     }))
 
 
 def test_require_ope_gate(stubs, snapshots, server_factory, admin_for, tmp_path):
     server = server_factory("--require-ope")
     a = admin_for(server)
-    built = {}
-    for version, dr, ci in (("ope-good", 0.30, [0.25, 0.35]), ("ope-bad", 0.12, [0.05, 0.2])):
+    demo = a.version_seen()
+
+    def build(version, dr, ci, comparison=None):
         export = tmp_path / f"{version}.json"
-        _export_with_ope(export, version, dr, ci, logging_value=0.10)
+        _export_with_ope(export, version, dr, ci, logging_value=0.10, comparison=comparison)
         out = tmp_path / f"{version}.snap"
         r = ei.run_cli("snapshot", "build", "--from", str(export), "--out", str(out))
         assert r.returncode == 0, r.stdout + r.stderr
-        built[version] = out.read_bytes()
+        return out.read_bytes()
+
     # No OPE report at all (a demo snapshot): refused on activate, accepted with force.
     err = _rpc_error(a.push, snapshots.path[11].read_bytes(), activate=True)
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "OPE" in err.details(), err.details()
@@ -589,15 +601,29 @@ def test_require_ope_gate(stubs, snapshots, server_factory, admin_for, tmp_path)
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
     forced = a.models.Activate(stubs.models_pb2.ActivateRequest(version=snapshots.version[11], force=True), timeout=TIMEOUT)
     assert forced.version == snapshots.version[11] and a.version_seen() == snapshots.version[11]
-    # DR lower bound 0.05 < logging value 0.10: refused, with the numbers in the message.
-    err = _rpc_error(a.push, built["ope-bad"], activate=True)
+    active = snapshots.version[11]
+    assert active != demo
+
+    # The trick the gate must refuse: a snapshot whose own report looks excellent (DR lower bound
+    # 0.333, made on logs of its own choosing) but says nothing of the active policy on those logs.
+    err = _rpc_error(a.push, build("own-numbers-only", 0.40, [0.333, 0.45]), activate=True)
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "comparison" in err.details(), err.details()
+    # A comparison made against another active version (the demo's, active before the forced
+    # activation) is refused, naming both versions.
+    err = _rpc_error(a.push, build("stale-comparison", 0.40, [0.333, 0.45], comparison=(demo, 0.10)), activate=True)
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err
-    assert "0.05" in err.details() and "0.1" in err.details(), err.details()
-    assert a.version_seen() == snapshots.version[11]
-    # DR lower bound 0.25 >= 0.10: activated.
-    reply = a.push(built["ope-good"], activate=True)
+    assert demo in err.details() and active in err.details(), err.details()
+    # Against the active version, on the same logs: lower bound 0.25 < active DR 0.30 is refused
+    # with the numbers; 0.25 >= 0.20 activates.
+    bad = build("ope-bad", 0.30, [0.25, 0.35], comparison=(active, 0.30))
+    err = _rpc_error(a.push, bad, activate=True)
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err
+    assert "0.25" in err.details() and "0.3" in err.details() and "1234" in err.details(), err.details()
+    assert a.version_seen() == active
+    reply = a.push(build("ope-good", 0.30, [0.25, 0.35], comparison=(active, 0.20)), activate=True)
     assert reply.activated and a.version_seen() == "ope-good"
-    # Now the active policy has its own DR estimate (0.30): ope-bad (lower 0.05) stays refused.
-    a.push(built["ope-bad"])
+    # ope-bad's comparison was made against the old active version: loaded, and still refused on
+    # activation, now for that.
+    a.push(bad)
     err = _rpc_error(a.activate, "ope-bad")
-    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "0.3" in err.details(), err.details()
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "ope-good" in err.details(), err.details()

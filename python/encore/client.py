@@ -109,6 +109,34 @@ class Client:
     def rollback(self, timeout: float | None = None) -> models_pb2.ModelInfo:
         return self._models.Rollback(models_pb2.RollbackRequest(), timeout=timeout or self.timeout)
 
+    def get_snapshot(self, version: str = "", timeout: float | None = None) -> tuple[str, bytes] | None:
+        """(version, snapshot file bytes) of a loaded snapshot, by default the active one, fetched
+        part by part (Models/GetSnapshot; re-encoded by the server without a signature) and checked
+        against the SHA-256 the server sends. None when no snapshot is active (the server's policy
+        is then uniform over the eligible offers)."""
+        import hashlib
+
+        data = bytearray()
+        total, name, digest = None, version, ""
+        while total is None or len(data) < total:
+            try:
+                part = self._models.GetSnapshot(models_pb2.GetSnapshotRequest(version=name, offset=len(data)),
+                                                timeout=timeout or self.timeout)
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.NOT_FOUND and not version and total is None:
+                    return None
+                raise
+            if part.offset != len(data) or (total is not None and (part.total_bytes != total or part.version != name)):
+                raise RuntimeError(f"GetSnapshot: the snapshot changed while it was fetched "
+                                   f"({part.version} at {part.offset}, expected {name} at {len(data)})")
+            if not part.data and len(data) < part.total_bytes:
+                raise RuntimeError(f"GetSnapshot: empty part at offset {len(data)} of {part.total_bytes}")
+            total, name, digest = part.total_bytes, part.version, part.sha256
+            data += part.data
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise RuntimeError(f"GetSnapshot: {name}: SHA-256 of the {len(data)} bytes received does not match")
+        return name, bytes(data)
+
     # -- Health -----------------------------------------------------------------------------
 
     def health(self, service: str = "", timeout: float | None = None) -> str:

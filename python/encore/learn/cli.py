@@ -59,6 +59,46 @@ def _summarise_join(stats: dict[str, Any], data) -> None:
                 f"differ from the recomputed features (e.g. {data.context_check.example})")
 
 
+def _active_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--server", metavar="HOST:PORT",
+                   help="estimate the policy this server (its admin address) serves now on the same logs, fetched "
+                        "with Models/GetSnapshot (uniform when it has no snapshot); the report records the comparison "
+                        "that `encore serve --require-ope` checks. Default: no comparison")
+    g.add_argument("--active-snapshot", metavar="FILE",
+                   help="the active policy as a snapshot file (instead of --server); its model version must be the "
+                        "server's active version for the gate to accept the comparison")
+    p.add_argument("--active-uniform", action="store_true",
+                   help="compare with the uniform policy of a server that has no snapshot (active version 'uniform')")
+
+
+def _active_policy(args: argparse.Namespace):
+    """(snapshot or None for uniform, active version), or None when no comparison was asked for."""
+    from .compare import UNIFORM_VERSION
+    from .snapshot import decode_snapshot, read_snapshot
+
+    if args.active_snapshot:
+        snap = read_snapshot(args.active_snapshot)
+        return snap, snap.model_version
+    if args.server:
+        from ..client import Client
+
+        host, sep, port = args.server.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"--server {args.server!r}: expected HOST:PORT")
+        with Client(host, int(port)) as c:
+            got = c.get_snapshot()
+            if got is None:
+                return None, c.list_models().active_version or UNIFORM_VERSION
+        version, data = got
+        snap = decode_snapshot(data)
+        _eprint(f"active policy: {version} fetched from {args.server} ({len(data)} bytes)")
+        return snap, version
+    if args.active_uniform:
+        return None, UNIFORM_VERSION
+    return None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .snapshot import write_export, write_snapshot
     from .train import TrainConfig, train
@@ -78,7 +118,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                       validation_fraction=args.validation_fraction,
                       exploration=args.exploration, gamma=gamma, epsilon=args.epsilon, temperature=args.temperature,
                       bootstrap=args.bootstrap, seed=args.seed, model_version=args.model_version,
+                      created_at_millis=args.created_at_ms,
                       extra={"logs": logs.stats.to_json(), "context_check": data.context_check.to_json()})
+    active = _active_policy(args)
+    if active is not None:
+        cfg.active, cfg.active_version = active
     snap = train(data, cfg, log=_eprint)
     write_snapshot(snap, args.out)
     _eprint(f"wrote {args.out}: {snap.model_version}")
@@ -93,7 +137,19 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"({snap.ope['evaluated_on']})")
         for k in ("ips", "snips", "dr", "logging", "dr_minus_logging"):
             print(f"  {k:<17}{_fmt(est[k])}")
+        _print_comparison(snap.ope.get("comparison"))
     return 0
+
+
+def _print_comparison(comparison) -> None:
+    if not comparison:
+        return
+    act = comparison["active_estimates"]
+    print(f"  active policy {comparison['active_version']} on the same "
+          f"{comparison['log_window']['decisions']} decisions:")
+    for k in ("ips", "snips", "dr"):
+        print(f"    {k:<15}{_fmt(act[k])}")
+    print(f"  candidate DR lower bound - active DR: {comparison['candidate_dr_lower_minus_active_dr']:+.5f}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -105,6 +161,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not args.json:
         _summarise_join(logs.stats.to_json(), data)
     report = evaluate(snap, data, bootstrap=args.bootstrap, seed=args.seed, folds=args.folds)
+    active = _active_policy(args)
+    if active is not None:
+        from .compare import compare
+
+        report["comparison"] = compare(snap, active[0], active[1], data, bootstrap=args.bootstrap, seed=args.seed,
+                                       folds=args.folds)
     report["logs"] = logs.stats.to_json()
     report["context_check"] = data.context_check.to_json()
     if args.json:
@@ -119,6 +181,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
           f"effective sample size {d['effective_sample_size']:.0f}")
     if report.get("features_absent_from_logs"):
         print(f"  note: features never present in the logs (always 0): {report['features_absent_from_logs']}")
+    _print_comparison(report.get("comparison"))
     return 0
 
 
@@ -231,9 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lambda-offer", type=float, default=10.0)
     p.add_argument("--validation-fraction", type=float, default=0.3)
     p.add_argument("--model-version", help="default learned-<UTC timestamp>-<weights hash>")
+    p.add_argument("--created-at-ms", type=int, default=None,
+                   help="the snapshot's created-at time, ms since the Unix epoch (default: now); fixing it makes "
+                        "the default model version repeat for the same logs")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the OPE report as JSON")
+    _active_args(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="IPS, SNIPS and DR estimates of a snapshot's value on logs")
@@ -244,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--folds", type=int, default=2, help="cross-fitting folds of the DR reward model")
     p.add_argument("--json", action="store_true")
+    _active_args(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("push", help="upload a snapshot to a running server (Models/PushSnapshot)")

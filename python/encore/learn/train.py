@@ -36,6 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import __version__
+from .compare import compare
 from .estimators import evaluate, fold_of, reward_model
 from .features import feature_name_error, vocabulary
 from .logs import BanditData
@@ -65,6 +66,11 @@ class TrainConfig:
     seed: int = 0
     model_version: str | None = None
     created_at_millis: int | None = None
+    # The policy the server serves now, for the gate's comparison on the same logs (compare.py):
+    # active_version None makes no comparison; active None with a version is the uniform policy
+    # of a server without a snapshot.
+    active: Any = None
+    active_version: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -177,6 +183,12 @@ def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: N
     log(f"exploration {snap.exploration.describe()}, model version {snap.model_version}")
 
     report = evaluate(snap, data, val_rows, bootstrap=cfg.bootstrap, seed=cfg.seed, q=q, flat=flat)
+    comparison = None
+    if cfg.active_version is not None:
+        comparison = compare(snap, cfg.active, cfg.active_version, data, val_rows, bootstrap=cfg.bootstrap,
+                             seed=cfg.seed, q=q, flat=flat, candidate_report=report)
+        log(f"against the active policy {cfg.active_version} on the same {len(val_rows)} decisions: DR "
+            f"{comparison['active_estimates']['dr']['value']:.5f} (candidate {report['estimates']['dr']['value']:.5f})")
     report.pop("policy", None)
     report["reward_model"] = q_info
     snap.ope = {
@@ -198,5 +210,7 @@ def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: N
         **report,
         **cfg.extra,
     }
+    if comparison is not None:
+        snap.ope["comparison"] = comparison
     snap.validate()
     return snap

@@ -507,9 +507,10 @@ def main(argv: list[str] | None = None) -> int:
             snap = train(data, cfg, log=lambda m: eprint(f"[train] {m}"))
             path = os.path.join(work, f"round-{k}.snap")
             write_snapshot(snap, path)
-            # The OPE estimate made before the push is the snapshot's own OPE report (the one the
-            # server's --require-ope gate reads): encore-learn evaluate's math on the decisions the
-            # trainer held out of fitting (a hash split by decision id), for the exact policy written.
+            # The OPE estimate made before the push is the snapshot's own OPE report: encore-learn
+            # evaluate's math on the decisions the trainer held out of fitting (a hash split by
+            # decision id), for the exact policy written. (The loop's server runs without
+            # --require-ope, so no comparison with the active policy is needed to activate.)
             est = snap.ope["estimates"]
             eprint(f"[loop] round {k}: trained {snap.model_version} {snap.exploration.describe()} on "
                    f"{len(data)} decisions in {time.time() - t:.1f}s; OPE SNIPS {est['snips']['value']:.4f} "

@@ -24,27 +24,31 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x65ncore/v1/models.proto\x12\tencore.v1\"/\n\rSnapshotChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x10\n\x08\x61\x63tivate\x18\x02 \x01(\x08\"N\n\x14PushSnapshotResponse\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.encore.v1.ModelInfo\x12\x11\n\tactivated\x18\x02 \x01(\x08\"\xdc\x01\n\tModelInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x19\n\x11\x63reated_at_millis\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06\x61\x63tive\x18\x05 \x01(\x08\x12\x13\n\x0b\x65xploration\x18\x06 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x07 \x01(\r\x12\x0e\n\x06offers\x18\x08 \x01(\r\x12\x0e\n\x06signed\x18\t \x01(\x08\x12\x18\n\x10loaded_at_millis\x18\n \x01(\x03\x12\x0e\n\x06signer\x18\x0b \x01(\t\"1\n\x0f\x41\x63tivateRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"\x11\n\x0fRollbackRequest\"\x13\n\x11ListModelsRequest\"R\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.encore.v1.ModelInfo\x12\x16\n\x0e\x61\x63tive_version\x18\x02 \x01(\t2\x96\x02\n\x06Models\x12K\n\x0cPushSnapshot\x12\x18.encore.v1.SnapshotChunk\x1a\x1f.encore.v1.PushSnapshotResponse(\x01\x12<\n\x08\x41\x63tivate\x12\x1a.encore.v1.ActivateRequest\x1a\x14.encore.v1.ModelInfo\x12<\n\x08Rollback\x12\x1a.encore.v1.RollbackRequest\x1a\x14.encore.v1.ModelInfo\x12\x43\n\x04List\x12\x1c.encore.v1.ListModelsRequest\x1a\x1d.encore.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x65ncore/v1/models.proto\x12\tencore.v1\"5\n\x12GetSnapshotRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\"b\n\x0cSnapshotPart\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06sha256\x18\x05 \x01(\t\"/\n\rSnapshotChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x10\n\x08\x61\x63tivate\x18\x02 \x01(\x08\"N\n\x14PushSnapshotResponse\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.encore.v1.ModelInfo\x12\x11\n\tactivated\x18\x02 \x01(\x08\"\xdc\x01\n\tModelInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x19\n\x11\x63reated_at_millis\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06\x61\x63tive\x18\x05 \x01(\x08\x12\x13\n\x0b\x65xploration\x18\x06 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x07 \x01(\r\x12\x0e\n\x06offers\x18\x08 \x01(\r\x12\x0e\n\x06signed\x18\t \x01(\x08\x12\x18\n\x10loaded_at_millis\x18\n \x01(\x03\x12\x0e\n\x06signer\x18\x0b \x01(\t\"1\n\x0f\x41\x63tivateRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"\x11\n\x0fRollbackRequest\"\x13\n\x11ListModelsRequest\"R\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.encore.v1.ModelInfo\x12\x16\n\x0e\x61\x63tive_version\x18\x02 \x01(\t2\xdd\x02\n\x06Models\x12K\n\x0cPushSnapshot\x12\x18.encore.v1.SnapshotChunk\x1a\x1f.encore.v1.PushSnapshotResponse(\x01\x12<\n\x08\x41\x63tivate\x12\x1a.encore.v1.ActivateRequest\x1a\x14.encore.v1.ModelInfo\x12<\n\x08Rollback\x12\x1a.encore.v1.RollbackRequest\x1a\x14.encore.v1.ModelInfo\x12\x43\n\x04List\x12\x1c.encore.v1.ListModelsRequest\x1a\x1d.encore.v1.ListModelsResponse\x12\x45\n\x0bGetSnapshot\x12\x1d.encore.v1.GetSnapshotRequest\x1a\x17.encore.v1.SnapshotPartb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'encore.v1.models_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SNAPSHOTCHUNK']._serialized_start=37
-  _globals['_SNAPSHOTCHUNK']._serialized_end=84
-  _globals['_PUSHSNAPSHOTRESPONSE']._serialized_start=86
-  _globals['_PUSHSNAPSHOTRESPONSE']._serialized_end=164
-  _globals['_MODELINFO']._serialized_start=167
-  _globals['_MODELINFO']._serialized_end=387
-  _globals['_ACTIVATEREQUEST']._serialized_start=389
-  _globals['_ACTIVATEREQUEST']._serialized_end=438
-  _globals['_ROLLBACKREQUEST']._serialized_start=440
-  _globals['_ROLLBACKREQUEST']._serialized_end=457
-  _globals['_LISTMODELSREQUEST']._serialized_start=459
-  _globals['_LISTMODELSREQUEST']._serialized_end=478
-  _globals['_LISTMODELSRESPONSE']._serialized_start=480
-  _globals['_LISTMODELSRESPONSE']._serialized_end=562
-  _globals['_MODELS']._serialized_start=565
-  _globals['_MODELS']._serialized_end=843
+  _globals['_GETSNAPSHOTREQUEST']._serialized_start=37
+  _globals['_GETSNAPSHOTREQUEST']._serialized_end=90
+  _globals['_SNAPSHOTPART']._serialized_start=92
+  _globals['_SNAPSHOTPART']._serialized_end=190
+  _globals['_SNAPSHOTCHUNK']._serialized_start=192
+  _globals['_SNAPSHOTCHUNK']._serialized_end=239
+  _globals['_PUSHSNAPSHOTRESPONSE']._serialized_start=241
+  _globals['_PUSHSNAPSHOTRESPONSE']._serialized_end=319
+  _globals['_MODELINFO']._serialized_start=322
+  _globals['_MODELINFO']._serialized_end=542
+  _globals['_ACTIVATEREQUEST']._serialized_start=544
+  _globals['_ACTIVATEREQUEST']._serialized_end=593
+  _globals['_ROLLBACKREQUEST']._serialized_start=595
+  _globals['_ROLLBACKREQUEST']._serialized_end=612
+  _globals['_LISTMODELSREQUEST']._serialized_start=614
+  _globals['_LISTMODELSREQUEST']._serialized_end=633
+  _globals['_LISTMODELSRESPONSE']._serialized_start=635
+  _globals['_LISTMODELSRESPONSE']._serialized_end=717
+  _globals['_MODELS']._serialized_start=720
+  _globals['_MODELS']._serialized_end=1069
 # @@protoc_insertion_point(module_scope)

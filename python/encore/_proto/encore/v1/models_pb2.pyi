@@ -6,6 +6,28 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class GetSnapshotRequest(_message.Message):
+    __slots__ = ("version", "offset")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    offset: int
+    def __init__(self, version: _Optional[str] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class SnapshotPart(_message.Message):
+    __slots__ = ("version", "offset", "data", "total_bytes", "sha256")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    offset: int
+    data: bytes
+    total_bytes: int
+    sha256: str
+    def __init__(self, version: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., total_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
 class SnapshotChunk(_message.Message):
     __slots__ = ("data", "activate")
     DATA_FIELD_NUMBER: _ClassVar[int]

@@ -54,6 +54,11 @@ class ModelsStub:
                 request_serializer=encore_dot_v1_dot_models__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=encore_dot_v1_dot_models__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.GetSnapshot = channel.unary_unary(
+                '/encore.v1.Models/GetSnapshot',
+                request_serializer=encore_dot_v1_dot_models__pb2.GetSnapshotRequest.SerializeToString,
+                response_deserializer=encore_dot_v1_dot_models__pb2.SnapshotPart.FromString,
+                _registered_method=True)
 
 
 class ModelsServicer:
@@ -89,6 +94,17 @@ class ModelsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSnapshot(self, request, context):
+        """The bytes of a loaded snapshot (by default the active one) as a snapshot file, re-encoded
+        without a signature, one part per call: start at offset 0 and ask for the next offset until
+        offset + len(data) == total_bytes. NOT_FOUND when no snapshot is active (the policy is then
+        uniform over the eligible offers) or the version is not loaded. Used to estimate the active
+        policy on the same logs as a candidate (encore-learn train/evaluate --server).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +127,11 @@ def add_ModelsServicer_to_server(servicer, server):
                     servicer.List,
                     request_deserializer=encore_dot_v1_dot_models__pb2.ListModelsRequest.FromString,
                     response_serializer=encore_dot_v1_dot_models__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'GetSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSnapshot,
+                    request_deserializer=encore_dot_v1_dot_models__pb2.GetSnapshotRequest.FromString,
+                    response_serializer=encore_dot_v1_dot_models__pb2.SnapshotPart.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +242,33 @@ class Models:
             '/encore.v1.Models/List',
             encore_dot_v1_dot_models__pb2.ListModelsRequest.SerializeToString,
             encore_dot_v1_dot_models__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/encore.v1.Models/GetSnapshot',
+            encore_dot_v1_dot_models__pb2.GetSnapshotRequest.SerializeToString,
+            encore_dot_v1_dot_models__pb2.SnapshotPart.FromString,
             options,
             channel_credentials,
             insecure,
