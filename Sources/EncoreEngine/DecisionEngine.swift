@@ -26,12 +26,20 @@ public final class DecisionEngine: Sendable {
     /// Outcomes whose decision id names no customer (not from this engine's id format), so no
     /// counter could be updated.
     public let unattributedOutcomes = Atomic<Int>(0)
+    /// Recent `request_id` keys, so a retried Decide is logged once (nil: logging off, nothing to
+    /// deduplicate).
+    public let requestIDs: RequestIDTable?
 
     public init(configuration: EngineConfiguration, model: ActiveModel, log: DecisionLog? = nil) {
         self.configuration = configuration
         self.log = log
         active = Published(model)
         counters = CustomerCounters(maxCustomers: configuration.counterCustomers)
+        requestIDs =
+            log == nil
+            ? nil
+            : RequestIDTable(
+                entries: configuration.idempotencyTableEntries, windowSeconds: configuration.idempotencyWindowSeconds)
         budgets = OfferBudgets()
         if let fixed = configuration.instanceID {
             instanceID = fixed & EngineConfiguration.maxInstanceID

@@ -45,6 +45,8 @@ public final class DecisionWorkspace {
     /// Per static rule group: the stamp of the decision that evaluated it, and the result
     /// (bit 0: passes).
     var groupMarks: UnsafeMutableBufferPointer<UInt64>
+    /// The current decision's idempotency key (0: no `request_id`).
+    var requestKey: UInt64 = 0
 
     init(engine: DecisionEngine, threadIndex: Int) {
         self.engine = engine
@@ -130,12 +132,28 @@ public final class DecisionWorkspace {
     /// Decides for `input`, writing the result into `output`. Throws `EngineError` (with a static
     /// message naming the field) for invalid input; nothing eligible is not an error (empty
     /// placements).
+    ///
+    /// A request with a `request_id` is idempotent: its decision id is derived from (request id,
+    /// customer) instead of this thread's counter, and the draw is seeded from that id, so a
+    /// retry gets the same id and placements (while the model and the rule state are the same),
+    /// and is logged once within the window (`RequestIDTable`). Such ids carry thread field
+    /// `ff`, which no reactor thread has (at most 255 of them), and 40 bits of the key in the
+    /// counter field.
     public func decide(_ input: DecisionInput, into output: inout DecisionOutput) throws(EngineError) {
         counter &+= 1
         let customerKey = input.customerID.count > 0 ? CustomerCounters.key(input.customerID) : 0
-        writeDecisionID(counter, customerKey: customerKey, into: &output)
+        if input.requestID.count > 0 {
+            requestKey = StableHash.hash(input.requestID, seed: customerKey ^ DecisionWorkspace.requestKeySeed)
+            writeDecisionID(requestKey & 0xFF_FFFF_FFFF, thread: 0xFF, customerKey: customerKey, into: &output)
+        } else {
+            requestKey = 0
+            writeDecisionID(counter, thread: UInt64(threadIndex & 0xFF), customerKey: customerKey, into: &output)
+        }
         try run(input, decisionNumber: counter, customerKey: customerKey, into: &output)
     }
+
+    /// Mixed into request keys so they are not the holdout's or the counters' hashes.
+    static let requestKeySeed: UInt64 = 0x7265_7175_6573_7469
 
     /// Replays a logged decision: the same request, decision id and model version give the same
     /// choices with the same propensities (randomness is seeded from the id and the version).
@@ -148,6 +166,7 @@ public final class DecisionWorkspace {
         }
         output.decisionIDLength = bytes.count
         counter &+= 1
+        requestKey = 0
         let customerKey = input.customerID.count > 0 ? CustomerCounters.key(input.customerID) : 0
         try run(input, decisionNumber: counter, customerKey: customerKey, into: &output)
     }
@@ -191,7 +210,11 @@ public final class DecisionWorkspace {
         lastCustomerFeatures = UnsafeBufferPointer(start: nil, count: 0)
         lastSegments = 0
         output.knownCustomer = false
-        defer { if logRing != nil { logDecision(input, output, model: model) } }
+        defer {
+            if logRing != nil, requestKey == 0 || engine.requestIDs?.claim(requestKey, nowMillis: nowMillis) != false {
+                logDecision(input, output, model: model)
+            }
+        }
         output.placementCount = 0
         output.jointPropensity = 1
         output.unknownCandidates = 0
@@ -312,9 +335,11 @@ public final class DecisionWorkspace {
     /// Writes "<12 hex instance>-<2 hex thread>-<10 hex counter>-<16 hex customer key>" (43
     /// ASCII bytes). The customer key lets ReportOutcome update that customer's counters
     /// without any server-side lookup (`DecisionEngine.customerKey(fromDecisionID:)`).
-    private func writeDecisionID(_ number: UInt64, customerKey: UInt64, into output: inout DecisionOutput) {
+    private func writeDecisionID(
+        _ number: UInt64, thread threadField: UInt64, customerKey: UInt64, into output: inout DecisionOutput
+    ) {
         let instance = DecisionWorkspace.hex16(engine.instanceID)
-        let thread = DecisionWorkspace.hex16(UInt64(threadIndex & 0xFF))
+        let thread = DecisionWorkspace.hex16(threadField)
         let count = DecisionWorkspace.hex16(number & 0xFF_FFFF_FFFF)
         let customer = DecisionWorkspace.hex16(customerKey)
         withUnsafeMutableBytes(of: &output.decisionID) { raw in

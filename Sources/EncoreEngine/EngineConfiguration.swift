@@ -23,6 +23,12 @@ public struct EngineConfiguration: Sendable {
     public var instanceID: UInt64? = nil
     /// Largest value of `instanceID` (12 hex digits).
     public static let maxInstanceID: UInt64 = 0xFFFF_FFFF_FFFF
+    /// A Decide retried with the same non-empty `request_id` (and customer) within this many
+    /// seconds is logged once. Its decision id and draw are derived from the key, so the retry's
+    /// answer is the same whatever the window (while model and rules are unchanged).
+    public var idempotencyWindowSeconds = 600.0
+    /// Keys the request-id table remembers (8 bytes each; the oldest are forgotten first).
+    public var idempotencyTableEntries = 1 << 20
 
     public init() {}
 
@@ -31,6 +37,12 @@ public struct EngineConfiguration: Sendable {
         if !(holdoutShare >= 0 && holdoutShare <= 1) { return "holdout share must be in [0, 1], got \(holdoutShare)" }
         if maxCandidates < 1 { return "max candidates must be at least 1" }
         if let id = instanceID, id > Self.maxInstanceID { return "instance id must be at most 12 hex digits" }
+        if !(idempotencyWindowSeconds >= 60 && idempotencyWindowSeconds <= 86_400) {
+            return "idempotency.window_seconds must be in 60...86400, got \(idempotencyWindowSeconds)"
+        }
+        if idempotencyTableEntries < 1024 || idempotencyTableEntries > 1 << 28 {
+            return "idempotency.table_entries must be in 1024...\(1 << 28), got \(idempotencyTableEntries)"
+        }
         if let problem = rules.validationError() { return problem }
         if counterCustomers < 1 || counterCustomers > 1 << 28 {
             return "counters max customers must be in 1...\(1 << 28), got \(counterCustomers)"

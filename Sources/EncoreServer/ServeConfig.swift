@@ -24,6 +24,8 @@ public struct ServeConfig: Sendable, Equatable {
     public var logRingBytes: Int? = nil
     public var requireOPE: Bool? = nil
     public var opeMargin: Double? = nil
+    public var idempotencyWindowSeconds: Double? = nil
+    public var idempotencyTableEntries: Int? = nil
 
     public init() {}
 
@@ -35,6 +37,7 @@ public struct ServeConfig: Sendable, Equatable {
         "data": ["catalog", "customers", "snapshot", "trusted_keys"],
         "logs": ["dir", "ring_bytes"],
         "models": ["require_ope", "ope_margin"],
+        "idempotency": ["window_seconds", "table_entries"],
     ]
 
     /// Reads and parses a config file.
@@ -138,6 +141,8 @@ public struct ServeConfig: Sendable, Equatable {
         logRingBytes = try integer("logs", "ring_bytes", 65536...(1 << 30))
         requireOPE = try bool("models", "require_ope")
         opeMargin = try number("models", "ope_margin", 0...1_000_000)
+        idempotencyWindowSeconds = try number("idempotency", "window_seconds", 60...86_400)
+        idempotencyTableEntries = try integer("idempotency", "table_entries", 1024...(1 << 28))
     }
 
     /// Each setting of `self`, else of `base`.
@@ -160,6 +165,8 @@ public struct ServeConfig: Sendable, Equatable {
         out.logRingBytes = logRingBytes ?? base.logRingBytes
         out.requireOPE = requireOPE ?? base.requireOPE
         out.opeMargin = opeMargin ?? base.opeMargin
+        out.idempotencyWindowSeconds = idempotencyWindowSeconds ?? base.idempotencyWindowSeconds
+        out.idempotencyTableEntries = idempotencyTableEntries ?? base.idempotencyTableEntries
         return out
     }
 }
@@ -184,5 +191,7 @@ extension EncoreServer.Options {
         if let bytes = config.logRingBytes { logRingBytes = bytes }
         if !requireOPE, let require = config.requireOPE { requireOPE = require }
         if let margin = config.opeMargin { opeMargin = margin }
+        if let seconds = config.idempotencyWindowSeconds { engine.idempotencyWindowSeconds = seconds }
+        if let entries = config.idempotencyTableEntries { engine.idempotencyTableEntries = entries }
     }
 }

@@ -10,7 +10,7 @@ public struct GRPCServerConfiguration: Sendable {
     /// TCP port; 0 picks a free one (reported by `GRPCServer.start`).
     public var port = 50051
     /// Reactor threads, each with its own SO_REUSEPORT listener. Default: one per core.
-    public var threads = GRPCServerConfiguration.coreCount
+    public var threads = min(GRPCServerConfiguration.coreCount, 255)
     /// TLS settings; nil serves h2c (HTTP/2 over cleartext TCP).
     public var tls: TLSContext? = nil
     /// Largest accepted request message (bytes, without the 5-byte prefix).
@@ -42,7 +42,8 @@ public struct GRPCServerConfiguration: Sendable {
     /// Checks the limits; throws a `TransportError` naming the bad setting.
     public func validate() throws(TransportError) {
         if !(0...65535).contains(port) { throw TransportError("port must be in 0...65535, got \(port)") }
-        if threads < 1 || threads > 256 { throw TransportError("threads must be in 1...256, got \(threads)") }
+        // 255 at most: thread field ff of decision ids is reserved for idempotent (request_id) decisions.
+        if threads < 1 || threads > 255 { throw TransportError("threads must be in 1...255, got \(threads)") }
         if maxMessageBytes < 0 || maxMessageBytes > Int(Int32.max) {
             throw TransportError("max message bytes must be in 0...\(Int32.max), got \(maxMessageBytes)")
         }

@@ -397,7 +397,8 @@ def _sample(stubs, server, channel_for, req, n):
 
 def test_propensities_match_frequencies_slot0(stubs, demo_no_holdout, channel_for):
     D = stubs.decisions_pb2
-    req = _req(stubs, "thank_you", "c000777", 1, order=_order(D, "order-freq-1", 8900), request_id="freq-1")
+    # No request_id: a repeated request_id is a retry, which gets the same decision (idempotency).
+    req = _req(stubs, "thank_you", "c000777", 1, order=_order(D, "order-freq-1", 8900))
     n = 5000
     responses = _sample(stubs, demo_no_holdout, channel_for, req, n)
     assert len({r.decision_id for r in responses}) == n
