@@ -1,9 +1,10 @@
 """`encore bench`, checked against things it did not measure itself.
 
-1. Its closed-loop (`--max`) throughput agrees with h2load's (an independent HTTP/2 load tool) on
-   the same `encore serve`, with the same connections, streams per connection and request body,
-   within 15%. The runs are interleaved and the best run of each tool is compared (two to five
-   rounds), so one noisy moment on a shared 2-core machine does not decide the outcome.
+1. Its closed-loop (`--max`) counts agree with h2load's and with the server's: on one server with a
+   decision log, each tool's reported number of completed calls is exactly the number of records
+   the server logged from it (told apart by `request_id`). Counts, not timings: throughput
+   agreement with h2load (issue 8's 15% bar) compares two wall-clock runs on a shared machine, so
+   it is the benchmark `scripts/bench-agreement.py` (docs/bench-command.md), not a test.
 2. An artificial 5 ms server stall (`encore serve --debug-stall-ms 5 --debug-stall-every N`, a
    hidden testing option) shows up in the open-loop p99.9 measured from the intended send time
    (>= 4 ms), and is hidden when the same load is timed from the actual send time
@@ -18,6 +19,7 @@ target: the targets are measured by hand with the release build (docs/bench-comm
 """
 from __future__ import annotations
 
+import collections
 import json
 import re
 import shutil
@@ -29,7 +31,6 @@ import pytest
 import encore_interop as ei
 
 REQUIRED_KEYS = {"throughput_rps", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "errors"}
-H2LOAD_RPS_RE = re.compile(r"finished in [\d.]+m?s, ([\d.]+) req/s")
 H2LOAD_REQ_RE = re.compile(
     r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored")
 
@@ -44,64 +45,70 @@ def bench(server, *args, timeout=60.0) -> tuple[dict, subprocess.CompletedProces
     return result, out
 
 
-@pytest.fixture(scope="module")
-def decide_body(stubs, tmp_path_factory):
-    """One realistic gRPC-framed Decide request (2 slots, 3 line items), as h2load -d sends it."""
+LOG_SUMMARY_RE = re.compile(r"decision log: (\d+) records written to .*, (\d+) dropped")
+
+
+def _decide_body(stubs, path, request_id):
+    """One realistic gRPC-framed Decide request (2 slots, 2 line items), as h2load -d sends it,
+    tagged with `request_id` so the server's decision log says which tool sent each call."""
     D = stubs.decisions_pb2
     req = D.DecideRequest(
-        surface="confirmation", customer_id="c004242", slots=2, request_id="bench-interop",
+        surface="confirmation", customer_id="c004242", slots=2, request_id=request_id,
         order=D.Order(order_id="o-bench", total_cents=12_345, currency="USD", shipping_method="express",
                       channel="web", device="mobile", country="US", is_gift=True,
                       items=[D.LineItem(sku="e-1", category="electronics", price_cents=9_999, quantity=1),
                              D.LineItem(sku="a-2", category="apparel", price_cents=1_173, quantity=2)]))
-    p = tmp_path_factory.mktemp("bench") / "decide.bin"
-    p.write_bytes(ei.grpc_frame(req.SerializeToString()))
-    return p
+    path.write_bytes(ei.grpc_frame(req.SerializeToString()))
+    return path
 
 
-def h2load_rps(server, body, connections, streams, duration, warmup) -> float:
+@pytest.mark.watchdog(120)
+def test_max_counts_agree_with_h2load_and_the_server_log(stubs, server_factory, tmp_path):
+    # Counts, not timings: what each load tool says it completed must be exactly what the server
+    # logged from it. Throughput agreement with h2load is a timing comparison between two runs on
+    # a shared machine, so it lives in scripts/bench-agreement.py (docs/bench-command.md), not here.
+    logs = tmp_path / "logs"
+    server = server_factory("--holdout-share", "0", "--threads", "1", "--log-dir", str(logs))
+    ours_body = _decide_body(stubs, tmp_path / "bench.bin", "agree-bench")
+    theirs_body = _decide_body(stubs, tmp_path / "h2load.bin", "agree-h2load")
+    c, m, duration, n = 4, 8, 1, 3000
+    # --warmup 0: every call sent is in the measured window, so `sent` is every call the bench made.
+    r, _ = bench(server, "--max", "--connections", c, "--streams", m, "--threads", 1, "--duration", duration,
+                 "--warmup", 0, "--drain", 20, "--body-file", ours_body, "--quiet")
+    assert r["errors"] == 0 and r["error_kinds"] == {} and r["ok"] == r["sent"] > 0, r
+    # throughput_rps counts the OK calls completed inside the window: all of them but the ones
+    # still in flight when it closed (at most connections x streams).
+    in_window = r["throughput_rps"] * r["duration_s"]
+    assert r["ok"] - c * m - 0.5 <= in_window <= r["ok"] + 0.5, r
+
     h2load = shutil.which("h2load")
     assert h2load, "h2load not found (apt-get install -y nghttp2-client)"
     out = subprocess.run(
-        [h2load, "-c", str(connections), "-m", str(streams), "-t", "1", "-D", str(duration),
-         "--warm-up-time", str(warmup), "-d", str(body), "-H", "content-type: application/grpc",
-         "-H", "te: trailers", f"http://{ei.HOST}:{server.port}{ei.DECIDE}"],
-        capture_output=True, timeout=duration + warmup + 30, stdin=subprocess.DEVNULL)
+        [h2load, "-n", str(n), "-c", str(c), "-m", str(m), "-t", "1", "-d", str(theirs_body),
+         "-H", "content-type: application/grpc", "-H", "te: trailers", f"http://{ei.HOST}:{server.port}{ei.DECIDE}"],
+        capture_output=True, timeout=90, stdin=subprocess.DEVNULL)
     text = out.stdout.decode("utf-8", "replace") + out.stderr.decode("utf-8", "replace")
-    m, r = H2LOAD_RPS_RE.search(text), H2LOAD_REQ_RE.search(text)
-    assert m and r, f"could not parse h2load output:\n{text}"
-    _, _, done, succeeded, failed, errored = map(int, r.groups())
-    assert failed == 0 and errored == 0 and succeeded == done > 0, text
-    return float(m.group(1))
+    counts = H2LOAD_REQ_RE.search(text)
+    assert counts, f"could not parse h2load output:\n{text}"
+    total, started, done, succeeded, failed, errored = map(int, counts.groups())
+    assert (total, started, done, succeeded, failed, errored) == (n, n, n, n, 0, 0), text
 
-
-@pytest.mark.watchdog(150)
-def test_max_throughput_agrees_with_h2load(server_factory, decide_body):
-    # One reactor thread: the server, not the load generators, is the bottleneck, and each tool
-    # gets the other core. Rounds alternate which tool goes first; the best run of each tool is
-    # the one least disturbed by other work on the machine. From the second round on, the test
-    # stops as soon as the bests agree (at most five rounds).
-    server = server_factory("--holdout-share", "0", "--threads", "1")
-    c, m, duration, warmup = 4, 8, 2, 1
-    ours, theirs = [], []
-    ratio = 0.0
-    for round_ in range(5):
-        order = ("bench", "h2load") if round_ % 2 == 0 else ("h2load", "bench")
-        for tool in order:
-            if tool == "bench":
-                r, _ = bench(server, "--max", "--connections", c, "--streams", m, "--threads", 1,
-                             "--duration", duration, "--warmup", warmup, "--body-file", decide_body, "--quiet")
-                assert r["errors"] == 0 and r["ok"] > 0, r
-                ours.append(r["throughput_rps"])
-            else:
-                theirs.append(h2load_rps(server, decide_body, c, m, duration, warmup))
-        ratio = max(ours) / max(theirs)
-        if round_ >= 1 and 0.85 <= ratio <= 1.15:
-            break
-    print(f"encore bench {ours} req/s, h2load {theirs} req/s, best ratio {ratio:.3f}")
-    assert 0.85 <= ratio <= 1.15, (
-        f"encore bench --max (best {max(ours):.0f} req/s, rounds {ours}) and h2load (best {max(theirs):.0f} "
-        f"req/s, rounds {theirs}) disagree by more than 15%")
+    assert server.stop(grace=15) == 0, server.stderr  # SIGTERM flushes the decision log
+    summary = LOG_SUMMARY_RE.search(server.stderr)
+    assert summary, server.stderr
+    written, dropped = map(int, summary.groups())
+    assert written + dropped == r["sent"] + n, (written, dropped, r["sent"], n)
+    by_tool = collections.Counter()
+    for path in sorted(logs.glob("decisions-*.jsonl")):
+        for line in path.read_text().splitlines():
+            by_tool[json.loads(line)["request_id"]] += 1
+    assert sum(by_tool.values()) == written, (by_tool, written)
+    assert set(by_tool) <= {"agree-bench", "agree-h2load"}, by_tool
+    # A full log ring drops records (docs/logs.md), which a badly loaded machine can cause; then
+    # only the total above is exact. Below that, the split by tool is exact too.
+    assert by_tool["agree-bench"] <= r["sent"] and by_tool["agree-h2load"] <= n, (by_tool, r)
+    if dropped == 0:
+        assert by_tool == {"agree-bench": r["sent"], "agree-h2load": n}, (by_tool, r)
 
 
 @pytest.mark.watchdog(120)
