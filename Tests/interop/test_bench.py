@@ -9,8 +9,9 @@
    hidden testing option) shows up in the open-loop p99.9 measured from the intended send time
    (>= 4 ms), and is hidden when the same load is timed from the actual send time
    (`--no-co-correction`, what a load generator that ignores coordinated omission reports): its
-   p99.9 at most half the corrected one, or, when machine noise lifts both p99.9s to a few ms,
-   lower with a p99 at least 3x lower.
+   p99.9 under 4 ms and under the corrected one. The comparison counts only in runs the machine's
+   other work did not dominate (the open loop kept up, the uncorrected p99 under 1 ms); when none
+   of three attempts qualifies the test is skipped with the numbers.
 3. Output contract: the last stdout line with --json is one JSON object with the documented keys;
    non-OK gRPC statuses count as errors; --sweep writes a table, a JSON line and an SVG plot; --tls.
 
@@ -111,15 +112,27 @@ def test_max_counts_agree_with_h2load_and_the_server_log(stubs, server_factory, 
         assert by_tool == {"agree-bench": r["sent"], "agree-h2load": n}, (by_tool, r)
 
 
-@pytest.mark.watchdog(120)
+@pytest.mark.watchdog(150)
 def test_open_loop_p999_shows_a_5ms_stall_that_uncorrected_timing_hides(server_factory):
     # Every 3000th Decide the (single) reactor sleeps 5 ms; at 3000 calls/s on one stream that is
     # one stall a second. About 15 calls are due during each stall: measured from their intended
     # send time they wait up to 5 ms (0.5% of all calls), and the top 0.1% (3 a stall) all waited
     # more than about 4 ms, so p99.9 shows the stall. Measured from the actual send time, only the
     # one call in flight during the stall sees it (1 in 3000, a third of the 0.1%): p99.9 stays
-    # near the normal latency (on a shared machine: its noise floor), and only the max shows that
-    # a stall happened at all.
+    # near the normal latency, and only the max shows that a stall happened at all.
+    #
+    # Timing on a shared 2-core machine. What machine load can only make larger is asserted on
+    # every run: no errors, and a max of at least the stall in both runs (the call in flight
+    # during a stall waits at least 5 ms whatever else happens). The comparison of the two
+    # p99.9s is only meaningful when the run is not dominated by other work, so an attempt counts
+    # only when (a) the open loop kept up: rate within 2% and a corrected p50 under 1 ms (a
+    # backlog would lift every corrected percentile by itself, seconds on a loaded debug build,
+    # and prove nothing about the stall), and (b) the uncorrected p99 is under 1 ms (the
+    # machine's own delays at the 1% level are well below the 5 ms stall). In such an attempt the
+    # stall must show corrected (p99.9 >= 4 ms) and not uncorrected (p99.9 under 4 ms and under
+    # the corrected one); up to three attempts, since a burst of machine noise at the 0.1% level
+    # can still lift one uncorrected p99.9. When no attempt qualifies, the machine is too busy to
+    # tell and the test is skipped (with the numbers), rather than passed on noise or failed by it.
     server = server_factory("--holdout-share", "0", "--threads", "1", "--debug-stall-ms", "5",
                             "--debug-stall-every", "3000")
     assert "debug stall on" in server.stderr
@@ -127,30 +140,30 @@ def test_open_loop_p999_shows_a_5ms_stall_that_uncorrected_timing_hides(server_f
     # the late calls still finish and are timed instead of counting as time-outs.
     common = ["--rate", 3000, "--connections", 1, "--streams", 1, "--duration", 4, "--warmup", 1, "--drain", 10,
               "--quiet"]
-    attempts = []
-    for _ in range(2):  # a second pair only if machine noise spoiled the first
+    attempts, qualified = [], []
+    for _ in range(3):
         corrected, _ = bench(server, *common)
         naive, _ = bench(server, *common, "--no-co-correction")
-        attempts.append((corrected, naive))
-        print(f"corrected p99 {corrected['p99_us']} p99.9 {corrected['p999_us']} max {corrected['max_us']} us; "
-              f"uncorrected p99 {naive['p99_us']} p99.9 {naive['p999_us']} max {naive['max_us']} us")
+        summary = (f"corrected p50 {corrected['p50_us']} p99 {corrected['p99_us']} p99.9 {corrected['p999_us']} "
+                   f"max {corrected['max_us']} us rate {corrected['rate_ratio']}; uncorrected p99 {naive['p99_us']} "
+                   f"p99.9 {naive['p999_us']} max {naive['max_us']} us")
+        attempts.append(summary)
+        print(summary)
         assert corrected["co_corrected"] is True and naive["co_corrected"] is False
         assert corrected["errors"] == 0 and naive["errors"] == 0, (corrected, naive)
-        # the stall happened in both runs ...
+        # the stall happened in both runs
         assert corrected["max_us"] >= 4_500 and naive["max_us"] >= 4_500, (corrected, naive)
-        # ... the corrected p99.9 shows it ...
-        if corrected["p999_us"] < 4_000:
+        kept_up = corrected["rate_ratio"] >= 0.98 and corrected["p50_us"] < 1_000
+        quiet = naive["p99_us"] < 1_000
+        if not (kept_up and quiet):
             continue
-        # ... and the uncorrected timing hides it. On a quiet machine its p99.9 stays near the
-        # normal latency (at most half the corrected one). When other work on a shared machine
-        # lifts both p99.9s to a noise floor of a few ms, the correction still shows: the
-        # corrected p99 takes in the calls held up by stalls (the artificial one and the
-        # machine's), the uncorrected p99 does not (at least 3x lower), and p99.9 stays lower.
-        if naive["p999_us"] * 2 <= corrected["p999_us"]:
+        qualified.append(summary)
+        if corrected["p999_us"] >= 4_000 and naive["p999_us"] < min(4_000, corrected["p999_us"]):
             return
-        if naive["p999_us"] < corrected["p999_us"] and corrected["p99_us"] >= 3 * naive["p99_us"]:
-            return
-    pytest.fail(f"the stall did not show as expected in two tries (corrected, uncorrected): {attempts}")
+    if not qualified:
+        pytest.skip("machine too busy to compare p99.9s (no attempt kept up with a quiet noise floor): "
+                    + "; ".join(attempts))
+    pytest.fail(f"the stall did not show as expected in {len(qualified)} qualifying attempt(s): {qualified}")
 
 
 def test_non_ok_status_counts_as_error(demo_server, stubs, tmp_path):
