@@ -176,15 +176,22 @@ def test_non_ok_status_counts_as_error(demo_server, stubs, tmp_path):
                    "--body-file", body)
     assert r["ok"] == 0 and r["errors"] == r["sent"] > 0, r
     assert r["error_kinds"] == {"grpc_3": r["errors"]}, r
-    assert "bench: 1s" in out.stderr, out.stderr  # the progress line
+    # the progress line: printed after each full second of the run, which lasts at least 1.2 s
+    assert "bench: 1s" in out.stderr, out.stderr
 
 
 def test_varied_pool_json_and_progress(demo_server):
     r, out = bench(demo_server, "--rate", 1000, "--duration", 1.5, "--warmup", 0.5, "--connections", 2,
                    "--streams", 4, "--threads", 2)
-    assert r["errors"] == 0 and r["ok"] == r["sent"] > 1000, r
+    # Counts, not timings: the schedule puts exactly 1000 x 1.5 intended send times in the window,
+    # and every one of them is sent and answered (the drain waits for late ones).
+    assert r["errors"] == 0 and r["ok"] == r["sent"] == 1500, r
     assert r["mode"] == "rate" and r["rate"] == 1000.0 and r["connections"] == 2 and r["threads"] == 2, r
-    assert 0.9 <= r["rate_ratio"] <= 1.1, r
+    # rate_ratio is throughput / target. How close it comes to 1 is timing (a busy machine falls
+    # behind), so only its definition and its structural ceiling are checked: OK calls completed in
+    # the window are at most the window's 1500 plus the 2 x 4 warm-up calls still in flight.
+    assert r["rate_ratio"] == pytest.approx(r["throughput_rps"] / 1000, abs=1e-4), r
+    assert 0 < r["rate_ratio"] <= (1500 + 2 * 4) / 1500 + 1e-4, r
     assert 0 < r["p50_us"] <= r["p90_us"] <= r["p99_us"] <= r["p999_us"] <= r["max_us"], r
     assert re.search(r"^bench: \d+s (warm-up|measure) ", out.stderr, re.M), out.stderr
     assert "open loop at 1000 req/s" in out.stdout, out.stdout  # the human summary
