@@ -127,8 +127,9 @@ final class LoadWorker: @unchecked Sendable {
                 } else {
                     progress.backlog.store(0, ordering: .relaxed)
                 }
-            } else if now < endNanos {
-                // Closed loop: fill every connection.
+            } else if now >= startNanos && now < endNanos {
+                // Closed loop: fill every connection (from the common start on: a call sent
+                // before it would belong to no window, not even with --warmup 0).
                 for connection in connections {
                     while connection.canSubmit {
                         _ = connection.submit(body: pool.body(poolIndex), tag: now)
@@ -148,7 +149,7 @@ final class LoadWorker: @unchecked Sendable {
             if let schedule { sendingDone = !schedule.contains(nextRequest) } else { sendingDone = now >= endNanos }
             if !anyAlive || (sendingDone && !anyInFlight) { break }
             // Sleep until the next intended send, the end, or a socket event.
-            var wakeNanos = sendingDone ? drainDeadlineNanos : endNanos
+            var wakeNanos = sendingDone ? drainDeadlineNanos : now < startNanos ? startNanos : endNanos
             if let schedule, !backlogged, schedule.contains(nextRequest) {
                 wakeNanos = min(wakeNanos, schedule.intendedNanos(nextRequest))
             }

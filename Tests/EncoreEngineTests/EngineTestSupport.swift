@@ -102,3 +102,19 @@ final class RequestFixture {
 func offerID(_ output: DecisionOutput, _ i: Int) -> String {
     String(decoding: output.model!.offerIDBytes(output.placement(i).offerIndex), as: UTF8.self)
 }
+
+/// Half-width `t` with P(|frequency - p| >= t) <= `alpha` / `comparisons` for the frequency of an
+/// outcome of probability `p` in `n` independent draws: Bernstein's inequality,
+/// P(|X/n - p| >= t) <= 2 exp(-n t² / (2 p (1 - p) + 2 t / 3)), solved for t. A bound for every
+/// p and n (no normal approximation): about sqrt(2 ln(2 C / alpha)) standard errors plus a 1/n
+/// term. The engine's draws are seeded from decision ids, which begin with a random per-process
+/// instance id, so frequency checks differ per run and use this with the test's whole count of
+/// comparisons (Bonferroni) and `alpha` = 1e-4: a false failure in at most 1 run in 10,000.
+func frequencyTolerance(p: Double, n: Int, comparisons: Int, alpha: Double = 1e-4) -> Double {
+    let l = Foundation.log(2 * Double(comparisons) / alpha)
+    let n = Double(n)
+    return (l / 3 + (l * l / 9 + 2 * n * p * (1 - p) * l).squareRoot()) / n
+}
+
+/// The binomial standard error of a frequency of probability `p` over `n` draws.
+func frequencyStandardError(p: Double, n: Int) -> Double { (p * (1 - p) / Double(n)).squareRoot() }

@@ -219,7 +219,9 @@ def test_idle_timeout(server_factory):
     try:
         assert c.wait_settings(5)
         t0 = time.monotonic()
-        assert c.wait_closed(3.5), "idle connection not closed within 3.5 s (--idle-timeout 1)"
+        # Waits return as soon as the close comes, so a wide bound costs nothing; the lower bound
+        # below is what load cannot fake (the server never closes early).
+        assert c.wait_closed(6), "idle connection not closed within 6 s (--idle-timeout 1)"
         elapsed = time.monotonic() - t0
         assert elapsed >= 0.5, f"connection closed after only {elapsed:.2f}s"
         assert c.goaway is not None, "idle close without a GOAWAY"
@@ -238,7 +240,7 @@ def test_idle_timeout_before_preface(server_factory, tls, send):
         if send:  # the start of a ClientHello record (TLS) or of the client preface (h2c)
             s.sendall(b"\x16\x03\x01\x02\x00\x01" if tls else PREFACE[:8])
         t0 = time.monotonic()
-        closed, _ = ei.read_until_eof(s, 3.5)
+        closed, _ = ei.read_until_eof(s, 6)  # returns at the close: a wide bound costs nothing
         assert closed, "a connection that never sent a preface was not closed by --idle-timeout 1"
         assert time.monotonic() - t0 >= 0.5
     finally:
@@ -255,7 +257,7 @@ def test_idle_timeout_spares_active_streams(stubs, server_factory):
         assert r.grpc_status == 0, (r.headers, r.trailers, c.goaway)
         assert stubs.diagnostics_pb2.EchoResponse.FromString(r.messages()[0]).payload == b"long"
         # ...and the connection becomes idle afterwards and is closed.
-        assert c.wait_closed(3.5)
+        assert c.wait_closed(6)
     finally:
         c.close()
 
@@ -275,10 +277,10 @@ def test_max_connections(stubs, server_factory):
         except OSError:
             pass
         t0 = time.monotonic()
-        closed, _ = ei.read_until_eof(third, 3)
+        closed, _ = ei.read_until_eof(third, 4)
         third.close()
         assert closed, "third connection was not closed with --max-connections 2"
-        assert time.monotonic() - t0 < 2.0
+        assert time.monotonic() - t0 < 4.0  # closed at once; a wide bound for a shared machine
         assert_serving(a.request(CHECK, health_body()))
         assert_serving(b.request(CHECK, health_body()))
         # Freeing a slot lets a new connection in.
