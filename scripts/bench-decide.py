@@ -41,7 +41,9 @@ def decide_request(customer="c000042"):
     item = s(1, "sku-1") + s(2, "electronics") + field(3, 0, varint(12900)) + field(4, 0, varint(1))
     order = (s(1, "o-1") + field(2, 0, varint(12900)) + s(3, "USD") + field(4, 2, item) + s(5, "standard")
              + s(6, "web") + s(7, "mobile") + s(8, "US") + field(9, 0, varint(1)))
-    msg = s(1, "cart") + s(2, customer) + field(3, 2, order) + field(4, 0, varint(2)) + s(7, "req-1")
+    # No request_id (field 7): h2load repeats this body, and a repeated request_id is a retry of one
+    # decision (idempotent: logged once), not a new decision per call.
+    msg = s(1, "cart") + s(2, customer) + field(3, 2, order) + field(4, 0, varint(2))
     return b"\x00" + len(msg).to_bytes(4, "big") + msg
 
 

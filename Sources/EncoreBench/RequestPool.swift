@@ -74,7 +74,8 @@ public final class RequestPool: @unchecked Sendable {
         let customer = Int(random.next() % UInt64(DemoCustomers.count)) + 1
         request.customerID = random.next() % 50 == 0 ? "bench-new-\(customer)" : DemoCustomers.id(customer)
         request.slots = random.next() % 3 == 0 ? 2 : 1
-        request.requestID = "bench-\(n)"
+        // No request_id: the pool's bodies repeat every `count` calls, and a repeated request_id
+        // is a retry of one decision (idempotent, logged once), not a new decision.
         var order = Encore_V1_Order()
         order.orderID = "bench-order-\(n)"
         order.currency = "USD"

@@ -21,12 +21,14 @@ import Testing
         var categories = Set<String>()
         var itemCounts = Set<Int>()
         var requestIDs = Set<String>()
+        var orderIDs = Set<String>()
         for i in 0..<pool.count {
             let r = try decode(pool.body(i))
             surfaces.insert(r.surface)
             slots.insert(r.slots)
             customers.insert(r.customerID)
             requestIDs.insert(r.requestID)
+            orderIDs.insert(r.order.orderID)
             itemCounts.insert(r.order.items.count)
             for item in r.order.items { categories.insert(item.category) }
             #expect(r.order.totalCents == r.order.items.reduce(0) { $0 + $1.priceCents * Int64($1.quantity) })
@@ -36,7 +38,8 @@ import Testing
         #expect(slots == [1, 2])
         #expect(customers.count > 1000)
         #expect(customers.contains { $0.hasPrefix("bench-new-") })
-        #expect(requestIDs.count == 1024)
+        #expect(requestIDs == [""])  // every call a new decision (a repeated request_id is a retry)
+        #expect(orderIDs.count == 1024)
         #expect(itemCounts == [1, 2, 3, 4])
         #expect(categories.count == RequestPool.categories.count)
     }

@@ -49,13 +49,14 @@ def bench(server, *args, timeout=60.0) -> tuple[dict, subprocess.CompletedProces
 LOG_SUMMARY_RE = re.compile(r"decision log: (\d+) records written to .*, (\d+) dropped")
 
 
-def _decide_body(stubs, path, request_id):
+def _decide_body(stubs, path, tag):
     """One realistic gRPC-framed Decide request (2 slots, 2 line items), as h2load -d sends it,
-    tagged with `request_id` so the server's decision log says which tool sent each call."""
+    tagged with `tag` as its order id so the server's decision log says which tool sent each call.
+    No request_id: every call is a new decision (a repeated request_id is a retry, logged once)."""
     D = stubs.decisions_pb2
     req = D.DecideRequest(
-        surface="confirmation", customer_id="c004242", slots=2, request_id=request_id,
-        order=D.Order(order_id="o-bench", total_cents=12_345, currency="USD", shipping_method="express",
+        surface="confirmation", customer_id="c004242", slots=2,
+        order=D.Order(order_id=tag, total_cents=12_345, currency="USD", shipping_method="express",
                       channel="web", device="mobile", country="US", is_gift=True,
                       items=[D.LineItem(sku="e-1", category="electronics", price_cents=9_999, quantity=1),
                              D.LineItem(sku="a-2", category="apparel", price_cents=1_173, quantity=2)]))
@@ -102,7 +103,7 @@ def test_max_counts_agree_with_h2load_and_the_server_log(stubs, server_factory, 
     by_tool = collections.Counter()
     for path in sorted(logs.glob("decisions-*.jsonl")):
         for line in path.read_text().splitlines():
-            by_tool[json.loads(line)["request_id"]] += 1
+            by_tool[json.loads(line)["order"]["order_id"]] += 1
     assert sum(by_tool.values()) == written, (by_tool, written)
     assert set(by_tool) <= {"agree-bench", "agree-h2load"}, by_tool
     # A full log ring drops records (docs/logs.md), which a badly loaded machine can cause; then
