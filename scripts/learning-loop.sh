@@ -2,15 +2,22 @@
 # The closed learning loop against a real `encore serve` (docs/learning.md):
 #   scripts/learning-loop.sh --seed S [--json] [--quick] [--rounds N] [--orders N] [--gamma auto|G]
 #                            [--weighting none|ips] [--interaction A*B] [--work-dir D]
-# Uses <repo>/.venv-python (scripts/python-tests.sh) and $ENCORE_BIN, default .build/release/encore,
-# else .build/debug/encore. The server listens on 127.0.0.1 only and is stopped on exit.
+# Sets up what it needs: <repo>/.venv-python (scripts/python-venv.sh) and, when $ENCORE_BIN is not
+# set and no build exists, a release build of encore (.build/release/encore, else an existing
+# .build/debug/encore is used). The server listens on 127.0.0.1 only and is stopped on exit.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+"$root/scripts/python-venv.sh"
 py="$root/.venv-python/bin/python"
-[[ -x "$py" ]] || { echo "learning-loop: $py missing; run scripts/python-tests.sh first" >&2; exit 1; }
 if [[ -z "${ENCORE_BIN:-}" ]]; then
     if [[ -x "$root/.build/release/encore" ]]; then ENCORE_BIN="$root/.build/release/encore"
-    else ENCORE_BIN="$root/.build/debug/encore"; fi
+    elif [[ -x "$root/.build/debug/encore" ]]; then ENCORE_BIN="$root/.build/debug/encore"
+    else
+        echo "learning-loop: building encore (release; swift build -c release --product encore)" >&2
+        "$root/scripts/install-deps.sh" >&2
+        (cd "$root" && swift build -c release --product encore >&2)
+        ENCORE_BIN="$root/.build/release/encore"
+    fi
 fi
 export ENCORE_BIN
 child=""

@@ -7,18 +7,7 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv-python"
-PY="${PYTHON:-python3}"
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PY" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
-fi
-LOG="$(mktemp)"
-trap 'rm -f "$LOG"' EXIT
-if ! "$VENV/bin/python" -m pip install --quiet -e "$REPO/python[test]" >"$LOG" 2>&1; then
-    cat "$LOG" >&2
-    echo "python-tests.sh: pip install -e python/[test] failed" >&2
-    exit 1
-fi
+"$REPO/scripts/python-venv.sh"
 cd "$REPO"
 set +e
 "$VENV/bin/python" -m pytest -q python/tests "$@"

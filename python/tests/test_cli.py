@@ -1,4 +1,5 @@
 """`encore-learn` end to end on small generated logs."""
+import argparse
 import json
 import subprocess
 import sys
@@ -87,3 +88,15 @@ def test_revenue_reward(logdir, tmp_path):
                  "--reward", "revenue", "--bootstrap", "20"]) == 0
     s = read_snapshot(snap)
     assert s.link == "identity" and s.ope["reward"] == "revenue"
+
+
+def test_every_option_has_a_help_text():
+    from encore.learn.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {'/'.join(a.option_strings) or a.dest}" for name, p in sub.choices.items()
+               for a in p._actions if not isinstance(a, argparse._HelpAction) and not a.help]
+    assert not missing, missing
+    # Defaults are printed: e.g. train's --bootstrap.
+    assert "(default: 1000)" in " ".join(sub.choices["train"].format_help().split())

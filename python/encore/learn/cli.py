@@ -16,7 +16,7 @@ def _log_args(p: argparse.ArgumentParser, outcomes_required: bool = True) -> Non
     p.add_argument("--outcomes", nargs="+", required=outcomes_required, default=[], metavar="FILE",
                    help="outcome log files, globs or log directories (D/outcomes-*.jsonl)")
     p.add_argument("--min-age-ms", type=int, default=0,
-                   help="leave out decisions younger than this (they may still get outcomes); default 0")
+                   help="leave out decisions younger than this (they may still get outcomes)")
     p.add_argument("--now-ms", type=int, default=None,
                    help="reference time for --min-age-ms (default: the newest timestamp in the logs)")
 
@@ -225,14 +225,31 @@ def cmd_lift(args: argparse.Namespace) -> int:
         return 1
     c = report["customers"]
     print(f"customers: {c['treated']} treated, {c['holdout']} holdout ({c['in_both_groups']} seen in both)")
-    print(f"  {'metric':<15}{'treated':>24}{'holdout':>24}{'difference':>28}")
+
+    def cell(x, percent=False):
+        val = x.get("mean", x.get("value"))
+        if val is None:
+            return "n/a"
+        ci = x.get("ci95")
+        f = (lambda v: f"{100 * v:+.1f}%") if percent else (lambda v: f"{v:.4f}")
+        return f"{f(val)} [{f(ci[0])}, {f(ci[1])}]" if ci else f(val)
+
+    rows = [("metric", "treated", "holdout", "difference", "relative lift")]
     for m, v in report["metrics"].items():
-        def cell(x):
-            ci = x.get("ci95")
-            val = x.get("mean", x.get("value"))
-            return f"{val:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else f"{val:.4f}"
-        print(f"  {m:<15}{cell(v['treated']):>24}{cell(v['holdout']):>24}{cell(v['difference']):>28}")
+        rows.append((m, cell(v["treated"]), cell(v["holdout"]), cell(v["difference"]),
+                     cell(v["relative_lift"], percent=True)))
+    _print_table(rows)
+    if any(v["relative_lift"]["value"] is None for v in report["metrics"].values()):
+        print("  n/a: undefined where the holdout's mean is 0 (a holdout gets no offers)")
     return 0
+
+
+def _print_table(rows) -> None:
+    """Left-aligned first column, the others right-aligned, each as wide as its widest cell."""
+    widths = [max(len(str(r[j])) for r in rows) for j in range(len(rows[0]))]
+    for r in rows:
+        cells = [str(r[0]).ljust(widths[0])] + [str(x).rjust(w) for x, w in zip(r[1:], widths[1:])]
+        print("  " + "  ".join(cells).rstrip())
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -261,25 +278,44 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"features     {len(snap.features)} + {len(snap.interactions)} interactions; offers {len(snap.offers)}")
     print(f"sha256       {snap.sha256}  {'signed (not checked here)' if snap.signed else 'unsigned'}")
     if isinstance(snap.ope, dict) and "estimates" in snap.ope:
+        rows = [("ope estimate", "value", "95% interval")]
         for k, v in snap.ope["estimates"].items():
-            print(f"  ope {k:<15}{_fmt(v)}")
+            ci = v.get("ci95")
+            rows.append((k, f"{v['value']:.5f}", f"[{ci[0]:.5f}, {ci[1]:.5f}]" if ci else ""))
+        _print_table(rows)
+        _print_comparison(snap.ope.get("comparison"))
     return 0
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to every option's help that has a default worth saying."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        unsaid = default is None or default is False or default == [] or default is argparse.SUPPRESS
+        if unsaid or "%(default)" in text or not action.option_strings or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="encore-learn", description="Learn, evaluate and push Encore policies.")
     ap.add_argument("--version", action="version", version=f"encore-learn {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
+    _add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **kw: _add_parser(*a, formatter_class=_HelpFormatter, **kw)  # type: ignore
 
     p = sub.add_parser("train", help="learn a policy from decision and outcome logs; write a snapshot")
     _log_args(p)
     _reward_arg(p)
     p.add_argument("--out", required=True, help="snapshot file to write (.snap)")
     p.add_argument("--export", help="also write the JSON export (encore snapshot build --from)")
-    p.add_argument("--exploration", choices=("squarecb", "epsilon_greedy", "softmax", "uniform"), default="squarecb")
+    p.add_argument("--exploration", choices=("squarecb", "epsilon_greedy", "softmax", "uniform"), default="squarecb",
+                   help="how the written policy explores (the server draws with it and logs exact propensities)")
     p.add_argument("--gamma", default="auto", help="SquareCB gamma, or 'auto' (chosen on the validation split)")
-    p.add_argument("--epsilon", type=float, default=0.05)
-    p.add_argument("--temperature", type=float, default=0.1)
+    p.add_argument("--epsilon", type=float, default=0.05, help="exploration share for --exploration epsilon_greedy")
+    p.add_argument("--temperature", type=float, default=0.1, help="temperature for --exploration softmax")
     p.add_argument("--interaction", action="append", default=[], metavar="A*B",
                    help="quadratic interaction of two feature names (repeatable)")
     p.add_argument("--min-feature-count", type=int, default=10,
@@ -290,15 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weighting", choices=("ips", "none"), default="ips",
                    help="ips: importance-weighted regression (default); none: unweighted regression (direct method; "
                         "lower variance on logs of a near-greedy policy, needs a model family that fits the reward)")
-    p.add_argument("--lambda-shared", type=float, default=1.0)
-    p.add_argument("--lambda-offer", type=float, default=10.0)
-    p.add_argument("--validation-fraction", type=float, default=0.3)
+    p.add_argument("--lambda-shared", type=float, default=1.0, help="L2 penalty of the shared weights")
+    p.add_argument("--lambda-offer", type=float, default=10.0,
+                   help="L2 penalty of each offer's own weights (pulls them toward the shared ones)")
+    p.add_argument("--validation-fraction", type=float, default=0.3,
+                   help="share of decisions (by decision-id hash) held out of fitting for the OPE report")
     p.add_argument("--model-version", help="default learned-<UTC timestamp>-<weights hash>")
     p.add_argument("--created-at-ms", type=int, default=None,
                    help="the snapshot's created-at time, ms since the Unix epoch (default: now); fixing it makes "
                         "the default model version repeat for the same logs")
-    p.add_argument("--bootstrap", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap samples for the 95%% intervals")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
     p.add_argument("--json", action="store_true", help="print the OPE report as JSON")
     _active_args(p)
     p.set_defaults(func=cmd_train)
@@ -307,43 +345,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot", required=True, help="snapshot (.snap) or JSON export")
     _log_args(p)
     _reward_arg(p)
-    p.add_argument("--bootstrap", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap samples for the 95%% intervals")
+    p.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same output)")
     p.add_argument("--folds", type=int, default=2, help="cross-fitting folds of the DR reward model")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     _active_args(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("push", help="upload a snapshot to a running server (Models/PushSnapshot)")
-    p.add_argument("snapshot")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=50051)
-    p.add_argument("--tls", action="store_true")
-    p.add_argument("--timeout", type=float, default=120.0)
-    p.add_argument("--activate", action="store_true")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("snapshot", help="snapshot file (.snap) to upload")
+    p.add_argument("--host", default="127.0.0.1", help="server address")
+    p.add_argument("--port", type=int, default=50051, help="server port")
+    p.add_argument("--tls", action="store_true", help="connect with TLS")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds the upload may take")
+    p.add_argument("--activate", action="store_true", help="activate it once the server has validated it")
+    p.add_argument("--json", action="store_true", help="print the server's answer as JSON")
     p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("lift", help="holdout vs treated conversion and revenue per customer")
     _log_args(p)
-    p.add_argument("--bootstrap", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap samples for the 95%% intervals")
+    p.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same output)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_lift)
 
     p = sub.add_parser("synth", help="write synthetic decision and outcome logs (known conversion model)")
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--n", type=int, default=20000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--slots", type=int, choices=(1, 2), default=1)
-    p.add_argument("--holdout-share", type=float, default=0.05)
-    p.add_argument("--order-uplift", type=float, default=0.0)
+    p.add_argument("--out-dir", required=True, help="directory for decisions-*.jsonl and outcomes-*.jsonl")
+    p.add_argument("--n", type=int, default=20000, help="decisions to simulate")
+    p.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same output)")
+    p.add_argument("--slots", type=int, choices=(1, 2), default=1, help="placements per decision")
+    p.add_argument("--holdout-share", type=float, default=0.05, help="share of customers held out (no offers)")
+    p.add_argument("--order-uplift", type=float, default=0.0,
+                   help="extra order rate of treated customers (simulates a lift for `lift`)")
     p.add_argument("--logging-snapshot", help="log with this policy instead of uniform")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("inspect", help="print a snapshot (validated) and its OPE report")
-    p.add_argument("snapshot")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("snapshot", help="snapshot file (.snap) or JSON export")
+    p.add_argument("--json", action="store_true", help="print the snapshot as its JSON export")
     p.set_defaults(func=cmd_inspect)
     return ap
 

@@ -89,7 +89,9 @@ def lift(logs: Logs, bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
             "treated": {"mean": float(t.mean()), "ci95": ci(mt)},
             "holdout": {"mean": float(h.mean()), "ci95": ci(mh)},
             "difference": {"value": float(t.mean() - h.mean()), "ci95": ci(mt - mh)},
-            "relative_lift": {"value": float(t.mean() / h.mean() - 1) if h.mean() else None,
-                              "ci95": ci(rel) if h.mean() else None},
+            "relative_lift": {"value": float(t.mean() / h.mean() - 1), "ci95": ci(rel)} if h.mean() else
+            {"value": None, "ci95": None,
+             "note": "undefined: the holdout's mean is 0 (offer metrics are 0 by design for a holdout, which "
+                     "gets no offers); read the absolute difference instead"},
         }
     return report
