@@ -56,6 +56,8 @@ public final class EncoreServer: Sendable {
     public let logWriter: LogWriter?
     /// Saves and restores the rule counters (nil without a state file).
     let ruleState: RuleStatePersistence?
+    /// The data plane's sockets, bound at init (before the data loads), listening from `run`.
+    let listeners: GRPCListeners
 
     /// Loads the data, builds the routes and the transport. Throws with a message naming the
     /// file and problem for bad TLS files, catalogs, customer files, snapshots or keys.
@@ -84,8 +86,23 @@ public final class EncoreServer: Sendable {
             probe.servesDemo
             ? userConfig.overlaying(try ServeConfig(json: DemoConfig.json, source: "<demo>")) : userConfig
         options.apply(config)
-        let data = try ServedData.load(options)
         if let problem = options.engine.validationError() { throw TransportError(problem) }
+        // Everything an operator can get wrong is checked before the data loads (a customer file
+        // can take seconds): the address is bound (not yet listening), files are opened, the log
+        // directory is created.
+        listeners = try GRPCListeners.bind(options.transport)
+        for (flag, path) in [
+            ("--catalog", options.catalogFile), ("--customers", options.customersFile),
+            ("--snapshot", options.snapshotFile),
+        ] {
+            if let path { try checkReadable(path, flag) }
+        }
+        if let stateFile = options.stateFile { try checkStateFileLocation(stateFile) }
+        let log = options.logDirectory.map { _ in
+            DecisionLog(threads: options.transport.threads, ringBytes: options.logRingBytes)
+        }
+        logWriter = try options.logDirectory.map { try LogWriter(directory: $0, log: log!) }
+        let data = try ServedData.load(options)
         for offer in options.engine.rules.budgets.keys where data.catalog.index(of: offer) < 0 {
             throw TransportError("config: 'rules.budgets.\(offer)': no offer with that id in the catalog")
         }
@@ -94,10 +111,6 @@ public final class EncoreServer: Sendable {
         let model = try ActiveModel(
             snapshot: data.snapshot?.snapshot, catalog: data.catalog, customers: customerTable.current,
             rules: options.engine.rules)
-        let log = options.logDirectory.map { _ in
-            DecisionLog(threads: options.transport.threads, ringBytes: options.logRingBytes)
-        }
-        logWriter = try options.logDirectory.map { try LogWriter(directory: $0, log: log!) }
         let engine = DecisionEngine(configuration: options.engine, model: model, log: log)
         self.engine = engine
         let interval = options.stateSaveIntervalSeconds
@@ -130,7 +143,7 @@ public final class EncoreServer: Sendable {
         SignalWaiter.blockTerminationSignals()
         logWriter?.start()
         ruleState?.start()
-        let port = try server.start()
+        let port = try server.start(listeners: listeners)
         let transport = options.transport
         let host = transport.host.contains(":") ? "[\(transport.host)]" : transport.host
         Log.info(
@@ -191,5 +204,26 @@ struct ServedData {
             snapshot = .init(snapshot: read, metadata: metadata, loadedAtMillis: ModelRegistry.nowMillis())
         }
         return ServedData(catalog: catalog, customers: customers, snapshot: snapshot)
+    }
+}
+
+/// Throws naming `flag`, the path and the OS reason unless `path` is a readable regular file.
+func checkReadable(_ path: String, _ flag: String) throws {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw TransportError("\(flag) \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+        throw TransportError("\(flag) \(path): not a regular file")
+    }
+}
+
+/// Throws unless the state file's directory exists (the file itself is created at the first save).
+func checkStateFileLocation(_ path: String) throws {
+    let directory = (path as NSString).deletingLastPathComponent
+    var isDirectory: ObjCBool = false
+    let dir = directory.isEmpty ? "." : directory
+    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw TransportError("--state-file \(path): directory \(dir) does not exist")
     }
 }
