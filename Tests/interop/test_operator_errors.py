@@ -21,7 +21,8 @@ OPENSSL_REASON_RE = re.compile(r"error:[0-9A-F]{8}:")
 
 
 def _serve_expect_failure(args, timeout=30):
-    cmd = [str(ei.encore_bin()), "serve", "--host", ei.HOST] + list(args)
+    admin = [] if any(a.startswith("--admin") for a in args) else ["--admin-port", "0"]
+    cmd = [str(ei.encore_bin()), "serve", "--host", ei.HOST] + admin + list(args)
     try:
         out = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
                              preexec_fn=ei._die_with_parent)

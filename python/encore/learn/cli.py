@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Sequence
 
@@ -129,7 +130,18 @@ def cmd_push(args: argparse.Namespace) -> int:
     from .snapshot import read_snapshot
 
     snap = read_snapshot(args.snapshot)  # refuse locally what the server would refuse
-    with Client(args.host, args.port, tls=args.tls, timeout=args.timeout) as c:
+    token = None
+    if args.token_file:
+        try:
+            with open(args.token_file) as f:
+                token = f.read().strip()
+        except OSError as e:
+            _eprint(f"encore-learn: --token-file {args.token_file}: {e.strerror}")
+            return 1
+    else:
+        token = os.environ.get("ENCORE_TOKEN", "").strip() or None
+    # Models/PushSnapshot is served on the admin plane: --port is its port.
+    with Client(args.host, admin_port=args.port, tls=args.tls, timeout=args.timeout, token=token) as c:
         try:
             reply = c.push_snapshot(args.snapshot, activate=args.activate)
         except grpc.RpcError as e:
@@ -246,11 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("push", help="upload a snapshot to a running server (Models/PushSnapshot)")
+    p = sub.add_parser("push", help="upload a snapshot to a running server (Models/PushSnapshot, admin plane)")
     p.add_argument("snapshot")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=50051)
+    p.add_argument("--host", default="127.0.0.1", help="the server's admin plane address")
+    p.add_argument("--port", type=int, default=50052, help="the admin plane port (encore serve --admin-port)")
     p.add_argument("--tls", action="store_true")
+    p.add_argument("--token-file", help="file holding the admin plane bearer token (default: $ENCORE_TOKEN)")
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--activate", action="store_true")
     p.add_argument("--json", action="store_true")
