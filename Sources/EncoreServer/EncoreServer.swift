@@ -130,7 +130,9 @@ public final class EncoreServer: Sendable {
                 "--admin-port \(options.adminPort) is also the data plane's --port: the two planes need two ports")
         }
         listeners = try GRPCListeners.bind(options.transport)
-        adminListeners = try GRPCListeners.bind(admin)
+        do { adminListeners = try GRPCListeners.bind(admin) } catch {
+            throw TransportError("admin plane (--admin-host/--admin-port): \(error)")
+        }
         for (flag, path) in [
             ("--catalog", options.catalogFile), ("--customers", options.customersFile),
             ("--snapshot", options.snapshotFile),

@@ -136,6 +136,13 @@ def test_cli_models_and_push_use_the_admin_plane(planes_server, snapshots):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_admin_port_in_use_refused(planes_server):
+    rc, err = _serve_expect_failure(["--admin-port", str(planes_server.admin_port)])
+    assert rc == 1, err
+    assert "admin plane" in err and "address already in use" in err and str(planes_server.admin_port) in err, err
+    assert planes_server.alive()
+
+
 def test_explicit_admin_port(server_factory):
     port = ei.free_port()
     srv = server_factory("--admin-port", str(port))
