@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(
             name: "EncoreServerTests",
             dependencies: [
-                "EncoreServer", "EncoreTransport", "EncoreProtocol", "EncoreEngine",
+                "EncoreServer", "EncoreTransport", "EncoreProtocol", "EncoreEngine", "EncoreCrypto",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),

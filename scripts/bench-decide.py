@@ -117,7 +117,7 @@ def main():
         open(os.path.join(www, "Decide"), "wb").write(b"\x00\x00\x00\x00\x8c" + b"x" * 140)
         ports = {"encore": free_port(), "nghttpd": free_port(), "grpc-swift-2": free_port()}
         log = open(os.path.join(work, "server.log"), "w")
-        procs.append(subprocess.Popen([encore, "serve", "--port", str(ports["encore"]), "--holdout-share", "0"],
+        procs.append(subprocess.Popen([encore, "serve", "--port", str(ports["encore"]), "--admin-port", "0", "--holdout-share", "0"],
                                       stderr=log))
         procs.append(subprocess.Popen(["nghttpd", "--no-tls", "-d", os.path.join(work, "www"), str(ports["nghttpd"])],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

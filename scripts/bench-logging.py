@@ -20,7 +20,7 @@ spec.loader.exec_module(bench_decide)
 
 
 def start(encore, port, log_dir, stderr):
-    args = [encore, "serve", "--port", str(port), "--holdout-share", "0"]
+    args = [encore, "serve", "--port", str(port), "--admin-port", "0", "--holdout-share", "0"]
     if log_dir:
         args += ["--log-dir", log_dir]
     p = subprocess.Popen(args, stderr=stderr)

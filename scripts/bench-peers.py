@@ -187,7 +187,7 @@ def main():
                         path=HEALTH_PATH, body=health_body, grpc=True, shares="encore-decide"))
     targets.append(dict(name="encore-decide", what="release, Decide on the embedded demo (catalog + snapshot), 2 slots, holdout off",
                         port=encore_port, path=DECIDE_PATH, body=decide_body, grpc=True,
-                        cmd=[encore, "serve", "--host", "127.0.0.1", "--port", str(encore_port),
+                        cmd=[encore, "serve", "--host", "127.0.0.1", "--port", str(encore_port), "--admin-port", "0",
                              "--holdout-share", "0"]))
     missing = []
     if os.access(peer_c, os.X_OK) and os.path.exists(peer_body):

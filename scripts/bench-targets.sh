@@ -64,7 +64,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$ENCORE_BIN" serve --host 127.0.0.1 --port 0 --holdout-share 0 ${serve_args[@]+"${serve_args[@]}"} \
+"$ENCORE_BIN" serve --host 127.0.0.1 --port 0 --admin-port 0 --holdout-share 0 ${serve_args[@]+"${serve_args[@]}"} \
   2>"$scratch/serve.log" &
 server_pid=$!
 port=""

@@ -129,7 +129,7 @@ pids+=($!)
 wait_port "$ng_port" 10 || die "nghttpd did not start (see log: $(tail -5 "$work/nghttpd.log"))"
 
 # --- start encore --------------------------------------------------------------------------------
-"$ENCORE_BIN" serve --host 127.0.0.1 --port 0 ${encore_args[@]+"${encore_args[@]}"} \
+"$ENCORE_BIN" serve --host 127.0.0.1 --port 0 --admin-port 0 ${encore_args[@]+"${encore_args[@]}"} \
   >"$work/encore.out" 2>"$work/encore.err" &
 encore_pid=$!
 pids+=("$encore_pid")

@@ -36,7 +36,7 @@ else
   serve_args=()
 fi
 
-LD_PRELOAD="$work/malloc_count.so" "$bin" serve --port 0 --threads 1 "${serve_args[@]}" 2> "$work/server.log" &
+LD_PRELOAD="$work/malloc_count.so" "$bin" serve --port 0 --admin-port 0 --threads 1 "${serve_args[@]}" 2> "$work/server.log" &
 server_pid=$!
 for _ in $(seq 300); do grep -q "listening on" "$work/server.log" 2>/dev/null && break; sleep 0.1; done
 port="$(sed -n 's/.*listening on [^ ]*:\([0-9]*\) .*/\1/p' "$work/server.log")"

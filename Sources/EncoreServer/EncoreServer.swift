@@ -13,8 +13,20 @@ public final class EncoreServer: Sendable {
         /// PEM certificate chain and key; both or neither.
         public var tlsCertificateFile: String? = nil
         public var tlsKeyFile: String? = nil
-        /// Registers `encore.v1.Diagnostics` (off by default).
+        /// The admin plane's address (Models, Catalog, Customers, Diagnostics); port 0 picks one.
+        public var adminHost = "127.0.0.1"
+        public var adminPort = 50052
+        /// PEM certificate chain and key of the admin plane; nil uses the data plane's pair.
+        public var adminTLSCertificateFile: String? = nil
+        public var adminTLSKeyFile: String? = nil
+        /// Allows a non-loopback admin address without authentication (warned about each minute).
+        public var insecureAdmin = false
+        /// Bearer tokens of the admin plane (config `admin.tokens`); empty: no authentication.
+        public var adminTokens: [AdminToken] = []
+        /// Registers `encore.v1.Diagnostics` on the admin plane (off by default).
         public var diagnostics = false
+        /// Testing only: with `diagnostics`, serve Diagnostics on the data plane too.
+        public var diagnosticsOnDataPlane = false
         /// Serve the embedded demo (catalog, 100,000 customers, demo snapshot). Implied when no
         /// catalog, customers or snapshot file is given.
         public var demo = false
@@ -52,12 +64,20 @@ public final class EncoreServer: Sendable {
     }
 
     public let options: Options
+    /// The data plane: Decisions and Health.
     public let server: GRPCServer
+    /// The admin plane: Models, Catalog, Customers, Diagnostics and Health (one reactor thread).
+    public let adminServer: GRPCServer
     public let engine: DecisionEngine
     public let registry: ModelRegistry
     public let logWriter: LogWriter?
     /// Saves and restores the rule counters (nil without a state file).
     let ruleState: RuleStatePersistence?
+    /// Each plane's sockets, bound at init (before the data loads), listening from `run`.
+    let listeners: GRPCListeners
+    let adminListeners: GRPCListeners
+    /// Bearer tokens and role checks of the admin plane.
+    public let authorizer: AdminAuthorizer
 
     /// Loads the data, builds the routes and the transport. Throws with a message naming the
     /// file and problem for bad TLS files, catalogs, customer files, snapshots or keys.
@@ -70,6 +90,18 @@ public final class EncoreServer: Sendable {
             break
         default:
             throw TransportError("--tls-cert and --tls-key must be given together")
+        }
+        var admin = options.transport
+        admin.host = options.adminHost
+        admin.port = options.adminPort
+        admin.threads = 1
+        switch (options.adminTLSCertificateFile, options.adminTLSKeyFile) {
+        case (let cert?, let key?):
+            admin.tls = try TLSContext(certificateChainFile: cert, privateKeyFile: key)
+        case (nil, nil):
+            break
+        default:
+            throw TransportError("--admin-tls-cert and --admin-tls-key must be given together")
         }
         let trustedKeys = try options.trustedKeyFiles.map { path in
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -86,8 +118,35 @@ public final class EncoreServer: Sendable {
             probe.servesDemo
             ? userConfig.overlaying(try ServeConfig(json: DemoConfig.json, source: "<demo>")) : userConfig
         options.apply(config)
-        let data = try ServedData.load(options)
         if let problem = options.engine.validationError() { throw TransportError(problem) }
+        try EncoreServer.checkAdminExposure(options)
+        let authorizer = AdminAuthorizer(tokens: options.adminTokens)
+        if authorizer.enabled {
+            admin.credentials = { value in authorizer.principal(authorization: value) }
+        }
+        // Everything an operator can get wrong is checked before the data loads (a customer file
+        // can take seconds): the address is bound (not yet listening), files are opened, the log
+        // directory is created.
+        if options.adminPort != 0 && options.adminPort == options.transport.port {
+            throw TransportError(
+                "--admin-port \(options.adminPort) is also the data plane's --port: the two planes need two ports")
+        }
+        listeners = try GRPCListeners.bind(options.transport)
+        do { adminListeners = try GRPCListeners.bind(admin) } catch {
+            throw TransportError("admin plane (--admin-host/--admin-port): \(error)")
+        }
+        for (flag, path) in [
+            ("--catalog", options.catalogFile), ("--customers", options.customersFile),
+            ("--snapshot", options.snapshotFile),
+        ] {
+            if let path { try checkReadable(path, flag) }
+        }
+        if let stateFile = options.stateFile { try checkStateFileLocation(stateFile) }
+        let log = options.logDirectory.map { _ in
+            DecisionLog(threads: options.transport.threads, ringBytes: options.logRingBytes)
+        }
+        logWriter = try options.logDirectory.map { try LogWriter(directory: $0, log: log!) }
+        let data = try ServedData.load(options)
         for offer in options.engine.rules.budgets.keys where data.catalog.index(of: offer) < 0 {
             throw TransportError("config: 'rules.budgets.\(offer)': no offer with that id in the catalog")
         }
@@ -96,10 +155,6 @@ public final class EncoreServer: Sendable {
         let model = try ActiveModel(
             snapshot: data.snapshot?.snapshot, catalog: data.catalog, customers: customerTable.current,
             rules: options.engine.rules)
-        let log = options.logDirectory.map { _ in
-            DecisionLog(threads: options.transport.threads, ringBytes: options.logRingBytes)
-        }
-        logWriter = try options.logDirectory.map { try LogWriter(directory: $0, log: log!) }
         let engine = DecisionEngine(configuration: options.engine, model: model, log: log)
         self.engine = engine
         let interval = options.stateSaveIntervalSeconds
@@ -110,16 +165,33 @@ public final class EncoreServer: Sendable {
             engine: engine, customers: customerTable, trustedKeys: trustedKeys, initial: data.snapshot,
             requireOPE: options.requireOPE, opeMargin: options.opeMargin)
 
+        // One serving state per plane: each server's shutdown drains its own reactors (and its
+        // health turns NOT_SERVING).
         let serving = ServingState()
+        let adminServing = ServingState()
+        var adminRouter = GRPCRouter()
+        HealthService(serving: adminServing).register(in: &adminRouter)
+        ModelsService(registry: registry, authorizer: authorizer).register(in: &adminRouter)
+        CatalogService(registry: registry).register(in: &adminRouter)
+        CustomersService(registry: registry).register(in: &adminRouter)
+        if options.diagnostics { DiagnosticsService().register(in: &adminRouter) }
         var router = GRPCRouter()
         HealthService(serving: serving).register(in: &router)
         DecisionsService(engine: engine, threads: options.transport.threads, debugStall: options.debugStall)
             .register(in: &router)
-        ModelsService(registry: registry).register(in: &router)
-        CatalogService(registry: registry).register(in: &router)
-        CustomersService(registry: registry).register(in: &router)
-        if options.diagnostics { DiagnosticsService().register(in: &router) }
+        if options.diagnosticsOnDataPlane { DiagnosticsService().register(in: &router) }
+        let adminPort = adminListeners.port
+        let adminAddress = EncoreServer.hostPort(admin.host, adminPort)
+        router.refuse(pathsOf: adminRouter) { path in
+            GRPCStatus(
+                .permissionDenied,
+                "\(path.dropFirst()) is an admin method: it is served on the admin plane at \(adminAddress) (port \(adminPort)), not on this data plane"
+            )
+        }
         server = GRPCServer(configuration: options.transport, router: router, serving: serving)
+        adminServer = GRPCServer(
+            configuration: admin, router: authorizer.guarding(adminRouter), serving: adminServing)
+        self.authorizer = authorizer
         let active = engine.active.value
         Log.info(
             "serving \(options.servesDemo ? "the embedded demo: " : "")\(active.catalog.count) offers, \(active.customers.customerCount) customers x \(active.customers.featureNames.count) features, model \(active.version) (\(ModelRegistry.describe(active.exploration)))"
@@ -138,7 +210,26 @@ public final class EncoreServer: Sendable {
         SignalWaiter.blockTerminationSignals()
         logWriter?.start()
         ruleState?.start()
-        let port = try server.start()
+        let admin = adminServer.configuration
+        let adminPort = try adminServer.start(listeners: adminListeners)
+        // Not "listening on": tools and tests read that line for the data plane's port.
+        Log.info(
+            "admin plane at \(EncoreServer.hostPort(admin.host, adminPort)) (\(admin.tls == nil ? "h2c" : "tls"): Models, Catalog, Customers\(options.diagnostics ? ", Diagnostics" : ""), Health)"
+        )
+        let insecureWarning =
+            options.insecureAdmin && options.adminTokens.isEmpty && !EncoreServer.isLoopback(admin.host)
+            ? startInsecureWarning() : nil
+        if authorizer.enabled {
+            Log.info(
+                "admin plane: bearer tokens required (\(authorizer.tokens.map(\.name).sorted().joined(separator: ", ")))"
+            )
+        }
+        let port: Int
+        do { port = try server.start(listeners: listeners) } catch {
+            adminServer.stopNow()
+            adminServer.waitUntilStopped()
+            throw error
+        }
         let transport = options.transport
         let host = transport.host.contains(":") ? "[\(transport.host)]" : transport.host
         Log.info(
@@ -148,7 +239,10 @@ public final class EncoreServer: Sendable {
             "\(SignalWaiter.name(signal)) received: draining (health NOT_SERVING, no new connections, up to \(transport.drainTimeoutNanos / 1_000_000_000) s for in-flight calls)"
         )
         server.shutdown()
+        adminServer.shutdown()
         let clean = server.waitUntilStopped()
+        _ = adminServer.waitUntilStopped()
+        insecureWarning?.cancel()
         ruleState?.stop()
         if let logWriter {
             logWriter.stop()
@@ -161,6 +255,71 @@ public final class EncoreServer: Sendable {
         )
         Log.info(clean ? "stopped: every in-flight call completed" : "stopped: drain deadline cut off in-flight calls")
         return 0
+    }
+}
+
+extension EncoreServer {
+    /// `host:port`, with an IPv6 literal in brackets.
+    static func hostPort(_ host: String, _ port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    /// True when every address `host` resolves to is a loopback address (127.0.0.0/8, ::1).
+    static func isLoopback(_ host: String) -> Bool {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result else { return false }
+        defer { freeaddrinfo(result) }
+        var node: UnsafeMutablePointer<addrinfo>? = first
+        while let info = node {
+            switch info.pointee.ai_family {
+            case AF_INET:
+                let ok = info.pointee.ai_addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                    UInt32(bigEndian: $0.pointee.sin_addr.s_addr) >> 24 == 127
+                }
+                if !ok { return false }
+            case AF_INET6:
+                let ok = info.pointee.ai_addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p -> Bool in
+                    var a = p.pointee.sin6_addr
+                    return withUnsafeBytes(of: &a) { b in
+                        let loopback = b.prefix(15).allSatisfy { $0 == 0 } && b[15] == 1
+                        let mapped =
+                            b.prefix(10).allSatisfy { $0 == 0 } && b[10] == 0xff && b[11] == 0xff && b[12] == 127
+                        return loopback || mapped
+                    }
+                }
+                if !ok { return false }
+            default:
+                return false
+            }
+            node = info.pointee.ai_next
+        }
+        return true
+    }
+
+    /// Safe default: without authentication the admin plane (which can change what Encore
+    /// serves) may only listen on loopback, unless `--insecure-admin` says otherwise.
+    static func checkAdminExposure(_ options: Options) throws {
+        guard options.adminTokens.isEmpty, !isLoopback(options.adminHost), !options.insecureAdmin else { return }
+        throw TransportError(
+            "--admin-host \(options.adminHost) is not a loopback address, and the admin plane (Models, Catalog, Customers) has no authentication configured: anyone who reaches it could push models and change the catalog. Configure bearer tokens in the --config file ({\"admin\": {\"tokens\": [{\"name\": \"ci\", \"sha256\": \"<sha256 of the token>\", \"roles\": [\"models.push\", \"models.activate\", \"read\"]}]}}, see docs/security.md), keep the admin plane on 127.0.0.1 (the default), or pass --insecure-admin to serve it unauthenticated (a warning is logged each minute)"
+        )
+    }
+
+    /// Logs the insecure-admin warning now and every minute until the timer is cancelled.
+    func startInsecureWarning() -> DispatchSourceTimer {
+        let address = EncoreServer.hostPort(adminServer.configuration.host, adminServer.port)
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .utility))
+        timer.schedule(deadline: .now(), repeating: .seconds(60))
+        timer.setEventHandler {
+            Log.warning(
+                "--insecure-admin: the admin plane at \(address) accepts unauthenticated calls from any address that can reach it (anyone can push models and change the catalog)"
+            )
+        }
+        timer.resume()
+        return timer
     }
 }
 
@@ -199,5 +358,26 @@ struct ServedData {
             snapshot = .init(snapshot: read, metadata: metadata, loadedAtMillis: ModelRegistry.nowMillis())
         }
         return ServedData(catalog: catalog, customers: customers, snapshot: snapshot)
+    }
+}
+
+/// Throws naming `flag`, the path and the OS reason unless `path` is a readable regular file.
+func checkReadable(_ path: String, _ flag: String) throws {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw TransportError("\(flag) \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+        throw TransportError("\(flag) \(path): not a regular file")
+    }
+}
+
+/// Throws unless the state file's directory exists (the file itself is created at the first save).
+func checkStateFileLocation(_ path: String) throws {
+    let directory = (path as NSString).deletingLastPathComponent
+    var isDirectory: ObjCBool = false
+    let dir = directory.isEmpty ? "." : directory
+    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw TransportError("--state-file \(path): directory \(dir) does not exist")
     }
 }

@@ -8,23 +8,37 @@ import SwiftProtobuf
 /// off the reactor threads; see `ModelRegistry`.
 public struct ModelsService: Sendable {
     public let registry: ModelRegistry
+    /// Checks the roles a request's contents add to its method's (`force`, `activate`); the
+    /// method's own role is checked by the router guard (`AdminAuthorizer.guarding`).
+    public let authorizer: AdminAuthorizer
     /// Largest snapshot a push may send (bytes).
     public static let maxSnapshotBytes = 512 << 20
 
-    public init(registry: ModelRegistry) {
+    public init(registry: ModelRegistry, authorizer: AdminAuthorizer = AdminAuthorizer(tokens: [])) {
         self.registry = registry
+        self.authorizer = authorizer
     }
 
     public func register(in router: inout GRPCRouter) {
-        let registry = self.registry
-        router.register("/encore.v1.Models/PushSnapshot", .clientStreaming { _ in SnapshotUpload(registry: registry) })
+        let (registry, authorizer) = (self.registry, self.authorizer)
+        router.register(
+            "/encore.v1.Models/PushSnapshot",
+            .clientStreaming { context in
+                SnapshotUpload(registry: registry, authorizer: authorizer, context: context)
+            })
         router.register(
             "/encore.v1.Models/Activate",
-            .offloaded { request, _, responder in
+            .offloaded { request, context, responder in
                 respond(responder) { () throws(GRPCStatus) in
                     let message: Encore_V1_ActivateRequest = try decode(request, "ActivateRequest")
                     guard !message.version.isEmpty else {
                         throw GRPCStatus(.invalidArgument, "ActivateRequest.version is empty")
+                    }
+                    if message.force,
+                        let denied = authorizer.check(
+                            context, .modelsForce, method: "encore.v1.Models/Activate (force)")
+                    {
+                        throw denied
                     }
                     return try registry.activate(version: message.version, force: message.force)
                 }
@@ -80,11 +94,15 @@ public struct ModelsService: Sendable {
     /// Accumulates one PushSnapshot stream, then validates off the reactor.
     final class SnapshotUpload: GRPCClientStreamHandler {
         let registry: ModelRegistry
+        let authorizer: AdminAuthorizer
+        let context: GRPCCallContext
         var bytes: [UInt8] = []
         var activate = false
 
-        init(registry: ModelRegistry) {
+        init(registry: ModelRegistry, authorizer: AdminAuthorizer, context: GRPCCallContext) {
             self.registry = registry
+            self.authorizer = authorizer
+            self.context = context
         }
 
         func receive(_ message: UnsafeRawBufferPointer) -> GRPCStatus? {
@@ -94,7 +112,14 @@ public struct ModelsService: Sendable {
             } catch {
                 return GRPCStatus(.invalidArgument, "SnapshotChunk could not be decoded: \(error)")
             }
-            if chunk.activate { activate = true }
+            if chunk.activate && !activate {
+                if let denied = authorizer.check(
+                    context, .modelsActivate, method: "encore.v1.Models/PushSnapshot (activate)")
+                {
+                    return denied
+                }
+                activate = true
+            }
             guard bytes.count + chunk.data.count <= ModelsService.maxSnapshotBytes else {
                 return GRPCStatus(.resourceExhausted, "snapshot larger than \(ModelsService.maxSnapshotBytes) bytes")
             }

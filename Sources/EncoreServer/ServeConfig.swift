@@ -26,6 +26,8 @@ public struct ServeConfig: Sendable, Equatable {
     public var opeMargin: Double? = nil
     public var idempotencyWindowSeconds: Double? = nil
     public var idempotencyTableEntries: Int? = nil
+    /// `admin.tokens`: bearer tokens of the admin plane (SHA-256, name, roles).
+    public var adminTokens: [AdminToken]? = nil
 
     public init() {}
 
@@ -38,6 +40,7 @@ public struct ServeConfig: Sendable, Equatable {
         "logs": ["dir", "ring_bytes"],
         "models": ["require_ope", "ope_margin"],
         "idempotency": ["window_seconds", "table_entries"],
+        "admin": ["tokens"],
     ]
 
     /// Reads and parses a config file.
@@ -143,6 +146,72 @@ public struct ServeConfig: Sendable, Equatable {
         opeMargin = try number("models", "ope_margin", 0...1_000_000)
         idempotencyWindowSeconds = try number("idempotency", "window_seconds", 60...86_400)
         idempotencyTableEntries = try integer("idempotency", "table_entries", 1024...(1 << 28))
+        if let v = field("admin", "tokens") {
+            adminTokens = try ServeConfig.parseTokens(v, fail: fail)
+        }
+    }
+
+    /// `admin.tokens`: `[{"name": "ci", "sha256": "<64 hex digits>", "roles": ["models.push"]}]`.
+    static func parseTokens(_ value: JSONValue, fail: (String) -> TransportError) throws -> [AdminToken] {
+        let shape =
+            "'admin.tokens' must be an array of {\"name\": ..., \"sha256\": \"<64 hex digits of the token's SHA-256>\", \"roles\": [...]}"
+        guard case .array(let items) = value else { throw fail(shape) }
+        var tokens: [AdminToken] = []
+        for (i, item) in items.enumerated() {
+            let key = "admin.tokens[\(i)]"
+            guard case .object(let fields) = item else { throw fail("'\(key)': \(shape)") }
+            for k in fields.keys where !["name", "sha256", "roles"].contains(k) {
+                throw fail("unknown key '\(key).\(k)' (allowed: name, roles, sha256)")
+            }
+            guard case .string(let name)? = fields["name"], !name.isEmpty else {
+                throw fail("'\(key).name' must be a non-empty string")
+            }
+            if tokens.contains(where: { $0.name == name }) { throw fail("'\(key).name': '\(name)' is used twice") }
+            guard case .string(let hex)? = fields["sha256"], let digest = ServeConfig.hexBytes(hex), digest.count == 32
+            else {
+                throw fail(
+                    "'\(key).sha256' must be the 64 hex digits of the token's SHA-256 (e.g. printf %s \"$TOKEN\" | sha256sum), never the token itself"
+                )
+            }
+            if tokens.contains(where: { $0.sha256 == digest }) {
+                throw fail("'\(key).sha256': the same token hash is configured twice")
+            }
+            let known = AdminRole.allCases.map(\.rawValue).joined(separator: ", ")
+            guard case .array(let roleValues)? = fields["roles"], !roleValues.isEmpty else {
+                throw fail("'\(key).roles' must be a non-empty array of roles (\(known))")
+            }
+            var roles: Set<AdminRole> = []
+            for r in roleValues {
+                guard case .string(let text) = r, let role = AdminRole(rawValue: text) else {
+                    throw fail("'\(key).roles': unknown role \(r) (roles: \(known))")
+                }
+                roles.insert(role)
+            }
+            tokens.append(AdminToken(name: name, sha256: digest, roles: roles))
+        }
+        return tokens
+    }
+
+    /// The bytes of an even-length hex string, or nil.
+    static func hexBytes(_ text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        var out: [UInt8] = []
+        var i = 0
+        while i < digits.count {
+            guard let hi = nibble(digits[i]), let lo = nibble(digits[i + 1]) else { return nil }
+            out.append(hi << 4 | lo)
+            i += 2
+        }
+        return out
     }
 
     /// Each setting of `self`, else of `base`.
@@ -167,6 +236,7 @@ public struct ServeConfig: Sendable, Equatable {
         out.opeMargin = opeMargin ?? base.opeMargin
         out.idempotencyWindowSeconds = idempotencyWindowSeconds ?? base.idempotencyWindowSeconds
         out.idempotencyTableEntries = idempotencyTableEntries ?? base.idempotencyTableEntries
+        out.adminTokens = adminTokens ?? base.adminTokens
         return out
     }
 }
@@ -193,5 +263,6 @@ extension EncoreServer.Options {
         if let margin = config.opeMargin { opeMargin = margin }
         if let seconds = config.idempotencyWindowSeconds { engine.idempotencyWindowSeconds = seconds }
         if let entries = config.idempotencyTableEntries { engine.idempotencyTableEntries = entries }
+        if adminTokens.isEmpty, let tokens = config.adminTokens { adminTokens = tokens }
     }
 }

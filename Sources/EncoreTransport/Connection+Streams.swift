@@ -11,6 +11,8 @@ final class StreamSlot {
     var machine: GRPCStreamStateMachine
     var routeIndex = -1
     var deadlineNanos: UInt64 = 0
+    /// From the `authorization` header through `configuration.credentials`.
+    var principal = GRPCCallContext.anonymous
     /// A response (success or error) has been submitted to nghttp2.
     var responded = false
     /// Waiting for an off-reactor answer.
@@ -51,6 +53,7 @@ extension Connection {
         slot.machine.reset()
         slot.routeIndex = -1
         slot.deadlineNanos = 0
+        slot.principal = GRPCCallContext.anonymous
         slot.responded = false
         slot.awaiting = false
         slot.responseOffset = 0
@@ -65,6 +68,9 @@ extension Connection {
         if isTrailer { return }
         let router = reactor.shared.router
         slot.head.accept(name: name, value: value, route: { router.lookup($0) })
+        if GRPCRequestHead.equals(name, "authorization"), let credentials = reactor.shared.configuration.credentials {
+            slot.principal = credentials(value)
+        }
     }
 
     func streamHeadersComplete(slot index: Int) {
@@ -142,7 +148,9 @@ extension Connection {
     // MARK: Driving a call
 
     private func context(for slot: StreamSlot) -> GRPCCallContext {
-        GRPCCallContext(reactorIndex: reactor.index, deadlineNanos: slot.deadlineNanos == 0 ? nil : slot.deadlineNanos)
+        GRPCCallContext(
+            reactorIndex: reactor.index, deadlineNanos: slot.deadlineNanos == 0 ? nil : slot.deadlineNanos,
+            principal: slot.principal)
     }
 
     private func advance(_ slot: StreamSlot) {

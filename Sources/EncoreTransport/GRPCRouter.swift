@@ -5,6 +5,18 @@ public struct GRPCCallContext: Sendable {
     public var reactorIndex: Int
     /// Monotonic deadline in nanoseconds (`MonotonicClock.nowNanos` scale), or nil for none.
     public var deadlineNanos: UInt64?
+    /// Who is calling, as `GRPCServerConfiguration.credentials` mapped the `authorization` header
+    /// (`anonymous` without the header or without a credentials hook).
+    public var principal: Int32 = GRPCCallContext.anonymous
+
+    /// The principal of a call without credentials.
+    public static let anonymous: Int32 = -1
+
+    public init(reactorIndex: Int, deadlineNanos: UInt64?, principal: Int32 = GRPCCallContext.anonymous) {
+        self.reactorIndex = reactorIndex
+        self.deadlineNanos = deadlineNanos
+        self.principal = principal
+    }
 }
 
 /// The reusable buffer a hot-path handler writes its serialized response message into.
@@ -125,6 +137,59 @@ public struct GRPCRouter: Sendable {
         }
     }
 
+    /// Registers, for every path of `other`, a handler of the same kind that answers
+    /// `status(path)` (not OK) without doing anything: for methods served on another listener,
+    /// so a caller learns where to go instead of getting UNIMPLEMENTED.
+    public mutating func refuse(pathsOf other: GRPCRouter, with makeStatus: (String) -> GRPCStatus) {
+        for route in other.routes where lookupPath(route.path) < 0 {
+            let path = String(decoding: route.path, as: UTF8.self)
+            let status = makeStatus(path)
+            precondition(!status.isOK, "a refusal needs an error status")
+            switch route.handler.kind {
+            case .unary:
+                register(path, .inline { _, _, _ in status })
+            case .clientStreaming:
+                register(path, .clientStreaming { _ in RefusingStream(status) })
+            }
+        }
+    }
+
+    private func lookupPath(_ path: [UInt8]) -> Int {
+        path.withUnsafeBytes { lookup($0) }
+    }
+
+    /// A copy whose handlers first run `guardFor(path)`'s check (when it returns one) with the
+    /// call's context: a non-nil status ends the call with it before the handler runs (unary:
+    /// once the request arrived; client streaming: the stream is refused).
+    public func guarded(
+        _ guardFor: (String) -> (@Sendable (GRPCCallContext) -> GRPCStatus?)?
+    ) -> GRPCRouter {
+        var out = self
+        for i in out.routes.indices {
+            guard let check = guardFor(String(decoding: out.routes[i].path, as: UTF8.self)) else { continue }
+            switch out.routes[i].handler {
+            case .inline(let handler):
+                out.routes[i].handler = .inline { request, response, context in
+                    check(context) ?? handler(request, &response, context)
+                }
+            case .offloaded(let handler):
+                out.routes[i].handler = .offloaded { request, context, responder in
+                    if let status = check(context) {
+                        responder.fail(status)
+                    } else {
+                        handler(request, context, responder)
+                    }
+                }
+            case .clientStreaming(let factory):
+                out.routes[i].handler = .clientStreaming { context in
+                    if let status = check(context) { return RefusingStream(status) }
+                    return factory(context)
+                }
+            }
+        }
+        return out
+    }
+
     /// Registered paths, for logs and docs.
     public var paths: [String] { routes.map { String(decoding: $0.path, as: UTF8.self) } }
 
@@ -149,3 +214,12 @@ public struct GRPCRouter: Sendable {
 #elseif canImport(Darwin)
     import Darwin
 #endif
+
+/// A client stream answered with one fixed status (see `GRPCRouter.refuse`).
+final class RefusingStream: GRPCClientStreamHandler {
+    let status: GRPCStatus
+    init(_ status: GRPCStatus) { self.status = status }
+    func receive(_ message: UnsafeRawBufferPointer) -> GRPCStatus? { status }
+    func finish(_ responder: GRPCResponder) { responder.fail(status) }
+    func cancel() {}
+}

@@ -37,19 +37,25 @@ public final class GRPCServer: Sendable {
     /// The port the listeners are bound to (the chosen one when configured with port 0).
     public var port: Int { state.withLock { $0.boundPort } }
 
-    /// Binds the listeners and starts the reactor threads. Throws a `TransportError` naming the
-    /// address or resource that failed; nothing is left running on failure.
+    /// Listens on `listeners` (bound earlier with `GRPCListeners.bind`, so a taken port is
+    /// reported before a slow start-up), or binds now when nil, and starts the reactor threads.
+    /// Returns the bound port. Throws a `TransportError` naming the address or resource that
+    /// failed; nothing is left running on failure.
     @discardableResult
-    public func start() throws(TransportError) -> Int {
+    public func start(listeners reserved: GRPCListeners? = nil) throws(TransportError) -> Int {
         try configuration.validate()
-        var listeners: [Int32] = []
-        var port = configuration.port
+        let reservation: GRPCListeners
+        if let reserved { reservation = reserved } else { reservation = try GRPCListeners.bind(configuration) }
+        let listeners = reservation.take()
+        let port = reservation.port
+        guard listeners.count == configuration.threads else {
+            listeners.forEach { close($0) }
+            throw TransportError(
+                "\(listeners.count) listeners were bound for \(configuration.threads) reactor threads (already started?)"
+            )
+        }
         do {
-            for _ in 0..<configuration.threads {
-                let (fd, bound) = try Socket.listen(host: configuration.host, port: port)
-                listeners.append(fd)
-                port = bound
-            }
+            for fd in listeners { try Socket.startListening(fd, host: configuration.host, port: port) }
         } catch {
             listeners.forEach { close($0) }
             throw error
@@ -131,5 +137,53 @@ public final class GRPCServer: Sendable {
         }
         threads.forEach { pthread_join($0, nil) }
         return clean
+    }
+}
+
+/// One socket per reactor, bound but not yet listening: reserves a port (and reports a bad or
+/// taken address) before a slow start-up, while nothing can connect yet. The first socket is
+/// bound exclusively, so a port that another process holds, even another Encore with
+/// SO_REUSEPORT, is refused with "address already in use"; the others share the port through
+/// SO_REUSEPORT. Sockets not handed to `GRPCServer.start` are closed on deinit.
+public final class GRPCListeners: Sendable {
+    /// The bound port (the chosen one when configured with port 0).
+    public let port: Int
+    private let sockets: Mutex<[Int32]>
+
+    private init(sockets: [Int32], port: Int) {
+        self.sockets = Mutex(sockets)
+        self.port = port
+    }
+
+    /// Validates `configuration` and binds `configuration.threads` sockets to its address.
+    /// Throws a `TransportError` naming the setting or address; nothing stays bound on failure.
+    public static func bind(_ configuration: GRPCServerConfiguration) throws(TransportError) -> GRPCListeners {
+        try configuration.validate()
+        var sockets: [Int32] = []
+        var port = configuration.port
+        do {
+            for i in 0..<configuration.threads {
+                let (fd, bound) = try Socket.bind(host: configuration.host, port: port, exclusive: i == 0)
+                sockets.append(fd)
+                port = bound
+            }
+        } catch {
+            sockets.forEach { close($0) }
+            throw error
+        }
+        return GRPCListeners(sockets: sockets, port: port)
+    }
+
+    /// Hands the sockets over (once; later calls get none).
+    func take() -> [Int32] {
+        sockets.withLock { s in
+            let fds = s
+            s = []
+            return fds
+        }
+    }
+
+    deinit {
+        sockets.withLock { $0.forEach { close($0) } }
     }
 }

@@ -34,6 +34,11 @@ public struct GRPCServerConfiguration: Sendable {
     /// per loop turn up to this size).
     public var writeChunkBytes = 256 << 10
 
+    /// Maps an `authorization` header value to `GRPCCallContext.principal` (admin plane bearer
+    /// tokens); nil ignores the header. Called on the reactor thread once per request that
+    /// carries the header.
+    public var credentials: (@Sendable (UnsafeRawBufferPointer) -> Int32)? = nil
+
     public init() {}
 
     /// Online processors.

@@ -16,10 +16,15 @@ enum Socket {
         String(cString: strerror(code))
     }
 
-    /// Opens a non-blocking listening TCP socket with SO_REUSEADDR and SO_REUSEPORT.
-    /// Returns the fd and the bound port (useful with port 0).
-    static func listen(host: String, port: Int, backlog: Int32 = 4096) throws(TransportError) -> (fd: Int32, port: Int)
-    {
+    /// Binds a non-blocking TCP socket (SO_REUSEADDR, SO_REUSEPORT) without listening yet, so a
+    /// port is reserved (and its errors reported) before a slow start-up; `startListening` turns
+    /// it into a listener. Returns the fd and the bound port (useful with port 0).
+    ///
+    /// `exclusive` binds *before* setting SO_REUSEPORT: the bind then fails with EADDRINUSE if any
+    /// other socket holds the port, even one of another process that set SO_REUSEPORT itself (two
+    /// `encore serve` on one port would otherwise split its connections). Setting SO_REUSEPORT
+    /// right after the bind lets this process's further sockets (one per reactor) share the port.
+    static func bind(host: String, port: Int, exclusive: Bool) throws(TransportError) -> (fd: Int32, port: Int) {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -36,17 +41,37 @@ enum Socket {
         guard fd >= 0 else { throw TransportError("socket: \(errnoText())") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
-        guard bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
-            let text = errnoText()
+        if !exclusive { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) }
+        guard Glibc.bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
+            let code = errno
             close(fd)
-            throw TransportError("bind \(host):\(port): \(text)")
+            let shown = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            if code == EADDRINUSE {
+                throw TransportError(
+                    "cannot listen on \(shown): address already in use (port \(port) is held by another process, perhaps another encore serve)"
+                )
+            }
+            throw TransportError("bind \(shown): \(errnoText(code))")
         }
+        if exclusive {
+            guard setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+                let text = errnoText()
+                close(fd)
+                throw TransportError("setsockopt SO_REUSEPORT on \(host):\(port): \(text)")
+            }
+        }
+        return (fd, boundPort(fd))
+    }
+
+    /// Starts listening on a socket from `bind`.
+    static func startListening(_ fd: Int32, host: String, port: Int, backlog: Int32 = 4096) throws(TransportError) {
         guard Glibc.listen(fd, backlog) == 0 else {
-            let text = errnoText()
-            close(fd)
-            throw TransportError("listen \(host):\(port): \(text)")
+            throw TransportError("listen \(host):\(port): \(errnoText())")
         }
+    }
+
+    /// The local port of a bound socket.
+    static func boundPort(_ fd: Int32) -> Int {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let boundPort = withUnsafeMutablePointer(to: &storage) { pointer -> Int in
@@ -60,7 +85,7 @@ enum Socket {
                 Int(UInt16(bigEndian: $0.pointee.sin_port))
             }
         }
-        return (fd, boundPort)
+        return boundPort
     }
 
     /// Accepts one connection (non-blocking, close-on-exec) or returns -1 with errno set.

@@ -20,8 +20,10 @@ struct Serve: ParsableCommand {
         abstract: "Serve gRPC (h2c, or TLS with --tls-cert/--tls-key) until SIGTERM or SIGINT, then drain.",
         discussion: """
             With no flags, serves the embedded demo on 127.0.0.1:50051 with one reactor thread per core.
-            Services: grpc.health.v1.Health, encore.v1.Decisions, encore.v1.Models, encore.v1.Catalog,
-            and encore.v1.Diagnostics with --diagnostics.
+            Two planes: the data plane (--host/--port) serves encore.v1.Decisions and grpc.health.v1.Health;
+            the admin plane (--admin-host/--admin-port, default 127.0.0.1:50052) serves encore.v1.Models,
+            encore.v1.Catalog, encore.v1.Customers, grpc.health.v1.Health and, with --diagnostics,
+            encore.v1.Diagnostics. An admin method called on the data port gets PERMISSION_DENIED.
             """
     )
 
@@ -36,6 +38,25 @@ struct Serve: ParsableCommand {
 
     @Option(name: .customLong("tls-key"), help: "PEM private key file for --tls-cert.")
     var tlsKey: String?
+
+    @Option(help: "Address of the admin plane (Models, Catalog, Customers, Diagnostics).")
+    var adminHost = "127.0.0.1"
+
+    @Option(help: "Admin plane TCP port (0 picks a free port, printed on stderr).")
+    var adminPort = 50052
+
+    @Option(
+        name: .customLong("admin-tls-cert"), help: "PEM certificate chain for the admin plane (default: --tls-cert).")
+    var adminTlsCert: String?
+
+    @Option(name: .customLong("admin-tls-key"), help: "PEM private key for --admin-tls-cert.")
+    var adminTlsKey: String?
+
+    @Flag(
+        help:
+            "Serve the admin plane on a non-loopback --admin-host without authentication (logs a warning each minute)."
+    )
+    var insecureAdmin = false
 
     @Option(help: "Reactor threads (default: one per core).")
     var threads: Int?
@@ -122,6 +143,9 @@ struct Serve: ParsableCommand {
     // Decide handler is registered and nothing is counted.
     @Option(name: .customLong("debug-stall-ms"), help: .hidden) var debugStallMillis: Double = 0
     @Option(name: .customLong("debug-stall-every"), help: .hidden) var debugStallEvery = 1000
+    // Testing only (hidden): with --diagnostics, also serve Diagnostics (Echo, Collect: no state)
+    // on the data plane, whose transport the interop suite drives through it.
+    @Flag(name: .customLong("debug-diagnostics-on-data-plane"), help: .hidden) var debugDiagnosticsOnDataPlane = false
 
     func validate() throws {
         if !(debugStallMillis >= 0 && debugStallMillis <= 10_000) {
@@ -133,6 +157,9 @@ struct Serve: ParsableCommand {
         }
         if (tlsCert == nil) != (tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key must be given together")
+        }
+        if (adminTlsCert == nil) != (adminTlsKey == nil) {
+            throw ValidationError("--admin-tls-cert and --admin-tls-key must be given together")
         }
         if !(idleTimeout > 0 && idleTimeout.isFinite) {
             throw ValidationError("--idle-timeout must be a positive number of seconds")
@@ -163,7 +190,13 @@ struct Serve: ParsableCommand {
         options.transport.drainTimeoutNanos = UInt64(drainTimeout * 1e9)
         options.tlsCertificateFile = tlsCert
         options.tlsKeyFile = tlsKey
+        options.adminHost = adminHost
+        options.adminPort = adminPort
+        options.adminTLSCertificateFile = adminTlsCert
+        options.adminTLSKeyFile = adminTlsKey
+        options.insecureAdmin = insecureAdmin
         options.diagnostics = diagnostics
+        options.diagnosticsOnDataPlane = diagnostics && debugDiagnosticsOnDataPlane
         options.demo = demo
         options.catalogFile = catalog
         options.customersFile = customers

@@ -9,8 +9,9 @@ struct PushCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "push", abstract: "Upload a model snapshot to a running server (and activate it).")
 
-    @Option(help: "Server address.") var host = "127.0.0.1"
-    @Option(help: "Server port.") var port = 50051
+    @Option(help: "Server address (the admin plane).") var host = "127.0.0.1"
+    @Option(help: "Admin plane port (`encore serve --admin-port`).") var port = 50052
+    @OptionGroup var credentials: Credentials
     @Flag(help: "Activate the snapshot once the server has validated it.") var activate = false
     @Argument(help: "Snapshot file.") var file: String
 
@@ -29,6 +30,7 @@ struct PushCommand: ParsableCommand {
         } while offset < bytes.count
         do {
             let client = try GRPCClient(host: host, port: port)
+            client.metadata = try credentials.metadata()
             let reply = try Encore_V1_PushSnapshotResponse(
                 serializedBytes: try client.call(
                     "/encore.v1.Models/PushSnapshot", messages: messages, timeoutSeconds: 120))
@@ -51,11 +53,15 @@ struct ModelsCommand: ParsableCommand {
         subcommands: [List.self, Activate.self, Rollback.self])
 
     struct Connection: ParsableArguments {
-        @Option(help: "Server address.") var host = "127.0.0.1"
-        @Option(help: "Server port.") var port = 50051
+        @Option(help: "Server address (the admin plane).") var host = "127.0.0.1"
+        @Option(help: "Admin plane port (`encore serve --admin-port`).") var port = 50052
+        @OptionGroup var credentials: Credentials
         func call(_ method: String, _ message: some SwiftProtobuf.Message) throws -> [UInt8] {
+            let metadata = try credentials.metadata()
             do {
-                return try GRPCClient(host: host, port: port).unary(
+                let client = try GRPCClient(host: host, port: port)
+                client.metadata = metadata
+                return try client.unary(
                     "/encore.v1.Models/\(method)", try message.serializedBytes())
             } catch let status as GRPCStatus {
                 throw CLIError("\(method) failed: \(status)")

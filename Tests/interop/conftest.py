@@ -117,7 +117,7 @@ def _plain_holder():
 
 @pytest.fixture(scope="session")
 def _diag_holder():
-    h = SharedServer(["--diagnostics", "--drain-timeout", FIXTURE_DRAIN])
+    h = SharedServer([*ei.DIAG_ON_DATA_PLANE, "--drain-timeout", FIXTURE_DRAIN])
     yield h
     h.close()
 
@@ -125,7 +125,7 @@ def _diag_holder():
 @pytest.fixture(scope="session")
 def _tls_holder(tls_files):
     h = SharedServer(
-        ["--diagnostics", "--drain-timeout", FIXTURE_DRAIN, "--tls-cert", str(tls_files[0]),
+        [*ei.DIAG_ON_DATA_PLANE, "--drain-timeout", FIXTURE_DRAIN, "--tls-cert", str(tls_files[0]),
          "--tls-key", str(tls_files[1])],
         tls=tls_files,
     )
@@ -223,14 +223,24 @@ make_channel = ei.make_channel
 def channel_for():
     chans = []
 
-    def factory(server, options=()):
-        ch = make_channel(server, options)
+    def factory(server, options=(), admin=False):
+        ch = make_channel(server, options, admin=admin)
         chans.append(ch)
         return ch
 
     yield factory
     for ch in chans:
         ch.close()
+
+
+@pytest.fixture
+def admin_channel_for(channel_for):
+    """A grpcio channel to a server's admin plane (Models, Catalog, Customers, Diagnostics)."""
+
+    def factory(server, options=()):
+        return channel_for(server, options, admin=True)
+
+    return factory
 
 
 @pytest.fixture

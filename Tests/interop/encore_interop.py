@@ -38,7 +38,11 @@ import h2.settings
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 LISTEN_RE = re.compile(r"listening on (\S+):(\d+)")
+ADMIN_RE = re.compile(r"admin plane at (\S+):(\d+)")
 HOST = "127.0.0.1"
+# Diagnostics (Echo, Collect) belongs to the admin plane; the transport tests drive it on the data
+# plane's listener, which this testing-only flag allows.
+DIAG_ON_DATA_PLANE = ("--diagnostics", "--debug-diagnostics-on-data-plane")
 STARTUP_TIMEOUT = 20.0
 
 
@@ -82,6 +86,7 @@ class EncoreProcess:
         self.cert_path: str | None = None
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
+        self.admin_port: int | None = None  # the admin plane (Models, Catalog, Customers, Diagnostics)
         self.host: str | None = None
         self.listen_line: str | None = None
         self._err: list[str] = []
@@ -91,7 +96,9 @@ class EncoreProcess:
 
     # -- lifecycle --------------------------------------------------------------------------
     def command(self) -> list[str]:
-        return [str(encore_bin()), "serve", "--host", HOST, "--port", str(self.requested_port)] + self.args
+        # Every test server gets its own free admin port unless the test picks one.
+        admin = [] if any(a.startswith("--admin-port") for a in self.args) else ["--admin-port", "0"]
+        return [str(encore_bin()), "serve", "--host", HOST, "--port", str(self.requested_port)] + admin + self.args
 
     def start(self, timeout: float = STARTUP_TIMEOUT) -> "EncoreProcess":
         binary = encore_bin()
@@ -114,6 +121,8 @@ class EncoreProcess:
             m = LISTEN_RE.search(self.stderr)
             if m:
                 self.host, self.port = m.group(1), int(m.group(2))
+                a = ADMIN_RE.search(self.stderr)  # printed before the data plane's line
+                self.admin_port = int(a.group(2)) if a else None
                 self.listen_line = next(l for l in self.stderr.splitlines() if LISTEN_RE.search(l))
                 return self
             if self.proc.poll() is not None:
@@ -213,6 +222,11 @@ class EncoreProcess:
     @property
     def target(self) -> str:
         return f"{HOST}:{self.port}"
+
+    @property
+    def admin_target(self) -> str:
+        assert self.admin_port is not None, f"no admin plane line in stderr:\n{self.stderr}"
+        return f"{HOST}:{self.admin_port}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -526,13 +540,19 @@ def assert_serving(r: StreamResult):
 BASE_OPTIONS = [("grpc.enable_http_proxy", 0), ("grpc.enable_retries", 0)]
 
 
-def make_channel(server: EncoreProcess, options=()):
+def make_channel(server: EncoreProcess, options=(), admin: bool = False):
+    """A grpcio channel to the data plane, or with admin=True to the admin plane (same TLS)."""
     opts = BASE_OPTIONS + list(options)
+    target = server.admin_target if admin else server.target
     if getattr(server, "tls", False):
         creds = grpc.ssl_channel_credentials(root_certificates=server.cert_pem)
         opts.append(("grpc.ssl_target_name_override", "localhost"))
-        return grpc.secure_channel(server.target, creds, options=opts)
-    return grpc.insecure_channel(server.target, options=opts)
+        return grpc.secure_channel(target, creds, options=opts)
+    return grpc.insecure_channel(target, options=opts)
+
+
+def make_admin_channel(server: EncoreProcess, options=()):
+    return make_channel(server, options, admin=True)
 
 
 

@@ -161,7 +161,7 @@ def test_max_message_boundary(stubs, diag_server, channel_for):
 
 
 def test_max_message_bytes_flag(stubs, server_factory, channel_for):
-    srv = server_factory("--diagnostics", "--max-message-bytes", "1000")
+    srv = server_factory(*ei.DIAG_ON_DATA_PLANE, "--max-message-bytes", "1000")
     stub = _diag(stubs, channel_for(srv))
     ok = _request_of_size(stubs, 1000)
     assert stub.Echo(ok, timeout=TIMEOUT).bytes == len(ok.payload)

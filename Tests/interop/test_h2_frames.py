@@ -297,7 +297,7 @@ def _allow_streams(c, n):
 
 
 def test_max_concurrent_streams_enforced(stubs, server_factory):
-    srv = server_factory("--diagnostics", "--max-concurrent-streams", "4")
+    srv = server_factory(*ei.DIAG_ON_DATA_PLANE, "--max-concurrent-streams", "4")
     c = ei.H2Client(srv.port)
     try:
         assert c.wait_settings(5)

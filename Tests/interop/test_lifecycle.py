@@ -42,7 +42,7 @@ def test_explicit_port(server_factory):
 
 
 def _run_expect_failure(args, timeout=20):
-    cmd = [str(ei.encore_bin()), "serve"] + args
+    cmd = [str(ei.encore_bin()), "serve", "--admin-port", "0"] + args
     try:
         out = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
                              preexec_fn=ei._die_with_parent)
@@ -114,7 +114,7 @@ def _server_has_read(c: ei.H2Client, tag: bytes) -> bool:
 
 
 def test_sigterm_drains_in_flight(stubs, server_factory):
-    srv = server_factory("--diagnostics", "--drain-timeout", "5")
+    srv = server_factory(*ei.DIAG_ON_DATA_PLANE, "--drain-timeout", "5")
     ch = ei.make_channel(srv)
     stub = stubs.diagnostics_pb2_grpc.DiagnosticsStub(ch)
     # Make sure the channel is connected before the call we time.
@@ -157,7 +157,7 @@ def test_sigterm_drains_in_flight(stubs, server_factory):
 
 def test_sigterm_goaway_existing_connection(stubs, server_factory):
     """During the drain an existing connection receives GOAWAY; the open stream still completes."""
-    srv = server_factory("--diagnostics", "--drain-timeout", "5")
+    srv = server_factory(*ei.DIAG_ON_DATA_PLANE, "--drain-timeout", "5")
     c = ei.H2Client(srv.port)
     try:
         assert c.wait_settings(5)
@@ -180,7 +180,7 @@ def test_sigterm_goaway_existing_connection(stubs, server_factory):
 
 def test_health_during_drain_not_serving(stubs, server_factory):
     """If a Health/Check opened right after SIGTERM is answered at all, it must say NOT_SERVING."""
-    srv = server_factory("--diagnostics", "--drain-timeout", "5")
+    srv = server_factory(*ei.DIAG_ON_DATA_PLANE, "--drain-timeout", "5")
     c = ei.H2Client(srv.port)
     try:
         assert c.wait_settings(5)
@@ -220,7 +220,7 @@ def test_sigterm_idle_exits_promptly(server_factory):
 
 
 def test_drain_timeout_bounds_exit(stubs, server_factory):
-    srv = server_factory("--diagnostics", "--drain-timeout", "1")
+    srv = server_factory(*ei.DIAG_ON_DATA_PLANE, "--drain-timeout", "1")
     ch = ei.make_channel(srv)
     stub = stubs.diagnostics_pb2_grpc.DiagnosticsStub(ch)
     fut = stub.Echo.future(stubs.diagnostics_pb2.EchoRequest(payload=b"x", delay_ms=20000), timeout=30)
@@ -239,7 +239,7 @@ def test_drain_timeout_bounds_exit(stubs, server_factory):
 
 
 def test_sigint_exits_zero(stubs, server_factory):
-    srv = server_factory("--diagnostics")
+    srv = server_factory(*ei.DIAG_ON_DATA_PLANE)
     ch = ei.make_channel(srv)
     try:
         assert stubs.health_pb2_grpc.HealthStub(ch).Check(stubs.health_pb2.HealthCheckRequest(), timeout=5).status == 1

@@ -27,12 +27,12 @@ HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # helpers
 # ----------------------------------------------------------------------------------------------
 class Admin:
-    """grpcio stubs for one server: Models, Catalog, Decisions."""
+    """grpcio stubs for one server: Models, Catalog (admin plane), Decisions (data plane)."""
 
-    def __init__(self, stubs, channel):
+    def __init__(self, stubs, channel, admin_channel):
         self.s = stubs
-        self.models = stubs.models_pb2_grpc.ModelsStub(channel)
-        self.catalog = stubs.catalog_pb2_grpc.CatalogStub(channel)
+        self.models = stubs.models_pb2_grpc.ModelsStub(admin_channel)
+        self.catalog = stubs.catalog_pb2_grpc.CatalogStub(admin_channel)
         self.decisions = stubs.decisions_pb2_grpc.DecisionsStub(channel)
 
     def push(self, data: bytes, activate=False, chunk=1024, activate_on="last"):
@@ -75,7 +75,7 @@ class Admin:
 
 @pytest.fixture
 def admin_for(stubs, channel_for):
-    return lambda server: Admin(stubs, channel_for(server))
+    return lambda server: Admin(stubs, channel_for(server), channel_for(server, admin=True))
 
 
 def _rpc_error(fn, *args, **kw) -> grpc.RpcError:
@@ -179,7 +179,8 @@ def test_push_cli(stubs, snapshots, server_factory, admin_for, tmp_path):
     a = admin_for(server)
     v0 = a.list().active_version
     v11, v12 = snapshots.version[11], snapshots.version[12]
-    port = ["--host", ei.HOST, "--port", str(server.port)]
+    port = ["--host", ei.HOST, "--port", str(server.admin_port)]  # push: the admin plane
+    data_port = ["--host", ei.HOST, "--port", str(server.port)]  # decide: the data plane
 
     r = ei.run_cli("push", *port, str(snapshots.path[11]))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -194,7 +195,7 @@ def test_push_cli(stubs, snapshots, server_factory, admin_for, tmp_path):
     assert a.version_seen() == v12
 
     # CLI decide sees it too
-    r = ei.run_cli("decide", *port, "--surface", "email", "--customer", "c000042", "--slots", "2", "--json")
+    r = ei.run_cli("decide", *data_port, "--surface", "email", "--customer", "c000042", "--slots", "2", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)
     assert out.get("modelVersion", out.get("model_version")) == v12, out
@@ -294,7 +295,7 @@ def test_signed_snapshots_and_trusted_keys(stubs, snapshots, server_factory, adm
     assert e.code() == grpc.StatusCode.FAILED_PRECONDITION, ("tampered signed", e.code(), e.details())
     assert a.list().active_version == v0 and len(a.list().models) == 1
     # the CLI gets the refusal too
-    r = ei.run_cli("push", "--port", str(trusted.port), "--activate", str(snapshots.path[12]))
+    r = ei.run_cli("push", "--port", str(trusted.admin_port), "--activate", str(snapshots.path[12]))
     assert r.returncode != 0, r.stdout + r.stderr
     assert a.version_seen() == v0
 
@@ -529,7 +530,7 @@ def test_upsert_customers_changes_scores_atomically(stubs, server_factory, admin
     server = server_factory("--holdout-share", "0", "--threads", "2")
     a = admin_for(server)
     C = stubs.catalog_pb2
-    customers = stubs.catalog_pb2_grpc.CustomersStub(channel_for(server))
+    customers = stubs.catalog_pb2_grpc.CustomersStub(channel_for(server, admin=True))
     who = "interop-new-customer-1"
     offer = "referral_give20_get20"
 

@@ -248,7 +248,7 @@ def test_idle_timeout_before_preface(server_factory, tls, send):
 
 
 def test_idle_timeout_spares_active_streams(stubs, server_factory):
-    srv = server_factory("--idle-timeout", "1", "--diagnostics")
+    srv = server_factory("--idle-timeout", "1", *ei.DIAG_ON_DATA_PLANE)
     c = ei.H2Client(srv.port)
     try:
         assert c.wait_settings(5)

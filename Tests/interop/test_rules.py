@@ -192,7 +192,7 @@ def test_declines_survive_a_restart_with_state_file(stubs, server_factory, chann
 def test_bad_config_is_refused_naming_the_key(tmp_path, config, key):
     path = tmp_path / "encore.json"
     path.write_text(json.dumps(config))
-    out = ei.run_cli("serve", "--port", "0", "--config", str(path), timeout=30)
+    out = ei.run_cli("serve", "--port", "0", "--admin-port", "0", "--config", str(path), timeout=30)
     code, err = out.returncode, out.stderr
     assert code != 0, "a bad config was accepted"
     assert key in err, f"error does not name {key}: {err}"
@@ -202,7 +202,7 @@ def test_bad_config_is_refused_naming_the_key(tmp_path, config, key):
 def test_bad_catalog_rule_field_is_refused_naming_line_and_field(tmp_path):
     catalog = tmp_path / "catalog.jsonl"
     catalog.write_text('{"offer_id": "a"}\n{"offer_id": "b", "min_total_cents": "lots"}\n')
-    out = ei.run_cli("serve", "--port", "0", "--catalog", str(catalog), timeout=30)
+    out = ei.run_cli("serve", "--port", "0", "--admin-port", "0", "--catalog", str(catalog), timeout=30)
     code, err = out.returncode, out.stderr
     assert code != 0
     assert f"{catalog}:2" in err and "min_total_cents" in err, err

@@ -1,12 +1,16 @@
 """A small blocking gRPC client for an Encore server (grpcio, stubs shipped in encore._proto).
 
     from encore import Client
-    with Client("127.0.0.1", 50051) as c:
+    with Client("127.0.0.1", 50051, admin_port=50052) as c:
         r = c.decide("cart", "c000042", order={"total_cents": 12900, "is_gift": True,
                      "items": [{"sku": "s1", "category": "electronics", "price_cents": 12900, "quantity": 1}]},
                      slots=2)
         c.report_outcome(r.decision_id, r.placements[0].offer_id, "accepted", revenue_cents=500)
         c.push_snapshot("model.snap", activate=True)
+
+Encore serves two planes: `decide`, `report_outcome` and `health` go to the data plane
+(`host:port`), the model methods to the admin plane (`admin_host:admin_port`, by default the same
+host and port 50052, `encore serve --admin-port`); the admin channel is opened at its first use.
 
 Every method returns the protobuf response message and raises `grpc.RpcError` on a non-OK status
 (`e.code()`, `e.details()`).
@@ -27,25 +31,53 @@ CHUNK_BYTES = 1 << 20  # the server accepts chunks of up to 4 MiB
 
 
 class Client:
-    def __init__(self, host: str = "127.0.0.1", port: int = 50051, *, tls: bool = False,
-                 root_certificates: bytes | None = None, timeout: float = 10.0,
-                 options: Iterable[tuple[str, Any]] = ()) -> None:
-        target = f"{host}:{port}"
-        opts = [("grpc.max_receive_message_length", 64 << 20), *options]
-        if tls:
-            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
-            self.channel = grpc.secure_channel(target, creds, options=opts)
-        else:
-            self.channel = grpc.insecure_channel(target, options=opts)
+    def __init__(self, host: str = "127.0.0.1", port: int = 50051, *, admin_host: str | None = None,
+                 admin_port: int = 50052, tls: bool = False, root_certificates: bytes | None = None,
+                 timeout: float = 10.0, options: Iterable[tuple[str, Any]] = (), token: str | None = None,
+                 metadata: Iterable[tuple[str, str]] = ()) -> None:
+        """`token` is sent as `authorization: Bearer <token>` (the admin plane's `admin.tokens`),
+        `metadata` on every call too."""
+        self._metadata = [*metadata] + ([("authorization", f"Bearer {token}")] if token else [])
+        self._opts = [("grpc.max_receive_message_length", 64 << 20), *options]
+        self._tls, self._root_certificates = tls, root_certificates
+        self.target = f"{host}:{port}"
+        self.admin_target = f"{admin_host or host}:{admin_port}"
+        self.channel = self._open(self.target)
+        self._admin_channel: grpc.Channel | None = None
+        self._models_stub: models_pb2_grpc.ModelsStub | None = None
         self.timeout = timeout
         self._decisions = decisions_pb2_grpc.DecisionsStub(self.channel)
-        self._models = models_pb2_grpc.ModelsStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
+
+    def _open(self, target: str) -> grpc.Channel:
+        if self._tls:
+            creds = grpc.ssl_channel_credentials(root_certificates=self._root_certificates)
+            return grpc.secure_channel(target, creds, options=self._opts)
+        return grpc.insecure_channel(target, options=self._opts)
+
+    @property
+    def _md(self) -> list[tuple[str, str]] | None:
+        return self._metadata or None
+
+    @property
+    def admin_channel(self) -> grpc.Channel:
+        """The channel to the admin plane (Models, Catalog, Customers), opened at first use."""
+        if self._admin_channel is None:
+            self._admin_channel = self._open(self.admin_target)
+        return self._admin_channel
+
+    @property
+    def _models(self) -> models_pb2_grpc.ModelsStub:
+        if self._models_stub is None:
+            self._models_stub = models_pb2_grpc.ModelsStub(self.admin_channel)
+        return self._models_stub
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def close(self) -> None:
         self.channel.close()
+        if self._admin_channel is not None:
+            self._admin_channel.close()
 
     def __enter__(self) -> "Client":
         return self
@@ -70,14 +102,14 @@ class Client:
                 req.order.items.add(**it)
         for k, v in (features or {}).items():
             req.features[k] = float(v)
-        return self._decisions.Decide(req, timeout=timeout or self.timeout)
+        return self._decisions.Decide(req, timeout=timeout or self.timeout, metadata=self._md)
 
     def report_outcome(self, decision_id: str, offer_id: str, outcome: str | int = "accepted",
                        revenue_cents: int = 0, timeout: float | None = None) -> decisions_pb2.OutcomeResponse:
         value = OUTCOME_NAMES[outcome.lower()] if isinstance(outcome, str) else int(outcome)
         req = decisions_pb2.OutcomeRequest(decision_id=decision_id, offer_id=offer_id, outcome=value,
                                            revenue_cents=int(revenue_cents))
-        return self._decisions.ReportOutcome(req, timeout=timeout or self.timeout)
+        return self._decisions.ReportOutcome(req, timeout=timeout or self.timeout, metadata=self._md)
 
     # -- Models -----------------------------------------------------------------------------
 
@@ -97,17 +129,18 @@ class Client:
                 if offset >= len(data):
                     break
 
-        return self._models.PushSnapshot(chunks(), timeout=timeout)
+        return self._models.PushSnapshot(chunks(), timeout=timeout, metadata=self._md)
 
     def list_models(self, timeout: float | None = None) -> models_pb2.ListModelsResponse:
-        return self._models.List(models_pb2.ListModelsRequest(), timeout=timeout or self.timeout)
+        return self._models.List(models_pb2.ListModelsRequest(), timeout=timeout or self.timeout, metadata=self._md)
 
     def activate(self, version: str, force: bool = False, timeout: float | None = None) -> models_pb2.ModelInfo:
         return self._models.Activate(models_pb2.ActivateRequest(version=version, force=force),
-                                     timeout=timeout or self.timeout)
+                                     timeout=timeout or self.timeout, metadata=self._md)
 
     def rollback(self, timeout: float | None = None) -> models_pb2.ModelInfo:
-        return self._models.Rollback(models_pb2.RollbackRequest(), timeout=timeout or self.timeout)
+        return self._models.Rollback(models_pb2.RollbackRequest(), timeout=timeout or self.timeout,
+                                     metadata=self._md)
 
     def get_snapshot(self, version: str = "", timeout: float | None = None) -> tuple[str, bytes] | None:
         """(version, snapshot file bytes) of a loaded snapshot, by default the active one, fetched
@@ -121,7 +154,7 @@ class Client:
         while total is None or len(data) < total:
             try:
                 part = self._models.GetSnapshot(models_pb2.GetSnapshotRequest(version=name, offset=len(data)),
-                                                timeout=timeout or self.timeout)
+                                                timeout=timeout or self.timeout, metadata=self._md)
             except grpc.RpcError as e:
                 if e.code() == grpc.StatusCode.NOT_FOUND and not version and total is None:
                     return None
@@ -141,5 +174,6 @@ class Client:
 
     def health(self, service: str = "", timeout: float | None = None) -> str:
         """'SERVING', 'NOT_SERVING', ... (grpc.health.v1 Check)."""
-        reply = self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout or self.timeout)
+        reply = self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout or self.timeout,
+                                   metadata=self._md)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)

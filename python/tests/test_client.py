@@ -23,8 +23,10 @@ from encore.learn.snapshot import Exploration, Snapshot, encode_snapshot, write_
 class FakeModels(models_pb2_grpc.ModelsServicer):
     def __init__(self):
         self.pushed = []
+        self.authorization = []  # the authorization metadata of each push
 
     def PushSnapshot(self, request_iterator, context):
+        self.authorization.append(dict(context.invocation_metadata()).get("authorization"))
         chunks = list(request_iterator)
         data = b"".join(c.data for c in chunks)
         self.pushed.append((len(chunks), data, any(c.activate for c in chunks)))
@@ -74,7 +76,7 @@ def fake():
 
 def test_client_against_fake_server(fake):
     port, models = fake
-    with Client("127.0.0.1", port) as c:
+    with Client("127.0.0.1", port, admin_port=port) as c:
         assert c.health() == "SERVING"
         r = c.decide("cart", "c1", order={"total_cents": 100, "items": [{"sku": "s", "category": "toys",
                                                                           "price_cents": 100, "quantity": 1}]},
@@ -95,6 +97,27 @@ def test_client_against_fake_server(fake):
         assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
+def test_token_sent_as_bearer_metadata(fake, tmp_path, monkeypatch):
+    port, models = fake
+    with Client("127.0.0.1", port, admin_port=port, token="s3cret") as c:
+        c.push_snapshot(b"abc")
+    assert models.authorization[-1] == "Bearer s3cret"
+    # encore-learn push: --token-file, else ENCORE_TOKEN, else none.
+    path = str(tmp_path / "m.snap")
+    write_snapshot(order_only_snapshot(Exploration("squarecb", gamma=10.0)), path)
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    assert main(["push", "--port", str(port), "--token-file", str(token_file), path]) == 0
+    assert models.authorization[-1] == "Bearer from-file"
+    monkeypatch.setenv("ENCORE_TOKEN", "from-env")
+    assert main(["push", "--port", str(port), path]) == 0
+    assert models.authorization[-1] == "Bearer from-env"
+    monkeypatch.delenv("ENCORE_TOKEN")
+    assert main(["push", "--port", str(port), path]) == 0
+    assert models.authorization[-1] is None
+    assert main(["push", "--port", str(port), "--token-file", str(tmp_path / "missing"), path]) == 1
+
+
 # -- the real server -----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -109,17 +132,20 @@ def server():
     config = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
     config.write('{"rules": {"min_expected_value": -1000000}}')
     config.close()
-    proc = subprocess.Popen([binary, "serve", "--port", "0", "--threads", "1", "--config", config.name],
-                            stderr=subprocess.PIPE, text=True)
-    port = None
+    proc = subprocess.Popen([binary, "serve", "--port", "0", "--admin-port", "0", "--threads", "1",
+                             "--config", config.name], stderr=subprocess.PIPE, text=True)
+    port = admin_port = None
     for _ in range(50):
         line = proc.stderr.readline()
+        m = re.search(r"admin plane at [\d.]+:(\d+)", line)  # printed before the data plane's line
+        if m:
+            admin_port = int(m.group(1))
         m = re.search(r"listening on [\d.]+:(\d+)", line)
         if m:
             port = int(m.group(1))
             break
-    assert port, "encore serve did not report its port"
-    yield port
+    assert port and admin_port, "encore serve did not report its ports"
+    yield port, admin_port
     proc.terminate()
     proc.wait(timeout=20)
     os.unlink(config.name)
@@ -143,7 +169,8 @@ def order_only_snapshot(exploration):
                                          Exploration("softmax", temperature=0.2)])
 def test_policy_math_matches_the_server(server, tmp_path, exploration):
     snap = order_only_snapshot(exploration)
-    with Client("127.0.0.1", server) as c:
+    port, admin_port = server
+    with Client("127.0.0.1", port, admin_port=admin_port) as c:
         reply = c.push_snapshot(encode_snapshot(snap), activate=True)
         assert reply.activated and reply.model.version == snap.model_version
         order = {"total_cents": 12900, "is_gift": True, "items": [
@@ -175,8 +202,9 @@ def test_policy_math_matches_the_server(server, tmp_path, exploration):
 def test_push_list_rollback_health_and_refusal(server, tmp_path):
     path = str(tmp_path / "m.snap")
     write_snapshot(order_only_snapshot(Exploration("squarecb", gamma=10.0)), path)
-    assert main(["push", "--port", str(server), "--activate", path]) == 0
-    with Client("127.0.0.1", server) as c:
+    port, admin_port = server
+    assert main(["push", "--port", str(admin_port), "--activate", path]) == 0
+    with Client("127.0.0.1", port, admin_port=admin_port) as c:
         assert c.health() == "SERVING"
         models = c.list_models()
         assert models.active_version == "pytest-squarecb" or models.active_version.startswith("pytest-")
@@ -192,4 +220,10 @@ def test_push_list_rollback_health_and_refusal(server, tmp_path):
         assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert "no_such_feature" in e.value.details()
     write_snapshot(bad, path)
-    assert main(["push", "--port", str(server), path]) == 1
+    assert main(["push", "--port", str(admin_port), path]) == 1
+    # Models on the data plane are refused with the admin port named.
+    with Client("127.0.0.1", port, admin_port=port) as c:
+        with pytest.raises(grpc.RpcError) as e:
+            c.list_models()
+        assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert str(admin_port) in e.value.details()

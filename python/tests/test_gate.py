@@ -24,17 +24,20 @@ from encore.learn.snapshot import decode_snapshot, read_snapshot
 
 
 def _serve(binary, args, log_path):
-    proc = subprocess.Popen([binary, "serve", "--port", "0", "--threads", "1", *args], stderr=open(log_path, "w"),
-                            stdin=subprocess.DEVNULL)
+    """Starts `encore serve` on free ports; returns (process, data port, admin port)."""
+    proc = subprocess.Popen([binary, "serve", "--port", "0", "--admin-port", "0", "--threads", "1", *args],
+                            stderr=open(log_path, "w"), stdin=subprocess.DEVNULL)
     deadline = time.time() + 30
     while time.time() < deadline:
         assert proc.poll() is None, open(log_path).read()[-2000:]
-        m = re.search(r"listening on [\d.]+:(\d+)", open(log_path).read())
-        if m:
-            return proc, int(m.group(1))
+        text = open(log_path).read()
+        data = re.search(r"listening on [\d.]+:(\d+)", text)
+        admin = re.search(r"admin plane at [\d.]+:(\d+)", text)
+        if data and admin:
+            return proc, int(data.group(1)), int(admin.group(1))
         time.sleep(0.1)
     proc.kill()
-    raise AssertionError("encore serve did not report its port")
+    raise AssertionError("encore serve did not report its ports")
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +49,16 @@ def gated(tmp_path_factory):
         pytest.skip("the encore binary is absent (.build/{release,debug}/encore); live-server checks skipped")
     work = tmp_path_factory.mktemp("gate")
     log_dir = work / "logs"
-    proc, port = _serve(binary, ["--require-ope", "--holdout-share", "0", "--instance-id", "9a7e00000001",
-                                 "--log-dir", str(log_dir)], work / "server.log")
-    yield port, log_dir, work
+    proc, port, admin = _serve(binary, ["--require-ope", "--holdout-share", "0", "--instance-id", "9a7e00000001",
+                                        "--log-dir", str(log_dir)], work / "server.log")
+    yield (port, admin), log_dir, work
     proc.terminate()
     proc.wait(timeout=20)
 
 
 def test_get_snapshot_returns_the_active_snapshot_part_by_part(gated):
-    port, _, _ = gated
-    with Client("127.0.0.1", port) as c:
+    (port, admin), _, _ = gated
+    with Client("127.0.0.1", port, admin_port=admin) as c:
         active = c.list_models().active_version
         version, data = c.get_snapshot()
         assert version == active
@@ -74,7 +77,7 @@ def test_get_snapshot_returns_the_active_snapshot_part_by_part(gated):
 def models_pb2_grpc_stub(client):
     from encore._proto.encore.v1 import models_pb2_grpc
 
-    return models_pb2_grpc.ModelsStub(client.channel)
+    return models_pb2_grpc.ModelsStub(client.admin_channel)
 
 
 def test_get_snapshot_without_a_snapshot_means_uniform(tmp_path):
@@ -85,9 +88,9 @@ def test_get_snapshot_without_a_snapshot_means_uniform(tmp_path):
         pytest.skip("the encore binary is absent")
     catalog = tmp_path / "catalog.jsonl"
     catalog.write_text('{"offer_id": "a"}\n{"offer_id": "b"}\n')
-    proc, port = _serve(binary, ["--catalog", str(catalog)], tmp_path / "server.log")
+    proc, port, admin = _serve(binary, ["--catalog", str(catalog)], tmp_path / "server.log")
     try:
-        with Client("127.0.0.1", port) as c:
+        with Client("127.0.0.1", port, admin_port=admin) as c:
             assert c.get_snapshot() is None
             assert c.list_models().active_version == "uniform"
     finally:
@@ -95,10 +98,10 @@ def test_get_snapshot_without_a_snapshot_means_uniform(tmp_path):
         proc.wait(timeout=20)
 
 
-def _drive(port, n, rng):
+def _drive(ports, n, rng):
     """n cart decisions (one slot) with outcomes from a known rule: gift_box converts at 0.6, every
     other offer at 0.02, so a policy that learns to show gift_box beats the demo policy."""
-    with Client("127.0.0.1", port) as c:
+    with Client("127.0.0.1", ports[0], admin_port=ports[1]) as c:
         for i in range(n):
             order = {"total_cents": 2000 + 13 * i, "is_gift": i % 4 == 0, "items": [
                 {"sku": f"s{i % 50}", "category": ("home", "toys", "apparel")[i % 3], "price_cents": 2000,
@@ -124,16 +127,16 @@ def _wait_for(log_dir, decisions, timeout=20):
     raise AssertionError(f"the server did not write {decisions} decisions in {timeout}s")
 
 
-def _push(port, path, activate=True):
-    with Client("127.0.0.1", port) as c:
+def _push(ports, path, activate=True):
+    with Client("127.0.0.1", ports[0], admin_port=ports[1]) as c:
         return c.push_snapshot(str(path), activate=activate)
 
 
 def test_gate_compares_candidate_and_active_on_the_same_logs(gated, capsys):
-    port, log_dir, work = gated
-    with Client("127.0.0.1", port) as c:
+    ports, log_dir, work = gated
+    with Client("127.0.0.1", ports[0], admin_port=ports[1]) as c:
         demo = c.list_models().active_version
-    _drive(port, 2500, np.random.default_rng(17))
+    _drive(ports, 2500, np.random.default_rng(17))
     _wait_for(log_dir, 2500)
 
     # The trick: a snapshot trained on unrelated synthetic logs. Its own report is excellent on
@@ -144,7 +147,7 @@ def test_gate_compares_candidate_and_active_on_the_same_logs(gated, capsys):
     assert main(["train", "--decisions", str(synth), "--outcomes", str(synth), "--out", str(trick),
                  "--bootstrap", "200", "--created-at-ms", "1767225600000"]) == 0
     with pytest.raises(grpc.RpcError) as e:
-        _push(port, trick)
+        _push(ports, trick)
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "comparison" in e.value.details() and demo in e.value.details(), e.value.details()
 
@@ -153,28 +156,28 @@ def test_gate_compares_candidate_and_active_on_the_same_logs(gated, capsys):
     # learned gift_box beats the demo policy by a margin the report shows; the gate agrees.
     good = work / "good.snap"
     assert main(["train", "--decisions", str(log_dir), "--outcomes", str(log_dir), "--out", str(good),
-                 "--bootstrap", "200", "--server", f"127.0.0.1:{port}", "--created-at-ms", "1767225660000"]) == 0
+                 "--bootstrap", "200", "--server", f"127.0.0.1:{ports[1]}", "--created-at-ms", "1767225660000"]) == 0
     comparison = read_snapshot(str(good)).ope["comparison"]
     assert comparison["active_version"] == demo
     assert comparison["log_window"]["decisions"] > 500 and len(comparison["log_window"]["sha256_of_decision_ids"]) == 64
     assert comparison["candidate_dr_lower_minus_active_dr"] > 0, comparison
-    reply = _push(port, good)
+    reply = _push(ports, good)
     assert reply.activated
 
     # A deliberately worse candidate (uniform exploration: no better than chance) compared with
     # the new active policy on the same logs: refused with the numbers.
     worse = work / "worse.snap"
     assert main(["train", "--decisions", str(log_dir), "--outcomes", str(log_dir), "--out", str(worse),
-                 "--bootstrap", "200", "--exploration", "uniform", "--server", f"127.0.0.1:{port}",
+                 "--bootstrap", "200", "--exploration", "uniform", "--server", f"127.0.0.1:{ports[1]}",
                  "--created-at-ms", "1767225720000"]) == 0
     comparison = read_snapshot(str(worse)).ope["comparison"]
     assert comparison["active_version"] == reply.model.version
     assert comparison["candidate_dr_lower_minus_active_dr"] < 0, comparison
     with pytest.raises(grpc.RpcError) as e:
-        _push(port, worse)
+        _push(ports, worse)
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "below" in e.value.details(), e.value.details()
     # Force (models.force) still activates it: the gate is for ordinary activations.
-    with Client("127.0.0.1", port) as c:
+    with Client("127.0.0.1", ports[0], admin_port=ports[1]) as c:
         c.push_snapshot(str(worse))  # loading without activation is allowed
         version = read_snapshot(str(worse)).model_version
         with pytest.raises(grpc.RpcError) as e:

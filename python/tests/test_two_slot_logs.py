@@ -66,22 +66,26 @@ def logging_server():
     with open(config, "w") as f:
         json.dump({"rules": {"min_expected_value": -1000000}, "holdout": {"share": 0}}, f)
     log_dir = os.path.join(work, "logs")
-    proc = subprocess.Popen([binary, "serve", "--port", "0", "--threads", "1", "--config", config,
+    proc = subprocess.Popen([binary, "serve", "--port", "0", "--admin-port", "0", "--threads", "1", "--config", config,
                              "--log-dir", log_dir], stderr=subprocess.PIPE, text=True)
-    port = None
+    port = admin = None
     for _ in range(50):
-        m = re.search(r"listening on [\d.]+:(\d+)", proc.stderr.readline())
+        line = proc.stderr.readline()
+        m = re.search(r"admin plane at [\d.]+:(\d+)", line)  # printed before the data plane's line
+        if m:
+            admin = int(m.group(1))
+        m = re.search(r"listening on [\d.]+:(\d+)", line)
         if m:
             port = int(m.group(1))
             break
-    assert port, "encore serve did not report its port"
-    yield port, log_dir
+    assert port and admin, "encore serve did not report its ports"
+    yield (port, admin), log_dir
     proc.terminate()
     proc.wait(timeout=20)
 
 
 def test_logging_policy_on_the_servers_own_two_slot_logs_has_unit_weights(logging_server):
-    port, log_dir = logging_server
+    (port, admin), log_dir = logging_server
     features = ["bias", "order.total_log", "order.items_log", "order.is_gift", "order.category=electronics"]
     rng = np.random.default_rng(8)
     snap = Snapshot(model_version="pytest-two-slot", created_at_millis=1_764_000_000_000, features=features,
@@ -89,7 +93,7 @@ def test_logging_policy_on_the_servers_own_two_slot_logs_has_unit_weights(loggin
                     offer_weights=rng.normal(0, 0.6, (4, 5)), offer_biases=rng.normal(0, 0.5, 4),
                     exploration=Exploration("softmax", temperature=0.1))
     n = 400
-    with Client("127.0.0.1", port) as c:
+    with Client("127.0.0.1", port, admin_port=admin) as c:
         assert c.push_snapshot(encode_snapshot(snap), activate=True).activated
         for i in range(n):
             order = {"total_cents": 1000 + 97 * i, "is_gift": i % 3 == 0, "items": [

@@ -22,13 +22,21 @@ public final class GRPCClient {
     private var closeError: UInt32 = 0
     private var currentStream: Int32 = -1
     private let headerScratch: UnsafeMutablePointer<nghttp2_nv>
+    /// Extra request headers sent on every call (e.g. `authorization: Bearer <token>`); at most
+    /// `maxMetadata`, names in lower case.
+    public var metadata: [(String, String)] = [] {
+        didSet {
+            precondition(metadata.count <= GRPCClient.maxMetadata, "at most \(GRPCClient.maxMetadata) metadata entries")
+        }
+    }
+    public static let maxMetadata = 8
 
     /// Connects to `host:port` (h2c). Throws a `TransportError` naming the address.
     public init(host: String, port: Int, connectTimeoutSeconds: Double = 5) throws {
         self.host = host
         self.port = port
         fd = try Socket.connect(host: host, port: port, timeoutSeconds: connectTimeoutSeconds)
-        headerScratch = .allocate(capacity: 8)
+        headerScratch = .allocate(capacity: 8 + GRPCClient.maxMetadata)
         var callbacks: OpaquePointer?
         nghttp2_session_callbacks_new(&callbacks)
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -101,11 +109,12 @@ public final class GRPCClient {
         closeError = 0
         let authority = "\(host):\(port)"
         let timeoutMillis = max(1, Int(timeoutSeconds * 1000))
-        let headers: [(String, String)] = [
-            (":method", "POST"), (":scheme", "http"), (":authority", authority), (":path", path),
-            ("content-type", "application/grpc"), ("te", "trailers"),
-            ("grpc-timeout", "\(min(timeoutMillis, 99_999_999))m"),
-        ]
+        let headers: [(String, String)] =
+            [
+                (":method", "POST"), (":scheme", "http"), (":authority", authority), (":path", path),
+                ("content-type", "application/grpc"), ("te", "trailers"),
+                ("grpc-timeout", "\(min(timeoutMillis, 99_999_999))m"),
+            ] + metadata
         // nghttp2 copies names and values during submit (copy flag set); the bytes live in one
         // buffer until then.
         let total = headers.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count }

@@ -35,6 +35,7 @@ public final class TLSContext: @unchecked Sendable {
         guard let ctx = SSL_CTX_new(TLS_client_method()) else {
             throw TLSError(description: "cannot create a TLS client context: \(drainErrorQueue())")
         }
+        // From here on `deinit` owns `ctx` (a throw below runs it).
         context = ctx
         isClient = true
         _ = copenssl_ctx_set_min_tls12(ctx)
@@ -44,7 +45,6 @@ public final class TLSContext: @unchecked Sendable {
         let alpn: [UInt8] = [2, UInt8(ascii: "h"), UInt8(ascii: "2")]
         guard SSL_CTX_set_alpn_protos(ctx, alpn, UInt32(alpn.count)) == 0 else {
             let reasons = drainErrorQueue()
-            SSL_CTX_free(ctx)
             throw TLSError(description: "cannot offer ALPN h2: \(reasons)")
         }
     }
@@ -56,6 +56,8 @@ public final class TLSContext: @unchecked Sendable {
         guard let ctx = SSL_CTX_new(TLS_server_method()) else {
             throw TLSError(description: "cannot create a TLS context: \(drainErrorQueue())")
         }
+        // From here on `deinit` owns `ctx`: a throw below runs it, so no path frees it by hand
+        // (that was a double free on a bad certificate or key file).
         context = ctx
         isClient = false
         _ = copenssl_ctx_set_min_tls12(ctx)
@@ -70,18 +72,25 @@ public final class TLSContext: @unchecked Sendable {
                 + "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
         guard SSL_CTX_use_certificate_chain_file(ctx, certificateChainFile) == 1 else {
             let reasons = drainErrorQueue()
-            SSL_CTX_free(ctx)
             throw TLSError(description: "cannot load TLS certificate chain \(certificateChainFile): \(reasons)")
         }
         guard SSL_CTX_use_PrivateKey_file(ctx, privateKeyFile, Int32(COPENSSL_FILETYPE_PEM)) == 1 else {
             let reasons = drainErrorQueue()
-            SSL_CTX_free(ctx)
+            // OpenSSL checks the key against the loaded certificate here already.
+            if reasons.contains("key values mismatch") {
+                throw TLSError(
+                    description:
+                        "TLS private key \(privateKeyFile) does not match the certificate \(certificateChainFile): \(reasons)"
+                )
+            }
             throw TLSError(description: "cannot load TLS private key \(privateKeyFile): \(reasons)")
         }
         guard SSL_CTX_check_private_key(ctx) == 1 else {
             let reasons = drainErrorQueue()
-            SSL_CTX_free(ctx)
-            throw TLSError(description: "TLS private key \(privateKeyFile) does not match the certificate: \(reasons)")
+            throw TLSError(
+                description:
+                    "TLS private key \(privateKeyFile) does not match the certificate \(certificateChainFile): \(reasons)"
+            )
         }
         SSL_CTX_set_alpn_select_cb(ctx, selectH2, nil)
         copenssl_ctx_require_alpn(ctx)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Sequence
 
@@ -68,8 +69,21 @@ def _active_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--active-snapshot", metavar="FILE",
                    help="the active policy as a snapshot file (instead of --server); its model version must be the "
                         "server's active version for the gate to accept the comparison")
+    p.add_argument("--token-file", help="file holding the admin plane bearer token for --server (default: "
+                   "$ENCORE_TOKEN)")
     p.add_argument("--active-uniform", action="store_true",
                    help="compare with the uniform policy of a server that has no snapshot (active version 'uniform')")
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    """The admin plane's bearer token: --token-file, else $ENCORE_TOKEN, else none."""
+    if getattr(args, "token_file", None):
+        try:
+            with open(args.token_file) as f:
+                return f.read().strip()
+        except OSError as e:
+            raise ValueError(f"--token-file {args.token_file}: {e.strerror}") from None
+    return os.environ.get("ENCORE_TOKEN", "").strip() or None
 
 
 def _active_policy(args: argparse.Namespace):
@@ -86,7 +100,7 @@ def _active_policy(args: argparse.Namespace):
         host, sep, port = args.server.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise ValueError(f"--server {args.server!r}: expected HOST:PORT")
-        with Client(host, int(port)) as c:
+        with Client(host, admin_host=host, admin_port=int(port), token=_token(args)) as c:
             got = c.get_snapshot()
             if got is None:
                 return None, c.list_models().active_version or UNIFORM_VERSION
@@ -192,7 +206,13 @@ def cmd_push(args: argparse.Namespace) -> int:
     from .snapshot import read_snapshot
 
     snap = read_snapshot(args.snapshot)  # refuse locally what the server would refuse
-    with Client(args.host, args.port, tls=args.tls, timeout=args.timeout) as c:
+    try:
+        token = _token(args)
+    except ValueError as e:
+        _eprint(f"encore-learn: {e}")
+        return 1
+    # Models/PushSnapshot is served on the admin plane: --port is its port.
+    with Client(args.host, admin_port=args.port, tls=args.tls, timeout=args.timeout, token=token) as c:
         try:
             reply = c.push_snapshot(args.snapshot, activate=args.activate)
         except grpc.RpcError as e:
@@ -352,11 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
     _active_args(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("push", help="upload a snapshot to a running server (Models/PushSnapshot)")
+    p = sub.add_parser("push", help="upload a snapshot to a running server (Models/PushSnapshot, admin plane)")
     p.add_argument("snapshot", help="snapshot file (.snap) to upload")
-    p.add_argument("--host", default="127.0.0.1", help="server address")
-    p.add_argument("--port", type=int, default=50051, help="server port")
+    p.add_argument("--host", default="127.0.0.1", help="the server's admin plane address")
+    p.add_argument("--port", type=int, default=50052, help="the admin plane port (encore serve --admin-port)")
     p.add_argument("--tls", action="store_true", help="connect with TLS")
+    p.add_argument("--token-file", help="file holding the admin plane bearer token (default: $ENCORE_TOKEN)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds the upload may take")
     p.add_argument("--activate", action="store_true", help="activate it once the server has validated it")
     p.add_argument("--json", action="store_true", help="print the server's answer as JSON")

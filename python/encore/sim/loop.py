@@ -28,6 +28,7 @@ import ctypes
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -268,10 +269,14 @@ def start_server(binary: str, args: list[str], log_path: str, timeout: float = 6
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}: {open(log_path).read()[-2000:]}")
         with open(log_path) as f:
+            admin_port = None
             for line in f:
+                m = re.search(r"admin plane at \S+:(\d+)", line)  # printed before the data plane's line
+                if m:
+                    admin_port = int(m.group(1))
                 if "listening on" in line:
                     port = int(line.strip().rsplit(":", 1)[1].split()[0])
-                    return proc, port
+                    return proc, port, admin_port
         time.sleep(0.1)
     proc.kill()
     raise RuntimeError("server did not report 'listening on' in time")
@@ -468,15 +473,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # One reactor thread and a fixed instance id: decision ids, and the draws seeded from them,
         # then depend only on the order of the calls (see the module doc).
-        proc, port = start_server(binary, ["--host", "127.0.0.1", "--port", "0", "--holdout-share", "0",
-                                           "--threads", "1", "--instance-id", instance_id_for(args.seed),
-                                           "--log-dir", log_dir, "--catalog", cat, "--customers", csv],
-                                  os.path.join(work, "server.log"))
+        proc, port, admin_port = start_server(
+            binary, ["--host", "127.0.0.1", "--port", "0", "--admin-port", "0", "--holdout-share", "0",
+                     "--threads", "1", "--instance-id", instance_id_for(args.seed),
+                     "--log-dir", log_dir, "--catalog", cat, "--customers", csv],
+            os.path.join(work, "server.log"))
         eprint(f"[loop] {binary} serving on 127.0.0.1:{port} (uniform policy), logs in {log_dir}")
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         grpc.channel_ready_future(channel).result(timeout=30)
         stub = decisions_pb2_grpc.DecisionsStub(channel)
-        client = Client("127.0.0.1", port)
+        client = Client("127.0.0.1", port, admin_port=admin_port)
         sim_rng = np.random.default_rng([args.seed, 3])
         gamma = None if args.gamma == "auto" else float(args.gamma)
         active = None  # the server starts without a snapshot: uniform
