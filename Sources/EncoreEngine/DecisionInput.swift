@@ -80,6 +80,9 @@ public struct DecisionOutput {
     public var unknownCandidates = 0
     /// The customer was found in the feature store (false: cold start).
     public var knownCustomer = false
+    /// The scores were not finite (extreme features), so the decision used the uniform policy
+    /// over the eligible offers (counted in `DecisionEngine.nonFiniteScoreFallbacks`).
+    public var uniformFallback = false
     /// The model that decided (its version names every log record).
     public var model: ActiveModel? = nil
 

@@ -45,6 +45,11 @@ public final class DecisionWorkspace {
     /// Per static rule group: the stamp of the decision that evaluated it, and the result
     /// (bit 0: passes).
     var groupMarks: UnsafeMutableBufferPointer<UInt64>
+    /// Whether the last `score` call computed only finite scores.
+    var scoresFinite = true
+
+    /// Largest request feature magnitude accepted (float32's largest finite value).
+    static let maxFeatureMagnitude = Double(Float.greatestFiniteMagnitude)
 
     init(engine: DecisionEngine, threadIndex: Int) {
         self.engine = engine
@@ -181,8 +186,12 @@ public final class DecisionWorkspace {
         guard input.featureKeys.count <= configuration.maxRequestFeatures else {
             throw EngineError(.invalidArgument, "features: more than 128 entries")
         }
-        for value in input.featureValues where !value.isFinite {
-            throw EngineError(.invalidArgument, "features: every value must be finite (no NaN or infinity)")
+        // Features are scored as float32: a value beyond its range (or NaN, which fails the
+        // comparison) would become infinite in the context vector.
+        for value in input.featureValues where !(abs(value) <= DecisionWorkspace.maxFeatureMagnitude) {
+            throw EngineError(
+                .invalidArgument,
+                "features: every value must be finite and within float32 range (|value| <= 3.4028234663852886e38)")
         }
 
         let model = reader.current()
@@ -196,6 +205,7 @@ public final class DecisionWorkspace {
         output.jointPropensity = 1
         output.unknownCandidates = 0
         output.eligibleCount = 0
+        output.uniformFallback = false
 
         // Sticky holdout: a stable hash of (salt, customer id).
         let share = configuration.holdoutShare
@@ -226,13 +236,28 @@ public final class DecisionWorkspace {
         if model.snapshot != nil {
             evaluateFeatures(input, surface: surface, customer: customer, model: model)
         }
+        let eligible = n
+        var exploration = model.exploration
         n = score(count: n, model: model)
+        if !scoresFinite {
+            // Extreme features overflowed a score: no policy can rank non-finite scores, so this
+            // decision explores uniformly over every eligible offer (the relevance threshold,
+            // which needs a finite expected value, is not applied), with scores reported as 0.
+            n = eligible
+            for i in 0..<n {
+                scores[i] = 0
+                rewards[i] = 0
+            }
+            exploration = .uniform
+            output.uniformFallback = true
+            engine.nonFiniteScoreFallbacks.add(1, ordering: .relaxed)
+        }
         output.eligibleCount = n
         guard n > 0 else { return }
         if logRing != nil { loggedCandidates.baseAddress!.update(from: candidates.baseAddress!, count: n) }
 
         var random = SplitMix64(seed: output.withDecisionID { StableHash.hash($0, seed: model.versionHash) })
-        let first = choose(count: n, model: model, random: &random)
+        let first = choose(count: n, exploration: exploration, random: &random)
         output.first = PlacementResult(
             offerIndex: candidates[first], slot: 0, propensity: probabilities[first], score: scores[first],
             expectedValue: expectedValue(first, model: model))
@@ -244,7 +269,7 @@ public final class DecisionWorkspace {
         candidates.swapAt(first, n - 1)
         rewards.swapAt(first, n - 1)
         scores.swapAt(first, n - 1)
-        let second = choose(count: n - 1, model: model, random: &random)
+        let second = choose(count: n - 1, exploration: exploration, random: &random)
         output.second = PlacementResult(
             offerIndex: candidates[second], slot: 1, propensity: probabilities[second], score: scores[second],
             expectedValue: expectedValue(second, model: model))
@@ -294,8 +319,8 @@ public final class DecisionWorkspace {
     }
 
     /// Draws one of the first `count` candidates from the policy's distribution.
-    private func choose(count: Int, model: ActiveModel, random: inout SplitMix64) -> Int {
-        model.exploration.distribution(
+    private func choose(count: Int, exploration: Exploration, random: inout SplitMix64) -> Int {
+        exploration.distribution(
             rewards: UnsafeBufferPointer(rewards), count: count, into: probabilities)
         let u = random.nextUnit()
         var cumulative = 0.0

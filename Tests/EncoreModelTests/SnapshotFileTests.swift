@@ -101,6 +101,28 @@ func refusal(_ bytes: [UInt8], trusted: [Ed25519.PublicKey] = []) -> ModelError?
         }
     }
 
+    @Test func refusesWeightsBeyondTheMagnitudeBound() throws {
+        for bad: Float in [3.0e38, -3.0e38, 1.0000001e6, -2e6] {
+            do {
+                _ = try sampleSnapshot(weight: bad)
+                Issue.record("weight \(bad) was accepted")
+            } catch let error as ModelError {
+                #expect(error.code == .invalidSnapshot)
+                #expect(error.message.contains("offer weights") && error.message.contains("1e6"), "\(error.message)")
+            } catch {
+                Issue.record("unexpected error \(error)")
+            }
+        }
+        // The bound itself and everything below it are accepted.
+        for good: Float in [1e6, -1e6, 999_999, 0] { _ = try sampleSnapshot(weight: good) }
+        #expect(throws: ModelError.self) {
+            _ = try ModelSnapshot(
+                version: "b", createdAtMillis: 0, schema: FeatureSchema(features: ["bias"]), offerIDs: ["a"],
+                sharedWeights: [0], offerWeights: [0], offerBiases: [-3e38], link: .identity, objective: .conversion,
+                exploration: .uniform)
+        }
+    }
+
     @Test func refusesStructurallyBadSnapshotsEvenWithValidChecksum() throws {
         // Rebuild with a NaN weight patched into WEIGHTS and a recomputed checksum.
         let bytes = try SnapshotFile.write(try sampleSnapshot(rules: nil))

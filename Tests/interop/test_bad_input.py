@@ -1,0 +1,147 @@
+"""Issue 15, robustness under bad input, with grpcio: only finite numbers in answers (huge-weight
+snapshots, features beyond float32), oversize string fields refused instead of acknowledged and
+then dropped from the log, absurd outcome revenue refused, and snapshots padded with junk refused.
+Every limit named here is documented in Protocol/PROTOCOL.md."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import struct
+
+import grpc
+import pytest
+
+import encore_interop as ei
+
+TIMEOUT = 10
+ELIGIBLE = ei.eligible_by_surface(ei.demo_catalog())
+
+
+# ----------------------------------------------------------------------------------------------
+# A snapshot writer independent of Encore's (format: docs/snapshots.md), so tests can build
+# snapshots the encore CLI refuses to write.
+# ----------------------------------------------------------------------------------------------
+def _json(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def snapshot_bytes(version, features, offers, shared, offer_rows, biases, exploration=None,
+                   link="logistic", gap: bytes = b"", tail: bytes = b"", section_pad: dict | None = None) -> bytes:
+    """`gap` goes between the section table and the first section (with offsets shifted to skip
+    it), `tail` after the last section, `section_pad[type]` is appended inside that section."""
+    exploration = exploration or {"kind": "squarecb", "gamma": 50}
+    schema = _json({"features": features, "interactions": []})
+    weights = struct.pack(f"<{len(shared)}f", *shared)
+    for bias, row in zip(biases, offer_rows):
+        weights += struct.pack(f"<{1 + len(row)}f", bias, *row)
+    sections = [(1, _json({"link": link, "objective": "conversion"})), (2, schema), (3, _json(offers)),
+                (4, weights), (5, _json(exploration))]
+    sections = [(t, p + (section_pad or {}).get(t, b"")) for t, p in sections]
+    v = version.encode()
+    out = bytearray(b"ENCSNAP\0") + struct.pack("<IIq", 1, len(sections), 1_700_000_000_000)
+    out += hashlib.sha256(sections[1][1]).digest() + struct.pack("<H", len(v)) + v
+    while len(out) % 8:
+        out.append(0)
+    offset = len(out) + 24 * len(sections) + len(gap)
+    for t, p in sections:
+        out += struct.pack("<IIQQ", t, 0, offset, len(p))
+        offset += len(p)
+    out += gap
+    for _, p in sections:
+        out += p
+    out += tail
+    digest = hashlib.sha256(bytes(out)).digest()
+    return bytes(out + b"ENCTRLR1" + digest + bytes(8 + 32 + 64))
+
+
+def push(stubs, channel, data: bytes, activate=False):
+    M = stubs.models_pb2
+    models = stubs.models_pb2_grpc.ModelsStub(channel)
+    chunks = [data[i: i + (1 << 20)] for i in range(0, len(data), 1 << 20)]
+    return models.PushSnapshot(iter([M.SnapshotChunk(data=c, activate=activate) for c in chunks]),
+                               timeout=30)
+
+
+def rpc_error(fn, *args, **kw) -> grpc.RpcError:
+    try:
+        out = fn(*args, **kw)
+    except grpc.RpcError as e:
+        return e
+    pytest.fail(f"expected an error status, got OK: {out}")
+
+
+def decide_request(D, **kw):
+    kw.setdefault("order", D.Order(order_id="o-bad", total_cents=4200, currency="USD", channel="web",
+                                   device="desktop", country="US"))
+    kw.setdefault("surface", "cart")
+    kw.setdefault("customer_id", "c000321")
+    return D.DecideRequest(**kw)
+
+
+def assert_finite_answer(resp):
+    for p in resp.placements:
+        assert math.isfinite(p.propensity) and 0 < p.propensity <= 1, resp
+        assert math.isfinite(p.score) and math.isfinite(p.expected_value), resp
+
+
+# ----------------------------------------------------------------------------------------------
+# Point 2: only finite numbers in answers
+# ----------------------------------------------------------------------------------------------
+def test_huge_weight_snapshot_is_refused_at_push(stubs, server_factory, channel_for):
+    server = server_factory("--holdout-share", "0")
+    ch = channel_for(server)
+    offers = ["gift_box", "rush_shipping"]
+    for w in (3.0e38, -3.0e38):
+        data = snapshot_bytes("huge-weights", ["bias", "request.x"], offers, [w, w], [[w, -w], [-w, w]], [w, w])
+        err = rpc_error(push, stubs, ch, data, activate=True)
+        assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, (err.code(), err.details())
+        assert "weight" in err.details() and "1e6" in err.details(), err.details()
+    # The server kept deciding with its model, with finite numbers.
+    stub = stubs.decisions_pb2_grpc.DecisionsStub(ch)
+    resp = stub.Decide(decide_request(stubs.decisions_pb2, slots=2, features={"x": 1.0}), timeout=TIMEOUT)
+    assert resp.model_version != "huge-weights" and resp.placements
+    assert_finite_answer(resp)
+
+
+def test_overflowing_scores_fall_back_to_uniform_with_finite_answers(stubs, server_factory, channel_for):
+    """Weights at the 1e6 bound times a float32-sized feature overflow: the decision is uniform
+    over the eligible offers (propensities 1/n, then 1/(n-1)), scores are 0, nothing is NaN."""
+    server = server_factory("--holdout-share", "0")
+    ch = channel_for(server)
+    D = stubs.decisions_pb2
+    cart = sorted(ELIGIBLE["cart"])[:3]
+    data = snapshot_bytes("bound-weights", ["bias", "request.x"], cart, [0.0, 1e6],
+                          [[0.5, 1e6], [0.0, -1e6], [1.0, 1e6]], [0.1, 0.2, 0.3])
+    assert push(stubs, ch, data, activate=True).activated
+    stub = stubs.decisions_pb2_grpc.DecisionsStub(ch)
+    for x in (3.4e38, -3.4e38, 1e38):
+        resp = stub.Decide(decide_request(D, slots=2, candidate_offer_ids=cart, features={"x": x}), timeout=TIMEOUT)
+        assert resp.model_version == "bound-weights"
+        assert len(resp.placements) == 2, resp
+        assert_finite_answer(resp)
+        assert [p.propensity for p in resp.placements] == [1 / 3, 1 / 2], resp
+        assert all(p.score == 0 for p in resp.placements), resp
+    # An ordinary value is scored by the model (and not counted as a fallback below).
+    resp = stub.Decide(decide_request(D, slots=1, candidate_offer_ids=cart, features={"x": 1e-3}), timeout=TIMEOUT)
+    assert_finite_answer(resp)
+    assert resp.placements[0].score != 0, resp
+    server.stop()
+    assert "3 uniform fallbacks for non-finite scores" in server.stderr, server.stderr[-2000:]
+
+
+@pytest.mark.parametrize("value", [1e308, -1e308, 3.5e38, float("inf"), float("-inf"), float("nan")],
+                         ids=["1e308", "-1e308", "3.5e38", "inf", "-inf", "nan"])
+def test_features_beyond_float32_are_invalid_argument(stubs, demo_no_holdout, channel_for, value):
+    stub = stubs.decisions_pb2_grpc.DecisionsStub(channel_for(demo_no_holdout))
+    err = rpc_error(stub.Decide, decide_request(stubs.decisions_pb2, features={"ok": 1.0, "x": value}),
+                    timeout=TIMEOUT)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (err.code(), err.details())
+    assert err.details().startswith("features:") and "float32" in err.details(), err.details()
+
+
+def test_float32_extremes_are_accepted(stubs, demo_no_holdout, channel_for):
+    stub = stubs.decisions_pb2_grpc.DecisionsStub(channel_for(demo_no_holdout))
+    big = 3.4028234663852886e38  # float32's largest finite value
+    resp = stub.Decide(decide_request(stubs.decisions_pb2, slots=2, features={"a": big, "b": -big}), timeout=TIMEOUT)
+    assert_finite_answer(resp)
