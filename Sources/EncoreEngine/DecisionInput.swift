@@ -13,6 +13,9 @@ public struct DecisionInput {
     public var categories = UnsafeBufferPointer<UnsafeRawBufferPointer>(start: nil, count: 0)
     /// The line items in full (for the decision log); may be empty when logging is off.
     public var items = UnsafeBufferPointer<LineItemInput>(start: nil, count: 0)
+    /// How many line items the request held, which may exceed what the decoder stored (more
+    /// than `RequestLimits.lineItems` is refused).
+    public var itemCount = 0
     public var currency = UnsafeRawBufferPointer(start: nil, count: 0)
     public var shippingMethod = UnsafeRawBufferPointer(start: nil, count: 0)
     public var channel = UnsafeRawBufferPointer(start: nil, count: 0)

@@ -92,7 +92,9 @@ extension DecisionWorkspace {
         let scores = self.scores.baseAddress!
         let rewards = self.rewards.baseAddress!
         var kept = 0
-        var finite = true
+        // Sum of the raw scores: finite exactly when every one is (each is a float32 value, so
+        // a sum of finite ones cannot overflow a Double). One add per candidate.
+        var check = 0.0
         model.rows.withUnsafeBufferPointer { rows in
             model.biases.withUnsafeBufferPointer { biases in
                 model.valueCents.withUnsafeBufferPointer { cents in
@@ -110,7 +112,7 @@ extension DecisionWorkspace {
                             k += 8
                         }
                         let raw = Double(accumulator.sum() + biases[offer])
-                        finite = finite && raw.isFinite
+                        check += raw
                         let reward = logistic ? 1 / (1 + exp(-raw)) : raw
                         if threshold && (revenue ? reward * cents[offer] : reward) < rules[offer].minExpectedValue {
                             continue
@@ -125,7 +127,7 @@ extension DecisionWorkspace {
                 }
             }
         }
-        scoresFinite = finite
+        scoresFinite = check.isFinite
         return kept
     }
 }

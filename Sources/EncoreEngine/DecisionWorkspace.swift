@@ -183,15 +183,21 @@ public final class DecisionWorkspace {
         for id in input.candidates where id.count > maxID {
             throw EngineError(.invalidArgument, "candidate_offer_ids: an id is longer than 256 bytes")
         }
+        try validateOrderFields(input)
         guard input.featureKeys.count <= configuration.maxRequestFeatures else {
             throw EngineError(.invalidArgument, "features: more than 128 entries")
         }
         // Features are scored as float32: a value beyond its range (or NaN, which fails the
         // comparison) would become infinite in the context vector.
-        for value in input.featureValues where !(abs(value) <= DecisionWorkspace.maxFeatureMagnitude) {
-            throw EngineError(
-                .invalidArgument,
-                "features: every value must be finite and within float32 range (|value| <= 3.4028234663852886e38)")
+        for k in 0..<input.featureKeys.count {
+            guard abs(input.featureValues[k]) <= DecisionWorkspace.maxFeatureMagnitude else {
+                throw EngineError(
+                    .invalidArgument,
+                    "features: every value must be finite and within float32 range (|value| <= 3.4028234663852886e38)")
+            }
+            guard input.featureKeys[k].count <= RequestLimits.featureKeyBytes else {
+                throw EngineError(.invalidArgument, "features: a key is longer than 128 bytes")
+            }
         }
 
         let model = reader.current()
@@ -275,6 +281,40 @@ public final class DecisionWorkspace {
             expectedValue: expectedValue(second, model: model))
         output.placementCount = 2
         output.jointPropensity *= probabilities[second]
+    }
+
+    /// Refuses order fields and feature keys over their `RequestLimits` (the messages name the
+    /// field and the limit; a unit test holds them to the constants).
+    private func validateOrderFields(_ input: DecisionInput) throws(EngineError) {
+        guard input.currency.count <= RequestLimits.currencyBytes else {
+            throw EngineError(.invalidArgument, "order.currency: longer than 16 bytes")
+        }
+        guard input.country.count <= RequestLimits.countryBytes else {
+            throw EngineError(.invalidArgument, "order.country: longer than 16 bytes")
+        }
+        guard input.channel.count <= RequestLimits.channelBytes else {
+            throw EngineError(.invalidArgument, "order.channel: longer than 64 bytes")
+        }
+        guard input.device.count <= RequestLimits.deviceBytes else {
+            throw EngineError(.invalidArgument, "order.device: longer than 64 bytes")
+        }
+        guard input.shippingMethod.count <= RequestLimits.shippingMethodBytes else {
+            throw EngineError(.invalidArgument, "order.shipping_method: longer than 64 bytes")
+        }
+        guard max(input.itemCount, input.categories.count, input.items.count) <= RequestLimits.lineItems else {
+            throw EngineError(.invalidArgument, "order.items: more than 128 line items")
+        }
+        for category in input.categories where category.count > RequestLimits.categoryBytes {
+            throw EngineError(.invalidArgument, "order.items.category: longer than 128 bytes")
+        }
+        for item in input.items {
+            guard item.sku.count <= RequestLimits.skuBytes else {
+                throw EngineError(.invalidArgument, "order.items.sku: longer than 64 bytes")
+            }
+            guard item.category.count <= RequestLimits.categoryBytes else {
+                throw EngineError(.invalidArgument, "order.items.category: longer than 128 bytes")
+            }
+        }
     }
 
     /// Eligible catalog indices into `candidates`: the request's restriction (deduplicated,

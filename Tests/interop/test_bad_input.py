@@ -145,3 +145,105 @@ def test_float32_extremes_are_accepted(stubs, demo_no_holdout, channel_for):
     big = 3.4028234663852886e38  # float32's largest finite value
     resp = stub.Decide(decide_request(stubs.decisions_pb2, slots=2, features={"a": big, "b": -big}), timeout=TIMEOUT)
     assert_finite_answer(resp)
+
+
+# ----------------------------------------------------------------------------------------------
+# Point 3: nothing acknowledged and then dropped; no silent truncation; no padded snapshots
+# ----------------------------------------------------------------------------------------------
+MB = "x" * (1 << 20)
+# (field, limit in bytes, how to put a value of n bytes into a request)
+FIELD_LIMITS = [
+    ("order.currency", 16, lambda D, v: dict(order=D.Order(currency=v))),
+    ("order.country", 16, lambda D, v: dict(order=D.Order(country=v))),
+    ("order.channel", 64, lambda D, v: dict(order=D.Order(channel=v))),
+    ("order.device", 64, lambda D, v: dict(order=D.Order(device=v))),
+    ("order.shipping_method", 64, lambda D, v: dict(order=D.Order(shipping_method=v))),
+    ("order.items.sku", 64, lambda D, v: dict(order=D.Order(items=[D.LineItem(sku=v, quantity=1)]))),
+    ("order.items.category", 128, lambda D, v: dict(order=D.Order(items=[D.LineItem(category=v, quantity=1)]))),
+    ("features", 128, lambda D, v: dict(features={v: 1.0})),
+]
+
+
+@pytest.mark.parametrize("field,limit,build", FIELD_LIMITS, ids=[f[0] for f in FIELD_LIMITS])
+def test_oversize_fields_are_refused_naming_field_and_limit(stubs, demo_no_holdout, channel_for, field, limit, build):
+    D = stubs.decisions_pb2
+    stub = stubs.decisions_pb2_grpc.DecisionsStub(channel_for(demo_no_holdout))
+    for value in (MB, "y" * (limit + 1)):
+        err = rpc_error(stub.Decide, decide_request(D, **build(D, value)), timeout=TIMEOUT)
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (field, err.code(), err.details())
+        assert err.details().startswith(field + ":") and f" {limit} " in err.details(), err.details()
+    assert_finite_answer(stub.Decide(decide_request(D, **build(D, "y" * limit)), timeout=TIMEOUT))
+
+
+def test_line_items_over_128_are_refused_not_truncated(stubs, demo_no_holdout, channel_for):
+    D = stubs.decisions_pb2
+    stub = stubs.decisions_pb2_grpc.DecisionsStub(channel_for(demo_no_holdout))
+    items = [D.LineItem(sku=f"s{i}", category="books", price_cents=100, quantity=1) for i in range(129)]
+    err = rpc_error(stub.Decide, decide_request(D, order=D.Order(items=items)), timeout=TIMEOUT)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("order.items:"), err.details()
+    assert "128" in err.details(), err.details()
+    stub.Decide(decide_request(D, order=D.Order(items=items[:128])), timeout=TIMEOUT)
+
+
+def test_a_decision_at_every_limit_is_answered_and_logged(stubs, server_factory, channel_for, tmp_path):
+    logs = tmp_path / "logs"
+    server = server_factory("--log-dir", str(logs), "--holdout-share", "0")
+    D = stubs.decisions_pb2
+    stub = stubs.decisions_pb2_grpc.DecisionsStub(channel_for(server))
+    items = [D.LineItem(sku=f"{i:03d}".ljust(64, "s"), category=f"{i:03d}".ljust(128, "c"), price_cents=100,
+                        quantity=1) for i in range(128)]
+    order = D.Order(order_id="o" * 256, total_cents=5000, currency="c" * 16, country="n" * 16, channel="h" * 64,
+                    device="d" * 64, shipping_method="m" * 64, items=items)
+    features = {f"{i:03d}".ljust(128, "k"): float(i) for i in range(128)}
+    resp = stub.Decide(D.DecideRequest(surface="cart", customer_id="u" * 256, request_id="at-every-limit", slots=2,
+                                       order=order, features=features), timeout=TIMEOUT)
+    assert resp.placements
+    assert server.stop() == 0
+    assert ", 0 dropped" in server.stderr, server.stderr[-2000:]
+    records = [json.loads(line) for f in sorted(logs.glob("decisions-*.jsonl")) for line in f.read_text().splitlines()]
+    mine = [r for r in records if r.get("request_id") == "at-every-limit"]
+    assert len(mine) == 1, f"the decision was answered but not logged ({len(records)} records)"
+    assert mine[0]["decision_id"] == resp.decision_id
+    assert len(mine[0]["order"]["items"]) == 128 and len(mine[0]["request_features"]) == 128
+
+
+@pytest.mark.parametrize("revenue", [-1, -(2 ** 63), 100_000_000_001, 2 ** 63 - 1])
+def test_negative_or_absurd_revenue_is_refused(stubs, demo_no_holdout, channel_for, revenue):
+    D = stubs.decisions_pb2
+    stub = stubs.decisions_pb2_grpc.DecisionsStub(channel_for(demo_no_holdout))
+    decision = stub.Decide(decide_request(D), timeout=TIMEOUT)
+    offer = decision.placements[0].offer_id if decision.placements else "gift_box"
+    req = D.OutcomeRequest(decision_id=decision.decision_id, offer_id=offer, outcome=D.ACCEPTED,
+                           revenue_cents=revenue)
+    err = rpc_error(stub.ReportOutcome, req, timeout=TIMEOUT)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (err.code(), err.details())
+    assert err.details().startswith("revenue_cents:") and "100000000000" in err.details(), err.details()
+    for ok in (0, 100_000_000_000):
+        stub.ReportOutcome(D.OutcomeRequest(decision_id=decision.decision_id, offer_id=offer, outcome=D.ACCEPTED,
+                                            revenue_cents=ok), timeout=TIMEOUT)
+
+
+def _padding_cases():
+    offers = ["gift_box", "rush_shipping"]
+    args = ("padded", ["bias"], offers, [0.1], [[0.2], [0.3]], [0.0, 0.1])
+    junk = b"\x00" * (8 << 20)
+    return [
+        ("junk between the table and the sections", snapshot_bytes(*args, gap=junk), "no gaps or padding"),
+        ("junk after the last section", snapshot_bytes(*args, tail=junk), "belong to no section"),
+        ("whitespace inside OFFERS", snapshot_bytes(*args, section_pad={3: b" " * (1 << 20)}), "whitespace"),
+        ("EXPLORATION over 4 KiB", snapshot_bytes(*args, exploration={"kind": "uniform", "pad": "p" * 5000}),
+         "4096-byte limit"),
+    ]
+
+
+@pytest.mark.parametrize("name,data,reason", _padding_cases(), ids=[c[0] for c in _padding_cases()])
+def test_snapshots_padded_with_junk_are_refused(stubs, demo_no_holdout, channel_for, name, data, reason):
+    err = rpc_error(push, stubs, channel_for(demo_no_holdout), data)
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, (name, err.code(), err.details())
+    assert reason in err.details(), err.details()
+
+
+def test_the_unpadded_snapshot_of_the_padding_cases_is_accepted(stubs, server_factory, channel_for):
+    server = server_factory("--holdout-share", "0")
+    data = snapshot_bytes("unpadded", ["bias"], ["gift_box", "rush_shipping"], [0.1], [[0.2], [0.3]], [0.0, 0.1])
+    assert push(stubs, channel_for(server), data).model.version == "unpadded"
