@@ -8,26 +8,37 @@ import EncoreTransport
 /// the active snapshot rebound to it.
 public struct CatalogService: Sendable {
     public let registry: ModelRegistry
+    /// Records and bytes one stream may carry.
+    public let limits: UpsertLimits
 
-    public init(registry: ModelRegistry) {
+    public init(registry: ModelRegistry, limits: UpsertLimits = UpsertLimits()) {
         self.registry = registry
+        self.limits = limits
     }
 
     public func register(in router: inout GRPCRouter) {
-        let registry = self.registry
-        router.register("/encore.v1.Catalog/UpsertOffers", .clientStreaming { _ in OfferUpload(registry: registry) })
+        let (registry, limits) = (self.registry, self.limits)
+        router.register(
+            "/encore.v1.Catalog/UpsertOffers", .clientStreaming { _ in OfferUpload(registry: registry, limits: limits) }
+        )
     }
 
     final class OfferUpload: GRPCClientStreamHandler {
         let registry: ModelRegistry
+        let limits: UpsertLimits
         var offers: [Offer] = []
-        var failure: GRPCStatus? = nil
+        var bytes = 0
 
-        init(registry: ModelRegistry) {
+        init(registry: ModelRegistry, limits: UpsertLimits) {
             self.registry = registry
+            self.limits = limits
         }
 
         func receive(_ message: UnsafeRawBufferPointer) -> GRPCStatus? {
+            if let refusal = limits.admit(message.count, records: offers.count, total: &bytes, what: "offer") {
+                offers = []
+                return refusal
+            }
             do {
                 let record = try Encore_V1_OfferRecord(serializedBytes: Array(message))
                 offers.append(try Offer(jsonLine: record.json))

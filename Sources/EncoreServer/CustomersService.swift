@@ -7,31 +7,36 @@ import EncoreTransport
 /// batch when the stream ends (off the reactor), visible atomically to the next decision.
 public struct CustomersService: Sendable {
     public let registry: ModelRegistry
-    /// Most records one call may carry (the overlay bound applies too).
-    public static let maxRecordsPerCall = 100_000
+    /// Records and bytes one stream may carry (the overlay bound applies too).
+    public let limits: UpsertLimits
 
-    public init(registry: ModelRegistry) {
+    public init(registry: ModelRegistry, limits: UpsertLimits = UpsertLimits()) {
         self.registry = registry
+        self.limits = limits
     }
 
     public func register(in router: inout GRPCRouter) {
-        let registry = self.registry
+        let (registry, limits) = (self.registry, self.limits)
         router.register(
-            "/encore.v1.Customers/UpsertCustomers", .clientStreaming { _ in CustomerUpload(registry: registry) })
+            "/encore.v1.Customers/UpsertCustomers",
+            .clientStreaming { _ in CustomerUpload(registry: registry, limits: limits) })
     }
 
     final class CustomerUpload: GRPCClientStreamHandler {
         let registry: ModelRegistry
+        let limits: UpsertLimits
         var records: [CustomerUpsert] = []
+        var bytes = 0
 
-        init(registry: ModelRegistry) {
+        init(registry: ModelRegistry, limits: UpsertLimits) {
             self.registry = registry
+            self.limits = limits
         }
 
         func receive(_ message: UnsafeRawBufferPointer) -> GRPCStatus? {
-            guard records.count < CustomersService.maxRecordsPerCall else {
-                return GRPCStatus(
-                    .resourceExhausted, "more than \(CustomersService.maxRecordsPerCall) customer records in one call")
+            if let refusal = limits.admit(message.count, records: records.count, total: &bytes, what: "customer") {
+                records = []
+                return refusal
             }
             do {
                 let record = try Encore_V1_CustomerRecord(serializedBytes: Array(message))

@@ -40,6 +40,8 @@ public final class EncoreServer: Sendable {
         public var stateFile: String? = nil
         /// Seconds between periodic saves of the rule counters (0: only on SIGTERM).
         public var stateSaveIntervalSeconds = 60.0
+        /// Records and bytes per Catalog/UpsertOffers and Customers/UpsertCustomers stream.
+        public var upsertLimits = UpsertLimits()
         /// Testing only: an artificial Decide stall (`encore serve --debug-stall-ms`); nil is off.
         public var debugStall: DecisionsService.DebugStall? = nil
 
@@ -114,8 +116,8 @@ public final class EncoreServer: Sendable {
         DecisionsService(engine: engine, threads: options.transport.threads, debugStall: options.debugStall)
             .register(in: &router)
         ModelsService(registry: registry).register(in: &router)
-        CatalogService(registry: registry).register(in: &router)
-        CustomersService(registry: registry).register(in: &router)
+        CatalogService(registry: registry, limits: options.upsertLimits).register(in: &router)
+        CustomersService(registry: registry, limits: options.upsertLimits).register(in: &router)
         if options.diagnostics { DiagnosticsService().register(in: &router) }
         server = GRPCServer(configuration: options.transport, router: router, serving: serving)
         let active = engine.active.value

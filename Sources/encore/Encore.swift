@@ -109,12 +109,25 @@ struct Serve: ParsableCommand {
     )
     var stateFile: String?
 
+    @Option(help: "Most records one Catalog/UpsertOffers or Customers/UpsertCustomers stream may carry.")
+    var maxUpsertRecords = UpsertLimits().maxRecords
+
+    @Option(help: "Most message bytes one Catalog/UpsertOffers or Customers/UpsertCustomers stream may carry.")
+    var maxUpsertBytes = UpsertLimits().maxBytes
+
     // Testing only (hidden from --help; docs/bench-command.md): makes the reactor thread that
     // handles every N-th Decide call (counted per reactor thread) sleep this long first, so a test
     // can check that `encore bench` reports server stalls. Off by default; when off, the plain
     // Decide handler is registered and nothing is counted.
     @Option(name: .customLong("debug-stall-ms"), help: .hidden) var debugStallMillis: Double = 0
     @Option(name: .customLong("debug-stall-every"), help: .hidden) var debugStallEvery = 1000
+
+    var upsertLimits: UpsertLimits {
+        var limits = UpsertLimits()
+        limits.maxRecords = maxUpsertRecords
+        limits.maxBytes = maxUpsertBytes
+        return limits
+    }
 
     func validate() throws {
         if !(debugStallMillis >= 0 && debugStallMillis <= 10_000) {
@@ -130,6 +143,7 @@ struct Serve: ParsableCommand {
         if !(drainTimeout >= 0 && drainTimeout.isFinite) {
             throw ValidationError("--drain-timeout must be zero or more seconds")
         }
+        if let problem = upsertLimits.validationError() { throw ValidationError(problem) }
     }
 
     func run() throws {
@@ -156,6 +170,7 @@ struct Serve: ParsableCommand {
         options.requireOPE = requireOpe
         options.configFile = config
         options.stateFile = stateFile
+        options.upsertLimits = upsertLimits
         if let holdoutShare {
             options.engine.holdoutShare = holdoutShare
             options.holdoutShareSet = true

@@ -247,3 +247,42 @@ def test_the_unpadded_snapshot_of_the_padding_cases_is_accepted(stubs, server_fa
     server = server_factory("--holdout-share", "0")
     data = snapshot_bytes("unpadded", ["bias"], ["gift_box", "rush_shipping"], [0.1], [[0.2], [0.3]], [0.0, 0.1])
     assert push(stubs, channel_for(server), data).model.version == "unpadded"
+
+
+# ----------------------------------------------------------------------------------------------
+# Point 1 (part): bounded upsert streams
+# ----------------------------------------------------------------------------------------------
+def _endless(make, limit=2_000_000):
+    """A stream that does not end by itself (bounded only so a broken server cannot hang the test)."""
+    for i in range(limit):
+        yield make(i)
+
+
+@pytest.mark.parametrize("kind", ["offers", "customers"])
+@pytest.mark.parametrize("bound", ["records", "bytes"])
+def test_an_endless_upsert_stream_is_ended_with_resource_exhausted(stubs, server_factory, channel_for, kind, bound):
+    flags = ("--max-upsert-records", "500") if bound == "records" else ("--max-upsert-bytes", "20000")
+    server = server_factory("--holdout-share", "0", *flags)
+    ch = channel_for(server)
+    C = stubs.catalog_pb2
+    if kind == "offers":
+        call = stubs.catalog_pb2_grpc.CatalogStub(ch).UpsertOffers
+        pad = "t" * 1000
+
+        def make(i):
+            return C.OfferRecord(json=json.dumps({"offer_id": f"flood{i}", "title": pad, "value_cents": 1}))
+    else:
+        call = stubs.catalog_pb2_grpc.CustomersStub(ch).UpsertCustomers
+
+        def make(i):
+            return C.CustomerRecord(customer_id=f"flood-{i:07d}")
+    err = rpc_error(call, _endless(make), timeout=60)
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, (err.code(), err.details())
+    flag, value = flags
+    assert flag in err.details() and value in err.details(), err.details()
+    # Nothing of the refused stream was applied: one more record adds exactly one.
+    first = call(iter([make(10_000_000)]), timeout=TIMEOUT)
+    second = call(iter([make(10_000_001)]), timeout=TIMEOUT)
+    assert first.upserted == 1 and second.total == first.total + 1, (first, second)
+    if kind == "offers":
+        assert first.total == len(ei.demo_catalog()) + 1, first
