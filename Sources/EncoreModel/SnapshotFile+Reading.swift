@@ -199,37 +199,63 @@ extension SnapshotFile {
 
     /// Whether a JSON section carries more than its contents: whitespace outside strings beyond
     /// `maxJSONWhitespaceBytes`, or (for sections with a fixed shape) a top-level key the format
-    /// does not define. Returns the problem, or nil. The JSON itself is checked by the decoder.
-    static func jsonPaddingProblem(_ payload: ArraySlice<UInt8>, allowedKeys: Set<String>?) -> String? {
-        var whitespace = 0
-        var inString = false
-        var escaped = false
-        for b in payload {
-            if inString {
-                if escaped {
-                    escaped = false
-                } else if b == UInt8(ascii: "\\") {
-                    escaped = true
-                } else if b == UInt8(ascii: "\"") {
-                    inString = false
+    /// does not define. Returns the problem, or nil. One pass over the bytes, allocating only to
+    /// describe a problem; the JSON itself is checked by the decoder afterwards.
+    static func jsonPaddingProblem(_ payload: ArraySlice<UInt8>, allowedKeys: [[UInt8]]?) -> String? {
+        let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+        return payload.withUnsafeBufferPointer { bytes -> String? in
+            var whitespace = 0
+            var depth = 0
+            var inString = false
+            var escaped = false
+            // At depth 1 of an object, after `{` or `,`: the next string is a key.
+            var expectKey = false
+            var keyStart = -1
+            for i in 0..<bytes.count {
+                let b = bytes[i]
+                if inString {
+                    if escaped {
+                        escaped = false
+                    } else if b == backslash {
+                        escaped = true
+                    } else if b == quote {
+                        inString = false
+                        if keyStart >= 0, let allowedKeys {
+                            let key = UnsafeBufferPointer(rebasing: bytes[keyStart..<i])
+                            if !allowedKeys.contains(where: { $0.elementsEqual(key) }) {
+                                return "has unknown key '\(String(decoding: key, as: UTF8.self))' (padding is refused)"
+                            }
+                        }
+                        keyStart = -1
+                    }
+                    continue
                 }
-            } else if b == UInt8(ascii: "\"") {
-                inString = true
-            } else if b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D {
-                whitespace += 1
+                switch b {
+                case quote:
+                    inString = true
+                    if expectKey { keyStart = i + 1 }
+                    expectKey = false
+                case UInt8(ascii: "{"):
+                    depth += 1
+                    expectKey = depth == 1
+                case UInt8(ascii: "["):
+                    depth += 1
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    depth -= 1
+                case UInt8(ascii: ","):
+                    expectKey = depth == 1
+                case 0x20, 0x09, 0x0A, 0x0D:
+                    whitespace += 1
+                default:
+                    break
+                }
             }
+            if whitespace > maxJSONWhitespaceBytes {
+                return
+                    "holds \(whitespace) bytes of whitespace, over the \(maxJSONWhitespaceBytes)-byte limit (padding is refused)"
+            }
+            return nil
         }
-        if whitespace > maxJSONWhitespaceBytes {
-            return
-                "holds \(whitespace) bytes of whitespace, over the \(maxJSONWhitespaceBytes)-byte limit (padding is refused)"
-        }
-        if let allowedKeys,
-            let object = try? JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any],
-            let unknown = object.keys.sorted().first(where: { !allowedKeys.contains($0) })
-        {
-            return "has unknown key '\(unknown)' (padding is refused)"
-        }
-        return nil
     }
 
     static func load<T: FixedWidthInteger>(_ bytes: [UInt8], _ offset: Int) -> T {

@@ -43,11 +43,11 @@ public enum SnapshotFile {
             }
         }
         /// Top-level keys of the sections with a fixed shape (nil: free-form or an array).
-        var jsonKeys: Set<String>? {
+        var jsonKeys: [[UInt8]]? {
             switch self {
-            case .meta: ["link", "objective"]
-            case .schema: ["features", "interactions"]
-            case .exploration: ["kind", "epsilon", "temperature", "gamma"]
+            case .meta: SnapshotFile.metaKeys
+            case .schema: SnapshotFile.schemaKeys
+            case .exploration: SnapshotFile.explorationKeys
             case .offers, .weights, .rules, .ope: nil
             }
         }
@@ -63,6 +63,10 @@ public enum SnapshotFile {
             }
         }
     }
+
+    static let metaKeys = ["link", "objective"].map { Array($0.utf8) }
+    static let schemaKeys = ["features", "interactions"].map { Array($0.utf8) }
+    static let explorationKeys = ["kind", "epsilon", "temperature", "gamma"].map { Array($0.utf8) }
 
     struct MetaJSON: Codable { var link: ModelSnapshot.Link; var objective: ModelSnapshot.Objective }
     struct SchemaJSON: Codable { var features: [String]; var interactions: [[Int]] }
