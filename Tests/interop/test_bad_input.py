@@ -104,10 +104,11 @@ def test_huge_weight_snapshot_is_refused_at_push(stubs, server_factory, channel_
     assert_finite_answer(resp)
 
 
-def test_overflowing_scores_fall_back_to_uniform_with_finite_answers(stubs, server_factory, channel_for):
+def test_overflowing_scores_fall_back_to_uniform_with_finite_answers(stubs, server_factory, channel_for, tmp_path):
     """Weights at the 1e6 bound times a float32-sized feature overflow: the decision is uniform
     over the eligible offers (propensities 1/n, then 1/(n-1)), scores are 0, nothing is NaN."""
-    server = server_factory("--holdout-share", "0")
+    logs = tmp_path / "logs"
+    server = server_factory("--holdout-share", "0", "--log-dir", str(logs))
     ch = channel_for(server)
     D = stubs.decisions_pb2
     cart = sorted(ELIGIBLE["cart"])[:3]
@@ -128,6 +129,14 @@ def test_overflowing_scores_fall_back_to_uniform_with_finite_answers(stubs, serv
     assert resp.placements[0].score != 0, resp
     server.stop()
     assert "3 uniform fallbacks for non-finite scores" in server.stderr, server.stderr[-2000:]
+    # The log says so, and holds only numbers (no null) in the fallback records.
+    records = [json.loads(line) for f in sorted(logs.glob("decisions-*.jsonl")) for line in f.read_text().splitlines()]
+    mine = [r for r in records if r.get("model_version") == "bound-weights"]
+    assert [bool(r.get("uniform_fallback")) for r in mine] == [True, True, True, False], mine
+    for r in mine[:3]:
+        assert [p["propensity"] for p in r["placements"]] == [1 / 3, 1 / 2], r
+        numbers = list(r["context"].values()) + [v for p in r["placements"] for v in p.values() if not isinstance(v, str)]
+        assert all(isinstance(v, (int, float)) and math.isfinite(v) for v in numbers), r
 
 
 @pytest.mark.parametrize("value", [1e308, -1e308, 3.5e38, float("inf"), float("-inf"), float("nan")],
