@@ -42,6 +42,10 @@ public final class EncoreServer: Sendable {
         public var stateSaveIntervalSeconds = 60.0
         /// Records and bytes per Catalog/UpsertOffers and Customers/UpsertCustomers stream.
         public var upsertLimits = UpsertLimits()
+        /// Admin uploads (PushSnapshot and upserts) in flight at once, and the bytes they may
+        /// hold together (`AdminUploadBudget`).
+        public var maxAdminUploads = AdminUploadBudget.defaultMaxUploads
+        public var maxAdminUploadBytes = AdminUploadBudget.defaultMaxBytes
         /// Testing only: an artificial Decide stall (`encore serve --debug-stall-ms`); nil is off.
         public var debugStall: DecisionsService.DebugStall? = nil
 
@@ -115,9 +119,10 @@ public final class EncoreServer: Sendable {
         HealthService(serving: serving).register(in: &router)
         DecisionsService(engine: engine, threads: options.transport.threads, debugStall: options.debugStall)
             .register(in: &router)
-        ModelsService(registry: registry).register(in: &router)
-        CatalogService(registry: registry, limits: options.upsertLimits).register(in: &router)
-        CustomersService(registry: registry, limits: options.upsertLimits).register(in: &router)
+        let uploads = AdminUploadBudget(maxUploads: options.maxAdminUploads, maxBytes: options.maxAdminUploadBytes)
+        ModelsService(registry: registry, uploads: uploads).register(in: &router)
+        CatalogService(registry: registry, limits: options.upsertLimits, uploads: uploads).register(in: &router)
+        CustomersService(registry: registry, limits: options.upsertLimits, uploads: uploads).register(in: &router)
         if options.diagnostics { DiagnosticsService().register(in: &router) }
         server = GRPCServer(configuration: options.transport, router: router, serving: serving)
         let active = engine.active.value

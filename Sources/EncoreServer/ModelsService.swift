@@ -7,16 +7,21 @@ import SwiftProtobuf
 /// off the reactor threads; see `ModelRegistry`.
 public struct ModelsService: Sendable {
     public let registry: ModelRegistry
+    /// Bounds PushSnapshot streams together with the other admin uploads.
+    public let uploads: AdminUploadBudget
     /// Largest snapshot a push may send (bytes).
     public static let maxSnapshotBytes = 512 << 20
 
-    public init(registry: ModelRegistry) {
+    public init(registry: ModelRegistry, uploads: AdminUploadBudget = AdminUploadBudget()) {
         self.registry = registry
+        self.uploads = uploads
     }
 
     public func register(in router: inout GRPCRouter) {
-        let registry = self.registry
-        router.register("/encore.v1.Models/PushSnapshot", .clientStreaming { _ in SnapshotUpload(registry: registry) })
+        let (registry, uploads) = (self.registry, self.uploads)
+        router.register(
+            "/encore.v1.Models/PushSnapshot",
+            .clientStreaming { _ in SnapshotUpload(registry: registry, reservation: uploads.begin(), budget: uploads) })
         router.register(
             "/encore.v1.Models/Activate",
             .offloaded { request, _, responder in
@@ -53,14 +58,24 @@ public struct ModelsService: Sendable {
     /// Accumulates one PushSnapshot stream, then validates off the reactor.
     final class SnapshotUpload: GRPCClientStreamHandler {
         let registry: ModelRegistry
+        let budget: AdminUploadBudget
+        /// This upload's share of the admin upload budget (nil: refused, too many in flight).
+        var reservation: AdminUploadBudget.Reservation?
         var bytes: [UInt8] = []
         var activate = false
 
-        init(registry: ModelRegistry) {
+        init(registry: ModelRegistry, reservation: AdminUploadBudget.Reservation?, budget: AdminUploadBudget) {
             self.registry = registry
+            self.reservation = reservation
+            self.budget = budget
         }
 
         func receive(_ message: UnsafeRawBufferPointer) -> GRPCStatus? {
+            guard let reservation else { return budget.tooManyUploads }
+            if let refusal = reservation.reserve(message.count) {
+                cancel()
+                return refusal
+            }
             let chunk: Encore_V1_SnapshotChunk
             do {
                 chunk = try Encore_V1_SnapshotChunk(serializedBytes: Array(message))
@@ -76,10 +91,14 @@ public struct ModelsService: Sendable {
         }
 
         func finish(_ responder: GRPCResponder) {
-            let (registry, bytes, activate) = (self.registry, self.bytes, self.activate)
+            let (registry, bytes, activate, reservation) = (self.registry, self.bytes, self.activate, self.reservation)
+            let refusal = budget.tooManyUploads
             self.bytes = []
+            self.reservation = nil
             DispatchQueue.global().async {
+                // Holding the reservation until the push is applied or refused keeps its bytes counted.
                 respond(responder) { () throws(GRPCStatus) in
+                    guard reservation != nil else { throw refusal }
                     guard !bytes.isEmpty else {
                         throw GRPCStatus(.invalidArgument, "PushSnapshot received no snapshot bytes")
                     }
@@ -92,7 +111,10 @@ public struct ModelsService: Sendable {
             }
         }
 
-        func cancel() { bytes = [] }
+        func cancel() {
+            bytes = []
+            reservation = nil
+        }
     }
 }
 

@@ -115,6 +115,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Most message bytes one Catalog/UpsertOffers or Customers/UpsertCustomers stream may carry.")
     var maxUpsertBytes = UpsertLimits().maxBytes
 
+    @Option(help: "Most admin uploads (PushSnapshot, UpsertOffers, UpsertCustomers) in flight at once.")
+    var maxAdminUploads = AdminUploadBudget.defaultMaxUploads
+
+    @Option(help: "Most bytes all admin uploads in flight may hold together.")
+    var maxAdminUploadBytes = AdminUploadBudget.defaultMaxBytes
+
     // Testing only (hidden from --help; docs/bench-command.md): makes the reactor thread that
     // handles every N-th Decide call (counted per reactor thread) sleep this long first, so a test
     // can check that `encore bench` reports server stalls. Off by default; when off, the plain
@@ -144,6 +150,9 @@ struct Serve: ParsableCommand {
             throw ValidationError("--drain-timeout must be zero or more seconds")
         }
         if let problem = upsertLimits.validationError() { throw ValidationError(problem) }
+        if let problem = AdminUploadBudget.validationError(maxUploads: maxAdminUploads, maxBytes: maxAdminUploadBytes) {
+            throw ValidationError(problem)
+        }
     }
 
     func run() throws {
@@ -171,6 +180,8 @@ struct Serve: ParsableCommand {
         options.configFile = config
         options.stateFile = stateFile
         options.upsertLimits = upsertLimits
+        options.maxAdminUploads = maxAdminUploads
+        options.maxAdminUploadBytes = maxAdminUploadBytes
         if let holdoutShare {
             options.engine.holdoutShare = holdoutShare
             options.holdoutShareSet = true

@@ -33,3 +33,24 @@ import Testing
         #expect(limits.validationError()?.contains("--max-upsert-bytes") == true)
     }
 }
+
+@Suite struct AdminUploadBudgetTests {
+    @Test func boundsUploadsInFlightAndTheirBytesAndGivesThemBack() {
+        let budget = AdminUploadBudget(maxUploads: 2, maxBytes: 100)
+        var first = budget.begin()
+        let second = budget.begin()
+        #expect(first != nil && second != nil)
+        #expect(budget.begin() == nil, "a third upload was admitted")
+        #expect(first?.reserve(60) == nil)
+        let refusal = second?.reserve(41)
+        #expect(refusal?.code == .resourceExhausted)
+        #expect(refusal?.message.string.contains("--max-admin-upload-bytes") == true)
+        #expect(second?.reserve(40) == nil)
+        #expect(budget.inFlight == (2, 100))
+        first = nil
+        #expect(budget.inFlight == (1, 40))
+        #expect(budget.begin() != nil, "a finished upload's slot was not given back")
+        #expect(budget.tooManyUploads.message.string.contains("--max-admin-uploads"))
+        #expect(AdminUploadBudget.validationError(maxUploads: 0, maxBytes: 1)?.contains("--max-admin-uploads") == true)
+    }
+}

@@ -295,3 +295,60 @@ def test_an_endless_upsert_stream_is_ended_with_resource_exhausted(stubs, server
     assert first.upserted == 1 and second.total == first.total + 1, (first, second)
     if kind == "offers":
         assert first.total == len(ei.demo_catalog()) + 1, first
+
+
+def _held_push(stubs, channel, data: bytes, release, chunk=1 << 20):
+    """A PushSnapshot that sends `data` and then holds its stream open until `release` is set."""
+    M = stubs.models_pb2
+
+    def gen():
+        for i in range(0, len(data), chunk):
+            yield M.SnapshotChunk(data=data[i: i + chunk])
+        release.wait(30)
+
+    return stubs.models_pb2_grpc.ModelsStub(channel).PushSnapshot.future(gen(), timeout=60)
+
+
+def _valid_snapshot(version, pad_offers=0):
+    offers = ["gift_box", "rush_shipping"] + [f"pad{i:07d}".ljust(200, "p") for i in range(pad_offers)]
+    return snapshot_bytes(version, ["bias"], offers, [0.1], [[0.2]] * len(offers), [0.0] * len(offers))
+
+
+def test_concurrent_admin_uploads_are_bounded_in_number(stubs, server_factory, channel_for):
+    import threading
+    import time
+    server = server_factory("--holdout-share", "0", "--max-admin-uploads", "2")
+    release = threading.Event()
+    held = [_held_push(stubs, channel_for(server), _valid_snapshot(f"held-{i}"), release) for i in range(2)]
+    try:
+        time.sleep(0.5)  # both streams are open and holding their slots
+        for call in (lambda: push(stubs, channel_for(server), _valid_snapshot("third")),
+                     lambda: stubs.catalog_pb2_grpc.CatalogStub(channel_for(server)).UpsertOffers(
+                         iter([stubs.catalog_pb2.OfferRecord(json='{"offer_id": "x"}')]), timeout=TIMEOUT)):
+            err = rpc_error(call)
+            assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, (err.code(), err.details())
+            assert "--max-admin-uploads" in err.details() and "2" in err.details(), err.details()
+    finally:
+        release.set()
+    assert sorted(f.result().model.version for f in held) == ["held-0", "held-1"]
+    # Their slots are given back: a new upload is accepted.
+    assert push(stubs, channel_for(server), _valid_snapshot("after")).model.version == "after"
+
+
+def test_concurrent_admin_uploads_are_bounded_in_bytes(stubs, server_factory, channel_for):
+    import threading
+    import time
+    server = server_factory("--holdout-share", "0", "--max-admin-upload-bytes", "3000000")
+    release = threading.Event()
+    big = _valid_snapshot("big", pad_offers=10_000)  # about 2.1 MB, sent in 1 MiB chunks
+    assert 2_000_000 < len(big) < 3_000_000
+    held = _held_push(stubs, channel_for(server), big, release)
+    try:
+        time.sleep(1.0)
+        err = rpc_error(push, stubs, channel_for(server), _valid_snapshot("second", pad_offers=5_000))
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, (err.code(), err.details())
+        assert "--max-admin-upload-bytes" in err.details() and "3000000" in err.details(), err.details()
+    finally:
+        release.set()
+    assert held.result().model.version == "big"
+    assert push(stubs, channel_for(server), _valid_snapshot("second", pad_offers=5_000)).model.version == "second"
