@@ -14,6 +14,9 @@ public final class DecisionEngine: Sendable {
     public let instanceID: UInt64
     /// Unknown `candidate_offer_ids` ignored so far (all threads).
     public let unknownCandidatesIgnored = Atomic<Int>(0)
+    /// Decisions whose scores were not finite and that fell back to the uniform policy over the
+    /// eligible offers (all threads; written by workspaces, read by anyone).
+    public let nonFiniteScoreFallbacks = Atomic<Int>(0)
 
     /// Decision and outcome log rings (nil: logging off).
     public let log: DecisionLog?

@@ -13,6 +13,9 @@ public struct DecisionInput {
     public var categories = UnsafeBufferPointer<UnsafeRawBufferPointer>(start: nil, count: 0)
     /// The line items in full (for the decision log); may be empty when logging is off.
     public var items = UnsafeBufferPointer<LineItemInput>(start: nil, count: 0)
+    /// How many line items the request held, which may exceed what the decoder stored (more
+    /// than `RequestLimits.lineItems` is refused).
+    public var itemCount = 0
     public var currency = UnsafeRawBufferPointer(start: nil, count: 0)
     public var shippingMethod = UnsafeRawBufferPointer(start: nil, count: 0)
     public var channel = UnsafeRawBufferPointer(start: nil, count: 0)
@@ -80,6 +83,9 @@ public struct DecisionOutput {
     public var unknownCandidates = 0
     /// The customer was found in the feature store (false: cold start).
     public var knownCustomer = false
+    /// The scores were not finite (extreme features), so the decision used the uniform policy
+    /// over the eligible offers (counted in `DecisionEngine.nonFiniteScoreFallbacks`).
+    public var uniformFallback = false
     /// The model that decided (its version names every log record).
     public var model: ActiveModel? = nil
 

@@ -55,8 +55,11 @@ extension DecisionWorkspace {
             z[j] = value
             j += 1
         }
+        // A product of two float32 features can overflow: saturate it so the context vector
+        // (scored and logged) stays finite.
+        let limit = Float.greatestFiniteMagnitude
         for pair in program.interactions {
-            z[j] = z[pair.first] * z[pair.second]
+            z[j] = max(-limit, min(limit, z[pair.first] * z[pair.second]))
             j += 1
         }
         while j < model.paddedWidth {
@@ -67,8 +70,12 @@ extension DecisionWorkspace {
 
     /// Scores the first `count` candidates: raw score (dot product + bias) and reward (link).
     /// With a relevance threshold in the rules, candidates whose expected value is below their
-    /// minimum are dropped on the way (the survivors keep their order). Returns the count left.
+    /// minimum are dropped on the way (the survivors keep their order and the dropped ones are
+    /// moved behind them, so the first `count` entries stay the eligible set). Returns the count
+    /// left. Sets `scoresFinite` to whether every raw score was finite (float32 sums of extreme
+    /// features and weights can overflow); when it is false the scores must not be used.
     func score(count: Int, model: ActiveModel) -> Int {
+        scoresFinite = true
         guard model.snapshot != nil else {
             for i in 0..<count {
                 scores[i] = 0
@@ -85,6 +92,9 @@ extension DecisionWorkspace {
         let scores = self.scores.baseAddress!
         let rewards = self.rewards.baseAddress!
         var kept = 0
+        // Sum of the raw scores: finite exactly when every one is (each is a float32 value, so
+        // a sum of finite ones cannot overflow a Double). One add per candidate.
+        var check = 0.0
         model.rows.withUnsafeBufferPointer { rows in
             model.biases.withUnsafeBufferPointer { biases in
                 model.valueCents.withUnsafeBufferPointer { cents in
@@ -102,10 +112,13 @@ extension DecisionWorkspace {
                             k += 8
                         }
                         let raw = Double(accumulator.sum() + biases[offer])
+                        check += raw
                         let reward = logistic ? 1 / (1 + exp(-raw)) : raw
                         if threshold && (revenue ? reward * cents[offer] : reward) < rules[offer].minExpectedValue {
                             continue
                         }
+                        // Swap rather than overwrite: dropped candidates stay behind the kept ones.
+                        candidates[i] = candidates[kept]
                         candidates[kept] = Int32(truncatingIfNeeded: offer)
                         scores[kept] = raw
                         rewards[kept] = reward
@@ -114,6 +127,7 @@ extension DecisionWorkspace {
                 }
             }
         }
+        scoresFinite = check.isFinite
         return kept
     }
 }

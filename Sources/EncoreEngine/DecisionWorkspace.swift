@@ -47,6 +47,11 @@ public final class DecisionWorkspace {
     var groupMarks: UnsafeMutableBufferPointer<UInt64>
     /// The current decision's idempotency key (0: no `request_id`).
     var requestKey: UInt64 = 0
+    /// Whether the last `score` call computed only finite scores.
+    var scoresFinite = true
+
+    /// Largest request feature magnitude accepted (float32's largest finite value).
+    static let maxFeatureMagnitude = Double(Float.greatestFiniteMagnitude)
 
     init(engine: DecisionEngine, threadIndex: Int) {
         self.engine = engine
@@ -197,11 +202,21 @@ public final class DecisionWorkspace {
         for id in input.candidates where id.count > maxID {
             throw EngineError(.invalidArgument, "candidate_offer_ids: an id is longer than 256 bytes")
         }
+        try validateOrderFields(input)
         guard input.featureKeys.count <= configuration.maxRequestFeatures else {
             throw EngineError(.invalidArgument, "features: more than 128 entries")
         }
-        for value in input.featureValues where !value.isFinite {
-            throw EngineError(.invalidArgument, "features: every value must be finite (no NaN or infinity)")
+        // Features are scored as float32: a value beyond its range (or NaN, which fails the
+        // comparison) would become infinite in the context vector.
+        for k in 0..<input.featureKeys.count {
+            guard abs(input.featureValues[k]) <= DecisionWorkspace.maxFeatureMagnitude else {
+                throw EngineError(
+                    .invalidArgument,
+                    "features: every value must be finite and within float32 range (|value| <= 3.4028234663852886e38)")
+            }
+            guard input.featureKeys[k].count <= RequestLimits.featureKeyBytes else {
+                throw EngineError(.invalidArgument, "features: a key is longer than 128 bytes")
+            }
         }
 
         let model = reader.current()
@@ -219,6 +234,7 @@ public final class DecisionWorkspace {
         output.jointPropensity = 1
         output.unknownCandidates = 0
         output.eligibleCount = 0
+        output.uniformFallback = false
 
         // Sticky holdout: a stable hash of (salt, customer id).
         let share = configuration.holdoutShare
@@ -249,13 +265,28 @@ public final class DecisionWorkspace {
         if model.snapshot != nil {
             evaluateFeatures(input, surface: surface, customer: customer, model: model)
         }
+        let eligible = n
+        var exploration = model.exploration
         n = score(count: n, model: model)
+        if !scoresFinite {
+            // Extreme features overflowed a score: no policy can rank non-finite scores, so this
+            // decision explores uniformly over every eligible offer (the relevance threshold,
+            // which needs a finite expected value, is not applied), with scores reported as 0.
+            n = eligible
+            for i in 0..<n {
+                scores[i] = 0
+                rewards[i] = 0
+            }
+            exploration = .uniform
+            output.uniformFallback = true
+            engine.nonFiniteScoreFallbacks.add(1, ordering: .relaxed)
+        }
         output.eligibleCount = n
         guard n > 0 else { return }
         if logRing != nil { loggedCandidates.baseAddress!.update(from: candidates.baseAddress!, count: n) }
 
         var random = SplitMix64(seed: output.withDecisionID { StableHash.hash($0, seed: model.versionHash) })
-        let first = choose(count: n, model: model, random: &random)
+        let first = choose(count: n, exploration: exploration, random: &random)
         output.first = PlacementResult(
             offerIndex: candidates[first], slot: 0, propensity: probabilities[first], score: scores[first],
             expectedValue: expectedValue(first, model: model))
@@ -267,12 +298,46 @@ public final class DecisionWorkspace {
         candidates.swapAt(first, n - 1)
         rewards.swapAt(first, n - 1)
         scores.swapAt(first, n - 1)
-        let second = choose(count: n - 1, model: model, random: &random)
+        let second = choose(count: n - 1, exploration: exploration, random: &random)
         output.second = PlacementResult(
             offerIndex: candidates[second], slot: 1, propensity: probabilities[second], score: scores[second],
             expectedValue: expectedValue(second, model: model))
         output.placementCount = 2
         output.jointPropensity *= probabilities[second]
+    }
+
+    /// Refuses order fields and feature keys over their `RequestLimits` (the messages name the
+    /// field and the limit; a unit test holds them to the constants).
+    private func validateOrderFields(_ input: DecisionInput) throws(EngineError) {
+        guard input.currency.count <= RequestLimits.currencyBytes else {
+            throw EngineError(.invalidArgument, "order.currency: longer than 16 bytes")
+        }
+        guard input.country.count <= RequestLimits.countryBytes else {
+            throw EngineError(.invalidArgument, "order.country: longer than 16 bytes")
+        }
+        guard input.channel.count <= RequestLimits.channelBytes else {
+            throw EngineError(.invalidArgument, "order.channel: longer than 64 bytes")
+        }
+        guard input.device.count <= RequestLimits.deviceBytes else {
+            throw EngineError(.invalidArgument, "order.device: longer than 64 bytes")
+        }
+        guard input.shippingMethod.count <= RequestLimits.shippingMethodBytes else {
+            throw EngineError(.invalidArgument, "order.shipping_method: longer than 64 bytes")
+        }
+        guard max(input.itemCount, input.categories.count, input.items.count) <= RequestLimits.lineItems else {
+            throw EngineError(.invalidArgument, "order.items: more than 128 line items")
+        }
+        for category in input.categories where category.count > RequestLimits.categoryBytes {
+            throw EngineError(.invalidArgument, "order.items.category: longer than 128 bytes")
+        }
+        for item in input.items {
+            guard item.sku.count <= RequestLimits.skuBytes else {
+                throw EngineError(.invalidArgument, "order.items.sku: longer than 64 bytes")
+            }
+            guard item.category.count <= RequestLimits.categoryBytes else {
+                throw EngineError(.invalidArgument, "order.items.category: longer than 128 bytes")
+            }
+        }
     }
 
     /// Eligible catalog indices into `candidates`: the request's restriction (deduplicated,
@@ -317,8 +382,8 @@ public final class DecisionWorkspace {
     }
 
     /// Draws one of the first `count` candidates from the policy's distribution.
-    private func choose(count: Int, model: ActiveModel, random: inout SplitMix64) -> Int {
-        model.exploration.distribution(
+    private func choose(count: Int, exploration: Exploration, random: inout SplitMix64) -> Int {
+        exploration.distribution(
             rewards: UnsafeBufferPointer(rewards), count: count, into: probabilities)
         let u = random.nextUnit()
         var cumulative = 0.0

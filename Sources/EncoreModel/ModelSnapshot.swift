@@ -29,8 +29,15 @@ public final class ModelSnapshot: Sendable {
     public let rulesJSON: String?
     public let opeReportJSON: String?
 
+    /// Largest magnitude a weight or bias may have (documented in docs/snapshots.md). Features
+    /// are float32, so with weights bounded a score can still overflow for extreme feature
+    /// values; the engine then falls back to the uniform policy for that decision (counted).
+    /// No trained model comes near this bound: it exists so that a snapshot whose weights alone
+    /// overflow float32 sums (±3e38) is refused at push instead of answering NaN.
+    public static let maxWeightMagnitude: Float = 1e6
+
     /// Builds and validates a snapshot. Throws `.invalidSnapshot` naming the first problem
-    /// (shape mismatch, NaN/Inf weight, bad exploration parameter, bad schema, duplicate offer).
+    /// (shape mismatch, NaN/Inf weight or one beyond ±`maxWeightMagnitude`, bad exploration parameter, bad schema, duplicate offer).
     public init(
         version: String, createdAtMillis: Int64, schema: FeatureSchema, offerIDs: [String], sharedWeights: [Float],
         offerWeights: [Float], offerBiases: [Float], link: Link, objective: Objective, exploration: Exploration,
@@ -59,16 +66,22 @@ public final class ModelSnapshot: Sendable {
             }
             guard seen.insert(id).inserted else { throw fail("offer table: offer \(id) is listed twice") }
         }
-        if let i = sharedWeights.firstIndex(where: { !$0.isFinite }) {
-            throw fail("shared weights: weight \(i) (\(schema.name(at: i))) is \(sharedWeights[i])")
+        let bound = ModelSnapshot.maxWeightMagnitude
+        // `!(abs(w) <= bound)` also catches NaN.
+        func outOfRange(_ w: Float) -> Bool { !(abs(w) <= bound) }
+        func describe(_ w: Float) -> String {
+            w.isFinite ? "\(w), beyond the ±1e6 weight bound" : "\(w)"
         }
-        if let i = offerWeights.firstIndex(where: { !$0.isFinite }) {
+        if let i = sharedWeights.firstIndex(where: outOfRange) {
+            throw fail("shared weights: weight \(i) (\(schema.name(at: i))) is \(describe(sharedWeights[i]))")
+        }
+        if let i = offerWeights.firstIndex(where: outOfRange) {
             throw fail(
-                "offer weights: offer \(offerIDs[i / width]) weight \(i % width) (\(schema.name(at: i % width))) is \(offerWeights[i])"
+                "offer weights: offer \(offerIDs[i / width]) weight \(i % width) (\(schema.name(at: i % width))) is \(describe(offerWeights[i]))"
             )
         }
-        if let i = offerBiases.firstIndex(where: { !$0.isFinite }) {
-            throw fail("offer biases: offer \(offerIDs[i]) bias is \(offerBiases[i])")
+        if let i = offerBiases.firstIndex(where: outOfRange) {
+            throw fail("offer biases: offer \(offerIDs[i]) bias is \(describe(offerBiases[i]))")
         }
         self.version = version
         self.createdAtMillis = createdAtMillis

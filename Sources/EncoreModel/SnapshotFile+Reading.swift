@@ -92,8 +92,36 @@ extension SnapshotFile {
             ranges.append(range)
             payloads[type] = bytes[range]
         }
+        // The sections fill the body exactly, back to back in table order from the end of the
+        // table (as every writer lays them out): a gap, padding or trailing bytes would be junk
+        // that the checksum covers but nothing reads.
+        var expectedOffset = dataStart
+        for i in 0..<sectionCount {
+            let entry = tableStart + i * tableEntryBytes
+            let type = Section(rawValue: load(bytes, entry))!
+            let range = ranges[i]
+            guard range.lowerBound == expectedOffset else {
+                throw bad(
+                    "section \(type.name) starts at byte \(range.lowerBound), expected \(expectedOffset): sections must follow the table back to back, with no gaps or padding"
+                )
+            }
+            expectedOffset = range.upperBound
+        }
+        guard expectedOffset == bodyEnd else {
+            throw bad(
+                "\(bodyEnd - expectedOffset) bytes between the last section and the trailer belong to no section (padding is refused)"
+            )
+        }
         for type in Section.allCases where type.required && payloads[type] == nil {
             throw bad("required section \(type.name) is missing")
+        }
+        for (type, payload) in payloads {
+            if let limit = type.maxBytes, payload.count > limit {
+                throw bad("section \(type.name) is \(payload.count) bytes, over its \(limit)-byte limit")
+            }
+            if type.isJSON, let problem = jsonPaddingProblem(payload, allowedKeys: type.jsonKeys) {
+                throw bad("section \(type.name) \(problem)")
+            }
         }
         guard SHA256.digest(Array(payloads[.schema]!)) == schemaHash else {
             throw bad("feature schema hash in the header does not match the SCHEMA section")
@@ -163,6 +191,71 @@ extension SnapshotFile {
             throw ModelError(.io, "cannot read snapshot file \(path)")
         }
         return try read(Array(data), trustedKeys: trustedKeys)
+    }
+
+    /// Most whitespace (outside strings) a JSON section may hold: writers emit compact JSON, so
+    /// more is padding.
+    static let maxJSONWhitespaceBytes = 1024
+
+    /// Whether a JSON section carries more than its contents: whitespace outside strings beyond
+    /// `maxJSONWhitespaceBytes`, or (for sections with a fixed shape) a top-level key the format
+    /// does not define. Returns the problem, or nil. One pass over the bytes, allocating only to
+    /// describe a problem; the JSON itself is checked by the decoder afterwards.
+    static func jsonPaddingProblem(_ payload: ArraySlice<UInt8>, allowedKeys: [[UInt8]]?) -> String? {
+        let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+        return payload.withUnsafeBufferPointer { bytes -> String? in
+            var whitespace = 0
+            var depth = 0
+            var inString = false
+            var escaped = false
+            // At depth 1 of an object, after `{` or `,`: the next string is a key.
+            var expectKey = false
+            var keyStart = -1
+            for i in 0..<bytes.count {
+                let b = bytes[i]
+                if inString {
+                    if escaped {
+                        escaped = false
+                    } else if b == backslash {
+                        escaped = true
+                    } else if b == quote {
+                        inString = false
+                        if keyStart >= 0, let allowedKeys {
+                            let key = UnsafeBufferPointer(rebasing: bytes[keyStart..<i])
+                            if !allowedKeys.contains(where: { $0.elementsEqual(key) }) {
+                                return "has unknown key '\(String(decoding: key, as: UTF8.self))' (padding is refused)"
+                            }
+                        }
+                        keyStart = -1
+                    }
+                    continue
+                }
+                switch b {
+                case quote:
+                    inString = true
+                    if expectKey { keyStart = i + 1 }
+                    expectKey = false
+                case UInt8(ascii: "{"):
+                    depth += 1
+                    expectKey = depth == 1
+                case UInt8(ascii: "["):
+                    depth += 1
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    depth -= 1
+                case UInt8(ascii: ","):
+                    expectKey = depth == 1
+                case 0x20, 0x09, 0x0A, 0x0D:
+                    whitespace += 1
+                default:
+                    break
+                }
+            }
+            if whitespace > maxJSONWhitespaceBytes {
+                return
+                    "holds \(whitespace) bytes of whitespace, over the \(maxJSONWhitespaceBytes)-byte limit (padding is refused)"
+            }
+            return nil
+        }
     }
 
     static func load<T: FixedWidthInteger>(_ bytes: [UInt8], _ offset: Int) -> T {

@@ -31,6 +31,26 @@ public enum SnapshotFile {
     public enum Section: UInt32, CaseIterable, Sendable {
         case meta = 1, schema = 2, offers = 3, weights = 4, exploration = 5, rules = 6, ope = 7
         var required: Bool { rawValue <= 5 }
+        /// Every section but WEIGHTS (whose size is exact) is JSON.
+        var isJSON: Bool { self != .weights }
+        /// Size limit of sections whose contents are small by nature (nil: bounded by the
+        /// contents themselves, i.e. the schema, the offer table and the exact weight count).
+        var maxBytes: Int? {
+            switch self {
+            case .meta, .exploration: 4 << 10
+            case .rules, .ope: 1 << 20
+            case .schema, .offers, .weights: nil
+            }
+        }
+        /// Top-level keys of the sections with a fixed shape (nil: free-form or an array).
+        var jsonKeys: [[UInt8]]? {
+            switch self {
+            case .meta: SnapshotFile.metaKeys
+            case .schema: SnapshotFile.schemaKeys
+            case .exploration: SnapshotFile.explorationKeys
+            case .offers, .weights, .rules, .ope: nil
+            }
+        }
         var name: String {
             switch self {
             case .meta: "META"
@@ -43,6 +63,10 @@ public enum SnapshotFile {
             }
         }
     }
+
+    static let metaKeys = ["link", "objective"].map { Array($0.utf8) }
+    static let schemaKeys = ["features", "interactions"].map { Array($0.utf8) }
+    static let explorationKeys = ["kind", "epsilon", "temperature", "gamma"].map { Array($0.utf8) }
 
     struct MetaJSON: Codable { var link: ModelSnapshot.Link; var objective: ModelSnapshot.Objective }
     struct SchemaJSON: Codable { var features: [String]; var interactions: [[Int]] }

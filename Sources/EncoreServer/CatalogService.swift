@@ -8,26 +8,58 @@ import EncoreTransport
 /// the active snapshot rebound to it.
 public struct CatalogService: Sendable {
     public let registry: ModelRegistry
+    /// Records and bytes one stream may carry.
+    public let limits: UpsertLimits
+    /// Bounds this method's streams together with the other admin uploads.
+    public let uploads: AdminUploadBudget
 
-    public init(registry: ModelRegistry) {
+    public init(
+        registry: ModelRegistry, limits: UpsertLimits = UpsertLimits(), uploads: AdminUploadBudget = AdminUploadBudget()
+    ) {
         self.registry = registry
+        self.limits = limits
+        self.uploads = uploads
     }
 
     public func register(in router: inout GRPCRouter) {
-        let registry = self.registry
-        router.register("/encore.v1.Catalog/UpsertOffers", .clientStreaming { _ in OfferUpload(registry: registry) })
+        let (registry, limits, uploads) = (self.registry, self.limits, self.uploads)
+        router.register(
+            "/encore.v1.Catalog/UpsertOffers",
+            .clientStreaming { _ in
+                OfferUpload(registry: registry, limits: limits, reservation: uploads.begin(), budget: uploads)
+            }
+        )
     }
 
     final class OfferUpload: GRPCClientStreamHandler {
         let registry: ModelRegistry
+        let limits: UpsertLimits
+        let budget: AdminUploadBudget
+        /// This upload's share of the admin upload budget (nil: refused, too many in flight).
+        var reservation: AdminUploadBudget.Reservation?
         var offers: [Offer] = []
-        var failure: GRPCStatus? = nil
+        var bytes = 0
 
-        init(registry: ModelRegistry) {
+        init(
+            registry: ModelRegistry, limits: UpsertLimits, reservation: AdminUploadBudget.Reservation?,
+            budget: AdminUploadBudget
+        ) {
             self.registry = registry
+            self.limits = limits
+            self.reservation = reservation
+            self.budget = budget
         }
 
         func receive(_ message: UnsafeRawBufferPointer) -> GRPCStatus? {
+            guard let reservation else { return budget.tooManyUploads }
+            if let refusal = reservation.reserve(message.count) {
+                cancel()
+                return refusal
+            }
+            if let refusal = limits.admit(message.count, records: offers.count, total: &bytes, what: "offer") {
+                offers = []
+                return refusal
+            }
             do {
                 let record = try Encore_V1_OfferRecord(serializedBytes: Array(message))
                 offers.append(try Offer(jsonLine: record.json))
@@ -38,9 +70,14 @@ public struct CatalogService: Sendable {
         }
 
         func finish(_ responder: GRPCResponder) {
-            let (registry, offers) = (self.registry, self.offers)
+            let (registry, offers, reservation) = (self.registry, self.offers, self.reservation)
+            let refusal = budget.tooManyUploads
+            self.offers = []
+            self.reservation = nil
             DispatchQueue.global().async {
+                // Holding the reservation until the batch is applied or refused keeps its bytes counted.
                 respond(responder) { () throws(GRPCStatus) in
+                    guard reservation != nil else { throw refusal }
                     let catalog: OfferCatalog
                     do {
                         catalog = try registry.engine.active.value.catalog.upserting(offers)
@@ -56,6 +93,9 @@ public struct CatalogService: Sendable {
             }
         }
 
-        func cancel() { offers = [] }
+        func cancel() {
+            offers = []
+            reservation = nil
+        }
     }
 }

@@ -59,6 +59,8 @@ struct DecisionRecordFormatter {
         j.append(", \"exploration\": ")
         name(names.exploration)
         j.append(flags & 2 != 0 ? ", \"holdout\": true" : ", \"holdout\": false")
+        // Non-finite scores: this decision used the uniform policy (docs/logs.md).
+        if flags & 8 != 0 { j.append(", \"uniform_fallback\": true") }
         j.append(", \"order\": {\"order_id\": ")
         j.appendQuoted(r.string())
         j.append(", \"total_cents\": ")

@@ -138,6 +138,7 @@ final class DecideContext {
                 quantity: items[i].quantity)
         }
         input.itemQuantity = quantity
+        input.itemCount = decoder.itemCount
         input.categories = UnsafeBufferPointer(rebasing: categories[0..<items.count])
         input.items = UnsafeBufferPointer(rebasing: self.items[0..<items.count])
         input.currency = decoder.currency.bytes(in: request)

@@ -54,6 +54,12 @@ public final class EncoreServer: Sendable {
         public var stateFile: String? = nil
         /// Seconds between periodic saves of the rule counters (0: only on SIGTERM).
         public var stateSaveIntervalSeconds = 60.0
+        /// Records and bytes per Catalog/UpsertOffers and Customers/UpsertCustomers stream.
+        public var upsertLimits = UpsertLimits()
+        /// Admin uploads (PushSnapshot and upserts) in flight at once, and the bytes they may
+        /// hold together (`AdminUploadBudget`).
+        public var maxAdminUploads = AdminUploadBudget.defaultMaxUploads
+        public var maxAdminUploadBytes = AdminUploadBudget.defaultMaxBytes
         /// Testing only: an artificial Decide stall (`encore serve --debug-stall-ms`); nil is off.
         public var debugStall: DecisionsService.DebugStall? = nil
 
@@ -171,9 +177,10 @@ public final class EncoreServer: Sendable {
         let adminServing = ServingState()
         var adminRouter = GRPCRouter()
         HealthService(serving: adminServing).register(in: &adminRouter)
-        ModelsService(registry: registry, authorizer: authorizer).register(in: &adminRouter)
-        CatalogService(registry: registry).register(in: &adminRouter)
-        CustomersService(registry: registry).register(in: &adminRouter)
+        let uploads = AdminUploadBudget(maxUploads: options.maxAdminUploads, maxBytes: options.maxAdminUploadBytes)
+        ModelsService(registry: registry, authorizer: authorizer, uploads: uploads).register(in: &adminRouter)
+        CatalogService(registry: registry, limits: options.upsertLimits, uploads: uploads).register(in: &adminRouter)
+        CustomersService(registry: registry, limits: options.upsertLimits, uploads: uploads).register(in: &adminRouter)
         if options.diagnostics { DiagnosticsService().register(in: &adminRouter) }
         var router = GRPCRouter()
         HealthService(serving: serving).register(in: &router)
@@ -251,7 +258,7 @@ public final class EncoreServer: Sendable {
             )
         }
         Log.info(
-            "decisions: \(engine.unknownCandidatesIgnored.load(ordering: .relaxed)) unknown candidate_offer_ids ignored since start; rule counters: \(engine.counters.evictions.load(ordering: .relaxed)) customers evicted, \(engine.unattributedOutcomes.load(ordering: .relaxed)) outcomes with a foreign decision id"
+            "decisions: \(engine.unknownCandidatesIgnored.load(ordering: .relaxed)) unknown candidate_offer_ids ignored since start, \(engine.nonFiniteScoreFallbacks.load(ordering: .relaxed)) uniform fallbacks for non-finite scores; rule counters: \(engine.counters.evictions.load(ordering: .relaxed)) customers evicted, \(engine.unattributedOutcomes.load(ordering: .relaxed)) outcomes with a foreign decision id"
         )
         Log.info(clean ? "stopped: every in-flight call completed" : "stopped: drain deadline cut off in-flight calls")
         return 0

@@ -11,20 +11,28 @@ public struct ModelsService: Sendable {
     /// Checks the roles a request's contents add to its method's (`force`, `activate`); the
     /// method's own role is checked by the router guard (`AdminAuthorizer.guarding`).
     public let authorizer: AdminAuthorizer
+    /// Bounds PushSnapshot streams together with the other admin uploads.
+    public let uploads: AdminUploadBudget
     /// Largest snapshot a push may send (bytes).
     public static let maxSnapshotBytes = 512 << 20
 
-    public init(registry: ModelRegistry, authorizer: AdminAuthorizer = AdminAuthorizer(tokens: [])) {
+    public init(
+        registry: ModelRegistry, authorizer: AdminAuthorizer = AdminAuthorizer(tokens: []),
+        uploads: AdminUploadBudget = AdminUploadBudget()
+    ) {
         self.registry = registry
         self.authorizer = authorizer
+        self.uploads = uploads
     }
 
     public func register(in router: inout GRPCRouter) {
-        let (registry, authorizer) = (self.registry, self.authorizer)
+        let (registry, authorizer, uploads) = (self.registry, self.authorizer, self.uploads)
         router.register(
             "/encore.v1.Models/PushSnapshot",
             .clientStreaming { context in
-                SnapshotUpload(registry: registry, authorizer: authorizer, context: context)
+                SnapshotUpload(
+                    registry: registry, authorizer: authorizer, context: context, reservation: uploads.begin(),
+                    budget: uploads)
             })
         router.register(
             "/encore.v1.Models/Activate",
@@ -96,16 +104,29 @@ public struct ModelsService: Sendable {
         let registry: ModelRegistry
         let authorizer: AdminAuthorizer
         let context: GRPCCallContext
+        let budget: AdminUploadBudget
+        /// This upload's share of the admin upload budget (nil: refused, too many in flight).
+        var reservation: AdminUploadBudget.Reservation?
         var bytes: [UInt8] = []
         var activate = false
 
-        init(registry: ModelRegistry, authorizer: AdminAuthorizer, context: GRPCCallContext) {
+        init(
+            registry: ModelRegistry, authorizer: AdminAuthorizer, context: GRPCCallContext,
+            reservation: AdminUploadBudget.Reservation?, budget: AdminUploadBudget
+        ) {
             self.registry = registry
             self.authorizer = authorizer
             self.context = context
+            self.reservation = reservation
+            self.budget = budget
         }
 
         func receive(_ message: UnsafeRawBufferPointer) -> GRPCStatus? {
+            guard let reservation else { return budget.tooManyUploads }
+            if let refusal = reservation.reserve(message.count) {
+                cancel()
+                return refusal
+            }
             let chunk: Encore_V1_SnapshotChunk
             do {
                 chunk = try Encore_V1_SnapshotChunk(serializedBytes: Array(message))
@@ -128,10 +149,14 @@ public struct ModelsService: Sendable {
         }
 
         func finish(_ responder: GRPCResponder) {
-            let (registry, bytes, activate) = (self.registry, self.bytes, self.activate)
+            let (registry, bytes, activate, reservation) = (self.registry, self.bytes, self.activate, self.reservation)
+            let refusal = budget.tooManyUploads
             self.bytes = []
+            self.reservation = nil
             DispatchQueue.global().async {
+                // Holding the reservation until the push is applied or refused keeps its bytes counted.
                 respond(responder) { () throws(GRPCStatus) in
+                    guard reservation != nil else { throw refusal }
                     guard !bytes.isEmpty else {
                         throw GRPCStatus(.invalidArgument, "PushSnapshot received no snapshot bytes")
                     }
@@ -144,7 +169,10 @@ public struct ModelsService: Sendable {
             }
         }
 
-        func cancel() { bytes = [] }
+        func cancel() {
+            bytes = []
+            reservation = nil
+        }
     }
 }
 

@@ -52,6 +52,10 @@ final class OutcomeRecorder: @unchecked Sendable {
                 .invalidArgument,
                 static: "outcome: must be SHOWN, ACCEPTED, DECLINED or IGNORED (not OUTCOME_UNSPECIFIED)")
         }
+        guard RequestLimits.revenueCents.contains(decoder.revenueCents) else {
+            return GRPCStatus(
+                .invalidArgument, static: "revenue_cents: must be in 0...100000000000 (minor currency units)")
+        }
         let key = StableHash.hash(decisionID, seed: StableHash.hash(offerID) &+ UInt64(decoder.outcome))
         let fresh = seen.withLock { sets -> Bool in
             if sets.current.contains(key) || sets.previous.contains(key) { return false }

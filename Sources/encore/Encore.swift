@@ -136,6 +136,17 @@ struct Serve: ParsableCommand {
             "For tests and simulations: fix the 12-hex-digit prefix of decision ids (default: random per start), so the same requests in the same order get the same decision ids and draws on every run. Never reuse one across live replicas.",
             valueName: "hex"))
     var instanceID: String?
+    @Option(help: "Most records one Catalog/UpsertOffers or Customers/UpsertCustomers stream may carry.")
+    var maxUpsertRecords = UpsertLimits().maxRecords
+
+    @Option(help: "Most message bytes one Catalog/UpsertOffers or Customers/UpsertCustomers stream may carry.")
+    var maxUpsertBytes = UpsertLimits().maxBytes
+
+    @Option(help: "Most admin uploads (PushSnapshot, UpsertOffers, UpsertCustomers) in flight at once.")
+    var maxAdminUploads = AdminUploadBudget.defaultMaxUploads
+
+    @Option(help: "Most bytes all admin uploads in flight may hold together.")
+    var maxAdminUploadBytes = AdminUploadBudget.defaultMaxBytes
 
     // Testing only (hidden from --help; docs/bench-command.md): makes the reactor thread that
     // handles every N-th Decide call (counted per reactor thread) sleep this long first, so a test
@@ -146,6 +157,13 @@ struct Serve: ParsableCommand {
     // Testing only (hidden): with --diagnostics, also serve Diagnostics (Echo, Collect: no state)
     // on the data plane, whose transport the interop suite drives through it.
     @Flag(name: .customLong("debug-diagnostics-on-data-plane"), help: .hidden) var debugDiagnosticsOnDataPlane = false
+
+    var upsertLimits: UpsertLimits {
+        var limits = UpsertLimits()
+        limits.maxRecords = maxUpsertRecords
+        limits.maxBytes = maxUpsertBytes
+        return limits
+    }
 
     func validate() throws {
         if !(debugStallMillis >= 0 && debugStallMillis <= 10_000) {
@@ -166,6 +184,10 @@ struct Serve: ParsableCommand {
         }
         if !(drainTimeout >= 0 && drainTimeout.isFinite) {
             throw ValidationError("--drain-timeout must be zero or more seconds")
+        }
+        if let problem = upsertLimits.validationError() { throw ValidationError(problem) }
+        if let problem = AdminUploadBudget.validationError(maxUploads: maxAdminUploads, maxBytes: maxAdminUploadBytes) {
+            throw ValidationError(problem)
         }
     }
 
@@ -206,6 +228,9 @@ struct Serve: ParsableCommand {
         options.requireOPE = requireOpe
         options.configFile = config
         options.stateFile = stateFile
+        options.upsertLimits = upsertLimits
+        options.maxAdminUploads = maxAdminUploads
+        options.maxAdminUploadBytes = maxAdminUploadBytes
         if let holdoutShare {
             options.engine.holdoutShare = holdoutShare
             options.holdoutShareSet = true

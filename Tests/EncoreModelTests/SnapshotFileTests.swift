@@ -101,6 +101,28 @@ func refusal(_ bytes: [UInt8], trusted: [Ed25519.PublicKey] = []) -> ModelError?
         }
     }
 
+    @Test func refusesWeightsBeyondTheMagnitudeBound() throws {
+        for bad: Float in [3.0e38, -3.0e38, 1.0000001e6, -2e6] {
+            do {
+                _ = try sampleSnapshot(weight: bad)
+                Issue.record("weight \(bad) was accepted")
+            } catch let error as ModelError {
+                #expect(error.code == .invalidSnapshot)
+                #expect(error.message.contains("offer weights") && error.message.contains("1e6"), "\(error.message)")
+            } catch {
+                Issue.record("unexpected error \(error)")
+            }
+        }
+        // The bound itself and everything below it are accepted.
+        for good: Float in [1e6, -1e6, 999_999, 0] { _ = try sampleSnapshot(weight: good) }
+        #expect(throws: ModelError.self) {
+            _ = try ModelSnapshot(
+                version: "b", createdAtMillis: 0, schema: FeatureSchema(features: ["bias"]), offerIDs: ["a"],
+                sharedWeights: [0], offerWeights: [0], offerBiases: [-3e38], link: .identity, objective: .conversion,
+                exploration: .uniform)
+        }
+    }
+
     @Test func refusesStructurallyBadSnapshotsEvenWithValidChecksum() throws {
         // Rebuild with a NaN weight patched into WEIGHTS and a recomputed checksum.
         let bytes = try SnapshotFile.write(try sampleSnapshot(rules: nil))
@@ -184,5 +206,112 @@ func refusal(_ bytes: [UInt8], trusted: [Ed25519.PublicKey] = []) -> ModelError?
             #expect(error.code == .schemaMismatch)
             #expect(error.message.contains("missing"))
         }
+    }
+}
+
+/// Snapshots padded with junk inside an otherwise valid file (checksum recomputed) are refused.
+@Suite struct SnapshotPaddingTests {
+    /// The sections of a valid snapshot, as (type, payload), in file order.
+    static func sections(of bytes: [UInt8]) -> (version: [UInt8], sections: [(UInt32, [UInt8])]) {
+        let count = Int(SnapshotFile.load(bytes, 12) as UInt32)
+        let versionLength = Int(SnapshotFile.load(bytes, 56) as UInt16)
+        var table = 58 + versionLength
+        while table % 8 != 0 { table += 1 }
+        var out: [(UInt32, [UInt8])] = []
+        for i in 0..<count {
+            let entry = table + i * 24
+            let offset = Int(SnapshotFile.load(bytes, entry + 8) as UInt64)
+            let length = Int(SnapshotFile.load(bytes, entry + 16) as UInt64)
+            out.append((SnapshotFile.load(bytes, entry), Array(bytes[offset..<(offset + length)])))
+        }
+        return (Array(bytes[58..<(58 + versionLength)]), out)
+    }
+
+    /// Lays the sections out like the writer, with `gap` after the table (offsets skip it) and
+    /// `tail` after the last section, and a correct checksum.
+    static func assemble(
+        version: [UInt8], _ sections: [(UInt32, [UInt8])], gap: [UInt8] = [], tail: [UInt8] = []
+    ) -> [UInt8] {
+        var out = SnapshotFile.magic
+        SnapshotFile.appendLE(&out, UInt32(1))
+        SnapshotFile.appendLE(&out, UInt32(sections.count))
+        SnapshotFile.appendLE(&out, UInt64(1_700_000_000_000))
+        out += SHA256.digest(sections.first { $0.0 == 2 }!.1)
+        SnapshotFile.appendLE(&out, UInt16(version.count))
+        out += version
+        while out.count % 8 != 0 { out.append(0) }
+        var offset = out.count + sections.count * 24 + gap.count
+        for (type, payload) in sections {
+            SnapshotFile.appendLE(&out, type)
+            SnapshotFile.appendLE(&out, UInt32(0))
+            SnapshotFile.appendLE(&out, UInt64(offset))
+            SnapshotFile.appendLE(&out, UInt64(payload.count))
+            offset += payload.count
+        }
+        out += gap
+        for (_, payload) in sections { out += payload }
+        out += tail
+        let digest = SHA256.digest(out)
+        return out + SnapshotFile.trailerMagic + digest + [UInt8](repeating: 0, count: 8 + 32 + 64)
+    }
+
+    @Test func theUnpaddedLayoutIsAccepted() throws {
+        let (version, sections) = Self.sections(of: try SnapshotFile.write(try sampleSnapshot()))
+        #expect(refusal(Self.assemble(version: version, sections)) == nil)
+    }
+
+    @Test func refusesBytesBetweenOrAfterSections() throws {
+        let (version, sections) = Self.sections(of: try SnapshotFile.write(try sampleSnapshot()))
+        let junk = [UInt8](repeating: 0x41, count: 1 << 20)
+        let gap = refusal(Self.assemble(version: version, sections, gap: junk))
+        #expect(gap?.message.contains("no gaps or padding") == true, "\(String(describing: gap))")
+        let tail = refusal(Self.assemble(version: version, sections, tail: junk))
+        #expect(tail?.message.contains("belong to no section") == true, "\(String(describing: tail))")
+        // A gap between two sections (META padded, then its length set back) is refused too.
+        var padded = sections
+        padded[0].1 += [UInt8](repeating: 0x20, count: 16)
+        var bytes = Self.assemble(version: version, padded)
+        let body = bytes.count - SnapshotFile.trailerBytes
+        var table = 58 + version.count
+        while table % 8 != 0 { table += 1 }
+        var length = UInt64(sections[0].1.count)
+        for k in 0..<8 {
+            bytes[table + 16 + k] = UInt8(truncatingIfNeeded: length)
+            length >>= 8
+        }
+        bytes =
+            Array(bytes[0..<body]) + SnapshotFile.trailerMagic + SHA256.digest(Array(bytes[0..<body]))
+            + [UInt8](repeating: 0, count: 104)
+        let between = refusal(bytes)
+        #expect(between?.message.contains("no gaps or padding") == true, "\(String(describing: between))")
+    }
+
+    @Test func refusesJSONSectionsPaddedWithWhitespaceUnknownKeysOrOverTheirLimit() throws {
+        let (version, sections) = Self.sections(of: try SnapshotFile.write(try sampleSnapshot()))
+        func replacing(_ type: UInt32, with payload: [UInt8]) -> [UInt8] {
+            Self.assemble(version: version, sections.map { $0.0 == type ? ($0.0, payload) : $0 })
+        }
+        // OFFERS padded with 200 KiB of spaces: still valid JSON, but padding.
+        let offers = sections.first { $0.0 == 3 }!.1
+        let spaced = refusal(
+            replacing(3, with: Array(offers.dropLast()) + [UInt8](repeating: 0x20, count: 200 << 10) + [0x5D]))
+        #expect(spaced?.message.contains("whitespace") == true, "\(String(describing: spaced))")
+        // Spaces inside strings are contents, not padding (the schema's feature names are not
+        // touched; a long offer id would be refused by the offer table itself).
+        let fewSpaces = Array(offers.dropLast()) + [UInt8](repeating: 0x20, count: 100) + [0x5D]
+        #expect(refusal(replacing(3, with: fewSpaces)) == nil)
+        // META with an unknown key holding junk.
+        let meta = Array(
+            #"{"junk":"\#(String(repeating: "z", count: 3000))","link":"logistic","objective":"conversion"}"#.utf8)
+        let unknown = refusal(replacing(1, with: meta))
+        #expect(unknown?.message.contains("unknown key 'junk'") == true, "\(String(describing: unknown))")
+        // META over 4 KiB, OPE over 1 MiB.
+        let bigMeta = Array(#"{"link":"logistic","objective":"conversion"}"#.utf8)
+        let huge = Array(#"{"link":"\#(String(repeating: "l", count: 5000))","objective":"conversion"}"#.utf8)
+        #expect(refusal(replacing(1, with: bigMeta)) == nil)
+        #expect(refusal(replacing(1, with: huge))?.message.contains("4096-byte limit") == true)
+        let ope = Array(#"{"note":"\#(String(repeating: "o", count: 1 << 20))"}"#.utf8)
+        let withOPE = Self.assemble(version: version, sections + [(7, ope)])
+        #expect(refusal(withOPE)?.message.contains("OPE is \(ope.count) bytes, over its 1048576-byte limit") == true)
     }
 }

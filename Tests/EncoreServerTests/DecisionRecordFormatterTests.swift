@@ -25,6 +25,8 @@ struct DecisionFixture {
     var scores: [Double] = [0.1, -.infinity]
     var customerFeatures: [Float] = [1.3863, 0, 3]
     var context: [Float] = [1, 4.8675346, 0, 1e-30]
+    /// Bit 0 known customer, 1 holdout, 2 gift, 3 uniform fallback.
+    var flags: UInt8 = 1 | 4
 
     var record: [UInt8] {
         var b = RecordBuilder()
@@ -35,7 +37,7 @@ struct DecisionFixture {
         b.string("r \"quoted\"")
         b.string("cart")
         b.string("c000042")
-        b.u8(1 | 4)  // known customer, gift, not holdout
+        b.u8(flags)
         b.string("o-1")
         b.u64(UInt64(bitPattern: 12900))
         b.string("USD")
@@ -127,6 +129,15 @@ func numberText(_ line: String, after key: String, occurrence: Int = 0) -> Strin
         #expect(placements.map { $0["slot"] as? Int } == [0, 1])
         // -infinity cannot be JSON: null.
         #expect(placements[1]["score"] is NSNull)
+        #expect(d["uniform_fallback"] == nil)
+    }
+
+    @Test func marksADecisionThatFellBackToUniform() throws {
+        var fixture = DecisionFixture(namesID: LogNameTable.register(Self.names))
+        fixture.flags = 1 | 4 | 8
+        let d = try parseLine(formatDecision(fixture.record))
+        #expect(d["uniform_fallback"] as? Bool == true)
+        #expect(d["known_customer"] as? Bool == true && d["holdout"] as? Bool == false)
     }
 
     @Test func propensitiesAndFeaturesParseBackToTheExactValues() throws {

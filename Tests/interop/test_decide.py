@@ -232,7 +232,7 @@ def test_limits_are_inclusive(stubs, demo_no_holdout, channel_for):
     resp = stub.Decide(
         D.DecideRequest(surface="cart", customer_id=at, request_id=at, order=D.Order(order_id=at), slots=2,
                         candidate_offer_ids=[f"nope{i}" for i in range(61)] + ["gift_box", "rush_shipping", at],
-                        features={"a": 0.0, "b": -1e300, "c": 5e-324}),
+                        features={"a": 0.0, "b": -3.4028234663852886e38, "c": 5e-324}),
         timeout=TIMEOUT)
     _check_slate(resp, "cart", 2, {"gift_box", "rush_shipping"})
 

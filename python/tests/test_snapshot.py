@@ -57,6 +57,21 @@ def test_invalid_snapshots_are_refused_before_writing():
         encode_snapshot(sample(exploration=Exploration("squarecb", gamma=-1)))
 
 
+def test_weights_beyond_the_server_bound_are_refused_before_writing():
+    for value in (3.0e38, -2e6):
+        snap = sample()
+        snap.offer_weights[1, 0] = value
+        with pytest.raises(SnapshotError, match="beyond the ±1e6 weight bound"):
+            encode_snapshot(snap)
+    snap = sample()
+    snap.offer_biases[0] = 1e7
+    with pytest.raises(SnapshotError, match="offer biases.*1e6"):
+        encode_snapshot(snap)
+    snap = sample()
+    snap.shared_weights[0] = -1e6  # the bound itself is accepted
+    decode_snapshot(encode_snapshot(snap))
+
+
 def test_export_round_trip(tmp_path):
     snap = sample()
     write_export(snap, str(tmp_path / "e.json"))

@@ -10,8 +10,10 @@ public final class DecisionLog: @unchecked Sendable {
     public static let outcomeRecord: UInt8 = 2
     /// Default ring size per thread (bytes).
     public static let defaultRingBytes = 16 << 20
-    /// Largest encoded record (bytes); larger ones are dropped and counted.
-    public static let maxRecordBytes = 32 << 10
+    /// Largest encoded record (bytes); larger ones are dropped and counted. A request at every
+    /// `RequestLimits` and id limit at once takes about 46 KiB; the rest is room for the
+    /// customer features, context vector and candidates (thousands of each).
+    public static let maxRecordBytes = 64 << 10
 
     public let rings: [LogRing]
     /// Per-thread scratch for encoding a record before it is copied into the ring.

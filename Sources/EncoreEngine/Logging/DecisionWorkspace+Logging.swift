@@ -13,7 +13,9 @@ extension DecisionWorkspace {
         b.string(input.requestID)
         b.string(input.surface)
         b.string(input.customerID)
-        b.u8((output.knownCustomer ? 1 : 0) | (output.holdout ? 2 : 0) | (input.isGift ? 4 : 0))
+        b.u8(
+            (output.knownCustomer ? 1 : 0) | (output.holdout ? 2 : 0) | (input.isGift ? 4 : 0)
+                | (output.uniformFallback ? 8 : 0))
         b.string(input.orderID)
         b.i64(input.totalCents)
         b.string(input.currency)

@@ -29,6 +29,8 @@ import numpy as np
 
 MAGIC = b"ENCSNAP\0"
 TRAILER_MAGIC = b"ENCTRLR1"
+# Largest |weight| or |bias| the server accepts (ModelSnapshot.maxWeightMagnitude).
+MAX_WEIGHT_MAGNITUDE = 1e6
 FORMAT_VERSION = 1
 TRAILER_BYTES = 144
 MAX_FILE_BYTES = 512 << 20
@@ -209,6 +211,22 @@ class Snapshot:
         if bad.size:
             o = int(bad[0])
             raise SnapshotError(f"offer biases: offer {self.offers[o]} bias is {self.offer_biases[o]}")
+        # The server refuses any weight or bias beyond MAX_WEIGHT_MAGNITUDE (docs/snapshots.md).
+        bad = np.flatnonzero(np.abs(self.shared_weights) > MAX_WEIGHT_MAGNITUDE)
+        if bad.size:
+            i = int(bad[0])
+            raise SnapshotError(f"shared weights: weight {i} ({self.name_at(i)}) is {self.shared_weights[i]}, "
+                                "beyond the ±1e6 weight bound")
+        bad = np.argwhere(np.abs(self.offer_weights) > MAX_WEIGHT_MAGNITUDE)
+        if bad.size:
+            o, j = (int(x) for x in bad[0])
+            raise SnapshotError(f"offer weights: offer {self.offers[o]} weight {j} ({self.name_at(j)}) is "
+                                f"{self.offer_weights[o, j]}, beyond the ±1e6 weight bound")
+        bad = np.flatnonzero(np.abs(self.offer_biases) > MAX_WEIGHT_MAGNITUDE)
+        if bad.size:
+            o = int(bad[0])
+            raise SnapshotError(f"offer biases: offer {self.offers[o]} bias is {self.offer_biases[o]}, "
+                                "beyond the ±1e6 weight bound")
 
     # -- JSON export (docs/snapshots.md "Building one") -------------------------------------
 
