@@ -25,7 +25,7 @@ final class StreamSlot {
     }
 }
 
-extension Connection {
+extension Connection: HTTP2SessionDelegate {
     // MARK: Called by HTTP2Session (nghttp2 callbacks)
 
     /// A new request stream: returns its slot index, or -1 to refuse it.
@@ -54,9 +54,7 @@ extension Connection {
         slot.responded = false
         slot.awaiting = false
         slot.responseOffset = 0
-        openStreams += 1
-        lastActivityNanos = reactor.now
-        streamOpenedForResetAccounting()
+        machine.streamOpened(now: reactor.now)
         return index
     }
 
@@ -104,7 +102,7 @@ extension Connection {
 
     /// The client sent RST_STREAM for a stream (slot index, or -1 if it is not a request stream).
     func streamReset(slot index: Int) {
-        resetReceived(inFlight: index >= 0 && slots[index].inUse)
+        perform(machine.resetReceived(inFlight: index >= 0 && slots[index].inUse, now: reactor.now))
     }
 
     func streamClosed(slot index: Int, errorCode: UInt32) {
@@ -121,7 +119,7 @@ extension Connection {
         slot.awaiting = false
         slot.generation &+= 1
         slot.machine.reset()
-        openStreams -= 1
+        machine.streamClosed()
         freeSlots.append(index)
     }
 

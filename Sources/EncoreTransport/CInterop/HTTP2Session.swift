@@ -10,15 +10,41 @@ struct HTTP2Settings: Sendable {
     var connectionWindowBytes: Int32 = 16 << 20
 }
 
+/// What an `HTTP2Session` reports about request streams, with Swift types only. `Connection`
+/// is the one in the server; a test can drive a session with in-memory bytes through its own.
+/// Every method is called on the session's thread, from inside `HTTP2Session.receive` or
+/// `drainOutput`, and must not throw or block.
+protocol HTTP2SessionDelegate: AnyObject {
+    /// A request stream's HEADERS began: returns a slot index (>= 0) the session hands back in
+    /// the other calls, or -1 to refuse the stream (nghttp2 resets only that stream).
+    func streamBegan(streamID: Int32) -> Int
+    /// One header field of the request (or of its trailers when `isTrailer`); the bytes are
+    /// valid only during the call.
+    func streamHeader(slot: Int, isTrailer: Bool, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
+    /// The request HEADERS frame is complete.
+    func streamHeadersComplete(slot: Int)
+    /// A chunk of request DATA (valid only during the call).
+    func streamData(slot: Int, bytes: UnsafeRawBufferPointer)
+    /// The client ended its side of the stream (END_STREAM).
+    func streamEnded(slot: Int)
+    /// The client sent RST_STREAM (`slot` is -1 if it named no request stream).
+    func streamReset(slot: Int)
+    /// nghttp2 closed the stream; the slot may be reused.
+    func streamClosed(slot: Int, errorCode: UInt32)
+    /// Copies the next part of the response message into `buffer`; returns the bytes copied and
+    /// whether the message is complete (the session then submits the `grpc-status: 0` trailers).
+    func readResponseBody(slot: Int, into buffer: UnsafeMutableRawBufferPointer) -> (Int, Bool)
+}
+
 /// Owns one nghttp2 server session (the only Swift type that sees nghttp2's C types).
 ///
-/// Driven from the reactor with `receive` (nghttp2_session_mem_recv) and `pendingOutput`
+/// Driven from the reactor with `receive` (nghttp2_session_mem_recv) and `drainOutput`
 /// (nghttp2_session_mem_send); nghttp2 never touches the socket. Callbacks recover `self` from
-/// the user-data pointer and forward to the owning `Connection` with Swift types only.
+/// the user-data pointer and forward to the delegate with Swift types only.
 final class HTTP2Session {
     private var session: OpaquePointer?
-    /// Not retained: the connection owns this session and outlives it.
-    unowned(unsafe) let owner: Connection
+    /// Not retained: the delegate (the connection) owns this session and outlives it.
+    unowned(unsafe) let delegate: any HTTP2SessionDelegate
     private let dataProvider: UnsafeMutablePointer<nghttp2_data_provider>
     /// nghttp2's allocator: the reactor's block pool (see BlockPool).
     private let memory: UnsafeMutablePointer<nghttp2_mem>
@@ -29,8 +55,8 @@ final class HTTP2Session {
         case nghttp2(String)
     }
 
-    init(owner: Connection, settings: HTTP2Settings, pool: BlockPool) throws(Failure) {
-        self.owner = owner
+    init(delegate: any HTTP2SessionDelegate, settings: HTTP2Settings, pool: BlockPool) throws(Failure) {
+        self.delegate = delegate
         memory = .allocate(capacity: 1)
         memory.initialize(
             to: nghttp2_mem(
@@ -263,7 +289,7 @@ final class HTTP2Session {
         else { return 0 }
         let me = me(userData)
         let streamID = cnghttp2_frame_stream_id(frame)
-        let slot = me.owner.streamBegan(streamID: streamID)
+        let slot = me.delegate.streamBegan(streamID: streamID)
         if slot < 0 {
             // No slot (over the limit): nghttp2 resets this stream only.
             return Int32(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE)
@@ -277,7 +303,7 @@ final class HTTP2Session {
         guard let frame, cnghttp2_frame_type(frame) == UInt8(CNGHTTP2_FRAME_HEADERS) else { return 0 }
         let slot = slot(session, cnghttp2_frame_stream_id(frame))
         guard slot >= 0 else { return 0 }
-        me(userData).owner.streamHeader(
+        me(userData).delegate.streamHeader(
             slot: slot,
             isTrailer: cnghttp2_frame_headers_category(frame) != Int32(CNGHTTP2_HCAT_REQUEST),
             name: UnsafeRawBufferPointer(start: name, count: nameLength),
@@ -295,15 +321,15 @@ final class HTTP2Session {
             let slot = slot(session, cnghttp2_frame_stream_id(frame))
             guard slot >= 0 else { return 0 }
             if cnghttp2_frame_headers_category(frame) == Int32(CNGHTTP2_HCAT_REQUEST) {
-                me.owner.streamHeadersComplete(slot: slot)
+                me.delegate.streamHeadersComplete(slot: slot)
             }
-            if endStream { me.owner.streamEnded(slot: slot) }
+            if endStream { me.delegate.streamEnded(slot: slot) }
         case Int(CNGHTTP2_FRAME_DATA):
             guard endStream else { return 0 }
             let slot = slot(session, cnghttp2_frame_stream_id(frame))
-            if slot >= 0 { me.owner.streamEnded(slot: slot) }
+            if slot >= 0 { me.delegate.streamEnded(slot: slot) }
         case Int(CNGHTTP2_FRAME_RST_STREAM):
-            me.owner.streamReset(slot: slot(session, cnghttp2_frame_stream_id(frame)))
+            me.delegate.streamReset(slot: slot(session, cnghttp2_frame_stream_id(frame)))
         default:
             break
         }
@@ -314,14 +340,14 @@ final class HTTP2Session {
         session, _, streamID, data, length, userData in
         let slot = slot(session, streamID)
         guard slot >= 0 else { return 0 }
-        me(userData).owner.streamData(slot: slot, bytes: UnsafeRawBufferPointer(start: data, count: length))
+        me(userData).delegate.streamData(slot: slot, bytes: UnsafeRawBufferPointer(start: data, count: length))
         return 0
     }
 
     private static let onStreamClose: nghttp2_on_stream_close_callback = { session, streamID, errorCode, userData in
         let slot = slot(session, streamID)
         guard slot >= 0 else { return 0 }
-        me(userData).owner.streamClosed(slot: slot, errorCode: errorCode)
+        me(userData).delegate.streamClosed(slot: slot, errorCode: errorCode)
         return 0
     }
 
@@ -330,7 +356,7 @@ final class HTTP2Session {
         let me = me(userData)
         let slot = slot(session, streamID)
         guard slot >= 0, let buffer, let dataFlags else { return Int(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE) }
-        let (count, eof) = me.owner.readResponseBody(
+        let (count, eof) = me.delegate.readResponseBody(
             slot: slot, into: UnsafeMutableRawBufferPointer(start: buffer, count: length))
         if eof {
             dataFlags.pointee |= UInt32(CNGHTTP2_DATA_FLAG_EOF) | UInt32(CNGHTTP2_DATA_FLAG_NO_END_STREAM)
