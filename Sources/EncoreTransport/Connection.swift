@@ -28,7 +28,13 @@ final class Connection {
     var registeredEvents: UInt32 = 0
 
     // gRPC stream state (see Connection+Streams.swift)
+    /// Copied from the server at accept, so the request path reads them from `self` without
+    /// reference counting (not through `reactor.shared`).
+    let router: GRPCRouter
+    let streamLimits: (maxConcurrentStreams: Int, maxHeaderListBytes: Int, maxMessageBytes: Int)
     var slots: [StreamSlot] = []
+    /// The same slots, unretained: the request path borrows them through `withSlot`.
+    var slotRefs: [Unmanaged<StreamSlot>] = []
     var freeSlots: [Int] = []
     /// Scratch for percent-encoded grpc-message values (reused).
     var messageScratch: [UInt8] = []
@@ -39,6 +45,10 @@ final class Connection {
         self.generation = generation
         self.reactor = reactor
         let configuration = reactor.shared.configuration
+        router = reactor.shared.router
+        streamLimits = (
+            configuration.maxConcurrentStreams, configuration.maxHeaderListBytes, configuration.maxMessageBytes
+        )
         if let context = configuration.tls {
             guard let stream = TLSStream(context: context, fd: fd) else {
                 throw TransportError("cannot create a TLS session")
@@ -89,7 +99,8 @@ final class Connection {
 
     private func startSession() {
         do {
-            session = try HTTP2Session(delegate: self, settings: reactor.shared.settings, pool: reactor.blockPool)
+            session = try HTTP2Session(
+                delegate: self, settings: reactor.shared.settings, template: reactor.sessionTemplate)
         } catch {
             Log.rateLimited("cannot start an HTTP/2 session: \(error)")
             perform(machine.sessionFailed())
@@ -265,9 +276,12 @@ final class Connection {
         if wanted != registeredEvents { reactor.modify(self, events: wanted) }
     }
 
+    /// Closes the socket and ends the session (which holds this connection as its delegate:
+    /// dropping it here breaks that cycle).
     func closeSocket() {
         if let tls, machine.handshakeComplete { tls.shutdown() }
         close(fd)
+        session = nil
     }
 
     // MARK: Lifecycle (driven by the reactor)

@@ -56,7 +56,9 @@ final class Reactor: @unchecked Sendable {
     private static let maxEvents = 256
     /// nghttp2's allocator for every session of this reactor (outlives them: sessions are
     /// closed in `closeAll` before the reactor goes away).
-    let blockPool = BlockPool()
+    let blockPool: BlockPool
+    /// nghttp2 callbacks, options and allocator for every session of this reactor (built once).
+    let sessionTemplate: HTTP2SessionTemplate
     /// Read buffer shared by all connections of this reactor (data is consumed before the next read).
     let readBuffer: UnsafeMutableRawBufferPointer
     /// Monotonic time at the start of the current loop turn.
@@ -76,6 +78,13 @@ final class Reactor: @unchecked Sendable {
         self.shared = shared
         self.listenFD = listenFD
         mailbox = try ReactorMailbox()
+        do {
+            let pool = BlockPool()
+            blockPool = pool
+            sessionTemplate = try HTTP2SessionTemplate(pool: pool)
+        } catch {
+            throw TransportError("cannot set up nghttp2: \(error)")
+        }
         epollFD = cencore_epoll_create()
         guard epollFD >= 0 else { throw TransportError("epoll_create1: \(Socket.errnoText())") }
         events = .allocate(capacity: Reactor.maxEvents)

@@ -116,8 +116,9 @@ private func parseFrames(_ bytes: [UInt8]) -> [Frame] {
     @Test func servesARequestFromInMemoryBytesThroughTheDelegate() throws {
         let delegate = RecordingDelegate()
         let pool = BlockPool()
-        let session = try HTTP2Session(delegate: delegate, settings: Self.settings, pool: pool)
-        defer { withExtendedLifetime(pool) {} }
+        let template = try HTTP2SessionTemplate(pool: pool)
+        let session = try HTTP2Session(delegate: delegate, settings: Self.settings, template: template)
+        defer { withExtendedLifetime((pool, template)) {} }
 
         // The server speaks first: its SETTINGS (max concurrent streams 128, push off).
         let greeting = parseFrames(drain(session))
@@ -149,8 +150,9 @@ private func parseFrames(_ bytes: [UInt8]) -> [Frame] {
         let delegate = RecordingDelegate()
         delegate.refuse = true
         let pool = BlockPool()
-        let session = try HTTP2Session(delegate: delegate, settings: Self.settings, pool: pool)
-        defer { withExtendedLifetime(pool) {} }
+        let template = try HTTP2SessionTemplate(pool: pool)
+        let session = try HTTP2Session(delegate: delegate, settings: Self.settings, template: template)
+        defer { withExtendedLifetime((pool, template)) {} }
         _ = drain(session)
         #expect(
             feed(session, ClientBytes.preface + ClientBytes.settings + ClientBytes.request(stream: 1, message: [])))
@@ -163,8 +165,9 @@ private func parseFrames(_ bytes: [UInt8]) -> [Frame] {
     @Test func badPrefaceIsRejected() throws {
         let delegate = RecordingDelegate()
         let pool = BlockPool()
-        let session = try HTTP2Session(delegate: delegate, settings: Self.settings, pool: pool)
-        defer { withExtendedLifetime(pool) {} }
+        let template = try HTTP2SessionTemplate(pool: pool)
+        let session = try HTTP2Session(delegate: delegate, settings: Self.settings, template: template)
+        defer { withExtendedLifetime((pool, template)) {} }
         _ = drain(session)
         #expect(!feed(session, Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)))
         #expect(delegate.events.isEmpty)
