@@ -12,7 +12,8 @@
 /// rest are returned to malloc, which bounds the memory the pool holds.
 final class BlockPool {
     static let headerBytes = 16
-    static let classSizes: [Int] = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
+    /// Block sizes per class (header included): 64, 128, ..., 16384.
+    static var classSizes: [Int] { (0..<classCount).map(classBytes) }
     private static let largeClass: UInt64 = 0xFFFF
     let maxCachedPerClass: Int
     private var heads: UnsafeMutablePointer<UnsafeMutableRawPointer?>
@@ -20,14 +21,14 @@ final class BlockPool {
 
     init(maxCachedPerClass: Int = 8192) {
         self.maxCachedPerClass = maxCachedPerClass
-        heads = .allocate(capacity: BlockPool.classSizes.count)
-        heads.initialize(repeating: nil, count: BlockPool.classSizes.count)
-        counts = .allocate(capacity: BlockPool.classSizes.count)
-        counts.initialize(repeating: 0, count: BlockPool.classSizes.count)
+        heads = .allocate(capacity: BlockPool.classCount)
+        heads.initialize(repeating: nil, count: BlockPool.classCount)
+        counts = .allocate(capacity: BlockPool.classCount)
+        counts.initialize(repeating: 0, count: BlockPool.classCount)
     }
 
     deinit {
-        for c in 0..<BlockPool.classSizes.count {
+        for c in 0..<BlockPool.classCount {
             var node = heads[c]
             while let block = node {
                 node = block.load(as: UnsafeMutableRawPointer?.self)
@@ -38,15 +39,21 @@ final class BlockPool {
         counts.deallocate()
     }
 
+    /// The class of a block of `total` bytes (header included), or -1 above the largest class.
+    /// Classes are powers of two from 64 bytes: computed, not searched (this runs for every
+    /// nghttp2 allocation).
     @inline(__always)
-    private static func sizeClass(for total: Int) -> Int {
-        var c = 0
-        while c < classSizes.count {
-            if classSizes[c] >= total { return c }
-            c += 1
-        }
-        return -1
+    static func sizeClass(for total: Int) -> Int {
+        if total <= 64 { return 0 }
+        let c = Int.bitWidth - (total &- 1).leadingZeroBitCount - 6
+        return c < classCount ? c : -1
     }
+
+    /// Bytes of a block of class `c` (header included).
+    @inline(__always)
+    static func classBytes(_ c: Int) -> Int { 64 << c }
+
+    static let classCount = 9
 
     /// `size` usable bytes, 16-byte aligned; nil if the system is out of memory.
     func allocate(_ size: Int) -> UnsafeMutableRawPointer? {
@@ -64,7 +71,7 @@ final class BlockPool {
                 counts[c] -= 1
                 block = head
             } else {
-                guard let raw = malloc(BlockPool.classSizes[c]) else { return nil }
+                guard let raw = malloc(BlockPool.classBytes(c)) else { return nil }
                 block = raw
             }
             block.storeBytes(of: UInt64(c), as: UInt64.self)
@@ -96,7 +103,7 @@ final class BlockPool {
         let block = pointer - BlockPool.headerBytes
         let tag = block.load(as: UInt64.self)
         if tag == BlockPool.largeClass { return Int(block.load(fromByteOffset: 8, as: UInt64.self)) }
-        return BlockPool.classSizes[Int(tag)] - BlockPool.headerBytes
+        return BlockPool.classBytes(Int(tag)) - BlockPool.headerBytes
     }
 
     func allocateZeroed(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer? {
@@ -117,5 +124,5 @@ final class BlockPool {
     }
 
     /// Free blocks cached per class (for tests and metrics).
-    var cachedBlocks: [Int] { (0..<BlockPool.classSizes.count).map { counts[$0] } }
+    var cachedBlocks: [Int] { (0..<BlockPool.classCount).map { counts[$0] } }
 }

@@ -27,122 +27,133 @@ final class StreamSlot {
     }
 }
 
-extension Connection {
+extension Connection: HTTP2SessionDelegate {
+    /// Runs `body` with the slot at `index`, borrowed without reference counting (the slot
+    /// array owns every slot for the connection's life).
+    @inline(__always)
+    func withSlot<R>(_ index: Int, _ body: (StreamSlot) -> R) -> R {
+        slotRefs[index]._withUnsafeGuaranteedRef(body)
+    }
+
     // MARK: Called by HTTP2Session (nghttp2 callbacks)
 
     /// A new request stream: returns its slot index, or -1 to refuse it.
     func streamBegan(streamID: Int32) -> Int {
-        let configuration = reactor.shared.configuration
+        let limits = streamLimits
         let index: Int
         if let free = freeSlots.popLast() {
             index = free
-        } else if slots.count < configuration.maxConcurrentStreams + 8 {
+        } else if slots.count < limits.maxConcurrentStreams + 8 {
             index = slots.count
-            slots.append(
-                StreamSlot(
-                    maxHeaderListBytes: configuration.maxHeaderListBytes,
-                    maxMessageBytes: configuration.maxMessageBytes))
+            let slot = StreamSlot(
+                maxHeaderListBytes: limits.maxHeaderListBytes, maxMessageBytes: limits.maxMessageBytes)
+            slots.append(slot)
+            slotRefs.append(Unmanaged.passUnretained(slot))
         } else {
             return -1
         }
-        let slot = slots[index]
-        slot.inUse = true
-        slot.generation &+= 1
-        slot.streamID = streamID
-        slot.head = GRPCRequestHead(maxHeaderListBytes: configuration.maxHeaderListBytes)
-        slot.machine.reset()
-        slot.routeIndex = -1
-        slot.deadlineNanos = 0
-        slot.principal = GRPCCallContext.anonymous
-        slot.responded = false
-        slot.awaiting = false
-        slot.responseOffset = 0
-        openStreams += 1
-        lastActivityNanos = reactor.now
-        streamOpenedForResetAccounting()
-        return index
+        return withSlot(index) { slot in
+            slot.inUse = true
+            slot.generation &+= 1
+            slot.streamID = streamID
+            slot.head = GRPCRequestHead(maxHeaderListBytes: limits.maxHeaderListBytes)
+            slot.machine.reset()
+            slot.routeIndex = -1
+            slot.deadlineNanos = 0
+            slot.principal = GRPCCallContext.anonymous
+            slot.responded = false
+            slot.awaiting = false
+            slot.responseOffset = 0
+            machine.streamOpened(now: reactor.now)
+            return index
+        }
     }
 
     func streamHeader(slot index: Int, isTrailer: Bool, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        let slot = slots[index]
-        if isTrailer { return }
-        let router = reactor.shared.router
-        slot.head.accept(name: name, value: value, route: { router.lookup($0) })
-        if GRPCRequestHead.equals(name, "authorization"), let credentials = reactor.shared.configuration.credentials {
-            slot.principal = credentials(value)
+        return withSlot(index) { slot in
+            if isTrailer { return }
+            slot.head.accept(name: name, value: value, router: router)
+            if GRPCRequestHead.equals(name, "authorization"), let credentials = reactor.shared.configuration.credentials {
+                slot.principal = credentials(value)
+            }
         }
     }
 
     func streamHeadersComplete(slot index: Int) {
-        let slot = slots[index]
-        switch slot.head.verdict() {
-        case .reject(let httpStatus, let status):
-            respondError(slot, status, httpStatus: httpStatus)
-        case .accept(let routeIndex, let timeoutNanos):
-            slot.routeIndex = routeIndex
-            let handler = reactor.shared.router.handler(at: routeIndex)
-            slot.machine.start(kind: handler.kind, compressedEncoding: slot.head.compressedEncoding)
-            if let timeoutNanos {
-                let (deadline, overflow) = reactor.now.addingReportingOverflow(timeoutNanos)
-                slot.deadlineNanos = overflow ? UInt64.max : max(deadline, 1)
-                reactor.deadlineStreams += 1
-            }
-            if case .clientStreaming(let factory) = handler {
-                slot.streamHandler = factory(context(for: slot))
+        return withSlot(index) { slot in
+            switch slot.head.verdict() {
+            case .reject(let httpStatus, let status):
+                respondError(slot, status, httpStatus: httpStatus)
+            case .accept(let routeIndex, let timeoutNanos):
+                slot.routeIndex = routeIndex
+                let handler = router.handler(at: routeIndex)
+                slot.machine.start(kind: handler.kind, compressedEncoding: slot.head.compressedEncoding)
+                if let timeoutNanos {
+                    let (deadline, overflow) = reactor.now.addingReportingOverflow(timeoutNanos)
+                    slot.deadlineNanos = overflow ? UInt64.max : max(deadline, 1)
+                    reactor.deadlineStreams += 1
+                }
+                if case .clientStreaming(let factory) = handler {
+                    slot.streamHandler = factory(context(for: slot))
+                }
             }
         }
     }
 
     func streamData(slot index: Int, bytes: UnsafeRawBufferPointer) {
-        let slot = slots[index]
-        if case .fail(let status) = slot.machine.receive(bytes) {
-            respondError(slot, status)
-            return
+        return withSlot(index) { slot in
+            if case .fail(let status) = slot.machine.receive(bytes) {
+                respondError(slot, status)
+                return
+            }
+            advance(slot)
         }
-        advance(slot)
     }
 
     func streamEnded(slot index: Int) {
-        let slot = slots[index]
-        slot.machine.receiveEndOfStream()
-        advance(slot)
+        return withSlot(index) { slot in
+            slot.machine.receiveEndOfStream()
+            advance(slot)
+        }
     }
 
     /// The client sent RST_STREAM for a stream (slot index, or -1 if it is not a request stream).
     func streamReset(slot index: Int) {
-        resetReceived(inFlight: index >= 0 && slots[index].inUse)
+        perform(machine.resetReceived(inFlight: index >= 0 && slots[index].inUse, now: reactor.now))
     }
 
     func streamClosed(slot index: Int, errorCode: UInt32) {
-        let slot = slots[index]
-        if let handler = slot.streamHandler {
-            slot.streamHandler = nil
-            handler.cancel()
+        return withSlot(index) { slot in
+            if let handler = slot.streamHandler {
+                slot.streamHandler = nil
+                handler.cancel()
+            }
+            if slot.deadlineNanos != 0 {
+                slot.deadlineNanos = 0
+                reactor.deadlineStreams -= 1
+            }
+            slot.inUse = false
+            slot.awaiting = false
+            slot.generation &+= 1
+            slot.machine.reset()
+            machine.streamClosed()
+            freeSlots.append(index)
         }
-        if slot.deadlineNanos != 0 {
-            slot.deadlineNanos = 0
-            reactor.deadlineStreams -= 1
-        }
-        slot.inUse = false
-        slot.awaiting = false
-        slot.generation &+= 1
-        slot.machine.reset()
-        openStreams -= 1
-        freeSlots.append(index)
     }
 
     /// Copies the next part of the response message for nghttp2's DATA frames.
     func readResponseBody(slot index: Int, into buffer: UnsafeMutableRawBufferPointer) -> (Int, Bool) {
-        let slot = slots[index]
-        let total = slot.response.bytes.count
-        let count = min(buffer.count, total - slot.responseOffset)
-        if count > 0 {
-            slot.response.bytes.withUnsafeBytes { source in
-                buffer.baseAddress!.copyMemory(from: source.baseAddress! + slot.responseOffset, byteCount: count)
+        return withSlot(index) { slot in
+            let total = slot.response.bytes.count
+            let count = min(buffer.count, total - slot.responseOffset)
+            if count > 0 {
+                slot.response.bytes.withUnsafeBytes { source in
+                    buffer.baseAddress!.copyMemory(from: source.baseAddress! + slot.responseOffset, byteCount: count)
+                }
+                slot.responseOffset += count
             }
-            slot.responseOffset += count
+            return (count, slot.responseOffset == total)
         }
-        return (count, slot.responseOffset == total)
     }
 
     // MARK: Driving a call
@@ -190,7 +201,7 @@ extension Connection {
 
     private func dispatchUnary(_ slot: StreamSlot, _ message: GRPCFrameDecoder.Message) {
         if expired(slot) { return }
-        switch reactor.shared.router.handler(at: slot.routeIndex) {
+        switch router.handler(at: slot.routeIndex) {
         case .inline(let handler):
             let context = context(for: slot)
             slot.response.beginMessage()
@@ -226,17 +237,18 @@ extension Connection {
     /// An off-reactor answer arrived through the mailbox.
     func complete(_ address: StreamAddress, _ result: Result<[UInt8], GRPCStatus>) {
         guard slots.indices.contains(address.slotIndex) else { return }
-        let slot = slots[address.slotIndex]
-        guard slot.inUse, slot.generation == address.slotGeneration, slot.awaiting, !slot.responded else { return }
-        slot.awaiting = false
-        switch result {
-        case .success(let message):
-            slot.response.setMessage(message)
-            respondOK(slot)
-        case .failure(let status):
-            respondError(slot, status)
+        return withSlot(address.slotIndex) { slot in
+            guard slot.inUse, slot.generation == address.slotGeneration, slot.awaiting, !slot.responded else { return }
+            slot.awaiting = false
+            switch result {
+            case .success(let message):
+                slot.response.setMessage(message)
+                respondOK(slot)
+            case .failure(let status):
+                respondError(slot, status)
+            }
+            reactor.markDirty(self)
         }
-        reactor.markDirty(self)
     }
 
     private func respondOK(_ slot: StreamSlot) {

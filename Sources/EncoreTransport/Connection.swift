@@ -16,158 +16,172 @@ final class Connection {
     unowned(unsafe) let reactor: Reactor
     var session: HTTP2Session!
     private var tls: TLSStream?
-    private var handshaking = false
-    /// OpenSSL asked to write (WANT_WRITE) before it can go on.
-    private var tlsWantsWrite = false
+    /// Lifecycle, read interest and idle/reset accounting: every rule is in the machine;
+    /// this class performs its actions.
+    var machine: ConnectionStateMachine
 
     /// Bytes waiting for the socket: out[outStart...].
     private var out: [UInt8] = []
     private var outStart = 0
     var pendingOutputBytes: Int { out.count - outStart }
 
-    var isDirty = false
     var registeredEvents: UInt32 = 0
-    private var readPaused = false
-    /// Close once the output buffer is flushed.
-    private var closeAfterFlush = false
-    /// Close now (fatal I/O or protocol error).
-    private var dead = false
 
     // gRPC stream state (see Connection+Streams.swift)
+    /// Copied from the server at accept, so the request path reads them from `self` without
+    /// reference counting (not through `reactor.shared`).
+    let router: GRPCRouter
+    let streamLimits: (maxConcurrentStreams: Int, maxHeaderListBytes: Int, maxMessageBytes: Int)
     var slots: [StreamSlot] = []
+    /// The same slots, unretained: the request path borrows them through `withSlot`.
+    var slotRefs: [Unmanaged<StreamSlot>] = []
     var freeSlots: [Int] = []
-    var openStreams = 0
     /// Scratch for percent-encoded grpc-message values (reused).
     var messageScratch: [UInt8] = []
-
-    var lastActivityNanos: UInt64
-    private var resetWindowStartNanos: UInt64 = 0
-    private var resetsInWindow = 0
-    private var streamsInWindow = 0
-    private var calmedDown = false
-    private var draining = false
 
     init(fd: Int32, index: Int, generation: UInt64, reactor: Reactor) throws(TransportError) {
         self.fd = fd
         self.index = index
         self.generation = generation
         self.reactor = reactor
-        lastActivityNanos = reactor.now
-        if let context = reactor.shared.configuration.tls {
+        let configuration = reactor.shared.configuration
+        router = reactor.shared.router
+        streamLimits = (
+            configuration.maxConcurrentStreams, configuration.maxHeaderListBytes, configuration.maxMessageBytes
+        )
+        if let context = configuration.tls {
             guard let stream = TLSStream(context: context, fd: fd) else {
                 throw TransportError("cannot create a TLS session")
             }
             tls = stream
-            handshaking = true
         }
+        machine = ConnectionStateMachine(
+            tls: tls != nil, now: reactor.now,
+            limits: .init(
+                maxPendingOutputBytes: configuration.maxPendingOutputBytes,
+                idleTimeoutNanos: configuration.idleTimeoutNanos,
+                rapidResetLimitPerSecond: configuration.rapidResetLimitPerSecond))
         out.reserveCapacity(16 << 10)
     }
 
     /// Starts HTTP/2 now (h2c) or after the handshake (TLS).
     func start() {
-        if handshaking {
+        if machine.state == .handshaking {
             advanceHandshake()
         } else {
-            startSession()
+            perform(machine.started())
         }
+    }
+
+    // MARK: Performing the machine's actions
+
+    /// Does what the state machine asked, in the order `ConnectionStateMachine.Actions` lists.
+    @inline(__always)
+    func perform(_ actions: ConnectionStateMachine.Actions) {
+        if actions.isEmpty { return }
+        performSlow(actions)
+    }
+
+    private func performSlow(_ actions: ConnectionStateMachine.Actions) {
+        if actions.contains(.startSession) { startSession() }
+        if actions.contains(.submitFirstGoaway) { session?.submitShutdownNotice() }
+        if actions.contains(.submitFinalGoaway) { session?.submitGracefulGoaway() }
+        if actions.contains(.enhanceYourCalm) {
+            Log.rateLimited(
+                "rapid reset from \(Socket.peerName(fd)): \(machine.resetsInWindow) in-flight streams reset within one second (limit \(machine.limits.rapidResetLimitPerSecond)); GOAWAY ENHANCE_YOUR_CALM"
+            )
+            session?.terminateEnhanceYourCalm()
+        }
+        if actions.contains(.armTimer), let deadline = machine.timerDeadlineNanos { reactor.armTimer(at: deadline) }
+        if actions.contains(.read) { readAvailable() }
+        if actions.contains(.flush) || actions.contains(.close) { reactor.markDirty(self) }
     }
 
     private func startSession() {
         do {
-            session = try HTTP2Session(owner: self, settings: reactor.shared.settings, pool: reactor.blockPool)
+            session = try HTTP2Session(
+                delegate: self, settings: reactor.shared.settings, template: reactor.sessionTemplate)
         } catch {
             Log.rateLimited("cannot start an HTTP/2 session: \(error)")
-            dead = true
+            perform(machine.sessionFailed())
         }
     }
 
     // MARK: Events
 
     func handle(events: UInt32) {
-        if handshaking {
+        if machine.state == .handshaking {
             advanceHandshake()
         } else {
-            var shouldRead = events & UInt32(CENCORE_EPOLLIN) != 0
-            if events & (UInt32(CENCORE_EPOLLHUP) | UInt32(CENCORE_EPOLLERR)) != 0 {
-                // Always reported, even without EPOLLIN interest: never leave it unhandled.
-                if readPaused { dead = true } else { shouldRead = true }
-            }
-            if events & UInt32(CENCORE_EPOLLOUT) != 0 && tlsWantsWrite {
-                tlsWantsWrite = false
-                shouldRead = true
-            }
-            if shouldRead { readAvailable() }
+            perform(
+                machine.socketReady(
+                    readable: events & UInt32(CENCORE_EPOLLIN) != 0,
+                    writable: events & UInt32(CENCORE_EPOLLOUT) != 0,
+                    hangUp: events & (UInt32(CENCORE_EPOLLHUP) | UInt32(CENCORE_EPOLLERR)) != 0))
         }
         reactor.markDirty(self)
     }
 
     private func advanceHandshake() {
         guard let tls else { return }
+        let step: ConnectionStateMachine.HandshakeStep
         switch tls.handshake() {
         case .bytes:
-            handshaking = false
-            tlsWantsWrite = false
-            guard tls.negotiatedH2 else {
+            let h2 = tls.negotiatedH2
+            if !h2 {
                 Log.rateLimited("tls handshake failed with \(Socket.peerName(fd)): ALPN h2 was not negotiated")
-                dead = true
-                return
             }
-            startSession()
-            readAvailable()
-        case .wantRead:
-            tlsWantsWrite = false
-        case .wantWrite:
-            tlsWantsWrite = true
-        case .closed:
-            dead = true
+            step = .complete(negotiatedH2: h2)
+        case .wantRead: step = .wantsRead
+        case .wantWrite: step = .wantsWrite
+        case .closed: step = .failed
         case .failed(let reasons):
             Log.rateLimited("tls handshake failed with \(Socket.peerName(fd)): \(reasons)")
-            dead = true
+            step = .failed
         }
-        reactor.markDirty(self)
+        perform(machine.handshakeProgressed(step))
     }
 
     /// Reads until the socket (or OpenSSL) has nothing more, feeding nghttp2.
     private func readAvailable() {
-        guard !dead, session != nil else { return }
+        guard machine.hasSession, session != nil else { return }
         let buffer = reactor.readBuffer
         var reads = 0
-        while !readPaused && !dead {
+        while machine.wantsInput {
             let count: Int
             if let tls {
                 switch tls.read(into: buffer) {
                 case .bytes(let n): count = n
                 case .wantRead: return
                 case .wantWrite:
-                    tlsWantsWrite = true
+                    machine.tlsWantsWrite()
                     return
                 case .closed:
-                    dead = true
+                    perform(machine.transportFailed())
                     return
                 case .failed(let reasons):
                     Log.rateLimited("tls error with \(Socket.peerName(fd)): \(reasons)")
-                    dead = true
+                    perform(machine.transportFailed())
                     return
                 }
             } else {
                 let n = read(fd, buffer.baseAddress, buffer.count)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    if errno != EAGAIN && errno != EWOULDBLOCK { dead = true }
+                    if errno != EAGAIN && errno != EWOULDBLOCK { perform(machine.transportFailed()) }
                     return
                 }
                 if n == 0 {
-                    dead = true
+                    perform(machine.transportFailed())
                     return
                 }
                 count = n
             }
-            lastActivityNanos = reactor.now
+            machine.bytesRead(now: reactor.now)
             if !session.receive(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) {
                 // Bad preface or an unrecoverable protocol error: send what nghttp2 queued
                 // (usually GOAWAY) and close.
-                closeAfterFlush = true
-                readPaused = true
+                perform(machine.protocolError())
                 return
             }
             reads += 1
@@ -181,7 +195,7 @@ final class Connection {
     /// Moves nghttp2's output into the buffer and writes it; updates epoll interest; closes the
     /// connection when it is finished. Called once per loop turn for each dirty connection.
     func flush() {
-        if !dead, !handshaking, let session {
+        if machine.hasSession, let session {
             let chunk = reactor.shared.configuration.writeChunkBytes
             var rounds = 0
             while rounds < 8 {
@@ -190,20 +204,24 @@ final class Connection {
                     out.append(contentsOf: bytes)
                     return pendingOutputBytes < chunk
                 }
-                if !ok { dead = true; break }
+                if !ok {
+                    _ = machine.transportFailed()
+                    break
+                }
                 if !writeOut() { break }
                 if !session.wantsWrite { break }
             }
-        } else if !dead {
+        } else if machine.isOpen {
             _ = writeOut()
         }
-        if dead
-            || (pendingOutputBytes == 0 && (closeAfterFlush || (!handshaking && session != nil && !session.isAlive)))
-        {
+        let sessionAlive = machine.hasSession && session != nil && session.isAlive
+        let actions = machine.outputFlushed(pendingOutputBytes: pendingOutputBytes, sessionAlive: sessionAlive)
+        if actions.contains(.close) {
             cancelAll()
             reactor.remove(self)
             return
         }
+        if actions.contains(.resumeReading) { readAvailable() }
         updateInterest()
     }
 
@@ -216,22 +234,22 @@ final class Connection {
                     switch tls.write(pending) {
                     case .bytes(let n): return n
                     case .wantWrite:
-                        tlsWantsWrite = true
+                        machine.tlsWantsWrite()
                         return 0
                     case .wantRead: return 0
                     case .closed:
-                        dead = true
+                        _ = machine.transportFailed()
                         return 0
                     case .failed(let reasons):
                         Log.rateLimited("tls write error with \(Socket.peerName(fd)): \(reasons)")
-                        dead = true
+                        _ = machine.transportFailed()
                         return 0
                     }
                 }
                 let n = send(fd, pending.baseAddress, pending.count, Int32(MSG_NOSIGNAL))
                 if n < 0 {
                     if errno == EINTR { return -1 }
-                    if errno != EAGAIN && errno != EWOULDBLOCK { dead = true }
+                    if errno != EAGAIN && errno != EWOULDBLOCK { _ = machine.transportFailed() }
                     return 0
                 }
                 return n
@@ -253,85 +271,28 @@ final class Connection {
     }
 
     private func updateInterest() {
-        let limit = reactor.shared.configuration.maxPendingOutputBytes
-        if !readPaused && pendingOutputBytes > limit {
-            readPaused = true
-        } else if readPaused && !closeAfterFlush && pendingOutputBytes <= limit / 2 {
-            readPaused = false
-            // OpenSSL may hold decrypted bytes that epoll will not report again.
-            readAvailable()
-        }
-        var wanted: UInt32 = readPaused ? 0 : UInt32(CENCORE_EPOLLIN)
-        if pendingOutputBytes > 0 || tlsWantsWrite { wanted |= UInt32(CENCORE_EPOLLOUT) }
+        var wanted: UInt32 = machine.wantsInput ? UInt32(CENCORE_EPOLLIN) : 0
+        if machine.wantsOutput(pendingOutputBytes: pendingOutputBytes) { wanted |= UInt32(CENCORE_EPOLLOUT) }
         if wanted != registeredEvents { reactor.modify(self, events: wanted) }
     }
 
+    /// Closes the socket and ends the session (which holds this connection as its delegate:
+    /// dropping it here breaks that cycle).
     func closeSocket() {
-        if let tls, !handshaking { tls.shutdown() }
+        if let tls, machine.handshakeComplete { tls.shutdown() }
         close(fd)
+        session = nil
     }
 
-    // MARK: Lifecycle
+    // MARK: Lifecycle (driven by the reactor)
 
-    /// Rapid-reset protection (CVE-2023-44487). Counts, per one-second window, the streams a
-    /// client opened and the in-flight streams it reset. When the resets pass the limit and make
-    /// up more than half of the streams opened in the window, the connection gets GOAWAY
-    /// ENHANCE_YOUR_CALM. A client that cancels some of its calls (deadlines, user aborts)
-    /// never reaches the ratio; a reset flood does at once.
-    func streamOpenedForResetAccounting() {
-        rollResetWindow()
-        streamsInWindow += 1
+    /// The reactor ticked; `checkIdle` on the ticks that check the idle timeout.
+    func tick(now: UInt64, checkIdle: Bool) {
+        perform(machine.timerTick(now: now, checkIdle: checkIdle))
     }
 
-    func resetReceived(inFlight: Bool) {
-        guard inFlight else { return }
-        rollResetWindow()
-        resetsInWindow += 1
-        let limit = reactor.shared.configuration.rapidResetLimitPerSecond
-        if resetsInWindow > limit && resetsInWindow * 2 > streamsInWindow && !calmedDown {
-            calmedDown = true
-            Log.rateLimited(
-                "rapid reset from \(Socket.peerName(fd)): \(resetsInWindow) in-flight streams reset within one second (limit \(limit)); GOAWAY ENHANCE_YOUR_CALM"
-            )
-            session.terminateEnhanceYourCalm()
-            closeAfterFlush = true
-            readPaused = true
-        }
-    }
-
-    private func rollResetWindow() {
-        let now = reactor.now
-        if now &- resetWindowStartNanos > 1_000_000_000 {
-            resetWindowStartNanos = now
-            resetsInWindow = 0
-            streamsInWindow = 0
-        }
-    }
-
-    func checkIdle(now: UInt64, timeoutNanos: UInt64) {
-        guard openStreams == 0, !closeAfterFlush, now &- lastActivityNanos >= timeoutNanos else { return }
-        if let session, !handshaking {
-            session.submitGracefulGoaway()
-        }
-        closeAfterFlush = true
-        reactor.markDirty(self)
-    }
-
+    /// The server began a graceful shutdown.
     func beginDrain() {
-        draining = true
-        if handshaking || session == nil {
-            dead = true
-        } else {
-            session.submitShutdownNotice()
-        }
-        reactor.markDirty(self)
+        perform(machine.drainRequested(now: reactor.now))
     }
-
-    func sendFinalGoaway() {
-        guard let session, !handshaking else { return }
-        session.submitGracefulGoaway()
-        reactor.markDirty(self)
-    }
-
-    var isDraining: Bool { draining }
 }

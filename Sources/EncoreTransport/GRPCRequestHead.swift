@@ -30,6 +30,14 @@ public struct GRPCRequestHead: Sendable {
         self.maxHeaderListBytes = maxHeaderListBytes
     }
 
+    /// Records one header field, routing `:path` with `router`.
+    @inline(__always)
+    public mutating func accept(
+        name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, router: borrowing GRPCRouter
+    ) {
+        accept(name: name, value: value, route: { router.lookup($0) })
+    }
+
     /// Records one header field. `route` maps a `:path` value to a route index (or -1).
     public mutating func accept(
         name: UnsafeRawBufferPointer,

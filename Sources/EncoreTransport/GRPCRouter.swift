@@ -195,15 +195,15 @@ public struct GRPCRouter: Sendable {
 
     /// The route index for a `:path` value, or -1.
     public func lookup(_ path: UnsafeRawBufferPointer) -> Int {
-        for i in routes.indices {
-            let candidate = routes[i].path
-            if candidate.count == path.count
-                && candidate.withUnsafeBytes({ memcmp($0.baseAddress!, path.baseAddress!, path.count) == 0 })
-            {
-                return i
+        // Through an unsafe buffer: the routes are borrowed in place, not copied (no reference
+        // counting per header on the request path).
+        routes.withUnsafeBufferPointer { table in
+            for i in table.indices where table[i].path.count == path.count {
+                let same = table[i].path.withUnsafeBytes { memcmp($0.baseAddress!, path.baseAddress!, path.count) == 0 }
+                if same { return i }
             }
+            return -1
         }
-        return -1
     }
 
     func handler(at index: Int) -> GRPCMethodHandler { routes[index].handler }

@@ -56,7 +56,9 @@ final class Reactor: @unchecked Sendable {
     private static let maxEvents = 256
     /// nghttp2's allocator for every session of this reactor (outlives them: sessions are
     /// closed in `closeAll` before the reactor goes away).
-    let blockPool = BlockPool()
+    let blockPool: BlockPool
+    /// nghttp2 callbacks, options and allocator for every session of this reactor (built once).
+    let sessionTemplate: HTTP2SessionTemplate
     /// Read buffer shared by all connections of this reactor (data is consumed before the next read).
     let readBuffer: UnsafeMutableRawBufferPointer
     /// Monotonic time at the start of the current loop turn.
@@ -66,8 +68,6 @@ final class Reactor: @unchecked Sendable {
     /// Streams with a grpc-timeout on this reactor (drives the fast tick).
     var deadlineStreams = 0
     private var draining = false
-    private var finalGoawayAtNanos: UInt64 = 0
-    private var finalGoawaySent = false
     private var stopping = false
     /// Set when the loop has exited.
     let finished = Atomic<Bool>(false)
@@ -78,6 +78,13 @@ final class Reactor: @unchecked Sendable {
         self.shared = shared
         self.listenFD = listenFD
         mailbox = try ReactorMailbox()
+        do {
+            let pool = BlockPool()
+            blockPool = pool
+            sessionTemplate = try HTTP2SessionTemplate(pool: pool)
+        } catch {
+            throw TransportError("cannot set up nghttp2: \(error)")
+        }
         epollFD = cencore_epoll_create()
         guard epollFD >= 0 else { throw TransportError("epoll_create1: \(Socket.errnoText())") }
         events = .allocate(capacity: Reactor.maxEvents)
@@ -123,17 +130,19 @@ final class Reactor: @unchecked Sendable {
     }
 
     func markDirty(_ connection: Connection) {
-        if !connection.isDirty {
-            connection.isDirty = true
-            dirty.append(connection)
-        }
+        if connection.machine.scheduleFlush() { dirty.append(connection) }
+    }
+
+    /// Makes the loop tick by `deadlineNanos` (a connection's timer, e.g. the final GOAWAY).
+    func armTimer(at deadlineNanos: UInt64) {
+        if deadlineNanos < nextTickNanos { nextTickNanos = deadlineNanos }
     }
 
     private func flushDirty() {
         var i = 0
         while i < dirty.count {
             let connection = dirty[i]
-            connection.isDirty = false
+            connection.machine.flushBegan()
             connection.flush()
             i += 1
         }
@@ -144,14 +153,10 @@ final class Reactor: @unchecked Sendable {
         nextTickNanos = now + (deadlineStreams > 0 ? 2_000_000 : 50_000_000)
         let checkIdle = now >= nextIdleCheckNanos
         if checkIdle { nextIdleCheckNanos = now + 250_000_000 }
-        if draining && !finalGoawaySent && now >= finalGoawayAtNanos {
-            finalGoawaySent = true
-            for case let connection? in connections { connection.sendFinalGoaway() }
-        }
-        guard deadlineStreams > 0 || checkIdle else { return }
+        guard deadlineStreams > 0 || checkIdle || draining else { return }
         for case let connection? in connections {
             if deadlineStreams > 0 { connection.expireDeadlines(now: now) }
-            if checkIdle { connection.checkIdle(now: now, timeoutNanos: shared.configuration.idleTimeoutNanos) }
+            connection.tick(now: now, checkIdle: checkIdle)
         }
         flushDirty()
     }
@@ -262,9 +267,9 @@ final class Reactor: @unchecked Sendable {
             close(listenFD)
             listenFD = -1
         }
-        // GOAWAY(2^31-1) now, the final GOAWAY naming the last stream shortly after, so streams
-        // the client opened before it saw the notice are still served.
-        finalGoawayAtNanos = now + 300_000_000
+        // Each connection sends GOAWAY(2^31-1) now and the final GOAWAY naming the last stream
+        // shortly after (ConnectionStateMachine.Drain), so streams the client opened before it
+        // saw the notice are still served.
         for case let connection? in connections { connection.beginDrain() }
     }
 

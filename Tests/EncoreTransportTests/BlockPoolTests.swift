@@ -3,6 +3,13 @@ import Testing
 @testable import EncoreTransport
 
 @Suite struct BlockPoolTests {
+    @Test func sizeClassIsTheSmallestClassThatFits() {
+        for total in 1...20_000 {
+            let expected = BlockPool.classSizes.firstIndex { $0 >= total } ?? -1
+            #expect(BlockPool.sizeClass(for: total) == expected, "total \(total)")
+        }
+    }
+
     @Test func reusesFreedBlocksOfTheSameClass() {
         let pool = BlockPool()
         let a = pool.allocate(100)!

@@ -10,18 +10,109 @@ struct HTTP2Settings: Sendable {
     var connectionWindowBytes: Int32 = 16 << 20
 }
 
+/// What an `HTTP2Session` reports about request streams, with Swift types only. `Connection`
+/// is the one in the server; a test can drive a session with in-memory bytes through its own.
+/// Every method is called on the session's thread, from inside `HTTP2Session.receive` or
+/// `drainOutput`, and must not throw or block.
+protocol HTTP2SessionDelegate: AnyObject {
+    /// A request stream's HEADERS began: returns a slot index (>= 0) the session hands back in
+    /// the other calls, or -1 to refuse the stream (nghttp2 resets only that stream).
+    func streamBegan(streamID: Int32) -> Int
+    /// One header field of the request (or of its trailers when `isTrailer`); the bytes are
+    /// valid only during the call.
+    func streamHeader(slot: Int, isTrailer: Bool, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
+    /// The request HEADERS frame is complete.
+    func streamHeadersComplete(slot: Int)
+    /// A chunk of request DATA (valid only during the call).
+    func streamData(slot: Int, bytes: UnsafeRawBufferPointer)
+    /// The client ended its side of the stream (END_STREAM).
+    func streamEnded(slot: Int)
+    /// The client sent RST_STREAM (`slot` is -1 if it named no request stream).
+    func streamReset(slot: Int)
+    /// nghttp2 closed the stream; the slot may be reused.
+    func streamClosed(slot: Int, errorCode: UInt32)
+    /// Copies the next part of the response message into `buffer`; returns the bytes copied and
+    /// whether the message is complete (the session then submits the `grpc-status: 0` trailers).
+    func readResponseBody(slot: Int, into buffer: UnsafeMutableRawBufferPointer) -> (Int, Bool)
+}
+
+/// The nghttp2 callbacks, options, allocator and data provider every server session of one
+/// reactor shares: built once per reactor, not per connection (nghttp2 copies them into each
+/// session it creates). The allocator reaches the reactor's `BlockPool` through unretained
+/// user data: the pool must outlive every session (the reactor owns both).
+final class HTTP2SessionTemplate {
+    fileprivate let callbacks: OpaquePointer
+    fileprivate let option: OpaquePointer
+    fileprivate let memory: UnsafeMutablePointer<nghttp2_mem>
+    fileprivate let dataProvider: UnsafeMutablePointer<nghttp2_data_provider>
+
+    init(pool: BlockPool) throws(HTTP2Session.Failure) {
+        var callbacks: OpaquePointer?
+        guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else {
+            throw .nghttp2("nghttp2_session_callbacks_new failed")
+        }
+        var option: OpaquePointer?
+        guard nghttp2_option_new(&option) == 0, let option else {
+            nghttp2_session_callbacks_del(callbacks)
+            throw .nghttp2("nghttp2_option_new failed")
+        }
+        self.callbacks = callbacks
+        self.option = option
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, HTTP2Session.onBeginHeaders)
+        nghttp2_session_callbacks_set_on_header_callback(callbacks, HTTP2Session.onHeader)
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, HTTP2Session.onFrameRecv)
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, HTTP2Session.onDataChunk)
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, HTTP2Session.onStreamClose)
+        // Enforce our advertised stream limit from the first frame, before the client ACKs SETTINGS.
+        nghttp2_option_set_max_settings(option, 32)
+
+        memory = .allocate(capacity: 1)
+        memory.initialize(
+            to: nghttp2_mem(
+                mem_user_data: Unmanaged.passUnretained(pool).toOpaque(),
+                malloc: { size, pool in
+                    HTTP2SessionTemplate.withPool(pool) { $0.allocate(size) }
+                },
+                free: { pointer, pool in
+                    HTTP2SessionTemplate.withPool(pool) { $0.deallocate(pointer) }
+                },
+                calloc: { count, size, pool in
+                    HTTP2SessionTemplate.withPool(pool) { $0.allocateZeroed(count, size) }
+                },
+                realloc: { pointer, size, pool in
+                    HTTP2SessionTemplate.withPool(pool) { $0.reallocate(pointer, size) }
+                }))
+        dataProvider = .allocate(capacity: 1)
+        dataProvider.initialize(to: cnghttp2_data_provider(HTTP2Session.readBody))
+    }
+
+    deinit {
+        nghttp2_session_callbacks_del(callbacks)
+        nghttp2_option_del(option)
+        memory.deallocate()
+        dataProvider.deallocate()
+    }
+
+    /// The pool behind nghttp2's allocator user data, without retaining it.
+    @inline(__always)
+    private static func withPool<R>(_ raw: UnsafeMutableRawPointer?, _ body: (BlockPool) -> R) -> R {
+        Unmanaged<BlockPool>.fromOpaque(raw!)._withUnsafeGuaranteedRef(body)
+    }
+}
+
 /// Owns one nghttp2 server session (the only Swift type that sees nghttp2's C types).
 ///
-/// Driven from the reactor with `receive` (nghttp2_session_mem_recv) and `pendingOutput`
+/// Driven from the reactor with `receive` (nghttp2_session_mem_recv) and `drainOutput`
 /// (nghttp2_session_mem_send); nghttp2 never touches the socket. Callbacks recover `self` from
-/// the user-data pointer and forward to the owning `Connection` with Swift types only.
+/// the user-data pointer without retaining it and forward to the delegate with Swift types only.
 final class HTTP2Session {
     private var session: OpaquePointer?
-    /// Not retained: the connection owns this session and outlives it.
-    unowned(unsafe) let owner: Connection
-    private let dataProvider: UnsafeMutablePointer<nghttp2_data_provider>
-    /// nghttp2's allocator: the reactor's block pool (see BlockPool).
-    private let memory: UnsafeMutablePointer<nghttp2_mem>
+    /// Retained, so callbacks borrow it from `self` without reference counting (an unowned
+    /// reference would be retained on every load). The delegate owning this session must drop
+    /// it when it closes (`Connection.closeSocket`) to break the cycle.
+    let delegate: any HTTP2SessionDelegate
+    /// Not retained: the reactor owns the template and outlives its sessions.
+    private unowned(unsafe) let template: HTTP2SessionTemplate
     private let headers: UnsafeMutablePointer<nghttp2_nv>
     private static let headerCapacity = 8
 
@@ -29,53 +120,16 @@ final class HTTP2Session {
         case nghttp2(String)
     }
 
-    init(owner: Connection, settings: HTTP2Settings, pool: BlockPool) throws(Failure) {
-        self.owner = owner
-        memory = .allocate(capacity: 1)
-        memory.initialize(
-            to: nghttp2_mem(
-                mem_user_data: Unmanaged.passUnretained(pool).toOpaque(),
-                malloc: { size, pool in HTTP2Session.pool(pool).allocate(size) },
-                free: { pointer, pool in HTTP2Session.pool(pool).deallocate(pointer) },
-                calloc: { count, size, pool in HTTP2Session.pool(pool).allocateZeroed(count, size) },
-                realloc: { pointer, size, pool in HTTP2Session.pool(pool).reallocate(pointer, size) }))
-        dataProvider = .allocate(capacity: 1)
-        dataProvider.initialize(to: cnghttp2_data_provider(HTTP2Session.readBody))
+    init(delegate: any HTTP2SessionDelegate, settings: HTTP2Settings, template: HTTP2SessionTemplate) throws(Failure) {
+        self.delegate = delegate
+        self.template = template
         headers = .allocate(capacity: HTTP2Session.headerCapacity)
-
-        var callbacks: OpaquePointer?
-        guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else {
-            dataProvider.deallocate()
-            headers.deallocate()
-            memory.deallocate()
-            throw .nghttp2("nghttp2_session_callbacks_new failed")
-        }
-        defer { nghttp2_session_callbacks_del(callbacks) }
-        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, HTTP2Session.onBeginHeaders)
-        nghttp2_session_callbacks_set_on_header_callback(callbacks, HTTP2Session.onHeader)
-        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, HTTP2Session.onFrameRecv)
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, HTTP2Session.onDataChunk)
-        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, HTTP2Session.onStreamClose)
-
-        var option: OpaquePointer?
-        guard nghttp2_option_new(&option) == 0, let option else {
-            dataProvider.deallocate()
-            headers.deallocate()
-            memory.deallocate()
-            throw .nghttp2("nghttp2_option_new failed")
-        }
-        defer { nghttp2_option_del(option) }
-        // Enforce our advertised stream limit from the first frame, before the client ACKs SETTINGS.
-        nghttp2_option_set_max_settings(option, 32)
-
         var created: OpaquePointer?
         let rv = nghttp2_session_server_new3(
-            &created, callbacks, Unmanaged.passUnretained(self).toOpaque(), option, memory)
+            &created, template.callbacks, Unmanaged.passUnretained(self).toOpaque(), template.option, template.memory)
         guard rv == 0, let created else {
-            dataProvider.deallocate()
             headers.deallocate()
-            memory.deallocate()
-            throw .nghttp2("nghttp2_session_server_new2: \(String(cString: nghttp2_strerror(rv)))")
+            throw .nghttp2("nghttp2_session_server_new3: \(String(cString: nghttp2_strerror(rv)))")
         }
         session = created
 
@@ -91,14 +145,7 @@ final class HTTP2Session {
 
     deinit {
         if let session { nghttp2_session_del(session) }
-        dataProvider.deallocate()
         headers.deallocate()
-        memory.deallocate()
-    }
-
-    @inline(__always)
-    private static func pool(_ raw: UnsafeMutableRawPointer?) -> BlockPool {
-        Unmanaged<BlockPool>.fromOpaque(raw!).takeUnretainedValue()
     }
 
     // MARK: Driving the session
@@ -146,7 +193,7 @@ final class HTTP2Session {
         addHeader(&n, ":status", "200")
         addHeader(&n, "content-type", "application/grpc")
         addHeader(&n, "grpc-accept-encoding", "identity")
-        return nghttp2_submit_response(session, streamID, headers, n, dataProvider) == 0
+        return nghttp2_submit_response(session, streamID, headers, n, template.dataProvider) == 0
     }
 
     /// One HEADERS frame with END_STREAM carrying the gRPC status (a trailers-only response).
@@ -252,94 +299,103 @@ final class HTTP2Session {
 
     // MARK: nghttp2 callbacks (C function pointers: no captures, no throwing, no allocation)
 
+    /// The session behind nghttp2's user data, without retaining it (nghttp2 calls back only
+    /// from inside `receive`/`drainOutput`, while the session is alive).
     @inline(__always)
-    private static func me(_ userData: UnsafeMutableRawPointer?) -> HTTP2Session {
-        Unmanaged<HTTP2Session>.fromOpaque(userData!).takeUnretainedValue()
+    private static func withMe<R>(_ userData: UnsafeMutableRawPointer?, _ body: (HTTP2Session) -> R) -> R {
+        Unmanaged<HTTP2Session>.fromOpaque(userData!)._withUnsafeGuaranteedRef(body)
     }
 
-    private static let onBeginHeaders: nghttp2_on_begin_headers_callback = { _, frame, userData in
+    fileprivate static let onBeginHeaders: nghttp2_on_begin_headers_callback = { _, frame, userData in
         guard let frame, cnghttp2_frame_type(frame) == UInt8(CNGHTTP2_FRAME_HEADERS),
             cnghttp2_frame_headers_category(frame) == Int32(CNGHTTP2_HCAT_REQUEST)
         else { return 0 }
-        let me = me(userData)
         let streamID = cnghttp2_frame_stream_id(frame)
-        let slot = me.owner.streamBegan(streamID: streamID)
-        if slot < 0 {
-            // No slot (over the limit): nghttp2 resets this stream only.
-            return Int32(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE)
+        return withMe(userData) { me in
+            let slot = me.delegate.streamBegan(streamID: streamID)
+            if slot < 0 {
+                // No slot (over the limit): nghttp2 resets this stream only.
+                return Int32(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE)
+            }
+            me.setSlot(slot, for: streamID)
+            return 0
         }
-        me.setSlot(slot, for: streamID)
-        return 0
     }
 
-    private static let onHeader: nghttp2_on_header_callback = {
+    fileprivate static let onHeader: nghttp2_on_header_callback = {
         session, frame, name, nameLength, value, valueLength, _, userData in
         guard let frame, cnghttp2_frame_type(frame) == UInt8(CNGHTTP2_FRAME_HEADERS) else { return 0 }
         let slot = slot(session, cnghttp2_frame_stream_id(frame))
         guard slot >= 0 else { return 0 }
-        me(userData).owner.streamHeader(
-            slot: slot,
-            isTrailer: cnghttp2_frame_headers_category(frame) != Int32(CNGHTTP2_HCAT_REQUEST),
-            name: UnsafeRawBufferPointer(start: name, count: nameLength),
-            value: UnsafeRawBufferPointer(start: value, count: valueLength))
+        let isTrailer = cnghttp2_frame_headers_category(frame) != Int32(CNGHTTP2_HCAT_REQUEST)
+        withMe(userData) { me in
+            me.delegate.streamHeader(
+                slot: slot, isTrailer: isTrailer,
+                name: UnsafeRawBufferPointer(start: name, count: nameLength),
+                value: UnsafeRawBufferPointer(start: value, count: valueLength))
+        }
         return 0
     }
 
-    private static let onFrameRecv: nghttp2_on_frame_recv_callback = { session, frame, userData in
+    fileprivate static let onFrameRecv: nghttp2_on_frame_recv_callback = { session, frame, userData in
         guard let frame else { return 0 }
-        let me = me(userData)
         let type = cnghttp2_frame_type(frame)
         let endStream = cnghttp2_frame_flags(frame) & UInt8(CNGHTTP2_FLAG_END_STREAM) != 0
         switch Int(type) {
         case Int(CNGHTTP2_FRAME_HEADERS):
             let slot = slot(session, cnghttp2_frame_stream_id(frame))
             guard slot >= 0 else { return 0 }
-            if cnghttp2_frame_headers_category(frame) == Int32(CNGHTTP2_HCAT_REQUEST) {
-                me.owner.streamHeadersComplete(slot: slot)
+            let isRequest = cnghttp2_frame_headers_category(frame) == Int32(CNGHTTP2_HCAT_REQUEST)
+            withMe(userData) { me in
+                if isRequest { me.delegate.streamHeadersComplete(slot: slot) }
+                if endStream { me.delegate.streamEnded(slot: slot) }
             }
-            if endStream { me.owner.streamEnded(slot: slot) }
         case Int(CNGHTTP2_FRAME_DATA):
             guard endStream else { return 0 }
             let slot = slot(session, cnghttp2_frame_stream_id(frame))
-            if slot >= 0 { me.owner.streamEnded(slot: slot) }
+            if slot >= 0 { withMe(userData) { $0.delegate.streamEnded(slot: slot) } }
         case Int(CNGHTTP2_FRAME_RST_STREAM):
-            me.owner.streamReset(slot: slot(session, cnghttp2_frame_stream_id(frame)))
+            let slot = slot(session, cnghttp2_frame_stream_id(frame))
+            withMe(userData) { $0.delegate.streamReset(slot: slot) }
         default:
             break
         }
         return 0
     }
 
-    private static let onDataChunk: nghttp2_on_data_chunk_recv_callback = {
+    fileprivate static let onDataChunk: nghttp2_on_data_chunk_recv_callback = {
         session, _, streamID, data, length, userData in
         let slot = slot(session, streamID)
         guard slot >= 0 else { return 0 }
-        me(userData).owner.streamData(slot: slot, bytes: UnsafeRawBufferPointer(start: data, count: length))
+        withMe(userData) {
+            $0.delegate.streamData(slot: slot, bytes: UnsafeRawBufferPointer(start: data, count: length))
+        }
         return 0
     }
 
-    private static let onStreamClose: nghttp2_on_stream_close_callback = { session, streamID, errorCode, userData in
+    fileprivate static let onStreamClose: nghttp2_on_stream_close_callback = { session, streamID, errorCode, userData in
         let slot = slot(session, streamID)
         guard slot >= 0 else { return 0 }
-        me(userData).owner.streamClosed(slot: slot, errorCode: errorCode)
+        withMe(userData) { $0.delegate.streamClosed(slot: slot, errorCode: errorCode) }
         return 0
     }
 
-    private static let readBody: nghttp2_data_source_read_callback = {
+    fileprivate static let readBody: nghttp2_data_source_read_callback = {
         session, streamID, buffer, length, dataFlags, _, userData in
-        let me = me(userData)
         let slot = slot(session, streamID)
         guard slot >= 0, let buffer, let dataFlags else { return Int(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE) }
-        let (count, eof) = me.owner.readResponseBody(
-            slot: slot, into: UnsafeMutableRawBufferPointer(start: buffer, count: length))
-        if eof {
-            dataFlags.pointee |= UInt32(CNGHTTP2_DATA_FLAG_EOF) | UInt32(CNGHTTP2_DATA_FLAG_NO_END_STREAM)
-            var n = 0
-            me.addHeader(&n, "grpc-status", "0")
-            if nghttp2_submit_trailer(session, streamID, me.headers, n) != 0 {
-                return Int(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE)
+        return withMe(userData) { me in
+            let (count, eof) = me.delegate.readResponseBody(
+                slot: slot, into: UnsafeMutableRawBufferPointer(start: buffer, count: length))
+            if eof {
+                dataFlags.pointee |= UInt32(CNGHTTP2_DATA_FLAG_EOF) | UInt32(CNGHTTP2_DATA_FLAG_NO_END_STREAM)
+                var n = 0
+                me.addHeader(&n, "grpc-status", "0")
+                if nghttp2_submit_trailer(session, streamID, me.headers, n) != 0 {
+                    return Int(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE)
+                }
             }
+            return count
         }
-        return count
     }
 }

@@ -1,0 +1,252 @@
+import Testing
+
+@testable import EncoreTransport
+
+/// Checks the actions one event returned (a mutating call cannot sit inside `#expect`).
+private func expectActions(
+    _ actions: ConnectionStateMachine.Actions, _ expected: ConnectionStateMachine.Actions,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
+    #expect(actions == expected, sourceLocation: sourceLocation)
+}
+
+@Suite struct ConnectionStateMachineTests {
+    typealias Machine = ConnectionStateMachine
+    static let second: UInt64 = 1_000_000_000
+    static let limits = Machine.Limits(
+        maxPendingOutputBytes: 1000, idleTimeoutNanos: 30 * second, rapidResetLimitPerSecond: 10)
+
+    func active(now: UInt64 = 1) -> Machine {
+        var m = Machine(tls: false, now: now, limits: Self.limits)
+        expectActions(m.started(), [.startSession])
+        return m
+    }
+
+    // MARK: Start and handshake
+
+    @Test func h2cStartsItsSessionAtOnce() {
+        let m = active()
+        #expect(m.state == .active)
+        #expect(m.hasSession)
+        #expect(m.wantsInput)
+    }
+
+    @Test func tlsWaitsForTheHandshakeThenStartsTheSessionAndReads() {
+        var m = Machine(tls: true, now: 0, limits: Self.limits)
+        expectActions(m.started(), [])
+        #expect(!m.hasSession)
+        expectActions(m.handshakeProgressed(.wantsWrite), [.flush])
+        #expect(m.wantsOutput(pendingOutputBytes: 0))
+        expectActions(m.handshakeProgressed(.wantsRead), [.flush])
+        #expect(!m.wantsOutput(pendingOutputBytes: 0))
+        expectActions(m.handshakeProgressed(.complete(negotiatedH2: true)), [.startSession, .read, .flush])
+        #expect(m.state == .active)
+    }
+
+    @Test func handshakeThatFailsClosesTheConnection() {
+        var m = Machine(tls: true, now: 0, limits: Self.limits)
+        expectActions(m.handshakeProgressed(.failed), [.close])
+        #expect(m.state == .closed)
+        #expect(!m.isOpen)
+        // Nothing revives it.
+        expectActions(m.handshakeProgressed(.complete(negotiatedH2: true)), [])
+        expectActions(m.outputFlushed(pendingOutputBytes: 0, sessionAlive: true), [.close])
+    }
+
+    @Test func handshakeWithoutALPNh2Closes() {
+        var m = Machine(tls: true, now: 0, limits: Self.limits)
+        expectActions(m.handshakeProgressed(.complete(negotiatedH2: false)), [.close])
+        #expect(m.state == .closed)
+    }
+
+    @Test func sessionThatCannotStartCloses() {
+        var m = active()
+        expectActions(m.sessionFailed(), [.close])
+        #expect(m.state == .closed)
+    }
+
+    // MARK: Reading
+
+    @Test func readableSocketIsRead() {
+        var m = active()
+        expectActions(m.socketReady(readable: true, writable: false, hangUp: false), [.read])
+        expectActions(m.socketReady(readable: false, writable: true, hangUp: false), [])
+    }
+
+    @Test func hangUpIsReadWhileReadingAndClosesWhilePaused() {
+        var reading = active()
+        expectActions(reading.socketReady(readable: false, writable: false, hangUp: true), [.read])
+        var paused = active()
+        expectActions(paused.outputFlushed(pendingOutputBytes: 1001, sessionAlive: true), [.pauseReading])
+        expectActions(paused.socketReady(readable: false, writable: false, hangUp: true), [.close])
+        #expect(paused.state == .closed)
+    }
+
+    @Test func tlsWantWriteReadsAgainOnceWritable() {
+        var m = active()
+        m.tlsWantsWrite()
+        #expect(m.wantsOutput(pendingOutputBytes: 0))
+        expectActions(m.socketReady(readable: false, writable: true, hangUp: false), [.read])
+        #expect(!m.wantsOutput(pendingOutputBytes: 0))
+    }
+
+    @Test func protocolErrorFlushesThenClosesWithoutReading() {
+        var m = active()
+        expectActions(m.protocolError(), [.flush])
+        #expect(m.state == .closing(.protocolError))
+        #expect(!m.wantsInput)
+        expectActions(m.outputFlushed(pendingOutputBytes: 10, sessionAlive: true), [])
+        expectActions(m.outputFlushed(pendingOutputBytes: 0, sessionAlive: true), [.close])
+        #expect(m.state == .closed)
+    }
+
+    @Test func peerCloseOrIOErrorClosesAtOnce() {
+        var m = active()
+        expectActions(m.transportFailed(), [.close])
+        #expect(m.state == .closed)
+        expectActions(m.transportFailed(), [])
+    }
+
+    @Test func sessionThatEndedClosesOnceOutputIsWritten() {
+        var m = active()
+        expectActions(m.outputFlushed(pendingOutputBytes: 5, sessionAlive: false), [])
+        expectActions(m.outputFlushed(pendingOutputBytes: 0, sessionAlive: false), [.close])
+    }
+
+    // MARK: Backpressure
+
+    @Test func backpressurePausesAboveTheLimitAndResumesAtHalf() {
+        var m = active()
+        expectActions(m.outputFlushed(pendingOutputBytes: 1000, sessionAlive: true), [])
+        expectActions(m.outputFlushed(pendingOutputBytes: 1001, sessionAlive: true), [.pauseReading])
+        #expect(m.input == .pausedForBackpressure)
+        #expect(!m.wantsInput)
+        expectActions(m.socketReady(readable: true, writable: false, hangUp: false), [.read])
+        expectActions(m.outputFlushed(pendingOutputBytes: 2000, sessionAlive: true), [])
+        expectActions(m.outputFlushed(pendingOutputBytes: 501, sessionAlive: true), [])
+        expectActions(m.outputFlushed(pendingOutputBytes: 500, sessionAlive: true), [.resumeReading])
+        #expect(m.wantsInput)
+        expectActions(m.outputFlushed(pendingOutputBytes: 0, sessionAlive: true), [])
+    }
+
+    @Test func closingConnectionNeverResumesReading() {
+        var m = active()
+        expectActions(m.outputFlushed(pendingOutputBytes: 1001, sessionAlive: true), [.pauseReading])
+        expectActions(m.protocolError(), [.flush])
+        expectActions(m.outputFlushed(pendingOutputBytes: 100, sessionAlive: true), [])
+        #expect(!m.wantsInput)
+    }
+
+    // MARK: Idle timeout
+
+    @Test func idleConnectionGetsFinalGoawayAndCloses() {
+        var m = active(now: 0)
+        expectActions(m.timerTick(now: 29 * Self.second, checkIdle: true), [])
+        expectActions(m.timerTick(now: 31 * Self.second, checkIdle: false), [])
+        expectActions(m.timerTick(now: 31 * Self.second, checkIdle: true), [.submitFinalGoaway, .flush])
+        #expect(m.state == .closing(.idle))
+        expectActions(m.timerTick(now: 62 * Self.second, checkIdle: true), [])
+        expectActions(m.outputFlushed(pendingOutputBytes: 0, sessionAlive: true), [.close])
+    }
+
+    @Test func openStreamOrInputKeepsTheConnectionFromIdling() {
+        var m = active(now: 0)
+        m.streamOpened(now: 0)
+        expectActions(m.timerTick(now: 40 * Self.second, checkIdle: true), [])
+        m.streamClosed()
+        m.bytesRead(now: 35 * Self.second)
+        expectActions(m.timerTick(now: 40 * Self.second, checkIdle: true), [])
+        expectActions(m.timerTick(now: 65 * Self.second, checkIdle: true), [.submitFinalGoaway, .flush])
+    }
+
+    @Test func idleHandshakeClosesWithoutGoaway() {
+        var m = Machine(tls: true, now: 0, limits: Self.limits)
+        expectActions(m.timerTick(now: 31 * Self.second, checkIdle: true), [.flush])
+        #expect(m.state == .closing(.idle))
+        expectActions(m.outputFlushed(pendingOutputBytes: 0, sessionAlive: false), [.close])
+    }
+
+    // MARK: Drain
+
+    @Test func drainSendsFirstGoawayThenFinalGoawayAfterTheDelay() {
+        var m = active(now: 0)
+        m.streamOpened(now: 0)
+        let start = 5 * Self.second
+        expectActions(m.drainRequested(now: start), [.submitFirstGoaway, .armTimer, .flush])
+        #expect(m.state == .draining(.firstGoawaySent(finalAtNanos: start + 300_000_000)))
+        #expect(m.timerDeadlineNanos == start + 300_000_000)
+        #expect(m.wantsInput)
+        expectActions(m.drainRequested(now: start + 1), [])
+        expectActions(m.timerTick(now: start + 299_999_999, checkIdle: true), [])
+        expectActions(m.timerTick(now: start + 300_000_000, checkIdle: false), [.submitFinalGoaway, .flush])
+        #expect(m.state == .draining(.finalGoawaySent))
+        #expect(m.timerDeadlineNanos == nil)
+        expectActions(m.timerTick(now: start + Self.second, checkIdle: true), [])
+        // Open streams are still served; the session ends when they finish.
+        expectActions(m.outputFlushed(pendingOutputBytes: 0, sessionAlive: true), [])
+        m.streamClosed()
+        expectActions(m.outputFlushed(pendingOutputBytes: 0, sessionAlive: false), [.close])
+    }
+
+    @Test func drainDuringHandshakeClosesAtOnce() {
+        var m = Machine(tls: true, now: 0, limits: Self.limits)
+        expectActions(m.drainRequested(now: 1), [.close])
+        #expect(m.state == .closed)
+    }
+
+    @Test func drainOfAClosingConnectionChangesNothing() {
+        var m = active()
+        _ = m.protocolError()
+        expectActions(m.drainRequested(now: 1), [])
+        #expect(m.state == .closing(.protocolError))
+    }
+
+    // MARK: Rapid reset
+
+    @Test func resetFloodGetsEnhanceYourCalm() {
+        var m = active(now: 0)
+        var actions: Machine.Actions = []
+        for i in 0..<11 {
+            m.streamOpened(now: UInt64(i))
+            actions = m.resetReceived(inFlight: true, now: UInt64(i))
+            if i < 10 { #expect(actions == []) }
+        }
+        #expect(actions == [.enhanceYourCalm, .flush])
+        #expect(m.state == .closing(.calmDown))
+        #expect(m.resetsInWindow == 11)
+        #expect(!m.wantsInput)
+        // Only once.
+        expectActions(m.resetReceived(inFlight: true, now: 20), [])
+    }
+
+    @Test func cancellingAMinorityOfCallsIsNotAnAttack() {
+        var m = active(now: 0)
+        for i in 0..<100 {
+            m.streamOpened(now: UInt64(i))
+            m.streamClosed()
+        }
+        for i in 0..<40 { expectActions(m.resetReceived(inFlight: true, now: UInt64(100 + i)), []) }
+        #expect(m.state == .active)
+    }
+
+    @Test func resetsOfFinishedStreamsAndOldWindowsDoNotCount() {
+        var m = active(now: 0)
+        for _ in 0..<50 { expectActions(m.resetReceived(inFlight: false, now: 1), []) }
+        for i in 0..<10 { _ = m.resetReceived(inFlight: true, now: 2 + UInt64(i)) }
+        // A new window starts after one second: the count starts again.
+        expectActions(m.resetReceived(inFlight: true, now: 2 * Self.second), [])
+        #expect(m.resetsInWindow == 1)
+        #expect(m.state == .active)
+    }
+
+    // MARK: Flush scheduling
+
+    @Test func flushIsScheduledOncePerTurn() {
+        var m = active()
+        let first = m.scheduleFlush()
+        let second = m.scheduleFlush()
+        m.flushBegan()
+        let afterFlush = m.scheduleFlush()
+        #expect(first && !second && afterFlush)
+    }
+}

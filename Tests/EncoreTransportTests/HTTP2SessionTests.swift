@@ -1,0 +1,175 @@
+import Testing
+
+@testable import EncoreTransport
+
+/// Records what the session reports; answers every stream with `responseBody`.
+private final class RecordingDelegate: HTTP2SessionDelegate {
+    var events: [String] = []
+    var headers: [(String, String)] = []
+    var data: [UInt8] = []
+    var responseBody: [UInt8] = []
+    var responseOffset = 0
+    var refuse = false
+
+    func streamBegan(streamID: Int32) -> Int {
+        events.append("began \(streamID)")
+        return refuse ? -1 : 7
+    }
+
+    func streamHeader(slot: Int, isTrailer: Bool, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        headers.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+    }
+
+    func streamHeadersComplete(slot: Int) { events.append("headers \(slot)") }
+    func streamData(slot: Int, bytes: UnsafeRawBufferPointer) { data.append(contentsOf: bytes) }
+    func streamEnded(slot: Int) { events.append("ended \(slot)") }
+    func streamReset(slot: Int) { events.append("reset \(slot)") }
+    func streamClosed(slot: Int, errorCode: UInt32) { events.append("closed \(slot) \(errorCode)") }
+
+    func readResponseBody(slot: Int, into buffer: UnsafeMutableRawBufferPointer) -> (Int, Bool) {
+        let count = min(buffer.count, responseBody.count - responseOffset)
+        for i in 0..<count { buffer[i] = responseBody[responseOffset + i] }
+        responseOffset += count
+        return (count, responseOffset == responseBody.count)
+    }
+}
+
+/// Client bytes built by hand (RFC 9113 framing, HPACK literals without Huffman coding), so
+/// the test depends on nothing but the spec.
+private enum ClientBytes {
+    static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    static func frame(type: UInt8, flags: UInt8, stream: UInt32, _ payload: [UInt8]) -> [UInt8] {
+        let n = payload.count
+        return [UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF), type, flags]
+            + [UInt8(stream >> 24 & 0x7F), UInt8(stream >> 16 & 0xFF), UInt8(stream >> 8 & 0xFF), UInt8(stream & 0xFF)]
+            + payload
+    }
+
+    /// HPACK "literal header field without indexing, new name" (RFC 7541 6.2.2).
+    static func headerBlock(_ fields: [(String, String)]) -> [UInt8] {
+        var block: [UInt8] = []
+        for (name, value) in fields {
+            block.append(0)
+            block.append(UInt8(name.utf8.count))
+            block += Array(name.utf8)
+            block.append(UInt8(value.utf8.count))
+            block += Array(value.utf8)
+        }
+        return block
+    }
+
+    static let settings = frame(type: 4, flags: 0, stream: 0, [])
+    static let settingsAck = frame(type: 4, flags: 1, stream: 0, [])
+
+    static func request(stream: UInt32, message: [UInt8]) -> [UInt8] {
+        let head = headerBlock([
+            (":method", "POST"), (":scheme", "http"), (":path", "/encore.v1.Decisions/Decide"),
+            (":authority", "localhost"), ("content-type", "application/grpc"), ("te", "trailers"),
+        ])
+        let prefixed = [0, 0, 0, 0, UInt8(message.count)] + message
+        return frame(type: 1, flags: 0x4, stream: stream, head) + frame(type: 0, flags: 0x1, stream: stream, prefixed)
+    }
+}
+
+/// One parsed server frame.
+private struct Frame {
+    var type: UInt8
+    var flags: UInt8
+    var stream: UInt32
+    var payload: [UInt8]
+}
+
+private func parseFrames(_ bytes: [UInt8]) -> [Frame] {
+    var frames: [Frame] = []
+    var i = 0
+    while i + 9 <= bytes.count {
+        let n = Int(bytes[i]) << 16 | Int(bytes[i + 1]) << 8 | Int(bytes[i + 2])
+        let stream =
+            UInt32(bytes[i + 5] & 0x7F) << 24 | UInt32(bytes[i + 6]) << 16 | UInt32(bytes[i + 7]) << 8
+            | UInt32(bytes[i + 8])
+        frames.append(
+            Frame(type: bytes[i + 3], flags: bytes[i + 4], stream: stream, payload: Array(bytes[(i + 9)..<(i + 9 + n)]))
+        )
+        i += 9 + n
+    }
+    #expect(i == bytes.count, "output ends with a partial frame")
+    return frames
+}
+
+@Suite struct HTTP2SessionTests {
+    static let settings = HTTP2Settings(maxConcurrentStreams: 128, maxHeaderListBytes: 16 << 10)
+
+    private func drain(_ session: HTTP2Session) -> [UInt8] {
+        var out: [UInt8] = []
+        let ok = session.drainOutput {
+            out += $0; return true
+        }
+        #expect(ok)
+        return out
+    }
+
+    private func feed(_ session: HTTP2Session, _ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { session.receive($0) }
+    }
+
+    @Test func servesARequestFromInMemoryBytesThroughTheDelegate() throws {
+        let delegate = RecordingDelegate()
+        let pool = BlockPool()
+        let template = try HTTP2SessionTemplate(pool: pool)
+        let session = try HTTP2Session(delegate: delegate, settings: Self.settings, template: template)
+        defer { withExtendedLifetime((pool, template)) {} }
+
+        // The server speaks first: its SETTINGS (max concurrent streams 128, push off).
+        let greeting = parseFrames(drain(session))
+        #expect(greeting.first?.type == 4 && greeting.first?.flags == 0)
+
+        let message: [UInt8] = [0x0A, 0x04, 0x63, 0x61, 0x72, 0x74]  // field 1 = "cart"
+        #expect(
+            feed(
+                session,
+                ClientBytes.preface + ClientBytes.settings + ClientBytes.settingsAck
+                    + ClientBytes.request(stream: 1, message: message)))
+        #expect(delegate.events == ["began 1", "headers 7", "ended 7"])
+        #expect(delegate.headers.first { $0.0 == ":path" }?.1 == "/encore.v1.Decisions/Decide")
+        #expect(delegate.headers.count == 6)
+        #expect(delegate.data == [0, 0, 0, 0, 6] + message)
+
+        // Answer it: HEADERS, the DATA the delegate supplies, then trailers with END_STREAM.
+        delegate.responseBody = [0, 0, 0, 0, 2, 0x08, 0x01]
+        #expect(session.submitResponse(streamID: 1))
+        let frames = parseFrames(drain(session)).filter { $0.stream == 1 }
+        #expect(frames.map(\.type) == [1, 0, 1])
+        #expect(frames[1].payload == delegate.responseBody)
+        #expect(frames[2].flags & 0x1 != 0, "trailers end the stream")
+        #expect(delegate.events.last == "closed 7 0")
+        #expect(session.isAlive)
+    }
+
+    @Test func refusedStreamIsResetAndTheConnectionLives() throws {
+        let delegate = RecordingDelegate()
+        delegate.refuse = true
+        let pool = BlockPool()
+        let template = try HTTP2SessionTemplate(pool: pool)
+        let session = try HTTP2Session(delegate: delegate, settings: Self.settings, template: template)
+        defer { withExtendedLifetime((pool, template)) {} }
+        _ = drain(session)
+        #expect(
+            feed(session, ClientBytes.preface + ClientBytes.settings + ClientBytes.request(stream: 1, message: [])))
+        #expect(delegate.events == ["began 1"])
+        let frames = parseFrames(drain(session))
+        #expect(frames.contains { $0.type == 3 && $0.stream == 1 }, "RST_STREAM for the refused stream")
+        #expect(!frames.contains { $0.type == 7 }, "no GOAWAY")
+    }
+
+    @Test func badPrefaceIsRejected() throws {
+        let delegate = RecordingDelegate()
+        let pool = BlockPool()
+        let template = try HTTP2SessionTemplate(pool: pool)
+        let session = try HTTP2Session(delegate: delegate, settings: Self.settings, template: template)
+        defer { withExtendedLifetime((pool, template)) {} }
+        _ = drain(session)
+        #expect(!feed(session, Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)))
+        #expect(delegate.events.isEmpty)
+    }
+}
