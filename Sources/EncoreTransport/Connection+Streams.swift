@@ -73,7 +73,8 @@ extension Connection: HTTP2SessionDelegate {
         return withSlot(index) { slot in
             if isTrailer { return }
             slot.head.accept(name: name, value: value, router: router)
-            if GRPCRequestHead.equals(name, "authorization"), let credentials = reactor.shared.configuration.credentials {
+            if GRPCRequestHead.equals(name, "authorization"), let credentials = reactor.shared.configuration.credentials
+            {
                 slot.principal = credentials(value)
             }
         }
