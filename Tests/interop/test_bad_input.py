@@ -88,13 +88,14 @@ def assert_finite_answer(resp):
 # ----------------------------------------------------------------------------------------------
 # Point 2: only finite numbers in answers
 # ----------------------------------------------------------------------------------------------
-def test_huge_weight_snapshot_is_refused_at_push(stubs, server_factory, channel_for):
+def test_huge_weight_snapshot_is_refused_at_push(stubs, server_factory, channel_for, admin_channel_for):
     server = server_factory("--holdout-share", "0")
     ch = channel_for(server)
+    admin = admin_channel_for(server)
     offers = ["gift_box", "rush_shipping"]
     for w in (3.0e38, -3.0e38):
         data = snapshot_bytes("huge-weights", ["bias", "request.x"], offers, [w, w], [[w, -w], [-w, w]], [w, w])
-        err = rpc_error(push, stubs, ch, data, activate=True)
+        err = rpc_error(push, stubs, admin, data, activate=True)
         assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, (err.code(), err.details())
         assert "weight" in err.details() and "1e6" in err.details(), err.details()
     # The server kept deciding with its model, with finite numbers.
@@ -104,17 +105,18 @@ def test_huge_weight_snapshot_is_refused_at_push(stubs, server_factory, channel_
     assert_finite_answer(resp)
 
 
-def test_overflowing_scores_fall_back_to_uniform_with_finite_answers(stubs, server_factory, channel_for, tmp_path):
+def test_overflowing_scores_fall_back_to_uniform_with_finite_answers(stubs, server_factory, channel_for, admin_channel_for, tmp_path):
     """Weights at the 1e6 bound times a float32-sized feature overflow: the decision is uniform
     over the eligible offers (propensities 1/n, then 1/(n-1)), scores are 0, nothing is NaN."""
     logs = tmp_path / "logs"
     server = server_factory("--holdout-share", "0", "--log-dir", str(logs))
     ch = channel_for(server)
+    admin = admin_channel_for(server)
     D = stubs.decisions_pb2
     cart = sorted(ELIGIBLE["cart"])[:3]
     data = snapshot_bytes("bound-weights", ["bias", "request.x"], cart, [0.0, 1e6],
                           [[0.5, 1e6], [0.0, -1e6], [1.0, 1e6]], [0.1, 0.2, 0.3])
-    assert push(stubs, ch, data, activate=True).activated
+    assert push(stubs, admin, data, activate=True).activated
     stub = stubs.decisions_pb2_grpc.DecisionsStub(ch)
     for x in (3.4e38, -3.4e38, 1e38):
         resp = stub.Decide(decide_request(D, slots=2, candidate_offer_ids=cart, features={"x": x}), timeout=TIMEOUT)
@@ -246,16 +248,16 @@ def _padding_cases():
 
 
 @pytest.mark.parametrize("name,data,reason", _padding_cases(), ids=[c[0] for c in _padding_cases()])
-def test_snapshots_padded_with_junk_are_refused(stubs, demo_no_holdout, channel_for, name, data, reason):
-    err = rpc_error(push, stubs, channel_for(demo_no_holdout), data)
+def test_snapshots_padded_with_junk_are_refused(stubs, demo_no_holdout, admin_channel_for, name, data, reason):
+    err = rpc_error(push, stubs, admin_channel_for(demo_no_holdout), data)
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, (name, err.code(), err.details())
     assert reason in err.details(), err.details()
 
 
-def test_the_unpadded_snapshot_of_the_padding_cases_is_accepted(stubs, server_factory, channel_for):
+def test_the_unpadded_snapshot_of_the_padding_cases_is_accepted(stubs, server_factory, admin_channel_for):
     server = server_factory("--holdout-share", "0")
     data = snapshot_bytes("unpadded", ["bias"], ["gift_box", "rush_shipping"], [0.1], [[0.2], [0.3]], [0.0, 0.1])
-    assert push(stubs, channel_for(server), data).model.version == "unpadded"
+    assert push(stubs, admin_channel_for(server), data).model.version == "unpadded"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -269,10 +271,10 @@ def _endless(make, limit=2_000_000):
 
 @pytest.mark.parametrize("kind", ["offers", "customers"])
 @pytest.mark.parametrize("bound", ["records", "bytes"])
-def test_an_endless_upsert_stream_is_ended_with_resource_exhausted(stubs, server_factory, channel_for, kind, bound):
+def test_an_endless_upsert_stream_is_ended_with_resource_exhausted(stubs, server_factory, admin_channel_for, kind, bound):
     flags = ("--max-upsert-records", "500") if bound == "records" else ("--max-upsert-bytes", "20000")
     server = server_factory("--holdout-share", "0", *flags)
-    ch = channel_for(server)
+    ch = admin_channel_for(server)
     C = stubs.catalog_pb2
     if kind == "offers":
         call = stubs.catalog_pb2_grpc.CatalogStub(ch).UpsertOffers
@@ -314,16 +316,16 @@ def _valid_snapshot(version, pad_offers=0):
     return snapshot_bytes(version, ["bias"], offers, [0.1], [[0.2]] * len(offers), [0.0] * len(offers))
 
 
-def test_concurrent_admin_uploads_are_bounded_in_number(stubs, server_factory, channel_for):
+def test_concurrent_admin_uploads_are_bounded_in_number(stubs, server_factory, admin_channel_for):
     import threading
     import time
     server = server_factory("--holdout-share", "0", "--max-admin-uploads", "2")
     release = threading.Event()
-    held = [_held_push(stubs, channel_for(server), _valid_snapshot(f"held-{i}"), release) for i in range(2)]
+    held = [_held_push(stubs, admin_channel_for(server), _valid_snapshot(f"held-{i}"), release) for i in range(2)]
     try:
         time.sleep(0.5)  # both streams are open and holding their slots
-        for call in (lambda: push(stubs, channel_for(server), _valid_snapshot("third")),
-                     lambda: stubs.catalog_pb2_grpc.CatalogStub(channel_for(server)).UpsertOffers(
+        for call in (lambda: push(stubs, admin_channel_for(server), _valid_snapshot("third")),
+                     lambda: stubs.catalog_pb2_grpc.CatalogStub(admin_channel_for(server)).UpsertOffers(
                          iter([stubs.catalog_pb2.OfferRecord(json='{"offer_id": "x"}')]), timeout=TIMEOUT)):
             err = rpc_error(call)
             assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, (err.code(), err.details())
@@ -332,23 +334,23 @@ def test_concurrent_admin_uploads_are_bounded_in_number(stubs, server_factory, c
         release.set()
     assert sorted(f.result().model.version for f in held) == ["held-0", "held-1"]
     # Their slots are given back: a new upload is accepted.
-    assert push(stubs, channel_for(server), _valid_snapshot("after")).model.version == "after"
+    assert push(stubs, admin_channel_for(server), _valid_snapshot("after")).model.version == "after"
 
 
-def test_concurrent_admin_uploads_are_bounded_in_bytes(stubs, server_factory, channel_for):
+def test_concurrent_admin_uploads_are_bounded_in_bytes(stubs, server_factory, admin_channel_for):
     import threading
     import time
     server = server_factory("--holdout-share", "0", "--max-admin-upload-bytes", "3000000")
     release = threading.Event()
     big = _valid_snapshot("big", pad_offers=10_000)  # about 2.1 MB, sent in 1 MiB chunks
     assert 2_000_000 < len(big) < 3_000_000
-    held = _held_push(stubs, channel_for(server), big, release)
+    held = _held_push(stubs, admin_channel_for(server), big, release)
     try:
         time.sleep(1.0)
-        err = rpc_error(push, stubs, channel_for(server), _valid_snapshot("second", pad_offers=5_000))
+        err = rpc_error(push, stubs, admin_channel_for(server), _valid_snapshot("second", pad_offers=5_000))
         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, (err.code(), err.details())
         assert "--max-admin-upload-bytes" in err.details() and "3000000" in err.details(), err.details()
     finally:
         release.set()
     assert held.result().model.version == "big"
-    assert push(stubs, channel_for(server), _valid_snapshot("second", pad_offers=5_000)).model.version == "second"
+    assert push(stubs, admin_channel_for(server), _valid_snapshot("second", pad_offers=5_000)).model.version == "second"
