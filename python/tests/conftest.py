@@ -1,6 +1,9 @@
 import os
 import pathlib
+import re
 import shutil
+import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -21,6 +24,24 @@ def encore_binary() -> str | None:
         if p.is_file() and os.access(p, os.X_OK):
             return str(p)
     return shutil.which("encore")
+
+
+def start_encore(binary: str, args, log_path) -> tuple[subprocess.Popen, int, int]:
+    """Starts `encore serve` on free data and admin ports (stderr to `log_path`) and waits for it;
+    returns (process, data port, admin port). The caller stops it (terminate, wait)."""
+    proc = subprocess.Popen([binary, "serve", "--port", "0", "--admin-port", "0", *args],
+                            stderr=open(log_path, "w"), stdin=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        text = open(log_path).read()
+        assert proc.poll() is None, text[-2000:]
+        data = re.search(r"listening on [\d.]+:(\d+)", text)
+        admin = re.search(r"admin plane at [\d.]+:(\d+)", text)
+        if data and admin:
+            return proc, int(data.group(1)), int(admin.group(1))
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"encore serve did not report its ports: {open(log_path).read()[-2000:]}")
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 push/list/activate/rollback/health, and the Python policy math against the server's own decisions."""
 import math
 import os
-import re
-import subprocess
 import tempfile
 from concurrent import futures
 
@@ -132,23 +130,15 @@ def server():
     config = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
     config.write('{"rules": {"min_expected_value": -1000000}}')
     config.close()
-    proc = subprocess.Popen([binary, "serve", "--port", "0", "--admin-port", "0", "--threads", "1",
-                             "--config", config.name], stderr=subprocess.PIPE, text=True)
-    port = admin_port = None
-    for _ in range(50):
-        line = proc.stderr.readline()
-        m = re.search(r"admin plane at [\d.]+:(\d+)", line)  # printed before the data plane's line
-        if m:
-            admin_port = int(m.group(1))
-        m = re.search(r"listening on [\d.]+:(\d+)", line)
-        if m:
-            port = int(m.group(1))
-            break
-    assert port and admin_port, "encore serve did not report its ports"
+    from conftest import start_encore
+
+    proc, port, admin_port = start_encore(binary, ["--threads", "1", "--config", config.name],
+                                          config.name + ".log")
     yield port, admin_port
     proc.terminate()
     proc.wait(timeout=20)
     os.unlink(config.name)
+    os.unlink(config.name + ".log")
 
 
 SHOP = ["gift_box", "rush_shipping", "shipping_protection", "extended_warranty"]

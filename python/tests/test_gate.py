@@ -6,10 +6,6 @@ only speaks of itself, or of another active version, or loses to the active poli
 Skipped when no encore binary is built. Deterministic: the server runs one reactor with a fixed
 --instance-id and the calls go one at a time, so its draws (seeded from decision id and model
 version) and the simulated outcomes (numpy, seeded) repeat on every run."""
-import json
-import os
-import re
-import subprocess
 import time
 
 import grpc
@@ -24,20 +20,10 @@ from encore.learn.snapshot import decode_snapshot, read_snapshot
 
 
 def _serve(binary, args, log_path):
-    """Starts `encore serve` on free ports; returns (process, data port, admin port)."""
-    proc = subprocess.Popen([binary, "serve", "--port", "0", "--admin-port", "0", "--threads", "1", *args],
-                            stderr=open(log_path, "w"), stdin=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        assert proc.poll() is None, open(log_path).read()[-2000:]
-        text = open(log_path).read()
-        data = re.search(r"listening on [\d.]+:(\d+)", text)
-        admin = re.search(r"admin plane at [\d.]+:(\d+)", text)
-        if data and admin:
-            return proc, int(data.group(1)), int(admin.group(1))
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("encore serve did not report its ports")
+    """Starts `encore serve` with one reactor; returns (process, data port, admin port)."""
+    from conftest import start_encore
+
+    return start_encore(binary, ["--threads", "1", *args], log_path)
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ logs, where every importance weight pi(a0|x) / p0 must be exactly 1 (up to float
 the joint is well below p0 (a weight of pi/joint would be 1/p1 > 1)."""
 import json
 import os
-import re
-import subprocess
 import tempfile
 import time
 
@@ -66,19 +64,10 @@ def logging_server():
     with open(config, "w") as f:
         json.dump({"rules": {"min_expected_value": -1000000}, "holdout": {"share": 0}}, f)
     log_dir = os.path.join(work, "logs")
-    proc = subprocess.Popen([binary, "serve", "--port", "0", "--admin-port", "0", "--threads", "1", "--config", config,
-                             "--log-dir", log_dir], stderr=subprocess.PIPE, text=True)
-    port = admin = None
-    for _ in range(50):
-        line = proc.stderr.readline()
-        m = re.search(r"admin plane at [\d.]+:(\d+)", line)  # printed before the data plane's line
-        if m:
-            admin = int(m.group(1))
-        m = re.search(r"listening on [\d.]+:(\d+)", line)
-        if m:
-            port = int(m.group(1))
-            break
-    assert port and admin, "encore serve did not report its ports"
+    from conftest import start_encore
+
+    proc, port, admin = start_encore(binary, ["--threads", "1", "--config", config, "--log-dir", log_dir],
+                                     os.path.join(work, "server.log"))
     yield (port, admin), log_dir
     proc.terminate()
     proc.wait(timeout=20)
