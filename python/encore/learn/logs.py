@@ -104,7 +104,13 @@ class Logs:
 
 def _iter_jsonl(path: str, stats: JoinStats) -> Iterator[dict[str, Any]]:
     with open(path, "rb") as f:
-        lines = f.read().split(b"\n")
+        yield from iter_jsonl_bytes(f.read(), path, stats)
+
+
+def iter_jsonl_bytes(data: bytes, path: str, stats: JoinStats) -> Iterator[dict[str, Any]]:
+    """The JSON objects of one log file's bytes (`path` names it in the stats), by the rules in
+    this module's doc: a truncated last line is skipped, other malformed lines are counted."""
+    lines = data.split(b"\n")
     last = len(lines) - 1
     while last >= 0 and not lines[last].strip():
         last -= 1
