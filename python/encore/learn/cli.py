@@ -1,4 +1,4 @@
-"""`encore-learn`: train, evaluate, push, lift (and synth, inspect). See docs/learning.md."""
+"""`encore-learn`: train, evaluate, push, lift, report (and synth, inspect). See docs/learning.md."""
 
 from __future__ import annotations
 
@@ -272,6 +272,30 @@ def _print_table(rows) -> None:
         print("  " + "  ".join(cells).rstrip())
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build
+    from .snapshot import read_snapshot
+
+    snap = read_snapshot(args.snapshot)
+    logs, data = _load(args)
+    _summarise_join(logs.stats.to_json(), data)
+    comparison = None
+    active = _active_policy(args)
+    if active is not None:
+        from .compare import compare
+
+        comparison = compare(snap, active[0], active[1], data, bootstrap=args.bootstrap, seed=args.seed)
+    elif isinstance(snap.ope, dict):
+        comparison = snap.ope.get("comparison")
+    page, numbers = build(snap, logs, data, comparison=comparison, bootstrap=args.bootstrap, seed=args.seed)
+    with open(args.out, "w", encoding="utf-8") as f:
+        f.write(page)
+    _eprint(f"wrote {args.out} ({len(page) // 1024} KiB, self-contained)")
+    if args.json:
+        print(json.dumps(numbers, indent=2, default=float))
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from .snapshot import read_snapshot
     from .synthetic import generate
@@ -389,6 +413,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same output)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_lift)
+
+    p = sub.add_parser("report", help="one self-contained HTML page: estimates, offers, feature importance, lift")
+    p.add_argument("--snapshot", required=True, help="the candidate snapshot (.snap) or JSON export")
+    _log_args(p)
+    _reward_arg(p)
+    p.add_argument("--out", required=True, help="HTML file to write")
+    p.add_argument("--bootstrap", type=int, default=500, help="bootstrap samples for the 95%% intervals")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the permutations")
+    p.add_argument("--json", action="store_true", help="also print the numbers shown as JSON")
+    _active_args(p)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("synth", help="write synthetic decision and outcome logs (known conversion model)")
     p.add_argument("--out-dir", required=True, help="directory for decisions-*.jsonl and outcomes-*.jsonl")
