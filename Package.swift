@@ -47,8 +47,8 @@ let package = Package(
         ),
         .target(name: "EncoreCrypto", dependencies: ["COpenSSL"]),
         .target(name: "EncoreModel", dependencies: ["EncoreCrypto"]),
-        .target(name: "EncoreStore", dependencies: ["EncoreModel"]),
-        .target(name: "EncoreEngine", dependencies: ["EncoreModel", "EncoreStore"]),
+        .target(name: "EncoreStore", dependencies: ["EncoreModel", "EncoreCrypto"]),
+        .target(name: "EncoreEngine", dependencies: ["EncoreModel", "EncoreStore", "EncoreCrypto"]),
         .target(
             name: "EncoreTransport",
             dependencies: ["CNghttp2", "COpenSSL", "CEncoreLinux"]
@@ -97,6 +97,7 @@ let package = Package(
             name: "EncoreProtocolTests",
             dependencies: ["EncoreProtocol", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
+        .testTarget(name: "EncoreCryptoTests", dependencies: ["EncoreCrypto"]),
         .testTarget(name: "EncoreModelTests", dependencies: ["EncoreModel", "EncoreCrypto"]),
         .testTarget(name: "EncoreStoreTests", dependencies: ["EncoreStore", "EncoreModel"]),
         // EncoreServer only for the log formatter, so a test can follow a decision into its JSON line.

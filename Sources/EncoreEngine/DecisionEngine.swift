@@ -1,3 +1,4 @@
+import EncoreCrypto
 import EncoreModel
 import EncoreStore
 import Synchronization
@@ -29,6 +30,14 @@ public final class DecisionEngine: Sendable {
     /// Outcomes whose decision id names no customer (not from this engine's id format), so no
     /// counter could be updated.
     public let unattributedOutcomes = Atomic<Int>(0)
+    /// Outcomes refused because their decision id did not verify (another format, a wrong MAC,
+    /// or a key no longer configured): written by ReportOutcome on any thread, read at shutdown.
+    public let unverifiedOutcomes = Atomic<Int>(0)
+    /// The key this engine MACs decision ids under (`EngineConfiguration.decisionKey`, else
+    /// random at start).
+    public let decisionKey: SipHash24.Key
+    /// The keys an id verifies under: `decisionKey`, then the configured previous keys.
+    public let verificationKeys: [SipHash24.Key]
     /// Recent `request_id` keys, so a retried Decide is logged once (nil: logging off, nothing to
     /// deduplicate).
     public let requestIDs: RequestIDTable?
@@ -44,6 +53,9 @@ public final class DecisionEngine: Sendable {
             : RequestIDTable(
                 entries: configuration.idempotencyTableEntries, windowSeconds: configuration.idempotencyWindowSeconds)
         budgets = OfferBudgets()
+        let key = configuration.decisionKey ?? SipHash24.Key.random()
+        decisionKey = key
+        verificationKeys = [key] + configuration.previousDecisionKeys.filter { $0 != key }
         if let fixed = configuration.instanceID {
             instanceID = fixed & EngineConfiguration.maxInstanceID
         } else {
@@ -67,10 +79,19 @@ public enum OutcomeKind: Int32, Sendable {
 }
 
 extension DecisionEngine {
+    /// Whether `id` is a decision id this engine (or one sharing its key, or a previous key)
+    /// issued: its MAC verifies (`DecisionID.verify`). Constant time in the MAC's digits.
+    public func verifyDecisionID(_ id: UnsafeRawBufferPointer) -> Bool {
+        DecisionID.verify(id, keys: verificationKeys)
+    }
+
     /// The customer key a decision id of this engine's format carries (its fourth field, 16
-    /// hex digits), or nil for another format or a decision without a customer.
+    /// hex digits), or nil for another format or a decision without a customer. Does not check
+    /// the MAC (`verifyDecisionID` does).
     public static func customerKey(fromDecisionID id: UnsafeRawBufferPointer) -> UInt64? {
-        guard id.count == 43, id[12] == 0x2D, id[15] == 0x2D, id[26] == 0x2D else { return nil }
+        guard id.count == DecisionID.length, id[12] == 0x2D, id[15] == 0x2D, id[26] == 0x2D, id[43] == 0x2D else {
+            return nil
+        }
         var key: UInt64 = 0
         for i in 27..<43 {
             let c = id[i]

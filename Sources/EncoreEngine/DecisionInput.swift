@@ -68,8 +68,9 @@ public struct PlacementResult: Sendable, Equatable {
 
 /// The result of one decision, written into a reused value by `DecisionWorkspace.decide`.
 public struct DecisionOutput {
-    /// ASCII decision id bytes (`decisionIDLength` of them are valid).
-    public var decisionID: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+    /// ASCII decision id bytes (`decisionIDLength` of them are valid; `DecisionID.length` for
+    /// ids Decide writes, up to 64 for a replayed one).
+    public var decisionID: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     public var decisionIDLength = 0
     public var placementCount = 0
     public var first = PlacementResult(offerIndex: -1, slot: 0, propensity: 0, score: 0, expectedValue: 0)
@@ -95,6 +96,14 @@ public struct DecisionOutput {
     public func withDecisionID<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
         var copy = decisionID
         let n = decisionIDLength
+        return withUnsafeBytes(of: &copy) { body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+    }
+
+    /// Calls `body` with the id's first `DecisionID.bodyLength` bytes (all of a shorter one):
+    /// what the random draw is seeded from, so the MAC (and the key) does not change a draw.
+    public func withDecisionIDBody<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        var copy = decisionID
+        let n = min(decisionIDLength, DecisionID.bodyLength)
         return withUnsafeBytes(of: &copy) { body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
     }
 

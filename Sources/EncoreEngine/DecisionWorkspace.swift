@@ -1,3 +1,4 @@
+import EncoreCrypto
 import EncoreModel
 import EncoreStore
 
@@ -47,6 +48,10 @@ public final class DecisionWorkspace {
     var groupMarks: UnsafeMutableBufferPointer<UInt64>
     /// The current decision's idempotency key (0: no `request_id`).
     var requestKey: UInt64 = 0
+    /// The decision-id MAC's state after this thread's id prefix, and after the prefix of
+    /// idempotent ids (thread field `ff`): absorbed once, copied per decision.
+    let macPrefix: SipHash24
+    let idempotentMACPrefix: SipHash24
     /// Whether the last `score` call computed only finite scores.
     var scoresFinite = true
 
@@ -58,6 +63,9 @@ public final class DecisionWorkspace {
         self.threadIndex = threadIndex
         reader = Published.Reader(engine.active)
         holdoutSeed = StableHash.hash(engine.configuration.holdoutSalt)
+        macPrefix = DecisionID.prefixState(
+            key: engine.decisionKey, instance: engine.instanceID, thread: UInt64(threadIndex & 0xFF))
+        idempotentMACPrefix = DecisionID.prefixState(key: engine.decisionKey, instance: engine.instanceID, thread: 0xFF)
         z = .allocate(capacity: 8)
         candidates = .allocate(capacity: 1)
         rewards = .allocate(capacity: 1)
@@ -165,7 +173,7 @@ public final class DecisionWorkspace {
     public func replay(_ input: DecisionInput, decisionID: String, into output: inout DecisionOutput)
         throws(EngineError)
     {
-        let bytes = Array(decisionID.utf8.prefix(48))
+        let bytes = Array(decisionID.utf8.prefix(64))
         withUnsafeMutableBytes(of: &output.decisionID) { raw in
             for (i, b) in bytes.enumerated() { raw[i] = b }
         }
@@ -285,7 +293,7 @@ public final class DecisionWorkspace {
         guard n > 0 else { return }
         if logRing != nil { loggedCandidates.baseAddress!.update(from: candidates.baseAddress!, count: n) }
 
-        var random = SplitMix64(seed: output.withDecisionID { StableHash.hash($0, seed: model.versionHash) })
+        var random = SplitMix64(seed: output.withDecisionIDBody { StableHash.hash($0, seed: model.versionHash) })
         let first = choose(count: n, exploration: exploration, random: &random)
         output.first = PlacementResult(
             offerIndex: candidates[first], slot: 0, propensity: probabilities[first], score: scores[first],
@@ -397,9 +405,11 @@ public final class DecisionWorkspace {
         return last
     }
 
-    /// Writes "<12 hex instance>-<2 hex thread>-<10 hex counter>-<16 hex customer key>" (43
-    /// ASCII bytes). The customer key lets ReportOutcome update that customer's counters
-    /// without any server-side lookup (`DecisionEngine.customerKey(fromDecisionID:)`).
+    /// Writes "<12 hex instance>-<2 hex thread>-<10 hex counter>-<16 hex customer key>-<16 hex
+    /// MAC>" (`DecisionID`, 60 ASCII bytes). The customer key lets ReportOutcome update that
+    /// customer's counters without any server-side lookup
+    /// (`DecisionEngine.customerKey(fromDecisionID:)`); the MAC (SipHash-2-4 of the first 43
+    /// bytes under the engine's key) lets it refuse ids it did not issue.
     private func writeDecisionID(
         _ number: UInt64, thread threadField: UInt64, customerKey: UInt64, into output: inout DecisionOutput
     ) {
@@ -425,6 +435,11 @@ public final class DecisionWorkspace {
             raw[p] = UInt8(ascii: "-")
             p += 1
             put(customer, 16)
+            let mac = DecisionID.mac(
+                UnsafeRawBufferPointer(raw), prefix: threadField == 0xFF ? idempotentMACPrefix : macPrefix)
+            raw[p] = UInt8(ascii: "-")
+            p += 1
+            put(DecisionWorkspace.hex16(mac), 16)
             output.decisionIDLength = p
         }
     }

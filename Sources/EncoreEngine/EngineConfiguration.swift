@@ -1,3 +1,4 @@
+import EncoreCrypto
 import EncoreStore
 
 /// Decision settings that are not part of a model snapshot.
@@ -23,6 +24,13 @@ public struct EngineConfiguration: Sendable {
     public var instanceID: UInt64? = nil
     /// Largest value of `instanceID` (12 hex digits).
     public static let maxInstanceID: UInt64 = 0xFFFF_FFFF_FFFF
+    /// The 128-bit SipHash key decision ids carry a MAC under (`DecisionID`). nil: random at
+    /// start, so ids of an earlier process no longer verify (the server passes the key of
+    /// `--decision-key-file` or of its state file).
+    public var decisionKey: SipHash24.Key? = nil
+    /// Keys ids issued before a rotation were MACed under: they still verify (ReportOutcome)
+    /// while listed; Decide never uses them.
+    public var previousDecisionKeys: [SipHash24.Key] = []
     /// A Decide retried with the same non-empty `request_id` (and customer) within this many
     /// seconds is logged once. Its decision id and draw are derived from the key, so the retry's
     /// answer is the same whatever the window (while model and rules are unchanged).

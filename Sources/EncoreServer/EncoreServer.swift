@@ -52,6 +52,12 @@ public final class EncoreServer: Sendable {
         /// Where rule counters are saved on SIGTERM (and periodically) and loaded at start
         /// (nil: counters live in memory only).
         public var stateFile: String? = nil
+        /// The decision-id MAC key (32 hex digits); nil: the state file's, else generated.
+        public var decisionKeyFile: String? = nil
+        /// Keys of before a rotation that still verify (config `security.previous_decision_keys`
+        /// and `security.previous_decision_key_files`).
+        public var previousDecisionKeys: [SipHash24.Key] = []
+        public var previousDecisionKeyFiles: [String] = []
         /// Seconds between periodic saves of the rule counters (0: only on SIGTERM).
         public var stateSaveIntervalSeconds = 60.0
         /// Records and bytes per Catalog/UpsertOffers and Customers/UpsertCustomers stream.
@@ -148,6 +154,9 @@ public final class EncoreServer: Sendable {
             if let path { try checkReadable(path, flag) }
         }
         if let stateFile = options.stateFile { try checkStateFileLocation(stateFile) }
+        let keys = try DecisionKeys.resolve(options)
+        options.engine.decisionKey = keys.current
+        options.engine.previousDecisionKeys = keys.previous
         let log = options.logDirectory.map { _ in
             DecisionLog(threads: options.transport.threads, ringBytes: options.logRingBytes)
         }
@@ -165,8 +174,12 @@ public final class EncoreServer: Sendable {
         self.engine = engine
         let interval = options.stateSaveIntervalSeconds
         ruleState = try options.stateFile.map { path in
-            try RuleStatePersistence(path: path, engine: engine, intervalSeconds: interval)
+            try RuleStatePersistence(path: path, engine: engine, intervalSeconds: interval, decisionKey: keys.stateKey)
         }
+        // A generated key is on disk before the first id is issued under it, so a crash does not
+        // orphan the outcomes of the ids this process hands out.
+        if case .generatedIntoStateFile = keys.source { try ruleState?.saveNow() }
+        Log.info(keys.description)
         registry = ModelRegistry(
             engine: engine, customers: customerTable, trustedKeys: trustedKeys, initial: data.snapshot,
             requireOPE: options.requireOPE, opeMargin: options.opeMargin)
@@ -258,7 +271,7 @@ public final class EncoreServer: Sendable {
             )
         }
         Log.info(
-            "decisions: \(engine.unknownCandidatesIgnored.load(ordering: .relaxed)) unknown candidate_offer_ids ignored since start, \(engine.nonFiniteScoreFallbacks.load(ordering: .relaxed)) uniform fallbacks for non-finite scores; rule counters: \(engine.counters.evictions.load(ordering: .relaxed)) customers evicted, \(engine.unattributedOutcomes.load(ordering: .relaxed)) outcomes with a foreign decision id"
+            "decisions: \(engine.unknownCandidatesIgnored.load(ordering: .relaxed)) unknown candidate_offer_ids ignored since start, \(engine.nonFiniteScoreFallbacks.load(ordering: .relaxed)) uniform fallbacks for non-finite scores; rule counters: \(engine.counters.evictions.load(ordering: .relaxed)) customers evicted, \(engine.unattributedOutcomes.load(ordering: .relaxed)) outcomes with a foreign decision id; \(engine.unverifiedOutcomes.load(ordering: .relaxed)) outcomes refused (decision id did not verify)"
         )
         Log.info(clean ? "stopped: every in-flight call completed" : "stopped: drain deadline cut off in-flight calls")
         return 0

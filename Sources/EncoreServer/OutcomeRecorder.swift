@@ -4,7 +4,8 @@ import EncoreProtocol
 import EncoreTransport
 import Synchronization
 
-/// `Decisions/ReportOutcome`: validates an outcome, drops repeats of the same (decision id,
+/// `Decisions/ReportOutcome`: validates an outcome, refuses a decision id whose MAC does not
+/// verify (`DecisionEngine.verifyDecisionID`), drops repeats of the same (decision id,
 /// offer id, outcome), and appends it to the reporting thread's log ring. Runs inline on the
 /// reactor; the repeat filter takes a short mutex (outcomes arrive on any thread), never on
 /// the Decide path.
@@ -19,6 +20,9 @@ final class OutcomeRecorder: @unchecked Sendable {
     private var decoders: [OutcomeRequestDecoder]
     /// Outcomes acknowledged as repeats (not logged again).
     let repeats = Atomic<Int>(0)
+
+    static let unverifiedMessage: StaticString =
+        "decision_id: not a decision id this service issued (its MAC does not verify under the decision key or a previous key; ids from a process without --decision-key-file or --state-file stop verifying when it restarts)"
 
     /// One model reader per reactor thread (the catalog and rules the outcome is counted with).
     private var readers: [Published<ActiveModel>.Reader]
@@ -55,6 +59,12 @@ final class OutcomeRecorder: @unchecked Sendable {
         guard RequestLimits.revenueCents.contains(decoder.revenueCents) else {
             return GRPCStatus(
                 .invalidArgument, static: "revenue_cents: must be in 0...100000000000 (minor currency units)")
+        }
+        // Only an id this service issued may move counters or budgets: a made-up id (or one
+        // whose customer part was edited) does not verify, and is refused, counted, not logged.
+        guard engine.verifyDecisionID(decisionID) else {
+            engine.unverifiedOutcomes.add(1, ordering: .relaxed)
+            return GRPCStatus(.invalidArgument, static: OutcomeRecorder.unverifiedMessage)
         }
         let key = StableHash.hash(decisionID, seed: StableHash.hash(offerID) &+ UInt64(decoder.outcome))
         let fresh = seen.withLock { sets -> Bool in

@@ -1,9 +1,10 @@
+import EncoreCrypto
 import EncoreEngine
 import EncoreStore
 import EncoreTransport
 
 /// The `encore serve --config F` file (docs/configuration.md): JSON with the sections
-/// `holdout`, `rules`, `counters`, `data`, `logs`, `models`. Every key is optional; an unknown
+/// `holdout`, `rules`, `counters`, `data`, `logs`, `models`, `idempotency`, `admin`, `security`. Every key is optional; an unknown
 /// key or a value of the wrong type or range is an error at start that names the key. Command
 /// line flags win over the file; the file wins over the demo's defaults.
 public struct ServeConfig: Sendable, Equatable {
@@ -28,6 +29,11 @@ public struct ServeConfig: Sendable, Equatable {
     public var idempotencyTableEntries: Int? = nil
     /// `admin.tokens`: bearer tokens of the admin plane (SHA-256, name, roles).
     public var adminTokens: [AdminToken]? = nil
+    /// `security.decision_key_file`, `security.previous_decision_keys` (hex),
+    /// `security.previous_decision_key_files`: the decision-id MAC keys (docs/security.md).
+    public var decisionKeyFile: String? = nil
+    public var previousDecisionKeys: [SipHash24.Key]? = nil
+    public var previousDecisionKeyFiles: [String]? = nil
 
     public init() {}
 
@@ -41,6 +47,7 @@ public struct ServeConfig: Sendable, Equatable {
         "models": ["require_ope", "ope_margin"],
         "idempotency": ["window_seconds", "table_entries"],
         "admin": ["tokens"],
+        "security": ["decision_key_file", "previous_decision_keys", "previous_decision_key_files"],
     ]
 
     /// Reads and parses a config file.
@@ -149,6 +156,30 @@ public struct ServeConfig: Sendable, Equatable {
         if let v = field("admin", "tokens") {
             adminTokens = try ServeConfig.parseTokens(v, fail: fail)
         }
+        decisionKeyFile = try string("security", "decision_key_file")
+        if let v = field("security", "previous_decision_keys") {
+            let shape =
+                "'security.previous_decision_keys' must be an array of keys, each 32 hex digits (a key that was the decision key before a rotation)"
+            guard case .array(let items) = v else { throw fail(shape) }
+            // A bad entry is named by its index only: the value is a secret.
+            previousDecisionKeys = try items.enumerated().map { i, item in
+                guard case .string(let text) = item, let key = SipHash24.Key(hex: text) else {
+                    throw fail("'security.previous_decision_keys[\(i)]': not 32 hex digits; \(shape)")
+                }
+                return key
+            }
+        }
+        if let v = field("security", "previous_decision_key_files") {
+            guard case .array(let items) = v else {
+                throw fail("'security.previous_decision_key_files' must be an array of file paths")
+            }
+            previousDecisionKeyFiles = try items.map { item in
+                guard case .string(let s) = item, !s.isEmpty else {
+                    throw fail("'security.previous_decision_key_files' must be an array of file paths, got \(item)")
+                }
+                return s
+            }
+        }
     }
 
     /// `admin.tokens`: `[{"name": "ci", "sha256": "<64 hex digits>", "roles": ["models.push"]}]`.
@@ -237,6 +268,9 @@ public struct ServeConfig: Sendable, Equatable {
         out.idempotencyWindowSeconds = idempotencyWindowSeconds ?? base.idempotencyWindowSeconds
         out.idempotencyTableEntries = idempotencyTableEntries ?? base.idempotencyTableEntries
         out.adminTokens = adminTokens ?? base.adminTokens
+        out.decisionKeyFile = decisionKeyFile ?? base.decisionKeyFile
+        out.previousDecisionKeys = previousDecisionKeys ?? base.previousDecisionKeys
+        out.previousDecisionKeyFiles = previousDecisionKeyFiles ?? base.previousDecisionKeyFiles
         return out
     }
 }
@@ -264,5 +298,8 @@ extension EncoreServer.Options {
         if let seconds = config.idempotencyWindowSeconds { engine.idempotencyWindowSeconds = seconds }
         if let entries = config.idempotencyTableEntries { engine.idempotencyTableEntries = entries }
         if adminTokens.isEmpty, let tokens = config.adminTokens { adminTokens = tokens }
+        if decisionKeyFile == nil { decisionKeyFile = config.decisionKeyFile }
+        if let keys = config.previousDecisionKeys { previousDecisionKeys = keys }
+        if let files = config.previousDecisionKeyFiles { previousDecisionKeyFiles = files }
     }
 }

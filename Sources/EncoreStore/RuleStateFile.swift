@@ -1,3 +1,4 @@
+import EncoreCrypto
 import EncoreModel
 
 #if canImport(Glibc)
@@ -11,11 +12,16 @@ import EncoreModel
 /// so a catalog that changed order between runs maps back correctly; the history of an offer no
 /// longer in the catalog is dropped on load.
 ///
-/// Layout (little-endian): "ENCSTATE", u32 version 1, u32 offer count, then each offer id (u16
+/// It also keeps the decision-id MAC key the server generated (docs/security.md), so ids issued
+/// before a restart still verify; the file is therefore created readable by its owner only.
+///
+/// Layout (little-endian): "ENCSTATE", u32 version 2, u8 1 when a decision key follows (0: none)
+/// and the key's 16 bytes (zero without one), u32 offer count, then each offer id (u16
 /// length + UTF-8) with its two budget words (u64 shows, u64 acceptances); u64 customer count,
 /// then per customer u64 key, i64 last touch (Unix seconds), u8 history count, and per history
 /// u32 offer (an index into the file's offer table), i64 declined-at minute (-1: none), u8 show
 /// count, i64 show minutes; finally a u64 `StableHash` of everything before it.
+/// Version 1 (written before decision keys) is the same without the key fields and still loads.
 /// Written to a temporary file, synced and renamed, so a crash never leaves half a file.
 public enum RuleStateFile {
     static let magic = Array("ENCSTATE".utf8)
@@ -28,14 +34,17 @@ public enum RuleStateFile {
         public var droppedHistories: Int
     }
 
-    /// Saves `counters` and `budgets` with the catalog's offer ids.
+    /// Saves `counters` and `budgets` with the catalog's offer ids, and `decisionKey` if given.
     /// - Throws: `StoreError(.io)` naming the file.
-    public static func save(counters: CustomerCounters, budgets: OfferBudgets, offerIDs: [String], to path: String)
-        throws
-    {
+    public static func save(
+        counters: CustomerCounters, budgets: OfferBudgets, offerIDs: [String], decisionKey: SipHash24.Key? = nil,
+        to path: String
+    ) throws {
         var out: [UInt8] = []
         out += magic
-        put32(&out, 1)
+        put32(&out, 2)
+        out.append(decisionKey == nil ? 0 : 1)
+        out += decisionKey?.bytes ?? [UInt8](repeating: 0, count: 16)
         put32(&out, UInt32(offerIDs.count))
         for (i, id) in offerIDs.enumerated() {
             let bytes = Array(id.utf8)
@@ -62,8 +71,14 @@ public enum RuleStateFile {
         put64(&out, hash)
 
         let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StoreError(.io, "cannot create: \(reason())", file: temporary) }
+        // A temporary file left by an older version may have been created group-readable.
+        guard fchmod(fd, 0o600) == 0 else {
+            let failure = reason()
+            close(fd)
+            throw StoreError(.io, "cannot restrict permissions: \(failure)", file: temporary)
+        }
         var written = 0
         let ok = out.withUnsafeBytes { raw -> Bool in
             while written < raw.count {
@@ -87,6 +102,15 @@ public enum RuleStateFile {
         }
     }
 
+    /// The decision key a saved state keeps (nil: none, or a version 1 file).
+    /// - Throws: `StoreError` naming the file, as `load` does.
+    public static func decisionKey(at path: String) throws -> SipHash24.Key? {
+        let file = try MappedFile(path: path)
+        defer { withExtendedLifetime(file) {} }
+        var r = try reader(file.bytes, path: path)
+        return try header(&r, path: path)
+    }
+
     /// Loads a saved state into `counters` and `budgets`, mapping offer ids through
     /// `indexOf` (-1: the offer is gone; its events and budget are dropped).
     /// - Throws: `StoreError` naming the file: `.io` if it cannot be read, `.malformed` if it is
@@ -95,18 +119,11 @@ public enum RuleStateFile {
         from path: String, counters: CustomerCounters, budgets: OfferBudgets, indexOf: (String) -> Int32
     ) throws -> Summary {
         let file = try MappedFile(path: path)
-        let bytes = file.bytes
-        func malformed(_ why: String) -> StoreError {
-            StoreError(
-                .malformed, "\(why) (not an Encore rule-state file, or damaged; move it aside to start empty)",
-                file: path)
-        }
-        guard bytes.count >= 24, Array(bytes[0..<8]) == magic else { throw malformed("bad magic") }
-        let body = UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count - 8)])
-        let stored = bytes.loadUnaligned(fromByteOffset: bytes.count - 8, as: UInt64.self).littleEndian
-        guard StableHash.hash(body) == stored else { throw malformed("checksum mismatch") }
-        var r = Reader(bytes: body, position: 8)
-        guard let version = r.u32(), version == 1 else { throw malformed("unsupported version") }
+        defer { withExtendedLifetime(file) {} }
+        var r = try reader(file.bytes, path: path)
+        let body = r.bytes
+        func malformed(_ why: String) -> StoreError { RuleStateFile.malformed(why, path: path) }
+        _ = try header(&r, path: path)
         guard let offerCount = r.u32() else { throw malformed("truncated") }
         var map: [Int32] = []
         for _ in 0..<offerCount {
@@ -146,6 +163,32 @@ public enum RuleStateFile {
         }
         guard r.position == body.count else { throw malformed("trailing bytes") }
         return summary
+    }
+
+    static func malformed(_ why: String, path: String) -> StoreError {
+        StoreError(
+            .malformed, "\(why) (not an Encore rule-state file, or damaged; move it aside to start empty)", file: path)
+    }
+
+    /// A reader over the checksummed body of `bytes`, after the magic.
+    private static func reader(_ bytes: UnsafeRawBufferPointer, path: String) throws -> Reader {
+        guard bytes.count >= 24, Array(bytes[0..<8]) == magic else { throw malformed("bad magic", path: path) }
+        let body = UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count - 8)])
+        let stored = bytes.loadUnaligned(fromByteOffset: bytes.count - 8, as: UInt64.self).littleEndian
+        guard StableHash.hash(body) == stored else { throw malformed("checksum mismatch", path: path) }
+        return Reader(bytes: body, position: 8)
+    }
+
+    /// Reads the version and (version 2) the decision key fields.
+    private static func header(_ r: inout Reader, path: String) throws -> SipHash24.Key? {
+        guard let version = r.u32(), version == 1 || version == 2 else {
+            throw malformed("unsupported version", path: path)
+        }
+        guard version == 2 else { return nil }
+        guard let present = r.u8(), present <= 1, let bytes = r.take(16) else {
+            throw malformed("truncated header", path: path)
+        }
+        return present == 1 ? SipHash24.Key(bytes: Array(bytes)) : nil
     }
 
     private struct Reader {

@@ -131,9 +131,16 @@ struct Serve: ParsableCommand {
     var stateFile: String?
 
     @Option(
+        name: .customLong("decision-key-file"),
+        help: ArgumentHelp(
+            "The 128-bit key decision ids carry a MAC under (32 hex digits, e.g. `openssl rand -hex 16`; chmod 600). Default: the key kept in --state-file, else generated at start (docs/security.md). Replicas that accept each other's outcomes share one.",
+            valueName: "file"))
+    var decisionKeyFile: String?
+
+    @Option(
         name: .customLong("instance-id"),
         help: ArgumentHelp(
-            "For tests and simulations: fix the 12-hex-digit prefix of decision ids (default: random per start), so the same requests in the same order get the same decision ids and draws on every run. Never reuse one across live replicas.",
+            "For tests and simulations: fix the 12-hex-digit prefix of decision ids (default: random per start), so the same requests in the same order get the same draws on every run (and the same decision ids, MAC included, with a fixed --decision-key-file). Never reuse one across live replicas.",
             valueName: "hex"))
     var instanceID: String?
     @Option(help: "Most records one Catalog/UpsertOffers or Customers/UpsertCustomers stream may carry.")
@@ -228,6 +235,7 @@ struct Serve: ParsableCommand {
         options.requireOPE = requireOpe
         options.configFile = config
         options.stateFile = stateFile
+        options.decisionKeyFile = decisionKeyFile
         options.upsertLimits = upsertLimits
         options.maxAdminUploads = maxAdminUploads
         options.maxAdminUploadBytes = maxAdminUploadBytes

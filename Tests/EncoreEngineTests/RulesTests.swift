@@ -314,7 +314,7 @@ private func eligible(_ engine: DecisionEngine, _ fixture: RequestFixture, _ inp
         var out = DecisionOutput()
         try engine.makeWorkspace(threadIndex: 3).decide(f.input(customer: "u12"), into: &out)
         let id = out.decisionIDString
-        #expect(id.utf8.count == 43)
+        #expect(id.utf8.count == 60)
         let key = out.withDecisionID { DecisionEngine.customerKey(fromDecisionID: $0) }
         #expect(key == CustomerCounters.key("u12"))
         for value: UInt64 in [0, 0x0123_4567_89AB_CDEF, .max, 0xF0E1_D2C3_B4A5_9687] {
@@ -324,7 +324,7 @@ private func eligible(_ engine: DecisionEngine, _ fixture: RequestFixture, _ inp
             #expect(text == String(repeating: "0", count: 16 - expected.count) + expected)
         }
         let counter = id.split(separator: "-")
-        #expect(counter.count == 4 && counter[1] == "03" && counter[2] == "0000000001")
+        #expect(counter.count == 5 && counter[1] == "03" && counter[2] == "0000000001")
         let foreign = Array("5f0c1a2b3c4d-01-0000000001".utf8)
         #expect(foreign.withUnsafeBytes { DecisionEngine.customerKey(fromDecisionID: $0) } == nil)
     }

@@ -56,7 +56,14 @@ def test_report_outcome_served(stubs, plain_server, channel_for):
         stub.ReportOutcome(D.OutcomeRequest(decision_id="d"), timeout=TIMEOUT)
     assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "offer_id" in ei.value.details()
-    reply = stub.ReportOutcome(D.OutcomeRequest(decision_id="d", offer_id="gift_box", outcome=D.SHOWN), timeout=TIMEOUT)
+    # Only ids this server issued are accepted (test_decision_ids.py covers forged ones).
+    with pytest.raises(grpc.RpcError) as ei:
+        stub.ReportOutcome(D.OutcomeRequest(decision_id="d", offer_id="gift_box", outcome=D.SHOWN), timeout=TIMEOUT)
+    assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "decision_id" in ei.value.details()
+    decision = stub.Decide(D.DecideRequest(surface="cart", customer_id="c-1", slots=1), timeout=TIMEOUT)
+    reply = stub.ReportOutcome(D.OutcomeRequest(decision_id=decision.decision_id, offer_id="gift_box",
+                                                outcome=D.SHOWN), timeout=TIMEOUT)
     assert reply == D.OutcomeResponse()
 
 

@@ -89,6 +89,7 @@ def test_every_acknowledged_decision_and_outcome_is_logged_by_sigterm(stubs, ser
     (dict(decision_id="d", offer_id="a", outcome=0), "outcome"),
     (dict(decision_id="d", offer_id="a", outcome=9), "outcome"),
     (dict(decision_id="d" * 300, offer_id="a", outcome=1), "decision_id"),
+    (dict(decision_id="d", offer_id="a", outcome=1), "decision_id"),  # not an id this server issued
 ])
 def test_report_outcome_invalid_argument(stubs, demo_server, channel_for, request_kwargs, field):
     D = stubs.decisions_pb2

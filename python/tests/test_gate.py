@@ -4,7 +4,7 @@ policy the server serves on the same decisions, and the server refusing a snapsh
 only speaks of itself, or of another active version, or loses to the active policy.
 
 Skipped when no encore binary is built. Deterministic: the server runs one reactor with a fixed
---instance-id and the calls go one at a time, so its draws (seeded from decision id and model
+--instance-id and --decision-key-file and the calls go one at a time, so its draws (seeded from decision id and model
 version) and the simulated outcomes (numpy, seeded) repeat on every run."""
 import time
 
@@ -35,8 +35,13 @@ def gated(tmp_path_factory):
         pytest.skip("the encore binary is absent (.build/{release,debug}/encore); live-server checks skipped")
     work = tmp_path_factory.mktemp("gate")
     log_dir = work / "logs"
+    # A fixed decision key too: the trainer's validation split is hashed from the whole id (MAC included).
+    key = work / "decision.key"
+    key.write_text("9a7e0000000100000000000000000000\n")
+    key.chmod(0o600)
     proc, port, admin = _serve(binary, ["--require-ope", "--holdout-share", "0", "--instance-id", "9a7e00000001",
-                                        "--log-dir", str(log_dir)], work / "server.log")
+                                        "--decision-key-file", str(key), "--log-dir", str(log_dir)],
+                               work / "server.log")
     yield (port, admin), log_dir, work
     proc.terminate()
     proc.wait(timeout=20)

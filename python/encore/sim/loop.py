@@ -14,8 +14,9 @@ Progress goes to stderr; with --json the last stdout line is one JSON object.
 
 Reproducible end to end: the same --seed (and options) gives the same decisions, logs (but for
 their timestamps), estimates, verdict and byte-identical JSON on every run with the same binary.
-The server runs one reactor thread with `--instance-id` derived from the seed, so decision ids and
-the server's draws (seeded from decision id and model version) repeat; Decide calls go one at a
+The server runs one reactor thread with `--instance-id` and `--decision-key-file` derived from the
+seed, so decision ids (MAC included) and the server's draws (seeded from decision id and model
+version) repeat; Decide calls go one at a
 time in a fixed order (the id counter follows arrival order); the trainer's created-at time, and so
 its model version, is fixed per round; each round waits until every record is on disk before
 training. Wall-clock figures (`elapsed_s`) go to stderr only, never into the JSON.
@@ -387,6 +388,16 @@ def instance_id_for(seed: int) -> str:
     return f"5eed{seed & 0xFFFFFFFF:08x}"
 
 
+def write_decision_key(work: str, seed: int) -> str:
+    """A fixed decision-id MAC key for a seeded loop (32 hex digits, mode 600), so the ids (MAC
+    included), and the trainer's validation split hashed from them, repeat from run to run. A
+    simulation's key, never a production one."""
+    path = os.path.join(work, "decision.key")
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(f"5eed{seed & 0xFFFFFFFF:08x}{'0' * 20}\n")
+    return path
+
+
 # -- main --------------------------------------------------------------------------------------
 
 def default_binary() -> str:
@@ -476,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         proc, port, admin_port = start_server(
             binary, ["--host", "127.0.0.1", "--port", "0", "--admin-port", "0", "--holdout-share", "0",
                      "--threads", "1", "--instance-id", instance_id_for(args.seed),
+                     "--decision-key-file", write_decision_key(work, args.seed),
                      "--log-dir", log_dir, "--catalog", cat, "--customers", csv],
             os.path.join(work, "server.log"))
         eprint(f"[loop] {binary} serving on 127.0.0.1:{port} (uniform policy), logs in {log_dir}")
