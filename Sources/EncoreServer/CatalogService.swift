@@ -3,9 +3,9 @@ import EncoreProtocol
 import EncoreStore
 import EncoreTransport
 
-/// `encore.v1.Catalog/UpsertOffers`: a client stream of catalog JSON objects, applied as one new
-/// catalog generation when the stream ends (off the reactor), then published atomically with
-/// the active snapshot rebound to it.
+/// `encore.v1.Catalog/UpsertOffers`: a client stream of catalog JSON objects, parsed as they
+/// arrive and applied by the registry as one new catalog generation when the stream ends (off
+/// the reactor), published atomically with the active snapshot rebound to it.
 public struct CatalogService: Sendable {
     public let registry: ModelRegistry
     /// Records and bytes one stream may carry.
@@ -78,16 +78,12 @@ public struct CatalogService: Sendable {
                 // Holding the reservation until the batch is applied or refused keeps its bytes counted.
                 respond(responder) { () throws(GRPCStatus) in
                     guard reservation != nil else { throw refusal }
-                    let catalog: OfferCatalog
-                    do {
-                        catalog = try registry.engine.active.value.catalog.upserting(offers)
-                    } catch {
-                        throw GRPCStatus(.invalidArgument, "offers refused: \(error)")
+                    let (upserted, total) = try registryCall { () throws(RegistryError) in
+                        try registry.upsertOffers(offers)
                     }
-                    try registry.rebind(catalog: catalog)
                     var reply = Encore_V1_UpsertResponse()
-                    reply.upserted = UInt32(offers.count)
-                    reply.total = UInt64(catalog.count)
+                    reply.upserted = UInt32(upserted)
+                    reply.total = UInt64(total)
                     return reply
                 }
             }

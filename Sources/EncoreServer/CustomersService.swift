@@ -83,7 +83,9 @@ public struct CustomersService: Sendable {
                 // Holding the reservation until the batch is applied or refused keeps its bytes counted.
                 respond(responder) { () throws(GRPCStatus) in
                     guard reservation != nil else { throw refusal }
-                    let result = try registry.upsertCustomers(records)
+                    let result = try registryCall { () throws(RegistryError) in
+                        try registry.upsertCustomers(records)
+                    }
                     var reply = Encore_V1_UpsertResponse()
                     reply.upserted = UInt32(result.applied)
                     reply.total = UInt64(registry.customers.current.customerCount)

@@ -3,13 +3,21 @@ import EncoreEngine
 import EncoreModel
 import EncoreProtocol
 import EncoreStore
-import EncoreTransport
 import Foundation
 import Synchronization
 
-/// The snapshots this server has loaded and which one is active. Admin operations (push,
-/// activate, rollback, catalog/customer upserts) run off the reactor threads, serialized by a
-/// mutex, and publish a new `ActiveModel` with one atomic swap: decisions never wait on them.
+/// The snapshots this server has loaded and which one is active, and the only writer of the
+/// active state (`engine.active` and the customer table behind it).
+///
+/// Every admin write is a read-modify-write of the active model: a push binds the new snapshot
+/// to the active catalog and customers, an offer upsert applies its offers to the active catalog
+/// and rebinds the snapshot, a customer upsert applies its records to the customer table and
+/// rebinds. Each runs from the read of the current state to the publish of the next one inside
+/// the one `state` lock, so no write is computed from a state another write is replacing, and
+/// every acknowledged write is in every later state. Work that depends only on the request
+/// (parsing, checksum and signature checks) runs before the lock. Writers are admin calls, off the
+/// reactor threads; decisions read `engine.active` lock-free through `Published` and never wait
+/// on the lock. Refusals are `RegistryError`s; the services map them to gRPC statuses.
 public final class ModelRegistry: Sendable {
     /// A validated snapshot held in memory.
     public struct Loaded: Sendable {
@@ -26,7 +34,8 @@ public final class ModelRegistry: Sendable {
     }
 
     public let engine: DecisionEngine
-    /// The customer table behind the active model (upserts publish new generations).
+    /// The customer table behind the active model (upserts publish new generations, only
+    /// through `upsertCustomers`).
     public let customers: CustomerTable
     public let trustedKeys: [Ed25519.PublicKey]
     /// With `encore serve --require-ope`: activation refuses a snapshot whose offline DR lower
@@ -39,6 +48,8 @@ public final class ModelRegistry: Sendable {
     public let keepPrevious = 3
     /// Pushed-but-never-activated snapshots kept at most.
     public let keepPending = 4
+    /// Serializes every write of the active state (see the type's comment). Written and read by
+    /// admin calls only; `engine.active` is published only while it is held.
     private let state = Mutex(State())
     /// The last snapshot file served by `snapshotFile` (GetSnapshot asks once per part).
     private let exported = Mutex<SnapshotFileExport?>(nil)
@@ -59,28 +70,22 @@ public final class ModelRegistry: Sendable {
     public var activeVersion: String { engine.active.value.version }
 
     /// Validates a pushed snapshot (format, checksum, signature, NaN, schema against the running
-    /// store) and keeps it loaded; activates it when asked. Throws `GRPCStatus`
-    /// FAILED_PRECONDITION naming the problem.
-    public func push(_ bytes: [UInt8], activate: Bool) throws(GRPCStatus) -> (Encore_V1_ModelInfo, Bool) {
+    /// store) and keeps it loaded; activates it when asked. Throws `.failedPrecondition` naming
+    /// the problem (also for the offline gate when activating).
+    public func push(_ bytes: [UInt8], activate: Bool) throws(RegistryError) -> (Encore_V1_ModelInfo, Bool) {
+        // Reading and verifying the file depend on nothing the other writes change.
         let snapshot: ModelSnapshot
         let metadata: SnapshotFile.Metadata
         do {
             (snapshot, metadata) = try SnapshotFile.read(bytes, trustedKeys: trustedKeys)
         } catch {
-            throw GRPCStatus(.failedPrecondition, "snapshot refused: \(error)")
-        }
-        let current = engine.active.value
-        let bound: ActiveModel
-        do {
-            bound = try ActiveModel(
-                snapshot: snapshot, catalog: current.catalog, customers: current.customers,
-                rules: current.ruleSettings)
-        } catch {
-            throw GRPCStatus(.failedPrecondition, "snapshot refused: \(error)")
+            throw RegistryError(.failedPrecondition, "snapshot refused: \(error)")
         }
         let loaded = Loaded(snapshot: snapshot, metadata: metadata, loadedAtMillis: Self.nowMillis())
-        if activate { try opeGate(snapshot, force: false) }
-        return state.withLock { state in
+        return try state.withLock { state throws(RegistryError) in
+            let current = engine.active.value
+            let bound = try Self.bind(snapshot, to: current, refusal: "snapshot refused")
+            if activate { try opeGate(snapshot, force: false, active: current) }
             if let i = state.loaded.firstIndex(where: { $0.snapshot.version == snapshot.version }) {
                 state.loaded.remove(at: i)
             }
@@ -91,53 +96,109 @@ public final class ModelRegistry: Sendable {
         }
     }
 
-    /// Makes the loaded snapshot `version` active. NOT_FOUND if it is not loaded.
-    public func activate(version: String, force: Bool = false) throws(GRPCStatus) -> Encore_V1_ModelInfo {
-        try state.withLock { state throws(GRPCStatus) in
+    /// Makes the loaded snapshot `version` active. `.notFound` if it is not loaded,
+    /// `.failedPrecondition` if the offline gate or binding refuses it.
+    public func activate(version: String, force: Bool = false) throws(RegistryError) -> Encore_V1_ModelInfo {
+        try state.withLock { state throws(RegistryError) in
             guard let loaded = state.loaded.first(where: { $0.snapshot.version == version }) else {
-                throw GRPCStatus(.notFound, "no loaded snapshot has version \(version) (see Models/List)")
+                throw RegistryError(.notFound, "no loaded snapshot has version \(version) (see Models/List)")
             }
-            try opeGate(loaded.snapshot, force: force)
-            try bindAndActivate(&state, loaded)
+            let current = engine.active.value
+            try opeGate(loaded.snapshot, force: force, active: current)
+            let bound = try Self.bind(
+                loaded.snapshot, to: current, refusal: "snapshot \(loaded.snapshot.version) refused")
+            activateLocked(&state, bound)
             return info(loaded, active: version)
         }
     }
 
-    /// Re-activates the previously active snapshot. FAILED_PRECONDITION if there is none.
-    public func rollback() throws(GRPCStatus) -> Encore_V1_ModelInfo {
-        try state.withLock { state throws(GRPCStatus) in
+    /// Re-activates the previously active snapshot. `.failedPrecondition` if there is none or it
+    /// cannot serve the running catalog and store.
+    public func rollback() throws(RegistryError) -> Encore_V1_ModelInfo {
+        try state.withLock { state throws(RegistryError) in
             while let previous = state.history.popLast() {
                 guard let loaded = state.loaded.first(where: { $0.snapshot.version == previous }) else { continue }
-                let current = engine.active.value
-                let bound: ActiveModel
-                do {
-                    bound = try ActiveModel(
-                        snapshot: loaded.snapshot, catalog: current.catalog, customers: current.customers,
-                        rules: current.ruleSettings)
-                } catch {
-                    throw GRPCStatus(.failedPrecondition, "rollback to \(previous) refused: \(error)")
-                }
+                let bound = try Self.bind(
+                    loaded.snapshot, to: engine.active.value, refusal: "rollback to \(previous) refused")
                 engine.active.publish(bound)
                 return info(loaded, active: previous)
             }
-            throw GRPCStatus(.failedPrecondition, "no previous snapshot to roll back to")
+            throw RegistryError(.failedPrecondition, "no previous snapshot to roll back to")
         }
     }
 
-    /// Every loaded snapshot, newest first.
+    /// Every loaded snapshot, newest first, and the active version (one consistent view).
     public func list() -> (models: [Encore_V1_ModelInfo], active: String) {
-        let active = activeVersion
-        return state.withLock { state in (state.loaded.map { info($0, active: active) }, active) }
+        state.withLock { state in
+            let active = engine.active.value.version
+            return (state.loaded.map { info($0, active: active) }, active)
+        }
     }
 
-    /// Republishes the active snapshot bound to a new catalog and/or customer store (upserts).
-    public func rebind(catalog: OfferCatalog? = nil, customers: CustomerGeneration? = nil) throws(GRPCStatus) {
-        try state.withLock { _ throws(GRPCStatus) in
+    /// Applies `offers` (parsed, not yet interned) to the active catalog as one new generation and
+    /// republishes the active snapshot bound to it: inserted offers are appended, existing ids
+    /// replaced in place. Returns how many were applied and the new catalog's size.
+    /// `.invalidArgument` if the batch breaks a catalog rule, `.failedPrecondition` if the active
+    /// snapshot cannot serve the new catalog; nothing is published then.
+    public func upsertOffers(_ offers: [Offer]) throws(RegistryError) -> (upserted: Int, total: Int) {
+        try state.withLock { _ throws(RegistryError) in
+            let current = engine.active.value
+            let catalog: OfferCatalog
             do {
-                engine.active.publish(try engine.active.value.rebinding(catalog: catalog, customers: customers))
+                catalog = try current.catalog.upserting(offers)
             } catch {
-                throw GRPCStatus(.failedPrecondition, "the active snapshot cannot serve the new data: \(error)")
+                throw RegistryError(.invalidArgument, "offers refused: \(error)")
             }
+            let next: ActiveModel
+            do {
+                next = try current.rebinding(catalog: catalog)
+            } catch {
+                throw RegistryError(
+                    .failedPrecondition, "the active snapshot cannot serve the new catalog: \(error)")
+            }
+            engine.active.publish(next)
+            return (offers.count, catalog.count)
+        }
+    }
+
+    /// Applies a batch of customer upserts and republishes the active model over the new
+    /// customer generation (both atomically visible to the next decision; all or nothing).
+    /// `.invalidArgument` naming the record for a bad one, `.resourceExhausted` when the overlay
+    /// is full, `.failedPrecondition` if the active snapshot cannot serve the new generation;
+    /// nothing is published then.
+    public func upsertCustomers(_ records: [CustomerUpsert]) throws(RegistryError) -> CustomerUpsertResult {
+        try state.withLock { _ throws(RegistryError) in
+            do {
+                return try customers.upsert(records) { generation in
+                    do {
+                        engine.active.publish(try engine.active.value.rebinding(customers: generation))
+                    } catch {
+                        throw RegistryError(
+                            .failedPrecondition, "the active snapshot cannot serve the new customers: \(error)")
+                    }
+                }
+            } catch let error as RegistryError {
+                throw error
+            } catch let error as StoreError {
+                throw RegistryError(
+                    error.code == .resourceExhausted ? .resourceExhausted : .invalidArgument, error.message)
+            } catch {
+                throw RegistryError(.invalidArgument, "\(error)")
+            }
+        }
+    }
+
+    /// `snapshot` bound to `current`'s catalog, customers and rule settings; `.failedPrecondition`
+    /// prefixed with `refusal` when it cannot serve them.
+    private static func bind(_ snapshot: ModelSnapshot, to current: ActiveModel, refusal: String) throws(RegistryError)
+        -> ActiveModel
+    {
+        do {
+            return try ActiveModel(
+                snapshot: snapshot, catalog: current.catalog, customers: current.customers,
+                rules: current.ruleSettings)
+        } catch {
+            throw RegistryError(.failedPrecondition, "\(refusal): \(error)")
         }
     }
 
@@ -147,39 +208,39 @@ public final class ModelRegistry: Sendable {
     /// the candidate's DR 95% lower bound is at least the active policy's DR estimate plus
     /// `opeMargin`. A number a snapshot reports about itself on other logs is never compared
     /// with another snapshot's. FAILED_PRECONDITION with the reason otherwise.
-    func opeGate(_ candidate: ModelSnapshot, force: Bool) throws(GRPCStatus) {
+    /// `active` is the model the candidate would replace, read under the lock by the caller.
+    func opeGate(_ candidate: ModelSnapshot, force: Bool, active: ActiveModel) throws(RegistryError) {
         guard requireOPE, !force else { return }
-        let active = engine.active.value
         if active.snapshot?.version == candidate.version { return }
         let how =
             "estimate it against the active policy on the same logs (encore-learn train or evaluate --server ADMIN_HOST:PORT), or activate with force"
         guard let json = candidate.opeReportJSON, let report = GateEvidence(json) else {
-            throw GRPCStatus(
+            throw RegistryError(
                 .failedPrecondition,
                 "offline evaluation required (--require-ope): snapshot \(candidate.version) carries no OPE report; \(how)"
             )
         }
         guard let comparison = report.comparison else {
-            throw GRPCStatus(
+            throw RegistryError(
                 .failedPrecondition,
                 "offline evaluation required (--require-ope): snapshot \(candidate.version)'s OPE report has no comparison with the active policy \(active.version) on the same logs (ope.comparison); its own estimates on other logs are not comparable; \(how)"
             )
         }
         guard comparison.activeVersion == active.version else {
-            throw GRPCStatus(
+            throw RegistryError(
                 .failedPrecondition,
                 "offline evaluation gate: snapshot \(candidate.version) was compared with \(comparison.activeVersion), but \(active.version) is active; \(how)"
             )
         }
         guard let lower = comparison.candidateDRLower, let activeDR = comparison.activeDR else {
-            throw GRPCStatus(
+            throw RegistryError(
                 .failedPrecondition,
                 "offline evaluation gate: snapshot \(candidate.version)'s comparison lacks the DR estimates (candidate_estimates.dr.ci95, active_estimates.dr.value)"
             )
         }
         if !(lower >= activeDR + opeMargin) {
             let margin = opeMargin == 0 ? "" : " + margin \(opeMargin)"
-            throw GRPCStatus(
+            throw RegistryError(
                 .failedPrecondition,
                 "offline evaluation gate: snapshot \(candidate.version) DR lower 95% bound \(lower) is below the active policy \(active.version)'s DR estimate \(activeDR)\(margin) on the same \(comparison.decisions.map(String.init) ?? "?") decisions; activate with force to override"
             )
@@ -220,18 +281,18 @@ public final class ModelRegistry: Sendable {
     /// active one. Re-encoded from the validated snapshot without a signature, and kept for the
     /// next call so a part-by-part download encodes it once. NOT_FOUND when no snapshot is
     /// active or `version` is not loaded.
-    public func snapshotFile(version: String) throws(GRPCStatus) -> SnapshotFileExport {
+    public func snapshotFile(version: String) throws(RegistryError) -> SnapshotFileExport {
         let snapshot: ModelSnapshot
         if version.isEmpty {
             guard let active = engine.active.value.snapshot else {
-                throw GRPCStatus(
+                throw RegistryError(
                     .notFound, "no snapshot is active: the policy is uniform over the eligible offers (version uniform)"
                 )
             }
             snapshot = active
         } else {
             guard let loaded = state.withLock({ $0.loaded.first { $0.snapshot.version == version } }) else {
-                throw GRPCStatus(.notFound, "no loaded snapshot has version \(version) (see Models/List)")
+                throw RegistryError(.notFound, "no loaded snapshot has version \(version) (see Models/List)")
             }
             snapshot = loaded.snapshot
         }
@@ -244,47 +305,13 @@ public final class ModelRegistry: Sendable {
         do {
             bytes = try SnapshotFile.write(snapshot)
         } catch {
-            throw GRPCStatus(.internal, "snapshot \(snapshot.version) could not be encoded: \(error)")
+            throw RegistryError(.internalError, "snapshot \(snapshot.version) could not be encoded: \(error)")
         }
         let export = SnapshotFileExport(
             version: snapshot.version, createdAtMillis: snapshot.createdAtMillis, bytes: bytes,
             sha256: bytes.withUnsafeBytes { SHA256.hex(SHA256.digest($0)) })
         exported.withLock { $0 = export }
         return export
-    }
-
-    /// Applies a batch of customer upserts and republishes the active model over the new
-    /// customer generation (both atomically visible to the next decision).
-    public func upsertCustomers(_ records: [CustomerUpsert]) throws(GRPCStatus) -> CustomerUpsertResult {
-        try state.withLock { _ throws(GRPCStatus) in
-            let result: CustomerUpsertResult
-            do {
-                result = try customers.upsert(records)
-            } catch let error as StoreError {
-                throw GRPCStatus(
-                    error.code == .resourceExhausted ? .resourceExhausted : .invalidArgument, error.message)
-            } catch {
-                throw GRPCStatus(.invalidArgument, "\(error)")
-            }
-            do {
-                engine.active.publish(try engine.active.value.rebinding(customers: customers.current))
-            } catch {
-                throw GRPCStatus(.failedPrecondition, "the active snapshot cannot serve the new customers: \(error)")
-            }
-            return result
-        }
-    }
-
-    private func bindAndActivate(_ state: inout State, _ loaded: Loaded) throws(GRPCStatus) {
-        let current = engine.active.value
-        do {
-            let bound = try ActiveModel(
-                snapshot: loaded.snapshot, catalog: current.catalog, customers: current.customers,
-                rules: current.ruleSettings)
-            activateLocked(&state, bound)
-        } catch {
-            throw GRPCStatus(.failedPrecondition, "snapshot \(loaded.snapshot.version) refused: \(error)")
-        }
     }
 
     private func activateLocked(_ state: inout State, _ bound: ActiveModel) {

@@ -48,7 +48,9 @@ public struct ModelsService: Sendable {
                     {
                         throw denied
                     }
-                    return try registry.activate(version: message.version, force: message.force)
+                    return try registryCall { () throws(RegistryError) in
+                        try registry.activate(version: message.version, force: message.force)
+                    }
                 }
             })
         router.register(
@@ -56,7 +58,7 @@ public struct ModelsService: Sendable {
             .offloaded { request, _, responder in
                 respond(responder) { () throws(GRPCStatus) in
                     let _: Encore_V1_RollbackRequest = try decode(request, "RollbackRequest")
-                    return try registry.rollback()
+                    return try registryCall { () throws(RegistryError) in try registry.rollback() }
                 }
             })
         router.register(
@@ -76,7 +78,9 @@ public struct ModelsService: Sendable {
             .offloaded { request, _, responder in
                 respond(responder) { () throws(GRPCStatus) in
                     let message: Encore_V1_GetSnapshotRequest = try decode(request, "GetSnapshotRequest")
-                    let file = try registry.snapshotFile(version: message.version)
+                    let file = try registryCall { () throws(RegistryError) in
+                        try registry.snapshotFile(version: message.version)
+                    }
                     guard message.offset <= UInt64(file.bytes.count) else {
                         throw GRPCStatus(
                             .outOfRange,
@@ -160,7 +164,9 @@ public struct ModelsService: Sendable {
                     guard !bytes.isEmpty else {
                         throw GRPCStatus(.invalidArgument, "PushSnapshot received no snapshot bytes")
                     }
-                    let (info, activated) = try registry.push(bytes, activate: activate)
+                    let (info, activated) = try registryCall { () throws(RegistryError) in
+                        try registry.push(bytes, activate: activate)
+                    }
                     var reply = Encore_V1_PushSnapshotResponse()
                     reply.model = info
                     reply.activated = activated

@@ -59,10 +59,22 @@ public final class CustomerTable: Sendable {
     ///   published on error.
     @discardableResult
     public func upsert(_ records: [CustomerUpsert]) throws -> CustomerUpsertResult {
+        try upsert(records) { _ in }
+    }
+
+    /// `upsert`, with `commit` called on the next generation before it is published (while
+    /// other writers of this table wait): the owner of a model bound to this table publishes
+    /// that model over the new generation there. When `commit` throws, nothing is published and
+    /// its error is rethrown.
+    @discardableResult
+    public func upsert(_ records: [CustomerUpsert], commit: (CustomerGeneration) throws -> Void) throws
+        -> CustomerUpsertResult
+    {
         try writer.withLock { number in
             let old = published.value
             let (next, inserted) = try CustomerTable.apply(
                 records, to: old, number: number + 1, maxOverlayCount: maxOverlayCount)
+            try commit(next)
             published.publish(next)
             number += 1
             return CustomerUpsertResult(
