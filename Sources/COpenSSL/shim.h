@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/bio.h>
+#include <openssl/x509v3.h>
 
 static inline long copenssl_bio_get_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
 
@@ -38,6 +39,49 @@ static inline int copenssl_require_alpn(SSL *s, int *alert, void *arg) {
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 static inline void copenssl_ctx_require_alpn(SSL_CTX *ctx) { SSL_CTX_set_client_hello_cb(ctx, copenssl_require_alpn, 0); }
+
+/// mTLS: the names of a client certificate that verified, written into `out` as lines
+/// "CN=<common name>", "DNS:<name>", "URI:<uri>" (subject alternative names). Returns the bytes
+/// written (0: no certificate, or it did not verify), truncating at `capacity`.
+static inline size_t copenssl_verified_peer_names(SSL *ssl, char *out, size_t capacity) {
+    if (capacity == 0) return 0;
+    X509 *cert = SSL_get1_peer_certificate(ssl);
+    if (!cert) return 0;
+    size_t used = 0;
+    if (SSL_get_verify_result(ssl) == X509_V_OK) {
+        char cn[256];
+        int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+        if (n > 0) used += (size_t)snprintf(out + used, capacity - used, "CN=%s\n", cn);
+        GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, 0, 0);
+        if (names) {
+            for (int i = 0; i < sk_GENERAL_NAME_num(names) && used < capacity; i++) {
+                const GENERAL_NAME *name = sk_GENERAL_NAME_value(names, i);
+                const char *prefix = 0;
+                const ASN1_IA5STRING *text = 0;
+                if (name->type == GEN_DNS) { prefix = "DNS:"; text = name->d.dNSName; }
+                if (name->type == GEN_URI) { prefix = "URI:"; text = name->d.uniformResourceIdentifier; }
+                if (prefix && text)
+                    used += (size_t)snprintf(out + used, capacity - used, "%s%.*s\n", prefix, ASN1_STRING_length(text),
+                                             (const char *)ASN1_STRING_get0_data(text));
+            }
+            GENERAL_NAMES_free(names);
+        }
+    }
+    X509_free(cert);
+    return used < capacity ? used : capacity;
+}
+
+/// mTLS: verify client certificates against the PEM bundle `ca_file` (a certificate that does
+/// not chain to it fails the handshake; a client without one may still use a bearer token).
+/// Returns 1 on success.
+static inline int copenssl_ctx_verify_clients(SSL_CTX *ctx, const char *ca_file) {
+    if (SSL_CTX_load_verify_locations(ctx, ca_file, 0) != 1) return 0;
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_file);
+    if (!names) return 0;
+    SSL_CTX_set_client_CA_list(ctx, names);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, 0);
+    return 1;
+}
 
 enum {
     COPENSSL_ERROR_NONE = SSL_ERROR_NONE,

@@ -1,5 +1,6 @@
 import EncoreCrypto
 import EncoreTransport
+import Synchronization
 
 /// What a caller of the admin plane may do (docs/security.md). `decide` and `report` are for the
 /// data plane's optional authentication and are accepted in the config already.
@@ -31,17 +32,83 @@ public struct AdminToken: Sendable, Equatable {
     }
 }
 
-/// Bearer-token authentication and role checks for the admin plane. With no token configured it
-/// is off (every call allowed; the admin plane then listens on loopback only, see
-/// `EncoreServer.checkAdminExposure`). Tokens are compared by their SHA-256, in constant time
-/// over every configured token; a token is never logged or echoed, only its name.
-public final class AdminAuthorizer: Sendable {
-    public let tokens: [AdminToken]
+/// One mTLS client of the config (`admin.clients`): a certificate name that must match the
+/// client certificate's common name or one of its subject alternative names, written as
+/// `CN=<name>`, `DNS:<name>` or `URI:<uri>`; a name for logs and its roles.
+public struct AdminClient: Sendable, Equatable {
+    public var name: String
+    public var subject: String
+    public var roles: Set<AdminRole>
 
-    /// `GRPCCallContext.principal` of a call without an `authorization` header.
+    public init(name: String, subject: String, roles: Set<AdminRole>) {
+        self.name = name
+        self.subject = subject
+        self.roles = roles
+    }
+}
+
+/// Authentication and role checks, for the admin plane and (when `admin.data_plane_auth` is on)
+/// the data plane. Credentials are bearer tokens (`admin.tokens`, compared by SHA-256 in
+/// constant time over every configured token; a token is never logged, only its name) and
+/// verified client certificates (`admin.clients`, mTLS with `--client-ca`). With none
+/// configured, admin authentication is off (every call allowed; the admin plane then listens
+/// on loopback only, see `EncoreServer.checkAdminExposure`).
+///
+/// The credential set can be replaced at run time (`reload`, on SIGHUP) and is swapped
+/// atomically. A principal (`GRPCCallContext.principal`) packs the index of the matching
+/// credential (bits 0-15), whether it holds `decide` (bit 16) and `report` (bit 17), and the
+/// low 12 bits of the generation it was verified under (bits 18-29): the data plane checks a
+/// call with bit tests and one atomic load, no lock, and a principal verified before a reload
+/// is refused rather than mapped to whichever credential now has its index.
+public final class AdminAuthorizer: GRPCCredentials {
+    /// The credentials in force, replaced whole by `reload`.
+    public struct Credentials: Sendable, Equatable {
+        public var tokens: [AdminToken]
+        public var clients: [AdminClient]
+
+        public init(tokens: [AdminToken] = [], clients: [AdminClient] = []) {
+            self.tokens = tokens
+            self.clients = clients
+        }
+
+        public var isEmpty: Bool { tokens.isEmpty && clients.isEmpty }
+        var count: Int { tokens.count + clients.count }
+
+        func entry(_ index: Int) -> (name: String, roles: Set<AdminRole>, kind: String)? {
+            if index < tokens.count { return (tokens[index].name, tokens[index].roles, "token") }
+            let j = index - tokens.count
+            return j < clients.count ? (clients[j].name, clients[j].roles, "client certificate") : nil
+        }
+
+        /// Names for the start-up log line: tokens and certificate clients.
+        public var summary: String {
+            var parts: [String] = []
+            if !tokens.isEmpty {
+                parts.append("bearer tokens required (\(tokens.map(\.name).sorted().joined(separator: ", ")))")
+            }
+            if !clients.isEmpty {
+                parts.append("client certificates accepted (\(clients.map(\.name).sorted().joined(separator: ", ")))")
+            }
+            return parts.joined(separator: "; ")
+        }
+    }
+
+    private let state: Mutex<Credentials>
+    private let generationCounter = Atomic<UInt64>(1)
+    /// Whether Decide and ReportOutcome need credentials with `decide` / `report`.
+    public let dataPlaneAuth: Bool
+
+    /// `GRPCCallContext.principal` of a call without credentials.
     public static let anonymous: Int32 = GRPCCallContext.anonymous
     /// `GRPCCallContext.principal` of a call whose `authorization` header names no valid token.
     public static let invalid: Int32 = -2
+    /// At most this many tokens and clients together (the principal's index has 16 bits).
+    public static let maxCredentials = 1 << 16
+
+    static let decideBit: Int32 = 1 << 16
+    static let reportBit: Int32 = 1 << 17
+    static let generationShift: Int32 = 18
+    static let generationMask: UInt64 = 0xFFF
 
     /// The role each admin method needs (Health needs none). Activate with `force` also needs
     /// `models.force`, a push that activates also `models.activate` (checked by ModelsService).
@@ -57,15 +124,64 @@ public final class AdminAuthorizer: Sendable {
         "/encore.v1.Diagnostics/Collect": .read,
     ]
 
-    public init(tokens: [AdminToken]) {
-        self.tokens = tokens
+    /// The roles of the data plane's methods when `dataPlaneAuth` is on.
+    public static let dataPlaneRoles: [String: AdminRole] = [
+        "/encore.v1.Decisions/Decide": .decide,
+        "/encore.v1.Decisions/ReportOutcome": .report,
+    ]
+
+    public init(tokens: [AdminToken], clients: [AdminClient] = [], dataPlaneAuth: Bool = false) {
+        state = Mutex(Credentials(tokens: tokens, clients: clients))
+        self.dataPlaneAuth = dataPlaneAuth
     }
 
-    /// True when tokens are configured (calls must carry one).
-    public var enabled: Bool { !tokens.isEmpty }
+    /// The credentials in force.
+    public var credentials: Credentials { state.withLock { $0 } }
+    /// The configured tokens (for logs and tests).
+    public var tokens: [AdminToken] { credentials.tokens }
 
-    /// The principal for an `authorization` header value: the index of the matching token, or
-    /// `invalid` (not `Bearer <token>`, or no token matches). Runs on the admin reactor thread.
+    /// True when credentials are configured (admin calls must carry them).
+    public var enabled: Bool { !credentials.isEmpty }
+
+    public var generation: UInt64 { generationCounter.load(ordering: .acquiring) }
+
+    /// Replaces the credentials (SIGHUP). A reload that would remove every credential while
+    /// some are configured is refused: it would turn authentication off on a running server.
+    /// - Throws: `TransportError` saying why; the old credentials stay in force.
+    public func reload(_ next: Credentials) throws {
+        try state.withLock { current in
+            if next.isEmpty && !current.isEmpty {
+                throw TransportError(
+                    "the new configuration has no admin.tokens or admin.clients: a reload cannot turn authentication off (restart to do that)"
+                )
+            }
+            if next.count > AdminAuthorizer.maxCredentials {
+                throw TransportError("at most \(AdminAuthorizer.maxCredentials) tokens and clients")
+            }
+            current = next
+            generationCounter.add(1, ordering: .releasing)
+        }
+    }
+
+    private func pack(_ index: Int, _ roles: Set<AdminRole>, generation: UInt64) -> Int32 {
+        var p = Int32(index)
+        if roles.contains(.decide) { p |= AdminAuthorizer.decideBit }
+        if roles.contains(.report) { p |= AdminAuthorizer.reportBit }
+        return p | Int32(generation & AdminAuthorizer.generationMask) << AdminAuthorizer.generationShift
+    }
+
+    /// The index of a principal made under the current generation, or nil (anonymous,
+    /// invalid, or verified before a reload).
+    private func index(of principal: Int32, generation: UInt64) -> Int? {
+        guard principal >= 0 else { return nil }
+        let g = UInt64(principal >> AdminAuthorizer.generationShift) & AdminAuthorizer.generationMask
+        guard g == generation & AdminAuthorizer.generationMask else { return nil }
+        return Int(principal & 0xFFFF)
+    }
+
+    /// The principal for an `authorization` header value: the matching token, or `invalid`
+    /// (not `Bearer <token>`, or no token matches). Runs on a reactor thread, once per distinct
+    /// value per connection (the transport caches the answer).
     public func principal(authorization value: UnsafeRawBufferPointer) -> Int32 {
         let scheme: [UInt8] = Array("bearer ".utf8)
         guard value.count > scheme.count else { return Self.invalid }
@@ -76,53 +192,116 @@ public final class AdminAuthorizer: Sendable {
         while start < value.count && value[start] == UInt8(ascii: " ") { start += 1 }
         guard start < value.count else { return Self.invalid }
         let digest = SHA256.digest(UnsafeRawBufferPointer(rebasing: value[start...]))
-        var found = Self.invalid
-        for (index, token) in tokens.enumerated() {
-            // No early exit: every byte of every token is compared.
-            var difference: UInt8 = 0
-            for j in 0..<32 { difference |= digest[j] ^ token.sha256[j] }
-            if difference == 0 { found = Int32(index) }
+        return state.withLock { credentials in
+            var found = Self.invalid
+            for (index, token) in credentials.tokens.enumerated() {
+                // No early exit: every byte of every token is compared.
+                var difference: UInt8 = 0
+                for j in 0..<32 { difference |= digest[j] ^ token.sha256[j] }
+                if difference == 0 { found = pack(index, token.roles, generation: generation) }
+            }
+            return found
         }
-        return found
     }
 
-    /// The token name of a call's principal, for audit and logs ("anonymous" without one).
+    /// The principal of a verified client certificate: the first configured client whose
+    /// subject is one of the certificate's names, else anonymous.
+    public func principal(certificateNames names: [String]) -> Int32 {
+        state.withLock { credentials in
+            for (j, client) in credentials.clients.enumerated() where names.contains(client.subject) {
+                return pack(credentials.tokens.count + j, client.roles, generation: generation)
+            }
+            return Self.anonymous
+        }
+    }
+
+    /// The credential name of a call's principal, for audit and logs ("anonymous" without one).
     public func name(of principal: Int32) -> String {
-        principal >= 0 && Int(principal) < tokens.count ? tokens[Int(principal)].name : "anonymous"
+        if principal == Self.invalid { return "invalid-token" }
+        let generation = self.generation
+        return state.withLock { credentials in
+            guard let i = index(of: principal, generation: generation), let entry = credentials.entry(i) else {
+                return principal >= 0 ? "stale-credentials" : "anonymous"
+            }
+            return entry.name
+        }
     }
 
     /// nil when the call may run `method` (e.g. "encore.v1.Models/Activate") with `role`;
-    /// otherwise UNAUTHENTICATED (no or an invalid token) or PERMISSION_DENIED (a valid token
-    /// without the role), with a message naming the method and the role.
+    /// otherwise UNAUTHENTICATED (no or an invalid token) or PERMISSION_DENIED (valid
+    /// credentials without the role), with a message naming the method and the role.
     public func check(_ context: GRPCCallContext, _ role: AdminRole, method: String) -> GRPCStatus? {
-        guard enabled else { return nil }
-        let principal = context.principal
-        if principal == Self.anonymous {
+        let generation = self.generation
+        return state.withLock { credentials in
+            guard !credentials.isEmpty else { return nil }
+            return AdminAuthorizer.verdict(
+                context.principal, role, method: method, credentials: credentials,
+                index: index(of: context.principal, generation: generation))
+        }
+    }
+
+    private static func verdict(
+        _ principal: Int32, _ role: AdminRole, method: String, credentials: Credentials, index: Int?
+    ) -> GRPCStatus? {
+        if principal == anonymous {
             return GRPCStatus(
                 .unauthenticated,
-                "\(method) requires a bearer token with role '\(role.rawValue)': send the metadata 'authorization: Bearer <token>'"
+                "\(method) requires credentials with role '\(role.rawValue)': send the metadata 'authorization: Bearer <token>' (or a client certificate)"
             )
         }
-        guard principal >= 0, Int(principal) < tokens.count else {
+        guard let index, let entry = credentials.entry(index) else {
+            if principal >= 0 {
+                return GRPCStatus(
+                    .unauthenticated,
+                    "\(method): the credentials were reloaded while the call was being verified; retry")
+            }
             return GRPCStatus(
                 .unauthenticated,
                 "\(method): the bearer token is not valid (unknown or revoked); role '\(role.rawValue)' is required")
         }
-        let token = tokens[Int(principal)]
-        if token.roles.contains(role) { return nil }
+        if entry.roles.contains(role) { return nil }
         return GRPCStatus(
             .permissionDenied,
-            "\(method) requires role '\(role.rawValue)', which token '\(token.name)' does not have (it has: \(token.roles.sorted().map(\.rawValue).joined(separator: ", ")))"
+            "\(method) requires role '\(role.rawValue)', which \(entry.kind) '\(entry.name)' does not have (it has: \(entry.roles.sorted().map(\.rawValue).joined(separator: ", ")))"
         )
+    }
+
+    /// The data plane's check for `role` (`decide` or `report`): bit tests and one atomic load
+    /// when the call is allowed; the refusal's message is built under the lock.
+    @inline(__always)
+    func checkDataPlane(_ context: GRPCCallContext, _ bit: Int32, _ role: AdminRole, method: String) -> GRPCStatus? {
+        let p = context.principal
+        if p >= 0 && p & bit != 0
+            && UInt64(p >> AdminAuthorizer.generationShift) & AdminAuthorizer.generationMask == generation
+                & AdminAuthorizer.generationMask
+        {
+            return nil
+        }
+        let generation = self.generation
+        return state.withLock { credentials in
+            AdminAuthorizer.verdict(
+                p, role, method: method, credentials: credentials, index: index(of: p, generation: generation))
+                ?? GRPCStatus(.permissionDenied, "\(method) requires role '\(role.rawValue)'")
+        }
     }
 
     /// Wraps every route of `router` that `methodRoles` names with its role check.
     public func guarding(_ router: GRPCRouter) -> GRPCRouter {
-        guard enabled else { return router }
-        return router.guarded { path in
+        router.guarded { path in
             guard let role = AdminAuthorizer.methodRoles[path] else { return nil }
             let method = String(path.dropFirst())
             return { [self] context in self.check(context, role, method: method) }
+        }
+    }
+
+    /// With `dataPlaneAuth`, wraps Decide and ReportOutcome with their `decide` / `report` checks.
+    public func guardingDataPlane(_ router: GRPCRouter) -> GRPCRouter {
+        guard dataPlaneAuth else { return router }
+        return router.guarded { path in
+            guard let role = AdminAuthorizer.dataPlaneRoles[path] else { return nil }
+            let method = String(path.dropFirst())
+            let bit = role == .decide ? AdminAuthorizer.decideBit : AdminAuthorizer.reportBit
+            return { [self] context in self.checkDataPlane(context, bit, role, method: method) }
         }
     }
 }

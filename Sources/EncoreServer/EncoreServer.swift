@@ -23,6 +23,13 @@ public final class EncoreServer: Sendable {
         public var insecureAdmin = false
         /// Bearer tokens of the admin plane (config `admin.tokens`); empty: no authentication.
         public var adminTokens: [AdminToken] = []
+        /// mTLS clients (config `admin.clients`): certificate names mapped to roles.
+        public var adminClients: [AdminClient] = []
+        /// `--client-ca F` (config `admin.client_ca`): PEM bundle client certificates must chain
+        /// to, on every TLS listener.
+        public var clientCAFile: String? = nil
+        /// Config `admin.data_plane_auth`: Decide needs role `decide`, ReportOutcome `report`.
+        public var dataPlaneAuth = false
         /// Registers `encore.v1.Diagnostics` on the admin plane (off by default).
         public var diagnostics = false
         /// Testing only: with `diagnostics`, serve Diagnostics on the data plane too.
@@ -90,14 +97,21 @@ public final class EncoreServer: Sendable {
     let adminListeners: GRPCListeners
     /// Bearer tokens and role checks of the admin plane.
     public let authorizer: AdminAuthorizer
+    /// The audit log of admin calls.
+    public let audit: AdminAudit
 
     /// Loads the data, builds the routes and the transport. Throws with a message naming the
     /// file and problem for bad TLS files, catalogs, customer files, snapshots or keys.
     public init(options: Options) throws {
         var options = options
+        // The config file first: it may name the client CA the TLS contexts need.
+        let userConfig = try options.configFile.map { try ServeConfig(contentsOf: $0) } ?? ServeConfig()
+        if options.clientCAFile == nil { options.clientCAFile = userConfig.clientCAFile }
+        if let ca = options.clientCAFile { try checkReadable(ca, "--client-ca") }
         switch (options.tlsCertificateFile, options.tlsKeyFile) {
         case (let cert?, let key?):
-            options.transport.tls = try TLSContext(certificateChainFile: cert, privateKeyFile: key)
+            options.transport.tls = try TLSContext(
+                certificateChainFile: cert, privateKeyFile: key, clientCAFile: options.clientCAFile)
         case (nil, nil):
             break
         default:
@@ -109,11 +123,17 @@ public final class EncoreServer: Sendable {
         admin.threads = 1
         switch (options.adminTLSCertificateFile, options.adminTLSKeyFile) {
         case (let cert?, let key?):
-            admin.tls = try TLSContext(certificateChainFile: cert, privateKeyFile: key)
+            admin.tls = try TLSContext(
+                certificateChainFile: cert, privateKeyFile: key, clientCAFile: options.clientCAFile)
         case (nil, nil):
             break
         default:
             throw TransportError("--admin-tls-cert and --admin-tls-key must be given together")
+        }
+        if options.clientCAFile != nil && options.transport.tls == nil && admin.tls == nil {
+            throw TransportError(
+                "--client-ca needs TLS on a plane (--tls-cert/--tls-key or --admin-tls-cert/--admin-tls-key): client certificates are verified in the TLS handshake"
+            )
         }
         let trustedKeys = try options.trustedKeyFiles.map { path in
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -123,7 +143,6 @@ public final class EncoreServer: Sendable {
                 throw TransportError("trusted key \(path): \(error)")
             }
         }
-        let userConfig = try options.configFile.map { try ServeConfig(contentsOf: $0) } ?? ServeConfig()
         var probe = options
         probe.apply(userConfig)
         let config =
@@ -132,10 +151,22 @@ public final class EncoreServer: Sendable {
         options.apply(config)
         if let problem = options.engine.validationError() { throw TransportError(problem) }
         try EncoreServer.checkAdminExposure(options)
-        let authorizer = AdminAuthorizer(tokens: options.adminTokens)
-        if authorizer.enabled {
-            admin.credentials = { value in authorizer.principal(authorization: value) }
+        if !options.adminClients.isEmpty && options.clientCAFile == nil {
+            throw TransportError(
+                "config 'admin.clients' maps client certificates to roles, but no --client-ca (or 'admin.client_ca') verifies them"
+            )
         }
+        let authorizer = AdminAuthorizer(
+            tokens: options.adminTokens, clients: options.adminClients, dataPlaneAuth: options.dataPlaneAuth)
+        if options.dataPlaneAuth && !authorizer.enabled {
+            throw TransportError(
+                "config 'admin.data_plane_auth' is on but no 'admin.tokens' or 'admin.clients' are configured: no caller could decide"
+            )
+        }
+        // Always installed on the admin plane (a SIGHUP reload may add the first token); on the
+        // data plane only when it authenticates, so Decide pays nothing otherwise.
+        admin.credentials = authorizer
+        if options.dataPlaneAuth { options.transport.credentials = authorizer }
         // Everything an operator can get wrong is checked before the data loads (a customer file
         // can take seconds): the address is bound (not yet listening), files are opened, the log
         // directory is created.
@@ -208,9 +239,12 @@ public final class EncoreServer: Sendable {
                 "\(path.dropFirst()) is an admin method: it is served on the admin plane at \(adminAddress) (port \(adminPort)), not on this data plane"
             )
         }
-        server = GRPCServer(configuration: options.transport, router: router, serving: serving)
+        server = GRPCServer(
+            configuration: options.transport, router: authorizer.guardingDataPlane(router), serving: serving)
+        let audit = AdminAudit(log: try AuditLog(directory: options.logDirectory), authorizer: authorizer)
         adminServer = GRPCServer(
-            configuration: admin, router: authorizer.guarding(adminRouter), serving: adminServing)
+            configuration: admin, router: audit.recording(authorizer.guarding(adminRouter)), serving: adminServing)
+        self.audit = audit
         self.authorizer = authorizer
         let active = engine.active.value
         Log.info(
@@ -241,7 +275,7 @@ public final class EncoreServer: Sendable {
             ? startInsecureWarning() : nil
         if authorizer.enabled {
             Log.info(
-                "admin plane: bearer tokens required (\(authorizer.tokens.map(\.name).sorted().joined(separator: ", ")))"
+                "admin plane: \(authorizer.credentials.summary)\(options.dataPlaneAuth ? "; data plane too (Decide: role decide, ReportOutcome: role report)" : "")"
             )
         }
         let port: Int
@@ -254,7 +288,7 @@ public final class EncoreServer: Sendable {
         let host = transport.host.contains(":") ? "[\(transport.host)]" : transport.host
         Log.info(
             "listening on \(host):\(port) (\(transport.tls == nil ? "h2c" : "tls"), \(transport.threads) threads)")
-        let signal = SignalWaiter.waitForTermination()
+        let signal = SignalWaiter.waitForTermination(onHangUp: { [self] in reloadCredentials() })
         Log.info(
             "\(SignalWaiter.name(signal)) received: draining (health NOT_SERVING, no new connections, up to \(transport.drainTimeoutNanos / 1_000_000_000) s for in-flight calls)"
         )
@@ -322,10 +356,33 @@ extension EncoreServer {
     /// Safe default: without authentication the admin plane (which can change what Encore
     /// serves) may only listen on loopback, unless `--insecure-admin` says otherwise.
     static func checkAdminExposure(_ options: Options) throws {
-        guard options.adminTokens.isEmpty, !isLoopback(options.adminHost), !options.insecureAdmin else { return }
+        guard options.adminTokens.isEmpty, options.adminClients.isEmpty, !isLoopback(options.adminHost),
+            !options.insecureAdmin
+        else { return }
         throw TransportError(
             "--admin-host \(options.adminHost) is not a loopback address, and the admin plane (Models, Catalog, Customers) has no authentication configured: anyone who reaches it could push models and change the catalog. Configure bearer tokens in the --config file ({\"admin\": {\"tokens\": [{\"name\": \"ci\", \"sha256\": \"<sha256 of the token>\", \"roles\": [\"models.push\", \"models.activate\", \"read\"]}]}}, see docs/security.md), keep the admin plane on 127.0.0.1 (the default), or pass --insecure-admin to serve it unauthenticated (a warning is logged each minute)"
         )
+    }
+
+    /// SIGHUP: re-reads the `--config` file's `admin.tokens` and `admin.clients`, validates them
+    /// and swaps them in atomically; a file that does not parse (or would remove every
+    /// credential) keeps the old set, and the log says why.
+    func reloadCredentials() {
+        guard let path = options.configFile else {
+            Log.warning("SIGHUP: no --config file to reload credentials from; nothing changed")
+            return
+        }
+        do {
+            let config = try ServeConfig(contentsOf: path)
+            let next = AdminAuthorizer.Credentials(tokens: config.adminTokens ?? [], clients: config.adminClients ?? [])
+            if !next.clients.isEmpty && options.clientCAFile == nil {
+                throw TransportError("'admin.clients' needs --client-ca, which this server was started without")
+            }
+            try authorizer.reload(next)
+            Log.info("SIGHUP: credentials reloaded from \(path) (\(next.isEmpty ? "none" : next.summary))")
+        } catch {
+            Log.error("SIGHUP: credentials not reloaded, the previous ones stay in force: \(error)")
+        }
     }
 
     /// Logs the insecure-admin warning now and every minute until the timer is cancelled.

@@ -85,7 +85,10 @@ public final class ModelRegistry: Sendable {
         return try state.withLock { state throws(RegistryError) in
             let current = engine.active.value
             let bound = try Self.bind(snapshot, to: current, refusal: "snapshot refused")
-            if activate { try opeGate(snapshot, force: false, active: current) }
+            if activate {
+                try replayGate(snapshot, force: false, active: current)
+                try opeGate(snapshot, force: false, active: current)
+            }
             if let i = state.loaded.firstIndex(where: { $0.snapshot.version == snapshot.version }) {
                 state.loaded.remove(at: i)
             }
@@ -104,6 +107,7 @@ public final class ModelRegistry: Sendable {
                 throw RegistryError(.notFound, "no loaded snapshot has version \(version) (see Models/List)")
             }
             let current = engine.active.value
+            try replayGate(loaded.snapshot, force: force, active: current)
             try opeGate(loaded.snapshot, force: force, active: current)
             let bound = try Self.bind(
                 loaded.snapshot, to: current, refusal: "snapshot \(loaded.snapshot.version) refused")
@@ -200,6 +204,19 @@ public final class ModelRegistry: Sendable {
         } catch {
             throw RegistryError(.failedPrecondition, "\(refusal): \(error)")
         }
+    }
+
+    /// Replay protection with `--trusted-key`: activating a snapshot created before the active
+    /// one would let anyone holding an old signed file roll the service back silently, so it
+    /// needs `force` (role `models.force`). Rollback is exempt: going back is its purpose.
+    func replayGate(_ candidate: ModelSnapshot, force: Bool, active: ActiveModel) throws(RegistryError) {
+        guard !trustedKeys.isEmpty, !force, let current = active.snapshot, current.version != candidate.version
+        else { return }
+        guard candidate.createdAtMillis < current.createdAtMillis else { return }
+        throw RegistryError(
+            .failedPrecondition,
+            "snapshot \(candidate.version) was created at \(candidate.createdAtMillis) ms, before the active \(current.version) (\(current.createdAtMillis) ms): with trusted keys an older signed snapshot is only activated with Models/Activate force=true (role models.force), or by Models/Rollback"
+        )
     }
 
     /// The offline-evaluation gate (`--require-ope`). The candidate's OPE report must carry a

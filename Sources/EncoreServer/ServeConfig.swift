@@ -29,6 +29,11 @@ public struct ServeConfig: Sendable, Equatable {
     public var idempotencyTableEntries: Int? = nil
     /// `admin.tokens`: bearer tokens of the admin plane (SHA-256, name, roles).
     public var adminTokens: [AdminToken]? = nil
+    /// `admin.clients`: mTLS client certificates (name, subject, roles); `admin.client_ca`;
+    /// `admin.data_plane_auth`.
+    public var adminClients: [AdminClient]? = nil
+    public var clientCAFile: String? = nil
+    public var dataPlaneAuth: Bool? = nil
     /// `security.decision_key_file`, `security.previous_decision_keys` (hex),
     /// `security.previous_decision_key_files`: the decision-id MAC keys (docs/security.md).
     public var decisionKeyFile: String? = nil
@@ -46,7 +51,7 @@ public struct ServeConfig: Sendable, Equatable {
         "logs": ["dir", "ring_bytes"],
         "models": ["require_ope", "ope_margin"],
         "idempotency": ["window_seconds", "table_entries"],
-        "admin": ["tokens"],
+        "admin": ["tokens", "clients", "client_ca", "data_plane_auth"],
         "security": ["decision_key_file", "previous_decision_keys", "previous_decision_key_files"],
     ]
 
@@ -156,6 +161,11 @@ public struct ServeConfig: Sendable, Equatable {
         if let v = field("admin", "tokens") {
             adminTokens = try ServeConfig.parseTokens(v, fail: fail)
         }
+        if let v = field("admin", "clients") {
+            adminClients = try ServeConfig.parseClients(v, fail: fail)
+        }
+        clientCAFile = try string("admin", "client_ca")
+        dataPlaneAuth = try bool("admin", "data_plane_auth")
         decisionKeyFile = try string("security", "decision_key_file")
         if let v = field("security", "previous_decision_keys") {
             let shape =
@@ -207,20 +217,54 @@ public struct ServeConfig: Sendable, Equatable {
             if tokens.contains(where: { $0.sha256 == digest }) {
                 throw fail("'\(key).sha256': the same token hash is configured twice")
             }
-            let known = AdminRole.allCases.map(\.rawValue).joined(separator: ", ")
-            guard case .array(let roleValues)? = fields["roles"], !roleValues.isEmpty else {
-                throw fail("'\(key).roles' must be a non-empty array of roles (\(known))")
-            }
-            var roles: Set<AdminRole> = []
-            for r in roleValues {
-                guard case .string(let text) = r, let role = AdminRole(rawValue: text) else {
-                    throw fail("'\(key).roles': unknown role \(r) (roles: \(known))")
-                }
-                roles.insert(role)
-            }
-            tokens.append(AdminToken(name: name, sha256: digest, roles: roles))
+            tokens.append(AdminToken(name: name, sha256: digest, roles: try parseRoles(fields["roles"], key, fail)))
         }
         return tokens
+    }
+
+    /// `admin.clients`: `[{"name": "deployer", "subject": "CN=deployer", "roles": ["models.push"]}]`;
+    /// the subject is matched against the certificate's `CN=<common name>`, `DNS:<name>` or
+    /// `URI:<uri>` names.
+    static func parseClients(_ value: JSONValue, fail: (String) -> TransportError) throws -> [AdminClient] {
+        let shape =
+            "'admin.clients' must be an array of {\"name\": ..., \"subject\": \"CN=<common name>\" | \"DNS:<name>\" | \"URI:<uri>\", \"roles\": [...]}"
+        guard case .array(let items) = value else { throw fail(shape) }
+        var clients: [AdminClient] = []
+        for (i, item) in items.enumerated() {
+            let key = "admin.clients[\(i)]"
+            guard case .object(let fields) = item else { throw fail("'\(key)': \(shape)") }
+            for k in fields.keys where !["name", "subject", "roles"].contains(k) {
+                throw fail("unknown key '\(key).\(k)' (allowed: name, roles, subject)")
+            }
+            guard case .string(let name)? = fields["name"], !name.isEmpty else {
+                throw fail("'\(key).name' must be a non-empty string")
+            }
+            if clients.contains(where: { $0.name == name }) { throw fail("'\(key).name': '\(name)' is used twice") }
+            guard case .string(let subject)? = fields["subject"],
+                ["CN=", "DNS:", "URI:"].contains(where: { subject.hasPrefix($0) && subject.count > $0.count })
+            else {
+                throw fail("'\(key).subject' must be \"CN=<common name>\", \"DNS:<name>\" or \"URI:<uri>\"")
+            }
+            clients.append(AdminClient(name: name, subject: subject, roles: try parseRoles(fields["roles"], key, fail)))
+        }
+        return clients
+    }
+
+    static func parseRoles(_ value: JSONValue?, _ key: String, _ fail: (String) -> TransportError) throws -> Set<
+        AdminRole
+    > {
+        let known = AdminRole.allCases.map(\.rawValue).joined(separator: ", ")
+        guard case .array(let roleValues)? = value, !roleValues.isEmpty else {
+            throw fail("'\(key).roles' must be a non-empty array of roles (\(known))")
+        }
+        var roles: Set<AdminRole> = []
+        for r in roleValues {
+            guard case .string(let text) = r, let role = AdminRole(rawValue: text) else {
+                throw fail("'\(key).roles': unknown role \(r) (roles: \(known))")
+            }
+            roles.insert(role)
+        }
+        return roles
     }
 
     /// The bytes of an even-length hex string, or nil.
@@ -268,6 +312,9 @@ public struct ServeConfig: Sendable, Equatable {
         out.idempotencyWindowSeconds = idempotencyWindowSeconds ?? base.idempotencyWindowSeconds
         out.idempotencyTableEntries = idempotencyTableEntries ?? base.idempotencyTableEntries
         out.adminTokens = adminTokens ?? base.adminTokens
+        out.adminClients = adminClients ?? base.adminClients
+        out.clientCAFile = clientCAFile ?? base.clientCAFile
+        out.dataPlaneAuth = dataPlaneAuth ?? base.dataPlaneAuth
         out.decisionKeyFile = decisionKeyFile ?? base.decisionKeyFile
         out.previousDecisionKeys = previousDecisionKeys ?? base.previousDecisionKeys
         out.previousDecisionKeyFiles = previousDecisionKeyFiles ?? base.previousDecisionKeyFiles
@@ -298,6 +345,9 @@ extension EncoreServer.Options {
         if let seconds = config.idempotencyWindowSeconds { engine.idempotencyWindowSeconds = seconds }
         if let entries = config.idempotencyTableEntries { engine.idempotencyTableEntries = entries }
         if adminTokens.isEmpty, let tokens = config.adminTokens { adminTokens = tokens }
+        if adminClients.isEmpty, let clients = config.adminClients { adminClients = clients }
+        if clientCAFile == nil { clientCAFile = config.clientCAFile }
+        if let on = config.dataPlaneAuth { dataPlaneAuth = on }
         if decisionKeyFile == nil { decisionKeyFile = config.decisionKeyFile }
         if let keys = config.previousDecisionKeys { previousDecisionKeys = keys }
         if let files = config.previousDecisionKeyFiles { previousDecisionKeyFiles = files }

@@ -1,5 +1,9 @@
 import Dispatch
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One gRPC call's state inside a connection. Slots are reused across calls (their buffers
 /// keep their capacity), so serving a call allocates nothing on the inline path.
 final class StreamSlot {
@@ -60,7 +64,7 @@ extension Connection: HTTP2SessionDelegate {
             slot.machine.reset()
             slot.routeIndex = -1
             slot.deadlineNanos = 0
-            slot.principal = GRPCCallContext.anonymous
+            slot.principal = certificatePrincipal
             slot.responded = false
             slot.awaiting = false
             slot.responseOffset = 0
@@ -75,7 +79,7 @@ extension Connection: HTTP2SessionDelegate {
             slot.head.accept(name: name, value: value, router: router)
             if GRPCRequestHead.equals(name, "authorization"), let credentials = reactor.shared.configuration.credentials
             {
-                slot.principal = credentials(value)
+                slot.principal = principal(authorization: value, credentials)
             }
         }
     }
@@ -162,7 +166,28 @@ extension Connection: HTTP2SessionDelegate {
     private func context(for slot: StreamSlot) -> GRPCCallContext {
         GRPCCallContext(
             reactorIndex: reactor.index, deadlineNanos: slot.deadlineNanos == 0 ? nil : slot.deadlineNanos,
-            principal: slot.principal)
+            principal: slot.principal, peer: peer)
+    }
+
+    /// The principal for an `authorization` value, verified once per distinct value per
+    /// connection: a repeated header is one compare against the cached one.
+    private func principal(authorization value: UnsafeRawBufferPointer, _ credentials: any GRPCCredentials) -> Int32 {
+        let generation = credentials.generation
+        if generation == cachedAuthorizationGeneration && cachedAuthorization.count == value.count {
+            let same = cachedAuthorization.withUnsafeBytes { cached in
+                value.count == 0 || memcmp(cached.baseAddress!, value.baseAddress!, value.count) == 0
+            }
+            if same { return cachedAuthorizationPrincipal }
+        }
+        let principal = credentials.principal(authorization: value)
+        // Values up to 512 bytes are cached (capacity reserved once, reused afterwards).
+        if value.count <= 512 {
+            cachedAuthorization.removeAll(keepingCapacity: true)
+            cachedAuthorization.append(contentsOf: value)
+            cachedAuthorizationGeneration = generation
+            cachedAuthorizationPrincipal = principal
+        }
+        return principal
     }
 
     private func advance(_ slot: StreamSlot) {

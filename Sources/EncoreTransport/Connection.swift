@@ -38,12 +38,23 @@ final class Connection {
     var freeSlots: [Int] = []
     /// Scratch for percent-encoded grpc-message values (reused).
     var messageScratch: [UInt8] = []
+    /// The peer, read at accept (still nameable after the peer left).
+    let peer: PeerAddress
+    /// The principal of the verified client certificate (mTLS), else anonymous: the principal
+    /// of every stream without an `authorization` header.
+    var certificatePrincipal = GRPCCallContext.anonymous
+    /// The last `authorization` value verified on this connection, its principal and the
+    /// credentials generation it was verified under (see `GRPCCredentials`).
+    var cachedAuthorization: [UInt8] = []
+    var cachedAuthorizationPrincipal = GRPCCallContext.anonymous
+    var cachedAuthorizationGeneration: UInt64 = .max
 
     init(fd: Int32, index: Int, generation: UInt64, reactor: Reactor) throws(TransportError) {
         self.fd = fd
         self.index = index
         self.generation = generation
         self.reactor = reactor
+        peer = PeerAddress(fd: fd)
         let configuration = reactor.shared.configuration
         router = reactor.shared.router
         streamLimits = (
@@ -88,7 +99,7 @@ final class Connection {
         if actions.contains(.submitFinalGoaway) { session?.submitGracefulGoaway() }
         if actions.contains(.enhanceYourCalm) {
             Log.rateLimited(
-                "rapid reset from \(Socket.peerName(fd)): \(machine.resetsInWindow) in-flight streams reset within one second (limit \(machine.limits.rapidResetLimitPerSecond)); GOAWAY ENHANCE_YOUR_CALM"
+                "rapid reset from \(peer): \(machine.resetsInWindow) in-flight streams reset within one second (limit \(machine.limits.rapidResetLimitPerSecond)); GOAWAY ENHANCE_YOUR_CALM"
             )
             session?.terminateEnhanceYourCalm()
         }
@@ -129,14 +140,18 @@ final class Connection {
         case .bytes:
             let h2 = tls.negotiatedH2
             if !h2 {
-                Log.rateLimited("tls handshake failed with \(Socket.peerName(fd)): ALPN h2 was not negotiated")
+                Log.rateLimited("tls handshake failed with \(peer): ALPN h2 was not negotiated")
+            }
+            if let credentials = reactor.shared.configuration.credentials, let names = tls.peerCertificateNames {
+                certificatePrincipal = credentials.principal(certificateNames: names)
             }
             step = .complete(negotiatedH2: h2)
         case .wantRead: step = .wantsRead
         case .wantWrite: step = .wantsWrite
         case .closed: step = .failed
         case .failed(let reasons):
-            Log.rateLimited("tls handshake failed with \(Socket.peerName(fd)): \(reasons)")
+            let certificate = tls.certificateVerifyFailure.map { " (client certificate: \($0))" } ?? ""
+            Log.rateLimited("tls handshake failed with \(peer): \(reasons)\(certificate)")
             step = .failed
         }
         perform(machine.handshakeProgressed(step))
@@ -160,7 +175,7 @@ final class Connection {
                     perform(machine.transportFailed())
                     return
                 case .failed(let reasons):
-                    Log.rateLimited("tls error with \(Socket.peerName(fd)): \(reasons)")
+                    Log.rateLimited("tls error with \(peer): \(reasons)")
                     perform(machine.transportFailed())
                     return
                 }
@@ -241,7 +256,7 @@ final class Connection {
                         _ = machine.transportFailed()
                         return 0
                     case .failed(let reasons):
-                        Log.rateLimited("tls write error with \(Socket.peerName(fd)): \(reasons)")
+                        Log.rateLimited("tls write error with \(peer): \(reasons)")
                         _ = machine.transportFailed()
                         return 0
                     }

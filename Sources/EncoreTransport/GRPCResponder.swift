@@ -7,16 +7,26 @@ public final class GRPCResponder: Sendable {
     private let mailbox: ReactorMailbox
     private let target: StreamAddress
     private let answered = Atomic<Bool>(false)
+    /// Told about the answer before it is posted (audit), if set.
+    private let recorder: (any GRPCCallRecorder)?
 
-    init(mailbox: ReactorMailbox, target: StreamAddress) {
+    init(mailbox: ReactorMailbox, target: StreamAddress, recorder: (any GRPCCallRecorder)? = nil) {
         self.mailbox = mailbox
         self.target = target
+        self.recorder = recorder
+    }
+
+    /// A responder for the same call that tells `recorder` the answer before sending it. Give
+    /// it to the handler instead of this one (this one must then not be used).
+    public func recording(to recorder: any GRPCCallRecorder) -> GRPCResponder {
+        GRPCResponder(mailbox: mailbox, target: target, recorder: recorder)
     }
 
     /// Sends `message` (a serialized protobuf message, without the gRPC prefix) with status OK.
     public func succeed(_ message: [UInt8]) {
         guard answered.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         else { return }
+        recorder?.answered(.ok, response: message)
         mailbox.post(.complete(target, .success(message)))
     }
 
@@ -24,8 +34,9 @@ public final class GRPCResponder: Sendable {
     public func fail(_ status: GRPCStatus) {
         guard answered.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         else { return }
-        mailbox.post(
-            .complete(target, .failure(status.isOK ? GRPCStatus(.internal, "handler failed with OK") : status)))
+        let status = status.isOK ? GRPCStatus(.internal, "handler failed with OK") : status
+        recorder?.answered(status, response: nil)
+        mailbox.post(.complete(target, .failure(status)))
     }
 
     /// Whether an answer has been given.

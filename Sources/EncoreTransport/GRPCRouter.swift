@@ -8,14 +8,20 @@ public struct GRPCCallContext: Sendable {
     /// Who is calling, as `GRPCServerConfiguration.credentials` mapped the `authorization` header
     /// (`anonymous` without the header or without a credentials hook).
     public var principal: Int32 = GRPCCallContext.anonymous
+    /// The connection's peer, read at accept (for audit lines).
+    public var peer: PeerAddress = .unknown
 
     /// The principal of a call without credentials.
     public static let anonymous: Int32 = -1
 
-    public init(reactorIndex: Int, deadlineNanos: UInt64?, principal: Int32 = GRPCCallContext.anonymous) {
+    public init(
+        reactorIndex: Int, deadlineNanos: UInt64?, principal: Int32 = GRPCCallContext.anonymous,
+        peer: PeerAddress = .unknown
+    ) {
         self.reactorIndex = reactorIndex
         self.deadlineNanos = deadlineNanos
         self.principal = principal
+        self.peer = peer
     }
 }
 
@@ -190,6 +196,37 @@ public struct GRPCRouter: Sendable {
         return out
     }
 
+    /// A copy whose offloaded and client-streaming handlers report to a recorder made per call
+    /// by `recorderFor(path, context)` (when it returns one): every request message, then the
+    /// answer, before the answer is sent (audit logs). Inline handlers are left alone.
+    public func recorded(
+        _ recorderFor: @escaping @Sendable (String, GRPCCallContext) -> (any GRPCCallRecorder)?
+    ) -> GRPCRouter {
+        var out = self
+        for i in out.routes.indices {
+            let path = String(decoding: out.routes[i].path, as: UTF8.self)
+            switch out.routes[i].handler {
+            case .inline:
+                continue
+            case .offloaded(let handler):
+                out.routes[i].handler = .offloaded { request, context, responder in
+                    guard let recorder = recorderFor(path, context) else {
+                        return handler(request, context, responder)
+                    }
+                    request.withUnsafeBytes { recorder.request($0) }
+                    handler(request, context, responder.recording(to: recorder))
+                }
+            case .clientStreaming(let factory):
+                out.routes[i].handler = .clientStreaming { context in
+                    let inner = factory(context)
+                    guard let recorder = recorderFor(path, context) else { return inner }
+                    return RecordingStream(inner, recorder)
+                }
+            }
+        }
+        return out
+    }
+
     /// Registered paths, for logs and docs.
     public var paths: [String] { routes.map { String(decoding: $0.path, as: UTF8.self) } }
 
@@ -214,6 +251,50 @@ public struct GRPCRouter: Sendable {
 #elseif canImport(Darwin)
     import Darwin
 #endif
+
+/// Observes one call for `GRPCRouter.recorded`: its request messages (reactor thread), then
+/// its answer (any thread, exactly once, before the answer is sent).
+public protocol GRPCCallRecorder: AnyObject, Sendable {
+    func request(_ message: UnsafeRawBufferPointer)
+    func answered(_ status: GRPCStatus, response: [UInt8]?)
+}
+
+/// A client stream that reports to a recorder (see `GRPCRouter.recorded`).
+final class RecordingStream: GRPCClientStreamHandler {
+    let inner: any GRPCClientStreamHandler
+    let recorder: any GRPCCallRecorder
+    private var ended = false
+
+    init(_ inner: any GRPCClientStreamHandler, _ recorder: any GRPCCallRecorder) {
+        self.inner = inner
+        self.recorder = recorder
+    }
+
+    func receive(_ message: UnsafeRawBufferPointer) -> GRPCStatus? {
+        recorder.request(message)
+        let status = inner.receive(message)
+        if let status, !ended {
+            ended = true
+            recorder.answered(status, response: nil)
+        }
+        return status
+    }
+
+    func finish(_ responder: GRPCResponder) {
+        guard !ended else { return inner.finish(responder) }
+        ended = true
+        inner.finish(responder.recording(to: recorder))
+    }
+
+    func cancel() {
+        if !ended {
+            ended = true
+            recorder.answered(
+                GRPCStatus(.cancelled, "the call ended before the client finished sending"), response: nil)
+        }
+        inner.cancel()
+    }
+}
 
 /// A client stream answered with one fixed status (see `GRPCRouter.refuse`).
 final class RefusingStream: GRPCClientStreamHandler {

@@ -34,10 +34,9 @@ public struct GRPCServerConfiguration: Sendable {
     /// per loop turn up to this size).
     public var writeChunkBytes = 256 << 10
 
-    /// Maps an `authorization` header value to `GRPCCallContext.principal` (admin plane bearer
-    /// tokens); nil ignores the header. Called on the reactor thread once per request that
-    /// carries the header.
-    public var credentials: (@Sendable (UnsafeRawBufferPointer) -> Int32)? = nil
+    /// Maps credentials (an `authorization` header value, a verified client certificate) to
+    /// `GRPCCallContext.principal`; nil ignores both. See `GRPCCredentials`.
+    public var credentials: (any GRPCCredentials)? = nil
 
     public init() {}
 
@@ -63,4 +62,22 @@ public struct GRPCServerConfiguration: Sendable {
             throw TransportError("rapid reset limit must be at least 1, got \(rapidResetLimitPerSecond)")
         }
     }
+}
+
+/// Verifies a caller's credentials for the transport, which keeps the result per connection.
+///
+/// A connection remembers the last `authorization` value it verified and its principal, so a
+/// client that repeats the same header (HPACK-indexed, as gRPC clients do) costs one byte
+/// compare per request; the cache is dropped when `generation` changes (a reload of the
+/// credentials). Called on reactor threads: implementations must be thread-safe and must not
+/// block.
+public protocol GRPCCredentials: AnyObject, Sendable {
+    /// Changes whenever the set of valid credentials changes.
+    var generation: UInt64 { get }
+    /// The principal for an `authorization` header value (negative: not valid).
+    func principal(authorization value: UnsafeRawBufferPointer) -> Int32
+    /// The principal for a client certificate that verified against the listener's client CA,
+    /// given its names (`CN=...`, `DNS:...`, `URI:...`); `GRPCCallContext.anonymous` when no
+    /// configured client matches.
+    func principal(certificateNames: [String]) -> Int32
 }

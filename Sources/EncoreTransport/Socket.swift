@@ -126,12 +126,37 @@ enum Socket {
 
     /// "ip:port" of the peer, for log lines.
     static func peerName(_ fd: Int32) -> String {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let rv = withUnsafeMutablePointer(to: &storage) {
+        PeerAddress(fd: fd).description
+    }
+}
+
+/// A connection's peer address, read once at accept (so it can still be named after the peer
+/// left) and kept as plain bytes: copying it into a call's context costs no allocation or
+/// reference counting.
+public struct PeerAddress: Sendable, CustomStringConvertible {
+    /// A `sockaddr_in6` is large enough for IPv4 and IPv6 peers.
+    private var address = sockaddr_in6()
+    private var length: socklen_t = 0
+
+    /// No address (tests, in-memory sessions).
+    public static let unknown = PeerAddress()
+
+    private init() {}
+
+    /// The peer of a connected socket (`unknown` if getpeername fails).
+    public init(fd: Int32) {
+        var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        let rv = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
         }
-        guard rv == 0 else { return "unknown peer" }
+        self.length = rv == 0 ? length : 0
+    }
+
+    /// "ip:port" ("[ip]:port" for IPv6), or "unknown peer".
+    public var description: String {
+        guard length > 0 else { return "unknown peer" }
+        var storage = address
+        let length = self.length
         var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
         var service = [CChar](repeating: 0, count: Int(NI_MAXSERV))
         let gai = withUnsafePointer(to: &storage) {

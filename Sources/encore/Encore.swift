@@ -58,6 +58,13 @@ struct Serve: ParsableCommand {
     )
     var insecureAdmin = false
 
+    @Option(
+        name: .customLong("client-ca"),
+        help:
+            "PEM CA bundle for mTLS: TLS listeners verify client certificates against it; config 'admin.clients' maps their names to roles (docs/security.md)."
+    )
+    var clientCA: String?
+
     @Option(help: "Reactor threads (default: one per core).")
     var threads: Int?
 
@@ -224,6 +231,7 @@ struct Serve: ParsableCommand {
         options.adminTLSCertificateFile = adminTlsCert
         options.adminTLSKeyFile = adminTlsKey
         options.insecureAdmin = insecureAdmin
+        options.clientCAFile = clientCA
         options.diagnostics = diagnostics
         options.diagnosticsOnDataPlane = diagnostics && debugDiagnosticsOnDataPlane
         options.demo = demo

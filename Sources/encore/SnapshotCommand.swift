@@ -76,8 +76,13 @@ struct SnapshotCommand: ParsableCommand {
         @Option(help: "Seed for the weights' noise.") var seed: UInt64 = DemoModel.defaultSeed
         @Option(help: "Snapshot file to write.") var out: String
         @Option(help: "PEM Ed25519 private key to sign with.") var signKey: String?
+        @Option(help: "Creation time in ms since the Unix epoch (default: the demo model's fixed time).")
+        var createdAtMillis: Int64?
         func run() throws {
-            try write(try DemoModel.snapshot(seed: seed), to: out, signKey: signKey)
+            try write(
+                try DemoModel.snapshot(
+                    seed: seed, createdAtMillis: createdAtMillis ?? DemoModel.defaultCreatedAtMillis),
+                to: out, signKey: signKey)
         }
     }
 

@@ -53,7 +53,10 @@ public enum DemoModel {
 
     /// A demo snapshot: true weights plus N(0, 0.05) noise drawn from `seed`; SquareCB with
     /// gamma 100; logistic link; conversion objective. Version "demo-<seed>-<8 hex>".
-    public static func snapshot(seed: UInt64, createdAtMillis: Int64 = 1_764_000_000_000) throws -> ModelSnapshot {
+    /// The demo snapshots' creation time (fixed, so their files are reproducible).
+    public static let defaultCreatedAtMillis: Int64 = 1_764_000_000_000
+
+    public static func snapshot(seed: UInt64, createdAtMillis: Int64 = defaultCreatedAtMillis) throws -> ModelSnapshot {
         let schema = FeatureSchema(features: features, interactions: interactions)
         let width = schema.width
         let names = (0..<width).map { schema.name(at: $0) }

@@ -51,7 +51,11 @@ public final class TLSContext: @unchecked Sendable {
 
     /// Loads the PEM certificate chain and private key. Throws a `TLSError` naming the file and
     /// OpenSSL's reasons when either cannot be used.
-    public init(certificateChainFile: String, privateKeyFile: String) throws {
+    ///
+    /// With `clientCAFile` (a PEM bundle, `--client-ca`), client certificates are requested and
+    /// verified against it (mTLS): one that does not chain to it, or has expired, fails the
+    /// handshake; a client without a certificate is still accepted (it may carry a token).
+    public init(certificateChainFile: String, privateKeyFile: String, clientCAFile: String? = nil) throws {
         ERR_clear_error()
         guard let ctx = SSL_CTX_new(TLS_server_method()) else {
             throw TLSError(description: "cannot create a TLS context: \(drainErrorQueue())")
@@ -91,6 +95,12 @@ public final class TLSContext: @unchecked Sendable {
                 description:
                     "TLS private key \(privateKeyFile) does not match the certificate \(certificateChainFile): \(reasons)"
             )
+        }
+        if let clientCAFile {
+            guard copenssl_ctx_verify_clients(ctx, clientCAFile) == 1 else {
+                let reasons = drainErrorQueue()
+                throw TLSError(description: "cannot load client CA bundle \(clientCAFile) (--client-ca): \(reasons)")
+            }
         }
         SSL_CTX_set_alpn_select_cb(ctx, selectH2, nil)
         copenssl_ctx_require_alpn(ctx)
@@ -174,6 +184,23 @@ final class TLSStream {
         var length: UInt32 = 0
         SSL_get0_alpn_selected(ssl, &data, &length)
         return length == 2 && data?[0] == UInt8(ascii: "h") && data?[1] == UInt8(ascii: "2")
+    }
+
+    /// The names of the client certificate if one was presented and verified (`CN=...`,
+    /// `DNS:...`, `URI:...`), else nil. Called once, when the handshake completes.
+    var peerCertificateNames: [String]? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let used = copenssl_verified_peer_names(ssl, &buffer, buffer.count)
+        guard used > 0 else { return nil }
+        let text = String(decoding: buffer.prefix(used).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.split(separator: "\n").map(String.init)
+    }
+
+    /// Why the peer's certificate did not verify (e.g. "certificate has expired"), or nil.
+    var certificateVerifyFailure: String? {
+        let result = SSL_get_verify_result(ssl)
+        guard result != X509_V_OK else { return nil }
+        return String(cString: X509_verify_cert_error_string(result))
     }
 
     /// The negotiated protocol version ("TLSv1.3", ...).
