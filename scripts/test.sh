@@ -16,6 +16,8 @@ echo "== swift test"
 swift test
 echo "== generated protocol code"
 Protocol/generate.sh --check
+echo "== python package venv (encore-learn, used by interop and python tests)"
+scripts/python-venv.sh
 echo "== interop tests"
 ENCORE_BIN="${ENCORE_BIN:-$PWD/.build/debug/encore}" scripts/interop-tests.sh
 echo "== python package tests (encore-learn)"

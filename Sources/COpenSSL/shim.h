@@ -83,6 +83,14 @@ static inline int copenssl_ctx_verify_clients(SSL_CTX *ctx, const char *ca_file)
     return 1;
 }
 
+/// Client side: send SNI `host` and verify that the server's certificate names it (a DNS name,
+/// or an IP address literal). Returns 1 on success.
+static inline int copenssl_client_expect_host(SSL *ssl, const char *host, int is_ip) {
+    if (!is_ip && SSL_set_tlsext_host_name(ssl, host) != 1) return 0;
+    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+    return is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host) : SSL_set1_host(ssl, host);
+}
+
 enum {
     COPENSSL_ERROR_NONE = SSL_ERROR_NONE,
     COPENSSL_ERROR_SSL = SSL_ERROR_SSL,

@@ -25,6 +25,7 @@ struct DecideCommand: ParsableCommand {
     @Option(name: .customLong("candidate"), help: "Restrict to these offer ids (repeatable).") var candidates:
         [String] = []
     @Flag(help: "Print one JSON object instead of text.") var json = false
+    @OptionGroup var credentials: Credentials
 
     func run() throws {
         var request = Encore_V1_DecideRequest()
@@ -54,7 +55,7 @@ struct DecideCommand: ParsableCommand {
         request.order = order
         let response: Encore_V1_DecideResponse
         do {
-            let client = try GRPCClient(host: host, port: port)
+            let client = try credentials.client(host: host, port: port)
             response = try Encore_V1_DecideResponse(
                 serializedBytes: try client.unary("/encore.v1.Decisions/Decide", try request.serializedBytes()))
         } catch let status as GRPCStatus {

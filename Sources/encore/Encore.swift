@@ -1,6 +1,7 @@
 import ArgumentParser
 import EncoreServer
 import EncoreTransport
+import Foundation
 
 @main
 struct Encore: ParsableCommand {
@@ -13,6 +14,29 @@ struct Encore: ParsableCommand {
         ],
         defaultSubcommand: Serve.self
     )
+
+    /// Parses and runs the command. Usage errors print ArgumentParser's usage text; every
+    /// other error prints one `encore: error: ...` line (naming the file, address or field) and
+    /// exits 1, the same way for every command.
+    static func main() {
+        var command: ParsableCommand
+        do { command = try parseAsRoot() } catch { exit(withError: error) }
+        do {
+            try command.run()
+        } catch let error as ExitCode {
+            exit(withError: error)
+        } catch let error as CleanExit {
+            exit(withError: error)
+        } catch let error as ValidationError {
+            exit(withError: error)
+        } catch {
+            // Foundation's errors read as sentences, not "NSCocoaErrorDomain Code=4".
+            let foundation = error is CocoaError || type(of: error) == NSError.self
+            let text = foundation ? (error as NSError).localizedDescription : "\(error)"
+            FileHandle.standardError.write(Data("encore: error: \(text)\n".utf8))
+            Foundation.exit(1)
+        }
+    }
 }
 
 struct Serve: ParsableCommand {

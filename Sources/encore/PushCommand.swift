@@ -16,7 +16,9 @@ struct PushCommand: ParsableCommand {
     @Argument(help: "Snapshot file.") var file: String
 
     func run() throws {
-        guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw CLIError("snapshot file \(file): cannot read the file")
+        }
         let bytes = [UInt8](data)
         let chunkBytes = 1 << 20
         var messages: [[UInt8]] = []
@@ -29,8 +31,7 @@ struct PushCommand: ParsableCommand {
             offset += chunkBytes
         } while offset < bytes.count
         do {
-            let client = try GRPCClient(host: host, port: port)
-            client.metadata = try credentials.metadata()
+            let client = try credentials.client(host: host, port: port)
             let reply = try Encore_V1_PushSnapshotResponse(
                 serializedBytes: try client.call(
                     "/encore.v1.Models/PushSnapshot", messages: messages, timeoutSeconds: 120))
@@ -57,10 +58,8 @@ struct ModelsCommand: ParsableCommand {
         @Option(help: "Admin plane port (`encore serve --admin-port`).") var port = 50052
         @OptionGroup var credentials: Credentials
         func call(_ method: String, _ message: some SwiftProtobuf.Message) throws -> [UInt8] {
-            let metadata = try credentials.metadata()
+            let client = try credentials.client(host: host, port: port)
             do {
-                let client = try GRPCClient(host: host, port: port)
-                client.metadata = metadata
                 return try client.unary(
                     "/encore.v1.Models/\(method)", try message.serializedBytes())
             } catch let status as GRPCStatus {
@@ -70,6 +69,8 @@ struct ModelsCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the loaded snapshots (newest first) and the active version.")
         @OptionGroup var connection: Connection
         func run() throws {
             let reply = try Encore_V1_ListModelsResponse(
@@ -84,6 +85,8 @@ struct ModelsCommand: ParsableCommand {
     }
 
     struct Activate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a loaded snapshot active (through the offline gate unless --force).")
         @OptionGroup var connection: Connection
         @Argument(help: "Model version to activate.") var version: String
         @Flag(help: "Skip the offline-evaluation gate (servers started with --require-ope).") var force = false
@@ -97,6 +100,8 @@ struct ModelsCommand: ParsableCommand {
     }
 
     struct Rollback: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-activate the snapshot that was active before the current one.")
         @OptionGroup var connection: Connection
         func run() throws {
             let m = try Encore_V1_ModelInfo(

@@ -652,6 +652,17 @@ def eligible_by_surface(offers: list[dict]) -> dict[str, set[str]]:
     return {s: {o["offer_id"] for o in offers if s in o.get("surfaces", SURFACES)} for s in SURFACES}
 
 
+def encore_learn_bin() -> pathlib.Path:
+    """The encore-learn command of the Python package's venv (scripts/python-venv.sh, which
+    scripts/test.sh runs before this suite); skips the test when it is not installed."""
+    import pytest
+
+    learn = REPO / ".venv-python" / "bin" / "encore-learn"
+    if not learn.exists():
+        pytest.skip("encore-learn is not installed: run scripts/python-venv.sh")
+    return learn
+
+
 def run_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
     """Runs `encore ARGS...` (bounded), capturing text output."""
     return subprocess.run(

@@ -214,9 +214,7 @@ def test_cli_carries_the_token(token_server, tokens, tmp_path, snapshots):
 
 
 def test_encore_learn_push_carries_the_token(token_server, tokens, tmp_path, snapshots):
-    learn = ei.REPO / ".venv" / "bin" / "encore-learn"
-    if not learn.exists():
-        pytest.skip("encore-learn is not installed in the interop venv")
+    learn = ei.encore_learn_bin()
     token_file = tmp_path / "token"
     token_file.write_text(tokens["scientist"])
     cmd = [str(learn), "push", "--port", str(token_server.admin_port), str(snapshots.path[12])]

@@ -163,6 +163,19 @@ def test_mtls_certificate_maps_to_roles(stubs, pki, mtls_server):
         assert "encore.v1.Models/List" in e.details()
 
 
+def test_encore_learn_push_with_client_certificate(pki, mtls_server, tmp_path, snapshots):
+    learn = ei.encore_learn_bin()
+    cmd = [str(learn), "push", "--port", str(mtls_server.admin_port), "--ca-file", str(pki.ca), str(snapshots.path[12])]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert out.returncode == 1 and "UNAUTHENTICATED" in out.stderr, out.stderr
+    out = subprocess.run(cmd + ["--cert", str(pki.client), "--key", str(pki.client_key)], capture_output=True,
+                         text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run(cmd + ["--cert", str(pki.client)], capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.DEVNULL)
+    assert out.returncode == 1 and "--cert and --key go together" in out.stderr, out.stderr
+
+
 @pytest.mark.parametrize("which", ["stranger", "expired"])
 def test_mtls_bad_certificate_fails_the_handshake(stubs, pki, mtls_server, which):
     """A certificate from another CA, or an expired one from the right CA, never gets a call in."""
@@ -369,3 +382,39 @@ def test_older_signed_snapshot_needs_force(stubs, tmp_path, started, snapshots):
         assert e.code() == grpc.StatusCode.PERMISSION_DENIED and "models.force" in e.details()
         assert models.Activate(M.ActivateRequest(version=versions[older], force=True), timeout=TIMEOUT,
                                metadata=op).version == versions[older]
+
+
+# ------------------------------------------------------------------------------------------
+# The encore tools over TLS: server verification on by default, mTLS, errors that name things
+# ------------------------------------------------------------------------------------------
+def test_tools_verify_the_server_and_carry_a_client_certificate(pki, mtls_server):
+    admin = ["--port", str(mtls_server.admin_port)]
+    cert = ["--cert", str(pki.client), "--key", str(pki.client_key)]
+    r = ei.run_cli("models", "list", *admin, "--ca-file", str(pki.ca), *cert)
+    assert r.returncode == 0 and "active:" in r.stdout, r.stderr
+    # Verification is on by default: the test CA is not in the system trust store.
+    r = ei.run_cli("models", "list", *admin, "--tls", *cert)
+    assert r.returncode != 0 and r.stderr.startswith("encore: error:"), r.stderr
+    assert "certificate verify failed" in r.stderr and f"127.0.0.1:{mtls_server.admin_port}" in r.stderr, r.stderr
+    # Skipping verification connects, but without a client certificate there are no credentials.
+    r = ei.run_cli("models", "list", *admin, "--insecure-skip-verify")
+    assert r.returncode != 0 and "UNAUTHENTICATED" in r.stderr, r.stderr
+    # The data plane, by host name, with the CA.
+    r = ei.run_cli("decide", "--host", "localhost", "--port", str(mtls_server.port), "--surface", "cart",
+                   "--customer", "c000001", "--ca-file", str(pki.ca), "--json")
+    assert r.returncode == 0 and "decisionId" in r.stdout, r.stderr
+    # Files are checked before connecting, and named.
+    r = ei.run_cli("models", "list", *admin, "--ca-file", "/nonexistent/ca.pem")
+    assert r.returncode != 0 and "--ca-file /nonexistent/ca.pem" in r.stderr, r.stderr
+    r = ei.run_cli("models", "list", *admin, "--ca-file", str(pki.ca), "--cert", str(pki.client))
+    assert r.returncode != 0 and "--cert and --key go together" in r.stderr, r.stderr
+
+
+def test_tools_refuse_a_certificate_for_another_host(pki, started):
+    key, cert = pki.issue("elsewhere", "elsewhere", "subjectAltName=DNS:elsewhere.example")
+    server = started("--tls-cert", str(cert), "--tls-key", str(key), "--threads", "1")
+    r = ei.run_cli("models", "list", "--port", str(server.admin_port), "--ca-file", str(pki.ca))
+    assert r.returncode == 1 and "IP address mismatch" in r.stderr, r.stderr
+    assert r.stderr.startswith("encore: error: TLS handshake with 127.0.0.1:"), r.stderr
+    r = ei.run_cli("models", "list", "--host", "localhost", "--port", str(server.admin_port), "--ca-file", str(pki.ca))
+    assert r.returncode == 1 and "hostname mismatch" in r.stderr, r.stderr

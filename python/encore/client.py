@@ -34,12 +34,20 @@ class Client:
     def __init__(self, host: str = "127.0.0.1", port: int = 50051, *, admin_host: str | None = None,
                  admin_port: int = 50052, tls: bool = False, root_certificates: bytes | None = None,
                  timeout: float = 10.0, options: Iterable[tuple[str, Any]] = (), token: str | None = None,
-                 metadata: Iterable[tuple[str, str]] = ()) -> None:
+                 metadata: Iterable[tuple[str, str]] = (), private_key: bytes | None = None,
+                 certificate_chain: bytes | None = None) -> None:
         """`token` is sent as `authorization: Bearer <token>` (the admin plane's `admin.tokens`),
-        `metadata` on every call too."""
+        `metadata` on every call too. With `tls`, `root_certificates` (PEM) verify the server
+        (default: the system's trust store) and `private_key` + `certificate_chain` (PEM) are
+        the client certificate for mTLS (`encore serve --client-ca`, config `admin.clients`)."""
+        if (private_key is None) != (certificate_chain is None):
+            raise ValueError("private_key and certificate_chain go together (the client certificate and its key)")
+        if private_key is not None and not tls:
+            raise ValueError("a client certificate needs tls=True")
         self._metadata = [*metadata] + ([("authorization", f"Bearer {token}")] if token else [])
         self._opts = [("grpc.max_receive_message_length", 64 << 20), *options]
         self._tls, self._root_certificates = tls, root_certificates
+        self._private_key, self._certificate_chain = private_key, certificate_chain
         self.target = f"{host}:{port}"
         self.admin_target = f"{admin_host or host}:{admin_port}"
         self.channel = self._open(self.target)
@@ -51,7 +59,9 @@ class Client:
 
     def _open(self, target: str) -> grpc.Channel:
         if self._tls:
-            creds = grpc.ssl_channel_credentials(root_certificates=self._root_certificates)
+            creds = grpc.ssl_channel_credentials(root_certificates=self._root_certificates,
+                                                 private_key=self._private_key,
+                                                 certificate_chain=self._certificate_chain)
             return grpc.secure_channel(target, creds, options=self._opts)
         return grpc.insecure_channel(target, options=self._opts)
 

@@ -4,12 +4,15 @@ import CNghttp2
     import Glibc
 #endif
 
-/// A small blocking gRPC client over h2c (one TCP connection, one call at a time), on libnghttp2's
-/// client session. Used by the `encore` tools (`decide`, `push`) and tests; not a serving path.
+/// A small blocking gRPC client over h2c or TLS (one TCP connection, one call at a time), on
+/// libnghttp2's client session. Used by the `encore` tools (`decide`, `push`, `models`) and
+/// tests; not a serving path. With TLS the server's certificate is verified against the
+/// context's CA bundle and the host name dialed (unless the context skips verification).
 public final class GRPCClient {
     public let host: String
     public let port: Int
     private let fd: Int32
+    private let tls: TLSStream?
     private var session: OpaquePointer?
     private var requestBody: [UInt8] = []
     private var requestOffset = 0
@@ -31,11 +34,21 @@ public final class GRPCClient {
     }
     public static let maxMetadata = 8
 
-    /// Connects to `host:port` (h2c). Throws a `TransportError` naming the address.
-    public init(host: String, port: Int, connectTimeoutSeconds: Double = 5) throws {
+    /// Connects to `host:port` (h2c, or TLS with `tls`, handshake included). Throws a
+    /// `TransportError` naming the address (and, for TLS, OpenSSL's reason).
+    public init(host: String, port: Int, connectTimeoutSeconds: Double = 5, tls context: TLSContext? = nil) throws {
         self.host = host
         self.port = port
-        fd = try Socket.connect(host: host, port: port, timeoutSeconds: connectTimeoutSeconds)
+        let fd = try Socket.connect(host: host, port: port, timeoutSeconds: connectTimeoutSeconds)
+        self.fd = fd
+        if let context {
+            do { tls = try GRPCClient.handshake(context, fd: fd, host: host, port: port) } catch {
+                close(fd)
+                throw error
+            }
+        } else {
+            tls = nil
+        }
         headerScratch = .allocate(capacity: 8 + GRPCClient.maxMetadata)
         var callbacks: OpaquePointer?
         nghttp2_session_callbacks_new(&callbacks)
@@ -79,8 +92,33 @@ public final class GRPCClient {
         nghttp2_submit_settings(created, 0, &settings, 1)
     }
 
+    /// The client side of a TLS handshake on a blocking socket; checks ALPN h2.
+    private static func handshake(_ context: TLSContext, fd: Int32, host: String, port: Int) throws -> TLSStream {
+        guard let stream = TLSStream(context: context, fd: fd, serverName: host) else {
+            throw TransportError("TLS to \(host):\(port): cannot set up the session (host name \(host))")
+        }
+        while true {
+            switch stream.handshake() {
+            case .bytes:
+                guard stream.negotiatedH2 else {
+                    throw TransportError("TLS to \(host):\(port): the server did not negotiate HTTP/2 (ALPN h2)")
+                }
+                return stream
+            case .wantRead, .wantWrite:
+                var p = pollfd(fd: fd, events: Int16(POLLIN | POLLOUT), revents: 0)
+                _ = poll(&p, 1, 1000)
+            case .closed:
+                throw TransportError("TLS to \(host):\(port): the server closed the connection during the handshake")
+            case .failed(let reasons):
+                let detail = stream.certificateVerifyFailure.map { " (server certificate: \($0))" } ?? ""
+                throw TransportError("TLS handshake with \(host):\(port) failed: \(reasons)\(detail)")
+            }
+        }
+    }
+
     deinit {
         if let session { nghttp2_session_del(session) }
+        tls?.shutdown()
         close(fd)
         headerScratch.deallocate()
     }
@@ -111,7 +149,8 @@ public final class GRPCClient {
         let timeoutMillis = max(1, Int(timeoutSeconds * 1000))
         let headers: [(String, String)] =
             [
-                (":method", "POST"), (":scheme", "http"), (":authority", authority), (":path", path),
+                (":method", "POST"), (":scheme", tls == nil ? "http" : "https"), (":authority", authority),
+                (":path", path),
                 ("content-type", "application/grpc"), ("te", "trailers"),
                 ("grpc-timeout", "\(min(timeoutMillis, 99_999_999))m"),
             ] + metadata
@@ -178,6 +217,15 @@ public final class GRPCClient {
                 if n == 0 { break }
                 var off = 0
                 while off < n {
+                    if let tls {
+                        switch tls.write(UnsafeRawBufferPointer(start: data! + off, count: n - off)) {
+                        case .bytes(let w): off += w
+                        case .wantRead, .wantWrite: continue
+                        case .closed: throw TransportError("\(host):\(port) closed the TLS connection")
+                        case .failed(let reasons): throw TransportError("TLS write to \(host):\(port): \(reasons)")
+                        }
+                        continue
+                    }
                     let w = send(fd, data! + off, n - off, Int32(MSG_NOSIGNAL))
                     if w < 0 {
                         if errno == EINTR || errno == EAGAIN { continue }
@@ -189,11 +237,23 @@ public final class GRPCClient {
             if done() { break }
             let now = MonotonicClock.nowNanos
             if now >= deadlineNanos { throw TransportError("no answer from \(host):\(port) in time") }
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&p, 1, Int32(min(1000, (deadlineNanos - now) / 1_000_000 + 1)))
-            if ready < 0 && errno != EINTR { throw TransportError("poll: \(Socket.errnoText())") }
-            if ready <= 0 { continue }
-            let r = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if (tls?.pendingBytes ?? 0) == 0 {
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&p, 1, Int32(min(1000, (deadlineNanos - now) / 1_000_000 + 1)))
+                if ready < 0 && errno != EINTR { throw TransportError("poll: \(Socket.errnoText())") }
+                if ready <= 0 { continue }
+            }
+            let r: Int
+            if let tls {
+                switch buffer.withUnsafeMutableBytes({ tls.read(into: $0) }) {
+                case .bytes(let n): r = n
+                case .wantRead, .wantWrite: continue
+                case .closed: r = 0
+                case .failed(let reasons): throw TransportError("TLS read from \(host):\(port): \(reasons)")
+                }
+            } else {
+                r = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            }
             if r == 0 { throw TransportError("\(host):\(port) closed the connection") }
             if r < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }

@@ -1,5 +1,9 @@
 import COpenSSL
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A TLS configuration error, with every reason string OpenSSL queued.
 public struct TLSError: Error, CustomStringConvertible, Sendable {
     public var description: String
@@ -26,6 +30,8 @@ public final class TLSContext: @unchecked Sendable {
     let context: OpaquePointer
     /// True for a client context: connections start the handshake (SSL_set_connect_state).
     let isClient: Bool
+    /// Client contexts that verify the server: each connection checks the host name too.
+    let verifiesServer: Bool
 
     /// A client context for load generation and tools: TLS 1.2/1.3, ALPN `h2`, no certificate
     /// verification (never use it where the server's identity matters). Throws a `TLSError`
@@ -38,10 +44,63 @@ public final class TLSContext: @unchecked Sendable {
         // From here on `deinit` owns `ctx` (a throw below runs it).
         context = ctx
         isClient = true
+        verifiesServer = false
         _ = copenssl_ctx_set_min_tls12(ctx)
         _ = copenssl_ctx_set_max_tls13(ctx)
         _ = copenssl_ctx_set_partial_write_modes(ctx)
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
+        let alpn: [UInt8] = [2, UInt8(ascii: "h"), UInt8(ascii: "2")]
+        guard SSL_CTX_set_alpn_protos(ctx, alpn, UInt32(alpn.count)) == 0 else {
+            let reasons = drainErrorQueue()
+            throw TLSError(description: "cannot offer ALPN h2: \(reasons)")
+        }
+    }
+
+    /// A client context for the `encore` tools: TLS 1.2/1.3, ALPN `h2`, the server's certificate
+    /// verified against `caFile` (PEM bundle; nil: the system trust store) and, per connection,
+    /// against the host name dialed; optionally a client certificate (`certificateFile` and
+    /// `keyFile`, for mTLS). `verify: false` skips server verification (`--insecure-skip-verify`).
+    /// Throws a `TLSError` naming the file and OpenSSL's reasons.
+    public init(clientCAFile caFile: String?, certificateFile: String?, keyFile: String?, verify: Bool = true) throws {
+        ERR_clear_error()
+        guard let ctx = SSL_CTX_new(TLS_client_method()) else {
+            throw TLSError(description: "cannot create a TLS client context: \(drainErrorQueue())")
+        }
+        context = ctx
+        isClient = true
+        verifiesServer = verify
+        _ = copenssl_ctx_set_min_tls12(ctx)
+        _ = copenssl_ctx_set_max_tls13(ctx)
+        if verify {
+            let loaded =
+                caFile.map { SSL_CTX_load_verify_locations(ctx, $0, nil) } ?? SSL_CTX_set_default_verify_paths(ctx)
+            guard loaded == 1 else {
+                let reasons = drainErrorQueue()
+                throw TLSError(
+                    description: caFile.map { "cannot load CA bundle \($0) (--ca-file): \(reasons)" }
+                        ?? "cannot load the system trust store: \(reasons)")
+            }
+            SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
+        } else {
+            SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
+        }
+        switch (certificateFile, keyFile) {
+        case (let cert?, let key?):
+            guard SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 else {
+                let reasons = drainErrorQueue()
+                throw TLSError(description: "cannot load client certificate \(cert) (--cert): \(reasons)")
+            }
+            guard SSL_CTX_use_PrivateKey_file(ctx, key, Int32(COPENSSL_FILETYPE_PEM)) == 1,
+                SSL_CTX_check_private_key(ctx) == 1
+            else {
+                let reasons = drainErrorQueue()
+                throw TLSError(description: "cannot use client key \(key) (--key) with \(cert): \(reasons)")
+            }
+        case (nil, nil):
+            break
+        default:
+            throw TLSError(description: "--cert and --key go together (the client certificate and its private key)")
+        }
         let alpn: [UInt8] = [2, UInt8(ascii: "h"), UInt8(ascii: "2")]
         guard SSL_CTX_set_alpn_protos(ctx, alpn, UInt32(alpn.count)) == 0 else {
             let reasons = drainErrorQueue()
@@ -64,6 +123,7 @@ public final class TLSContext: @unchecked Sendable {
         // (that was a double free on a bad certificate or key file).
         context = ctx
         isClient = false
+        verifiesServer = false
         _ = copenssl_ctx_set_min_tls12(ctx)
         _ = copenssl_ctx_set_max_tls13(ctx)
         _ = copenssl_ctx_set_partial_write_modes(ctx)
@@ -151,12 +211,20 @@ final class TLSStream {
         case failed(String)
     }
 
-    init?(context: TLSContext, fd: Int32) {
+    init?(context: TLSContext, fd: Int32, serverName: String? = nil) {
         ERR_clear_error()
         guard let ssl = SSL_new(context.context) else { return nil }
         guard SSL_set_fd(ssl, fd) == 1 else {
             SSL_free(ssl)
             return nil
+        }
+        if context.isClient, context.verifiesServer, let serverName {
+            var probe = in6_addr()
+            let isIP = inet_pton(AF_INET, serverName, &probe) == 1 || inet_pton(AF_INET6, serverName, &probe) == 1
+            guard copenssl_client_expect_host(ssl, serverName, isIP ? 1 : 0) == 1 else {
+                SSL_free(ssl)
+                return nil
+            }
         }
         if context.isClient {
             SSL_set_connect_state(ssl)

@@ -86,6 +86,30 @@ def _token(args: argparse.Namespace) -> str | None:
     return os.environ.get("ENCORE_TOKEN", "").strip() or None
 
 
+def _tls_files(args: argparse.Namespace) -> dict:
+    """Client keyword arguments from --ca-file, --cert and --key (PEM files), read now so a
+    missing file is an error naming it."""
+    def read(flag: str, path: str | None) -> bytes | None:
+        if not path:
+            return None
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise ValueError(f"{flag} {path}: {e.strerror}") from None
+
+    ca, cert, key = (read("--ca-file", getattr(args, "ca_file", None)), read("--cert", getattr(args, "cert", None)),
+                     read("--key", getattr(args, "key", None)))
+    if (cert is None) != (key is None):
+        raise ValueError("--cert and --key go together (the client certificate and its private key)")
+    out: dict = {}
+    if ca is not None:
+        out["root_certificates"] = ca
+    if cert is not None:
+        out["certificate_chain"], out["private_key"] = cert, key
+    return out
+
+
 def _active_policy(args: argparse.Namespace):
     """(snapshot or None for uniform, active version), or None when no comparison was asked for."""
     from .compare import UNIFORM_VERSION
@@ -211,8 +235,14 @@ def cmd_push(args: argparse.Namespace) -> int:
     except ValueError as e:
         _eprint(f"encore-learn: {e}")
         return 1
+    try:
+        tls = _tls_files(args)
+    except ValueError as e:
+        _eprint(f"encore-learn: {e}")
+        return 1
     # Models/PushSnapshot is served on the admin plane: --port is its port.
-    with Client(args.host, admin_port=args.port, tls=args.tls, timeout=args.timeout, token=token) as c:
+    with Client(args.host, admin_port=args.port, tls=args.tls or bool(tls), timeout=args.timeout, token=token,
+                **tls) as c:
         try:
             reply = c.push_snapshot(args.snapshot, activate=args.activate)
         except grpc.RpcError as e:
@@ -400,7 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("snapshot", help="snapshot file (.snap) to upload")
     p.add_argument("--host", default="127.0.0.1", help="the server's admin plane address")
     p.add_argument("--port", type=int, default=50052, help="the admin plane port (encore serve --admin-port)")
-    p.add_argument("--tls", action="store_true", help="connect with TLS")
+    p.add_argument("--tls", action="store_true", help="connect with TLS (implied by --ca-file, --cert)")
+    p.add_argument("--ca-file", help="PEM CA bundle that verifies the server (default: the system trust store)")
+    p.add_argument("--cert", help="PEM client certificate for mTLS (with --key; encore serve --client-ca)")
+    p.add_argument("--key", help="PEM private key of --cert")
     p.add_argument("--token-file", help="file holding the admin plane bearer token (default: $ENCORE_TOKEN)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds the upload may take")
     p.add_argument("--activate", action="store_true", help="activate it once the server has validated it")
