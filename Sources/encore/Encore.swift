@@ -130,6 +130,12 @@ struct Serve: ParsableCommand {
     )
     var stateFile: String?
 
+    @Flag(
+        help:
+            "Acknowledge ReportOutcome only once its outcome and rule-counter change are synced to a write-ahead journal beside --state-file (group-committed; replayed at start). docs/reliability.md."
+    )
+    var durableOutcomes = false
+
     @Option(
         name: .customLong("decision-key-file"),
         help: ArgumentHelp(
@@ -235,6 +241,7 @@ struct Serve: ParsableCommand {
         options.requireOPE = requireOpe
         options.configFile = config
         options.stateFile = stateFile
+        options.durableOutcomes = durableOutcomes
         options.decisionKeyFile = decisionKeyFile
         options.upsertLimits = upsertLimits
         options.maxAdminUploads = maxAdminUploads
