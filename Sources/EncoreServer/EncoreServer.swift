@@ -65,6 +65,8 @@ public final class EncoreServer: Sendable {
         public var durableOutcomes = false
         /// Unwritten log text kept per file and writer thread while the disk refuses writes.
         public var logBacklogBytes = LogWriter.defaultMaxBacklogBytes
+        /// Most offers one surface may have eligible (catalog file and upserts).
+        public var maxOffersPerSurface = OfferCatalog.defaultMaxOffersPerSurface
         /// Records and bytes per Catalog/UpsertOffers and Customers/UpsertCustomers stream.
         public var upsertLimits = UpsertLimits()
         /// Admin uploads (PushSnapshot and upserts) in flight at once, and the bytes they may
@@ -180,6 +182,9 @@ public final class EncoreServer: Sendable {
                 syncOutcomes: options.durableOutcomes)
         }
         let data = try ServedData.load(options)
+        if let problem = data.catalog.perSurfaceLimitProblem(maxOffersPerSurface: options.maxOffersPerSurface) {
+            throw TransportError("--catalog \(options.catalogFile ?? "<demo>"): \(problem)")
+        }
         for offer in options.engine.rules.budgets.keys where data.catalog.index(of: offer) < 0 {
             throw TransportError("config: 'rules.budgets.\(offer)': no offer with that id in the catalog")
         }
@@ -195,7 +200,9 @@ public final class EncoreServer: Sendable {
             try RuleStatePersistence(path: path, engine: engine, intervalSeconds: interval, decisionKey: keys.stateKey)
         }
         let repeats = OutcomeRepeats()
-        if options.durableOutcomes, let ruleState {
+        // Segments left by a run with --durable-outcomes are replayed even if this one runs
+        // without it, so switching the mode off never forgets an acknowledged outcome.
+        if let ruleState, options.durableOutcomes || !OutcomeJournal.segments(ruleState.path).isEmpty {
             let journal = OutcomeJournal(
                 statePath: ruleState.path, engine: engine, repeats: repeats, log: log,
                 ringIndex: options.transport.threads)
@@ -207,9 +214,17 @@ public final class EncoreServer: Sendable {
             try ruleState.saveNow()
             journal.finishReplay()
             Log.info(
-                "durable outcomes: replayed \(replayed.records) write-ahead records from \(replayed.segments) segment files (\(replayed.appliedToCounters) applied to the rule counters, \(replayed.relogged) outcome lines the logs lacked written); ReportOutcome is acknowledged once its outcome is synced to \(ruleState.path).wal-*"
+                "durable outcomes: replayed \(replayed.records) write-ahead records from \(replayed.segments) segment files (\(replayed.appliedToCounters) applied to the rule counters, \(replayed.relogged) outcome lines the logs lacked written)"
+                    + (options.durableOutcomes
+                        ? "; ReportOutcome is acknowledged once its outcome is synced to \(ruleState.path).wal-*"
+                        : "; --durable-outcomes is off: outcomes are acknowledged at once from now on")
             )
-            self.journal = journal
+            if options.durableOutcomes {
+                self.journal = journal
+            } else {
+                ruleState.journal = nil
+                self.journal = nil
+            }
         } else {
             journal = nil
         }
@@ -219,7 +234,8 @@ public final class EncoreServer: Sendable {
         Log.info(keys.description)
         registry = ModelRegistry(
             engine: engine, customers: customerTable, trustedKeys: trustedKeys, initial: data.snapshot,
-            requireOPE: options.requireOPE, opeMargin: options.opeMargin)
+            requireOPE: options.requireOPE, opeMargin: options.opeMargin,
+            maxOffersPerSurface: options.maxOffersPerSurface)
 
         // One serving state per plane: each server's shutdown drains its own reactors (and its
         // health turns NOT_SERVING).

@@ -155,6 +155,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Most message bytes one Catalog/UpsertOffers or Customers/UpsertCustomers stream may carry.")
     var maxUpsertBytes = UpsertLimits().maxBytes
 
+    @Option(
+        help:
+            "Most offers one surface may have eligible (a decision scores each); a catalog or upsert past it is refused."
+    )
+    var maxOffersPerSurface = 1_000
+
     @Option(help: "Most admin uploads (PushSnapshot, UpsertOffers, UpsertCustomers) in flight at once.")
     var maxAdminUploads = AdminUploadBudget.defaultMaxUploads
 
@@ -199,6 +205,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("--drain-timeout must be zero or more seconds")
         }
         if let problem = upsertLimits.validationError() { throw ValidationError(problem) }
+        if maxOffersPerSurface < 1 { throw ValidationError("--max-offers-per-surface must be positive") }
         if let problem = AdminUploadBudget.validationError(maxUploads: maxAdminUploads, maxBytes: maxAdminUploadBytes) {
             throw ValidationError(problem)
         }
@@ -242,6 +249,7 @@ struct Serve: ParsableCommand {
         options.configFile = config
         options.stateFile = stateFile
         options.durableOutcomes = durableOutcomes
+        options.maxOffersPerSurface = maxOffersPerSurface
         options.decisionKeyFile = decisionKeyFile
         options.upsertLimits = upsertLimits
         options.maxAdminUploads = maxAdminUploads
