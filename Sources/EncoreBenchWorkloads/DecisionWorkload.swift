@@ -29,7 +29,15 @@ public final class DecisionWorkload: @unchecked Sendable {
     ///
     /// `demoRules`: the embedded demo's rule set instead (cap, suppression, threshold, budgets
     /// on 3 offers, no order restrictions), with the same customer histories.
-    public init(rules: Bool = false, demoRules: Bool = false) throws {
+    ///
+    /// `extraOffers`: that many more offers (no weights of their own: the shared ones score
+    /// them) on `extraSurfaces`, and the decision is made on `surface`: a large catalog whose
+    /// offers are elsewhere must cost what the fixture costs (candidates come from the
+    /// per-surface index), one whose offers are all eligible costs per eligible offer.
+    public init(
+        rules: Bool = false, demoRules: Bool = false, surface: String = "thank_you", extraOffers: Int = 0,
+        extraSurfaces: SurfaceSet = .all
+    ) throws {
         let arena = ByteArena()
         var catalogText = Fixtures.catalogJSONL
         var settings = RuleSettings()
@@ -54,7 +62,13 @@ public final class DecisionWorkload: @unchecked Sendable {
                 settings.budgets[Fixtures.offerID(i)] = .init(unit: .shows, dailyLimit: 1_000_000_000)
             }
         }
-        let catalog = try OfferCatalog(jsonl: catalogText, source: "bench-catalog.jsonl")
+        var catalog = try OfferCatalog(jsonl: catalogText, source: "bench-catalog.jsonl")
+        if extraOffers > 0 {
+            let extra = (0..<extraOffers).map { i in
+                Offer(id: "bulk_\(i)", surfaces: extraSurfaces, valueCents: 100 + Int64(i % 900))
+            }
+            catalog = try OfferCatalog(offers: catalog.offers + extra)
+        }
         let directory = String(cString: mkdtemp(strdup("/tmp/encore-bench-XXXXXX"))!)
         let path = directory + "/customers.csv"
         let file = fopen(path, "w")!
@@ -88,7 +102,7 @@ public final class DecisionWorkload: @unchecked Sendable {
         customerPool =
             (0..<14).map { arena.utf8(Fixtures.customerID($0 * 71)) }
             + ["cust_unknown_1", "cust_unknown_2"].map(arena.utf8)
-        input.surface = arena.utf8("thank_you")
+        input.surface = arena.utf8(surface)
         input.customerID = customerPool[0]
         input.requestID = arena.utf8("req-7f3a9c2e-0001")
         input.orderID = arena.utf8("order-20261120-000123")

@@ -14,6 +14,7 @@ public final class DecisionsService: Sendable {
     private let contexts: DecideContexts
 
     private let debugStall: DebugStall?
+    private let outcomes: OutcomeRecorder
 
     /// An artificial server stall for testing load generators (`encore serve --debug-stall-ms`):
     /// the reactor thread that handles every `every`-th Decide call (counted per reactor thread)
@@ -30,7 +31,13 @@ public final class DecisionsService: Sendable {
 
     /// One context per reactor thread (`threads`). `debugStall` (tests only) makes Decide stall
     /// now and then; nil, the default, registers the plain handler, so it costs nothing.
-    public init(engine: DecisionEngine, threads: Int, debugStall: DebugStall? = nil) {
+    public convenience init(engine: DecisionEngine, threads: Int, debugStall: DebugStall? = nil) {
+        self.init(engine: engine, threads: threads, debugStall: debugStall, outcomes: OutcomeRecorder(engine: engine))
+    }
+
+    /// `outcomes` answers ReportOutcome (inline, or through the durable journal).
+    init(engine: DecisionEngine, threads: Int, debugStall: DebugStall?, outcomes: OutcomeRecorder) {
+        self.outcomes = outcomes
         self.engine = engine
         contexts = DecideContexts((0..<threads).map { DecideContext(workspace: engine.makeWorkspace(threadIndex: $0)) })
         self.debugStall = debugStall.flatMap { $0.micros > 0 && $0.every > 0 ? $0 : nil }
@@ -54,12 +61,20 @@ public final class DecisionsService: Sendable {
                     contexts.all[call.reactorIndex].decide(request, &response)
                 })
         }
-        let outcomes = OutcomeRecorder(engine: engine)
-        router.register(
-            "/encore.v1.Decisions/ReportOutcome",
-            .inline { request, _, call in
-                outcomes.report(request, thread: call.reactorIndex)
-            })
+        let outcomes = self.outcomes
+        if outcomes.journal != nil {
+            router.register(
+                "/encore.v1.Decisions/ReportOutcome",
+                .deferrable { request, _, context, call in
+                    outcomes.reportDurably(request, thread: context.reactorIndex, call: call)
+                })
+        } else {
+            router.register(
+                "/encore.v1.Decisions/ReportOutcome",
+                .inline { request, _, call in
+                    outcomes.report(request, thread: call.reactorIndex)
+                })
+        }
     }
 }
 

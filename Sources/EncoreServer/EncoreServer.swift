@@ -67,6 +67,13 @@ public final class EncoreServer: Sendable {
         public var previousDecisionKeyFiles: [String] = []
         /// Seconds between periodic saves of the rule counters (0: only on SIGTERM).
         public var stateSaveIntervalSeconds = 60.0
+        /// `--durable-outcomes`: ReportOutcome is acknowledged only once its outcome is synced to
+        /// the write-ahead journal beside the state file (`OutcomeJournal`); needs `stateFile`.
+        public var durableOutcomes = false
+        /// Unwritten log text kept per file and writer thread while the disk refuses writes.
+        public var logBacklogBytes = LogWriter.defaultMaxBacklogBytes
+        /// Most offers one surface may have eligible (catalog file and upserts).
+        public var maxOffersPerSurface = OfferCatalog.defaultMaxOffersPerSurface
         /// Records and bytes per Catalog/UpsertOffers and Customers/UpsertCustomers stream.
         public var upsertLimits = UpsertLimits()
         /// Admin uploads (PushSnapshot and upserts) in flight at once, and the bytes they may
@@ -92,6 +99,8 @@ public final class EncoreServer: Sendable {
     public let logWriter: LogWriter?
     /// Saves and restores the rule counters (nil without a state file).
     let ruleState: RuleStatePersistence?
+    /// The write-ahead journal of `--durable-outcomes` (nil otherwise).
+    let journal: OutcomeJournal?
     /// Each plane's sockets, bound at init (before the data loads), listening from `run`.
     let listeners: GRPCListeners
     let adminListeners: GRPCListeners
@@ -185,14 +194,28 @@ public final class EncoreServer: Sendable {
             if let path { try checkReadable(path, flag) }
         }
         if let stateFile = options.stateFile { try checkStateFileLocation(stateFile) }
+        if options.durableOutcomes && options.stateFile == nil {
+            throw TransportError(
+                "--durable-outcomes needs --state-file (or counters.state_file): the write-ahead journal is kept beside it and folded into it at every save"
+            )
+        }
         let keys = try DecisionKeys.resolve(options)
         options.engine.decisionKey = keys.current
         options.engine.previousDecisionKeys = keys.previous
+        // With --durable-outcomes the journal thread has a ring of its own, after the reactors'.
         let log = options.logDirectory.map { _ in
-            DecisionLog(threads: options.transport.threads, ringBytes: options.logRingBytes)
+            DecisionLog(
+                threads: options.transport.threads + (options.durableOutcomes ? 1 : 0), ringBytes: options.logRingBytes)
         }
-        logWriter = try options.logDirectory.map { try LogWriter(directory: $0, log: log!) }
+        logWriter = try options.logDirectory.map {
+            try LogWriter(
+                directory: $0, log: log!, maxBacklogBytes: options.logBacklogBytes,
+                syncOutcomes: options.durableOutcomes)
+        }
         let data = try ServedData.load(options)
+        if let problem = data.catalog.perSurfaceLimitProblem(maxOffersPerSurface: options.maxOffersPerSurface) {
+            throw TransportError("--catalog \(options.catalogFile ?? "<demo>"): \(problem)")
+        }
         for offer in options.engine.rules.budgets.keys where data.catalog.index(of: offer) < 0 {
             throw TransportError("config: 'rules.budgets.\(offer)': no offer with that id in the catalog")
         }
@@ -207,13 +230,43 @@ public final class EncoreServer: Sendable {
         ruleState = try options.stateFile.map { path in
             try RuleStatePersistence(path: path, engine: engine, intervalSeconds: interval, decisionKey: keys.stateKey)
         }
+        let repeats = OutcomeRepeats()
+        // Segments left by a run with --durable-outcomes are replayed even if this one runs
+        // without it, so switching the mode off never forgets an acknowledged outcome.
+        if let ruleState, options.durableOutcomes || !OutcomeJournal.segments(ruleState.path).isEmpty {
+            let journal = OutcomeJournal(
+                statePath: ruleState.path, engine: engine, repeats: repeats, log: log,
+                ringIndex: options.transport.threads)
+            let replayed = try journal.replay(
+                appliedThrough: ruleState.loadedJournalSequence, logDirectory: options.logDirectory)
+            ruleState.journal = journal
+            journal.logWriter = logWriter
+            // The replayed outcomes are in the state file before the journal forgets them.
+            try ruleState.saveNow()
+            journal.finishReplay()
+            Log.info(
+                "durable outcomes: replayed \(replayed.records) write-ahead records from \(replayed.segments) segment files (\(replayed.appliedToCounters) applied to the rule counters, \(replayed.relogged) outcome lines the logs lacked written)"
+                    + (options.durableOutcomes
+                        ? "; ReportOutcome is acknowledged once its outcome is synced to \(ruleState.path).wal-*"
+                        : "; --durable-outcomes is off: outcomes are acknowledged at once from now on")
+            )
+            if options.durableOutcomes {
+                self.journal = journal
+            } else {
+                ruleState.journal = nil
+                self.journal = nil
+            }
+        } else {
+            journal = nil
+        }
         // A generated key is on disk before the first id is issued under it, so a crash does not
         // orphan the outcomes of the ids this process hands out.
         if case .generatedIntoStateFile = keys.source { try ruleState?.saveNow() }
         Log.info(keys.description)
         registry = ModelRegistry(
             engine: engine, customers: customerTable, trustedKeys: trustedKeys, initial: data.snapshot,
-            requireOPE: options.requireOPE, opeMargin: options.opeMargin)
+            requireOPE: options.requireOPE, opeMargin: options.opeMargin,
+            maxOffersPerSurface: options.maxOffersPerSurface)
 
         // One serving state per plane: each server's shutdown drains its own reactors (and its
         // health turns NOT_SERVING).
@@ -228,8 +281,11 @@ public final class EncoreServer: Sendable {
         if options.diagnostics { DiagnosticsService().register(in: &adminRouter) }
         var router = GRPCRouter()
         HealthService(serving: serving).register(in: &router)
-        DecisionsService(engine: engine, threads: options.transport.threads, debugStall: options.debugStall)
-            .register(in: &router)
+        DecisionsService(
+            engine: engine, threads: options.transport.threads, debugStall: options.debugStall,
+            outcomes: OutcomeRecorder(engine: engine, repeats: repeats, journal: journal)
+        )
+        .register(in: &router)
         if options.diagnosticsOnDataPlane { DiagnosticsService().register(in: &router) }
         let adminPort = adminListeners.port
         let adminAddress = EncoreServer.hostPort(admin.host, adminPort)
@@ -263,6 +319,7 @@ public final class EncoreServer: Sendable {
     public func runUntilSignalled() throws -> Int32 {
         SignalWaiter.blockTerminationSignals()
         logWriter?.start()
+        journal?.start()
         ruleState?.start()
         let admin = adminServer.configuration
         let adminPort = try adminServer.start(listeners: adminListeners)
@@ -297,16 +354,30 @@ public final class EncoreServer: Sendable {
         let clean = server.waitUntilStopped()
         _ = adminServer.waitUntilStopped()
         insecureWarning?.cancel()
-        ruleState?.stop()
+        // Every acknowledged outcome is in the journal and the counters before the final save.
+        journal?.stop()
+        let stateFailure = ruleState?.stop()
         if let logWriter {
             logWriter.stop()
+            Log.info(logWriter.summary)
+        }
+        if let journal {
             Log.info(
-                "decision log: \(logWriter.log.writtenRecords) records written to \(logWriter.directory), \(logWriter.droppedRecords) dropped"
+                "durable outcomes: \(journal.journaledOutcomes.load(ordering: .relaxed)) outcomes journaled, \(journal.failedOutcomes.load(ordering: .relaxed)) refused UNAVAILABLE (the journal could not be written)"
             )
         }
         Log.info(
             "decisions: \(engine.unknownCandidatesIgnored.load(ordering: .relaxed)) unknown candidate_offer_ids ignored since start, \(engine.nonFiniteScoreFallbacks.load(ordering: .relaxed)) uniform fallbacks for non-finite scores; rule counters: \(engine.counters.evictions.load(ordering: .relaxed)) customers evicted, \(engine.unattributedOutcomes.load(ordering: .relaxed)) outcomes with a foreign decision id; \(engine.unverifiedOutcomes.load(ordering: .relaxed)) outcomes refused (decision id did not verify)"
         )
+        if let stateFailure, let ruleState {
+            Log.error(
+                "rule state: the final save to \(ruleState.path) failed (\(stateFailure)): "
+                    + (journal == nil
+                        ? "the declines, shows and budget spend acknowledged since the last successful save are lost"
+                        : "the outcomes since the last successful save are kept in the write-ahead journal \(ruleState.path).wal-* and replayed at the next start")
+                    + "; exiting with status 1")
+            return 1
+        }
         Log.info(clean ? "stopped: every in-flight call completed" : "stopped: drain deadline cut off in-flight calls")
         return 0
     }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A growable byte buffer for JSON Lines text, written through a raw pointer: no per-byte
 /// bounds, uniqueness or exclusivity checks, and no `String` per token. The log writer keeps one
 /// per file for the life of its thread and hands its bytes to write(2) in large pieces.
@@ -20,6 +24,23 @@ struct JSONLineBuffer {
 
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
     var isEmpty: Bool { count == 0 }
+
+    /// Complete lines held (newline bytes).
+    var lineCount: Int { JSONLineBuffer.countLines(base, count) }
+
+    /// The newline bytes among the first `count` at `base`.
+    static func countLines(_ base: UnsafePointer<UInt8>, _ count: Int) -> Int {
+        var lines = 0
+        var p = UnsafeRawPointer(base)
+        var left = count
+        while left > 0, let hit = memchr(p, 0x0A, left) {
+            lines += 1
+            let consumed = UnsafeRawPointer(hit) - p + 1
+            p += consumed
+            left -= consumed
+        }
+        return lines
+    }
 
     /// Drops everything, keeping the memory.
     mutating func removeAll() { count = 0 }

@@ -12,6 +12,14 @@ import Synchronization
 /// within a second, files rotate by size and age, and `stop()` (SIGTERM) drains everything.
 /// Never blocks a reactor: full rings drop and count.
 ///
+/// When the disk refuses writes (full, read-only, I/O error) the unwritten text is kept, up to
+/// `maxBacklogBytes` per file and writer thread, and every pass retries the disk; records that
+/// would grow the backlog past that are dropped and counted (`counters.backlogDropped`), so
+/// memory stays bounded however long the disk is out. The condition is logged once when it
+/// starts, then once per `reportIntervalSeconds` while it lasts, and once when writes succeed
+/// again. `counters.onDisk` counts records whose whole line write(2) accepted: what the
+/// shutdown line reports as written.
+///
 /// Writer thread `i` of `n` owns rings `i`, `i + n`, ...: each ring has one consumer, so one
 /// reactor's records stay in order in the files, and the threads share the files only for the
 /// write(2) of a whole buffer of complete lines (under a lock, which also covers rotation).
@@ -24,7 +32,20 @@ public final class LogWriter: @unchecked Sendable {
     public let maxFileAgeSeconds: Double
     /// Formatting threads (at most one per ring).
     public let writerThreads: Int
+    /// Unwritten text kept per file and writer thread while the disk refuses writes; records
+    /// beyond it are dropped and counted.
+    public let maxBacklogBytes: Int
+    /// Seconds between log lines while writes keep failing (and between drop reports).
+    public let reportIntervalSeconds: Double
+    /// Fsync the outcome files after every pass that wrote to them (`--durable-outcomes`: the
+    /// write-ahead file may forget an outcome only once its log line is synced).
+    public let syncOutcomes: Bool
     private let stopping = Atomic<Bool>(false)
+    /// Shared by the writer threads (each adds its own); read by anyone (`counters`).
+    private let shared = SharedCounters()
+    /// Per writer thread: the monotonic time (ns) at which its last pass that synced the outcome
+    /// files began (every record in its rings before then is on disk); written by that thread.
+    private let outcomesSyncedNanos: Mutex<[UInt64]>
     private var threads: [pthread_t] = []
     /// Written by whichever writer thread holds the lock; closed by `stop()` after the joins.
     private let decisions: Mutex<RotatingFile>
@@ -33,17 +54,34 @@ public final class LogWriter: @unchecked Sendable {
     private var lastDropped = 0
     private var lastDropReport = Date()
 
+    /// The default backlog bound (per file and writer thread).
+    public static let defaultMaxBacklogBytes = 16 << 20
+
+    final class SharedCounters: Sendable {
+        let decisionsOnDisk = Atomic<Int>(0)
+        let outcomesOnDisk = Atomic<Int>(0)
+        let backlogDropped = Atomic<Int>(0)
+        let backlogBytes = Atomic<Int>(0)
+        let failingFiles = Atomic<Int>(0)
+        let unwrittenAtStop = Atomic<Int>(0)
+    }
+
     /// Creates `directory` if needed and opens the first files. Throws naming the path.
     /// `writerThreads` (default 2) is capped at the number of rings.
     public init(
         directory: String, log: DecisionLog, maxFileBytes: Int = 256 << 20, maxFileAgeSeconds: Double = 3600,
-        writerThreads: Int = 2
+        writerThreads: Int = 2, maxBacklogBytes: Int = LogWriter.defaultMaxBacklogBytes,
+        reportIntervalSeconds: Double = 10, syncOutcomes: Bool = false
     ) throws {
         self.directory = directory
         self.log = log
         self.maxFileBytes = maxFileBytes
         self.maxFileAgeSeconds = maxFileAgeSeconds
         self.writerThreads = max(1, min(writerThreads, log.rings.count))
+        self.maxBacklogBytes = max(maxBacklogBytes, 2 * LogWriter.flushBytes)
+        self.reportIntervalSeconds = reportIntervalSeconds
+        self.syncOutcomes = syncOutcomes
+        outcomesSyncedNanos = Mutex([UInt64](repeating: 0, count: max(1, min(writerThreads, log.rings.count))))
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
@@ -51,6 +89,44 @@ public final class LogWriter: @unchecked Sendable {
         }
         decisions = Mutex(try RotatingFile(directory: directory, prefix: "decisions"))
         outcomes = Mutex(try RotatingFile(directory: directory, prefix: "outcomes"))
+    }
+
+    /// What the writer has done so far, for the shutdown line and metrics. Safe from any thread.
+    public struct Counters: Sendable, Equatable {
+        /// Decision and outcome records whose whole line the kernel accepted (write(2)).
+        public var decisionsOnDisk: Int
+        public var outcomesOnDisk: Int
+        /// Records dropped by the producers: a full ring or a record over `DecisionLog.maxRecordBytes`.
+        public var ringDropped: Int
+        /// Records dropped by the writer because the backlog of unwritten text was full (the
+        /// disk refused writes), plus those still unwritten when `stop()` gave up.
+        public var backlogDropped: Int
+        /// Unwritten text held now, bytes (at most `maxBacklogBytes` per file and writer thread).
+        public var backlogBytes: Int
+        /// Whether the last write to some log file failed (the writer keeps retrying).
+        public var diskFailing: Bool
+
+        public var onDisk: Int { decisionsOnDisk + outcomesOnDisk }
+        public var dropped: Int { ringDropped + backlogDropped }
+    }
+
+    /// The writer's counters now (one accessor for the shutdown line and metrics).
+    public var counters: Counters {
+        Counters(
+            decisionsOnDisk: shared.decisionsOnDisk.load(ordering: .relaxed),
+            outcomesOnDisk: shared.outcomesOnDisk.load(ordering: .relaxed),
+            ringDropped: log.droppedRecords,
+            backlogDropped: shared.backlogDropped.load(ordering: .relaxed)
+                + shared.unwrittenAtStop.load(ordering: .relaxed),
+            backlogBytes: shared.backlogBytes.load(ordering: .relaxed),
+            diskFailing: shared.failingFiles.load(ordering: .relaxed) > 0)
+    }
+
+    /// The monotonic time (ns, `MonotonicClock.nowNanos`) before which every outcome record
+    /// appended to a ring is synced to the outcome files (0 until a pass has synced; only with
+    /// `syncOutcomes`).
+    public var outcomesSyncedBeforeNanos: UInt64 {
+        outcomesSyncedNanos.withLock { $0.min() ?? 0 }
     }
 
     /// Starts the writer threads.
@@ -87,6 +163,13 @@ public final class LogWriter: @unchecked Sendable {
         outcomes.withLock { $0.close() }
     }
 
+    /// The shutdown line: records on disk and every kind of drop, truthfully.
+    public var summary: String {
+        let c = counters
+        return
+            "decision log: \(c.onDisk) records written to \(directory) (\(c.decisionsOnDisk) decisions, \(c.outcomesOnDisk) outcomes), \(c.dropped) dropped (\(c.ringDropped) for a full ring or an oversize record, \(c.backlogDropped) because the disk refused writes)"
+    }
+
     /// Text is handed to write(2) once a buffer holds this many bytes (and at the end of every
     /// pass), so the buffer stays cache-sized however far behind the writer is.
     static let flushBytes = 1 << 20
@@ -111,48 +194,139 @@ public final class LogWriter: @unchecked Sendable {
         }
         let maxBytes = maxFileBytes
         let maxAge = maxFileAgeSeconds
+        let backlogLimit = maxBacklogBytes
+        let shared = self.shared
+        var decisionStatus = WriteStatus()
+        var outcomeStatus = WriteStatus()
+        var backlogDropped = 0
+        var heldBytes = 0
+        func write(outcomes isOutcomes: Bool, _ text: inout JSONLineBuffer, _ status: inout WriteStatus) {
+            let result =
+                isOutcomes
+                ? outcomes.withLock { $0.write(&text, maxBytes: maxBytes, maxAgeSeconds: maxAge) }
+                : decisions.withLock { $0.write(&text, maxBytes: maxBytes, maxAgeSeconds: maxAge) }
+            if result.lines > 0 {
+                if isOutcomes {
+                    shared.outcomesOnDisk.add(result.lines, ordering: .relaxed)
+                } else {
+                    shared.decisionsOnDisk.add(result.lines, ordering: .relaxed)
+                }
+            }
+            status.record(result, writer: self, prefix: isOutcomes ? "outcomes" : "decisions")
+        }
         while true {
             let last = stopping.load(ordering: .acquiring)
+            let passStart = MonotonicClock.nowNanos
+            var wroteOutcomes = false
             for ring in rings {
                 ring.drain(into: &scratch) { record in
                     guard let type = record.first else { return }
                     if type == DecisionLog.decisionRecord {
+                        // A full backlog (the disk refuses writes): drop and count, memory stays bounded.
+                        guard decisionText.count < backlogLimit else {
+                            backlogDropped += 1
+                            return
+                        }
                         formatter.appendDecision(record, to: &decisionText)
-                        if decisionText.count >= LogWriter.flushBytes {
-                            decisions.withLock { $0.write(&decisionText, maxBytes: maxBytes, maxAgeSeconds: maxAge) }
+                        if decisionText.count >= LogWriter.flushBytes && !decisionStatus.failing {
+                            write(outcomes: false, &decisionText, &decisionStatus)
                         }
                     } else if type == DecisionLog.outcomeRecord {
+                        guard outcomeText.count < backlogLimit else {
+                            backlogDropped += 1
+                            return
+                        }
                         formatter.appendOutcome(record, to: &outcomeText)
-                        if outcomeText.count >= LogWriter.flushBytes {
-                            outcomes.withLock { $0.write(&outcomeText, maxBytes: maxBytes, maxAgeSeconds: maxAge) }
+                        wroteOutcomes = true
+                        if outcomeText.count >= LogWriter.flushBytes && !outcomeStatus.failing {
+                            write(outcomes: true, &outcomeText, &outcomeStatus)
                         }
                     }
                 }
             }
             // Every pass ends with a write (and the time-based rotation check), so text waits
-            // at most one pass plus `idleMicros`.
-            decisions.withLock { $0.write(&decisionText, maxBytes: maxBytes, maxAgeSeconds: maxAge) }
-            outcomes.withLock { $0.write(&outcomeText, maxBytes: maxBytes, maxAgeSeconds: maxAge) }
+            // at most one pass plus `idleMicros`; a failing disk is retried here once per pass.
+            write(outcomes: false, &decisionText, &decisionStatus)
+            write(outcomes: true, &outcomeText, &outcomeStatus)
+            if backlogDropped > 0 {
+                shared.backlogDropped.add(backlogDropped, ordering: .relaxed)
+                backlogDropped = 0
+            }
+            let held = decisionText.count + outcomeText.count
+            if held != heldBytes {
+                shared.backlogBytes.add(held - heldBytes, ordering: .relaxed)
+                heldBytes = held
+            }
+            if syncOutcomes, outcomeText.isEmpty, !outcomeStatus.failing {
+                if wroteOutcomes { outcomes.withLock { $0.sync() } }
+                outcomesSyncedNanos.withLock { $0[index] = passStart }
+            }
             if index == 0 { reportDrops() }
-            if last { break }
+            if last {
+                // What the disk never took is lost: count it as dropped, not written.
+                let unwritten = decisionText.lineCount + outcomeText.lineCount
+                if unwritten > 0 {
+                    shared.unwrittenAtStop.add(unwritten, ordering: .relaxed)
+                    Log.error(
+                        "decision log: \(unwritten) records never reached the disk (\(held) bytes unwritten at shutdown)"
+                    )
+                }
+                shared.backlogBytes.add(-heldBytes, ordering: .relaxed)
+                if decisionStatus.failing { shared.failingFiles.add(-1, ordering: .relaxed) }
+                if outcomeStatus.failing { shared.failingFiles.add(-1, ordering: .relaxed) }
+                break
+            }
             // Behind (a ring more than 1/8 full again): go straight back to draining.
             if !rings.contains(where: { $0.pendingBytes > $0.capacity / 8 }) { usleep(LogWriter.idleMicros) }
         }
     }
 
+    /// One writer thread's view of one file's write errors: logs when writes start failing,
+    /// once per `reportIntervalSeconds` while they keep failing, and when they succeed again.
+    struct WriteStatus {
+        var failing = false
+        var since = Date()
+        var lastReport = Date.distantPast
+
+        mutating func record(_ result: RotatingFile.WriteResult, writer: LogWriter, prefix: String) {
+            if let error = result.error {
+                let now = Date()
+                if !failing {
+                    failing = true
+                    since = now
+                    writer.shared.failingFiles.add(1, ordering: .relaxed)
+                }
+                if now.timeIntervalSince(lastReport) >= writer.reportIntervalSeconds {
+                    lastReport = now
+                    let c = writer.counters
+                    Log.error(
+                        "decision log: writing \(prefix) to \(writer.directory) fails (\(error)) for \(Int(now.timeIntervalSince(since))) s; retrying every pass, \(c.backlogBytes) bytes held (at most \(writer.maxBacklogBytes) per file and writer thread), \(c.backlogDropped) records dropped for it since start"
+                    )
+                }
+            } else if result.attempted && failing {
+                failing = false
+                lastReport = .distantPast
+                writer.shared.failingFiles.add(-1, ordering: .relaxed)
+                Log.info(
+                    "decision log: writing \(prefix) to \(writer.directory) succeeds again after \(Int(Date().timeIntervalSince(since))) s"
+                )
+            }
+        }
+    }
+
     private func reportDrops() {
-        let dropped = log.droppedRecords
-        if dropped != lastDropped && Date().timeIntervalSince(lastDropReport) >= 10 {
+        let dropped = counters.dropped
+        if dropped != lastDropped && Date().timeIntervalSince(lastDropReport) >= reportIntervalSeconds {
             Log.warning(
-                "decision log: \(dropped - lastDropped) records dropped (rings full or records too large); \(dropped) since start"
+                "decision log: \(dropped - lastDropped) records dropped (rings full, records too large or the disk refusing writes); \(dropped) since start"
             )
             lastDropped = dropped
             lastDropReport = Date()
         }
     }
 
-    /// Records dropped so far (also logged every 10 s while it grows).
-    public var droppedRecords: Int { log.droppedRecords }
+    /// Records dropped so far, for any reason (also logged every 10 s while it grows).
+    public var droppedRecords: Int { counters.dropped }
 }
 
 public struct LogWriterError: Error, CustomStringConvertible {
@@ -168,8 +342,8 @@ struct RotatingFile {
     private var bytes = 0
     private var openedAt = Date()
     private var sequence = 0
-    /// The last write failed (its error was reported; the next failure is not).
-    private var failed = false
+    /// The last write stopped inside a line (a failure): no rotation until it is finished.
+    private var midLine = false
     private(set) var path = ""
     /// Rotated files whose fsync and close are still running in the background.
     private let closing = DispatchGroup()
@@ -194,37 +368,64 @@ struct RotatingFile {
         openedAt = Date()
     }
 
+    /// What one `write` did: complete lines the kernel accepted, and the error if it failed.
+    struct WriteResult {
+        var lines = 0
+        var error: String? = nil
+        /// Whether any bytes were handed to write(2) (an empty buffer attempts nothing).
+        var attempted = false
+    }
+
     /// Appends `text` (then clears it, keeping its memory); rotates first when the file is full
-    /// or old. A write error is reported once (until a write succeeds again) and the unwritten
-    /// text is kept for the next try.
-    mutating func write(_ text: inout JSONLineBuffer, maxBytes: Int, maxAgeSeconds: Double) {
-        if bytes > 0 && (bytes + text.count > maxBytes || Date().timeIntervalSince(openedAt) > maxAgeSeconds) {
+    /// or old (never in the middle of a line a failed write left half written). A failed write
+    /// keeps the unwritten text for the next try; the caller reports the error.
+    mutating func write(_ text: inout JSONLineBuffer, maxBytes: Int, maxAgeSeconds: Double) -> WriteResult {
+        var result = WriteResult()
+        if bytes > 0 && !midLine
+            && (bytes + text.count > maxBytes || Date().timeIntervalSince(openedAt) > maxAgeSeconds)
+        {
             closeInBackground()
             do { try open() } catch {
-                Log.error("decision log: \(error)")
-                return
+                result.error = "\(error)"
+                return result
             }
         }
-        guard !text.isEmpty, fd >= 0 else { return }
+        if fd < 0 {
+            // A rotation failed to open the next file: try again now.
+            do { try open() } catch {
+                result.error = "\(error)"
+                return result
+            }
+        }
+        guard !text.isEmpty else { return result }
+        result.attempted = true
         var offset = 0
         let total = text.count
         while offset < total {
             let n = Glibc.write(fd, text.base + offset, total - offset)
             if n < 0 {
                 if errno == EINTR { continue }
-                if !failed {
-                    Log.error("decision log: write to \(path) failed: \(String(cString: strerror(errno))); will retry")
-                }
-                failed = true
-                text.removeFirst(offset)
-                bytes += offset
-                return
+                result.error = "write to \(path): \(String(cString: strerror(errno)))"
+                break
             }
             offset += n
         }
-        failed = false
-        bytes += total
-        text.removeAll()
+        // Lines are counted once their newline is accepted; a half-written line is finished
+        // by the next write to this same file.
+        result.lines = JSONLineBuffer.countLines(text.base, offset)
+        midLine = offset > 0 ? text.base[offset - 1] != 0x0A : midLine
+        bytes += offset
+        if offset == total {
+            text.removeAll()
+        } else {
+            text.removeFirst(offset)
+        }
+        return result
+    }
+
+    /// Makes the current file's written text durable (fsync).
+    mutating func sync() {
+        if fd >= 0 { fsync(fd) }
     }
 
     /// Rotation: the full file's text is already written, so its fsync (which can take a second

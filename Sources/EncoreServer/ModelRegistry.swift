@@ -44,6 +44,9 @@ public final class ModelRegistry: Sendable {
     /// With `requireOPE`: how far the candidate's DR lower bound must be above the active
     /// policy's DR estimate in the same comparison (`models.ope_margin`, the reward's unit).
     public let opeMargin: Double
+    /// Most offers one surface may have eligible; an upsert past it is refused
+    /// (`OfferCatalog.defaultMaxOffersPerSurface`).
+    public let maxOffersPerSurface: Int
     /// Previously active snapshots kept loaded for instant rollback.
     public let keepPrevious = 3
     /// Pushed-but-never-activated snapshots kept at most.
@@ -56,8 +59,10 @@ public final class ModelRegistry: Sendable {
 
     public init(
         engine: DecisionEngine, customers: CustomerTable, trustedKeys: [Ed25519.PublicKey], initial: Loaded?,
-        requireOPE: Bool = false, opeMargin: Double = 0
+        requireOPE: Bool = false, opeMargin: Double = 0,
+        maxOffersPerSurface: Int = OfferCatalog.defaultMaxOffersPerSurface
     ) {
+        self.maxOffersPerSurface = maxOffersPerSurface
         self.engine = engine
         self.requireOPE = requireOPE
         self.opeMargin = opeMargin
@@ -152,6 +157,9 @@ public final class ModelRegistry: Sendable {
                 catalog = try current.catalog.upserting(offers)
             } catch {
                 throw RegistryError(.invalidArgument, "offers refused: \(error)")
+            }
+            if let problem = catalog.perSurfaceLimitProblem(maxOffersPerSurface: maxOffersPerSurface) {
+                throw RegistryError(.resourceExhausted, "offers refused: with them \(problem)")
             }
             let next: ActiveModel
             do {

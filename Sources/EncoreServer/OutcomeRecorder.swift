@@ -8,18 +8,18 @@ import Synchronization
 /// verify (`DecisionEngine.verifyDecisionID`), drops repeats of the same (decision id,
 /// offer id, outcome), and appends it to the reporting thread's log ring. Runs inline on the
 /// reactor; the repeat filter takes a short mutex (outcomes arrive on any thread), never on
-/// the Decide path.
+/// the Decide path. With `--durable-outcomes` the validated outcome goes to `OutcomeJournal`
+/// instead, which answers the call after its write-ahead record is synced.
 final class OutcomeRecorder: @unchecked Sendable {
     let engine: DecisionEngine
     let log: DecisionLog?
-    /// Keys seen recently: two generations of at most `generationSize` keys each, so memory
-    /// stays bounded and a repeat within the last 1–2 million outcomes is recognised.
-    private let seen = Mutex<(current: Set<UInt64>, previous: Set<UInt64>)>(([], []))
-    static let generationSize = 1 << 20
+    /// Recent (decision id, offer id, outcome) keys: a repeat is acknowledged, not counted again.
+    let repeats: OutcomeRepeats
+    /// `--durable-outcomes`: outcomes go through the write-ahead journal and are acknowledged
+    /// once it has synced them (nil: logged and counted inline, acknowledged at once).
+    let journal: OutcomeJournal?
     /// One decoder per reactor thread.
     private var decoders: [OutcomeRequestDecoder]
-    /// Outcomes acknowledged as repeats (not logged again).
-    let repeats = Atomic<Int>(0)
 
     static let unverifiedMessage: StaticString =
         "decision_id: not a decision id this service issued (its MAC does not verify under the decision key or a previous key; ids from a process without --decision-key-file or --state-file stop verifying when it restarts)"
@@ -27,15 +27,55 @@ final class OutcomeRecorder: @unchecked Sendable {
     /// One model reader per reactor thread (the catalog and rules the outcome is counted with).
     private var readers: [Published<ActiveModel>.Reader]
 
-    init(engine: DecisionEngine) {
+    init(engine: DecisionEngine, repeats: OutcomeRepeats = OutcomeRepeats(), journal: OutcomeJournal? = nil) {
         self.engine = engine
+        self.repeats = repeats
+        self.journal = journal
         log = engine.log
         let threads = max(log?.rings.count ?? 0, 256)
         decoders = Array(repeating: OutcomeRequestDecoder(), count: threads)
         readers = Array(repeating: Published.Reader(engine.active), count: threads)
     }
 
+    /// The default mode: validates, then logs and counts inline; answered at once.
     func report(_ request: UnsafeRawBufferPointer, thread: Int) -> GRPCStatus {
+        if let refusal = validate(request, thread: thread) { return refusal }
+        let decoder = decoders[thread]
+        let decisionID = decoder.decisionID.bytes(in: request)
+        let offerID = decoder.offerID.bytes(in: request)
+        let key = OutcomeRepeats.key(decisionID: decisionID, offerID: offerID, outcome: decoder.outcome)
+        guard repeats.insert(key) else { return .ok }
+        let nowMillis = DecisionLog.nowMillis
+        if let log, thread < log.rings.count {
+            log.appendOutcome(
+                thread: thread, decisionID: decisionID, offerID: offerID, outcome: decoder.outcome,
+                revenueCents: decoder.revenueCents, nowMillis: nowMillis)
+        }
+        if let kind = OutcomeKind(rawValue: decoder.outcome) {
+            engine.recordOutcome(
+                decisionID: decisionID, offerID: offerID, outcome: kind, nowMillis: nowMillis,
+                model: readers[thread].current())
+        }
+        return .ok
+    }
+
+    /// `--durable-outcomes`: validates on the reactor, then hands the outcome to the journal,
+    /// which answers the call once its record is synced (the repeat filter, log and counters
+    /// are applied there, in journal order).
+    func reportDurably(_ request: UnsafeRawBufferPointer, thread: Int, call: GRPCDeferredCall)
+        -> GRPCDeferrableResult
+    {
+        if let refusal = validate(request, thread: thread) { return .now(refusal) }
+        let decoder = decoders[thread]
+        journal!.enqueue(
+            decisionID: decoder.decisionID.bytes(in: request), offerID: decoder.offerID.bytes(in: request),
+            outcome: decoder.outcome, revenueCents: decoder.revenueCents, nowMillis: DecisionLog.nowMillis,
+            call: call)
+        return .later
+    }
+
+    /// Decodes and checks one request; nil when it may be recorded, else the refusal.
+    private func validate(_ request: UnsafeRawBufferPointer, thread: Int) -> GRPCStatus? {
         do {
             try decoders[thread].decode(request)
         } catch {
@@ -66,31 +106,45 @@ final class OutcomeRecorder: @unchecked Sendable {
             engine.unverifiedOutcomes.add(1, ordering: .relaxed)
             return GRPCStatus(.invalidArgument, static: OutcomeRecorder.unverifiedMessage)
         }
-        let key = StableHash.hash(decisionID, seed: StableHash.hash(offerID) &+ UInt64(decoder.outcome))
+        return nil
+    }
+}
+
+/// The repeat filter of ReportOutcome: two generations of at most `generationSize` keys each,
+/// so memory stays bounded and a repeat within the last 1-2 million outcomes is recognised.
+/// Outcomes arrive on any thread (and the journal's): a short mutex, never on the Decide path.
+final class OutcomeRepeats: Sendable {
+    private let seen = Mutex<(current: Set<UInt64>, previous: Set<UInt64>)>(([], []))
+    static let generationSize = 1 << 20
+    /// Outcomes acknowledged as repeats (not logged or counted again).
+    let repeats = Atomic<Int>(0)
+
+    init() {}
+
+    static func key(decisionID: UnsafeRawBufferPointer, offerID: UnsafeRawBufferPointer, outcome: Int32) -> UInt64 {
+        StableHash.hash(decisionID, seed: StableHash.hash(offerID) &+ UInt64(outcome))
+    }
+
+    /// Inserts `key`; false (and counted) when it was seen recently.
+    func insert(_ key: UInt64) -> Bool {
         let fresh = seen.withLock { sets -> Bool in
             if sets.current.contains(key) || sets.previous.contains(key) { return false }
-            if sets.current.count >= OutcomeRecorder.generationSize {
+            if sets.current.count >= OutcomeRepeats.generationSize {
                 sets.previous = sets.current
                 sets.current.removeAll(keepingCapacity: true)
             }
             sets.current.insert(key)
             return true
         }
-        guard fresh else {
-            repeats.add(1, ordering: .relaxed)
-            return .ok
+        if !fresh { repeats.add(1, ordering: .relaxed) }
+        return fresh
+    }
+
+    /// Forgets `key` (its outcome could not be made durable: a retry must be recorded).
+    func remove(_ key: UInt64) {
+        seen.withLock { sets in
+            sets.current.remove(key)
+            sets.previous.remove(key)
         }
-        let nowMillis = DecisionLog.nowMillis
-        if let log, thread < log.rings.count {
-            log.appendOutcome(
-                thread: thread, decisionID: decisionID, offerID: offerID, outcome: decoder.outcome,
-                revenueCents: decoder.revenueCents, nowMillis: nowMillis)
-        }
-        if let kind = OutcomeKind(rawValue: decoder.outcome) {
-            engine.recordOutcome(
-                decisionID: decisionID, offerID: offerID, outcome: kind, nowMillis: nowMillis,
-                model: readers[thread].current())
-        }
-        return .ok
     }
 }

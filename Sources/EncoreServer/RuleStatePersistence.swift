@@ -20,6 +20,10 @@ final class RuleStatePersistence: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     /// Serializes the periodic and the final save (they write the same temporary file).
     private let saving = Mutex<Int>(0)
+    /// `--durable-outcomes`: the journal whose sequence each save records (set before `start`).
+    var journal: OutcomeJournal?
+    /// The journal sequence the loaded file includes (0: none, or no file).
+    private(set) var loadedJournalSequence: UInt64 = 0
 
     /// Loads `path` if it exists (a missing file starts empty; a damaged one is an error naming
     /// it, so a restart never silently forgets declines).
@@ -35,6 +39,7 @@ final class RuleStatePersistence: @unchecked Sendable {
         let catalog = engine.active.value.catalog
         let summary = try RuleStateFile.load(
             from: path, counters: engine.counters, budgets: engine.budgets, indexOf: { catalog.index(of: $0) })
+        loadedJournalSequence = summary.journalSequence
         Log.info(
             "rule state: loaded \(summary.customers) customers (\(summary.histories) offer histories) from \(path)"
                 + (summary.droppedHistories > 0
@@ -54,17 +59,21 @@ final class RuleStatePersistence: @unchecked Sendable {
         thread.start()
     }
 
-    /// Stops the periodic saves and saves one last time.
-    func stop() {
+    /// Stops the periodic saves and saves one last time. Returns nil when the final save
+    /// succeeded, else the error text (the caller logs it and exits non-zero: counters changed
+    /// since the last successful save are lost).
+    func stop() -> String? {
         stopping.store(true, ordering: .releasing)
         done.signal()
-        save(final: true)
+        return save(final: true)
     }
 
-    func save(final: Bool) {
+    /// Saves now; returns nil on success, else the error (already logged).
+    @discardableResult
+    func save(final: Bool) -> String? {
         saving.withLock { saves in
             saves += 1
-            write(final: final)
+            return write(final: final)
         }
     }
 
@@ -76,19 +85,32 @@ final class RuleStatePersistence: @unchecked Sendable {
         }
     }
 
-    private func write(final: Bool) {
+    private func write(final: Bool) -> String? {
         do {
             try writeFile()
             if final { Log.info("rule state: saved \(engine.counters.count) customers to \(path)") }
+            return nil
         } catch {
             Log.error("rule state: \(error)")
+            return "\(error)"
         }
     }
 
     private func writeFile() throws {
-        let model = engine.active.value
-        try RuleStateFile.save(
-            counters: engine.counters, budgets: engine.budgets, offerIDs: model.catalog.offers.map(\.id),
-            decisionKey: decisionKey, to: path)
+        let offerIDs = engine.active.value.catalog.offers.map(\.id)
+        func encode(_ sequence: UInt64) -> [UInt8] {
+            RuleStateFile.encode(
+                counters: engine.counters, budgets: engine.budgets, offerIDs: offerIDs, decisionKey: decisionKey,
+                journalSequence: sequence)
+        }
+        guard let journal else {
+            try RuleStateFile.write(encode(0), to: path)
+            return
+        }
+        // The counters are copied while the journal cannot apply a batch, so the sequence
+        // saved with them is exactly what they include.
+        let (bytes, sequence) = journal.applied.withLock { sequence in (encode(sequence), sequence) }
+        try RuleStateFile.write(bytes, to: path)
+        journal.checkpointed(through: sequence)
     }
 }

@@ -17,6 +17,10 @@ public struct ServeConfig: Sendable, Equatable {
     public var counterCustomers: Int? = nil
     public var stateFile: String? = nil
     public var stateSaveIntervalSeconds: Double? = nil
+    /// `counters.durable_outcomes`: as `--durable-outcomes`.
+    public var durableOutcomes: Bool? = nil
+    /// `logs.backlog_bytes`: unwritten log text kept per file and writer thread (disk refusing).
+    public var logBacklogBytes: Int? = nil
     public var catalogFile: String? = nil
     public var customersFile: String? = nil
     public var snapshotFile: String? = nil
@@ -46,9 +50,9 @@ public struct ServeConfig: Sendable, Equatable {
     static let sections: [String: Set<String>] = [
         "holdout": ["share", "salt"],
         "rules": ["frequency_cap_per_day", "decline_suppression_days", "min_expected_value", "budgets"],
-        "counters": ["max_customers", "state_file", "save_interval_seconds"],
+        "counters": ["max_customers", "state_file", "save_interval_seconds", "durable_outcomes"],
         "data": ["catalog", "customers", "snapshot", "trusted_keys"],
-        "logs": ["dir", "ring_bytes"],
+        "logs": ["dir", "ring_bytes", "backlog_bytes"],
         "models": ["require_ope", "ope_margin"],
         "idempotency": ["window_seconds", "table_entries"],
         "admin": ["tokens", "clients", "client_ca", "data_plane_auth"],
@@ -140,6 +144,7 @@ public struct ServeConfig: Sendable, Equatable {
         counterCustomers = try integer("counters", "max_customers", 1...(1 << 28))
         stateFile = try string("counters", "state_file")
         stateSaveIntervalSeconds = try number("counters", "save_interval_seconds", 0...86400)
+        durableOutcomes = try bool("counters", "durable_outcomes")
         catalogFile = try string("data", "catalog")
         customersFile = try string("data", "customers")
         snapshotFile = try string("data", "snapshot")
@@ -154,6 +159,7 @@ public struct ServeConfig: Sendable, Equatable {
         }
         logDirectory = try string("logs", "dir")
         logRingBytes = try integer("logs", "ring_bytes", 65536...(1 << 30))
+        logBacklogBytes = try integer("logs", "backlog_bytes", Int64(2 << 20)...(1 << 32))
         requireOPE = try bool("models", "require_ope")
         opeMargin = try number("models", "ope_margin", 0...1_000_000)
         idempotencyWindowSeconds = try number("idempotency", "window_seconds", 60...86_400)
@@ -301,6 +307,8 @@ public struct ServeConfig: Sendable, Equatable {
         out.counterCustomers = counterCustomers ?? base.counterCustomers
         out.stateFile = stateFile ?? base.stateFile
         out.stateSaveIntervalSeconds = stateSaveIntervalSeconds ?? base.stateSaveIntervalSeconds
+        out.durableOutcomes = durableOutcomes ?? base.durableOutcomes
+        out.logBacklogBytes = logBacklogBytes ?? base.logBacklogBytes
         out.catalogFile = catalogFile ?? base.catalogFile
         out.customersFile = customersFile ?? base.customersFile
         out.snapshotFile = snapshotFile ?? base.snapshotFile
@@ -334,6 +342,8 @@ extension EncoreServer.Options {
         if let n = config.counterCustomers { engine.counterCustomers = n }
         if stateFile == nil { stateFile = config.stateFile }
         if let seconds = config.stateSaveIntervalSeconds { stateSaveIntervalSeconds = seconds }
+        if !durableOutcomes, let durable = config.durableOutcomes { durableOutcomes = durable }
+        if let bytes = config.logBacklogBytes { logBacklogBytes = bytes }
         if catalogFile == nil { catalogFile = config.catalogFile }
         if customersFile == nil { customersFile = config.customersFile }
         if snapshotFile == nil { snapshotFile = config.snapshotFile }

@@ -79,6 +79,23 @@ public final class OfferCatalog: Sendable {
     /// Number of offers.
     public var count: Int { offers.count }
 
+    /// The default most offers one surface may have eligible (`encore serve
+    /// --max-offers-per-surface`). A decision scores every offer eligible on its surface (each
+    /// gets a propensity), so its cost grows with that count, not with the catalog: offers on
+    /// other surfaces cost nothing (the per-surface index). Offers without `surfaces` are
+    /// eligible everywhere and count on every surface.
+    public static let defaultMaxOffersPerSurface = 1_000
+
+    /// Why this catalog breaks the per-surface limit (naming the surface, its count and the
+    /// limit), or nil.
+    public func perSurfaceLimitProblem(maxOffersPerSurface limit: Int) -> String? {
+        for surface in Surface.allCases where indices(on: surface).count > limit {
+            return
+                "\(indices(on: surface).count) offers are eligible on surface \(surface.rawValue), more than the \(limit) one surface may have (--max-offers-per-surface; an offer without \"surfaces\" counts on every surface)"
+        }
+        return nil
+    }
+
     /// The offer with dense index `index` (0 <= index < count).
     public subscript(index: Int32) -> Offer { offers[Int(index)] }
 

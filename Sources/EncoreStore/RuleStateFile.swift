@@ -21,7 +21,9 @@ import EncoreModel
 /// then per customer u64 key, i64 last touch (Unix seconds), u8 history count, and per history
 /// u32 offer (an index into the file's offer table), i64 declined-at minute (-1: none), u8 show
 /// count, i64 show minutes; finally a u64 `StableHash` of everything before it.
-/// Version 1 (written before decision keys) is the same without the key fields and still loads.
+/// Version 3 adds, right after the key, a u64: the last `--durable-outcomes` write-ahead
+/// sequence number whose outcome the counters include (0: none), so a restart replays only the
+/// later ones. Versions 1 (no key fields) and 2 (no sequence) still load.
 /// Written to a temporary file, synced and renamed, so a crash never leaves half a file.
 public enum RuleStateFile {
     static let magic = Array("ENCSTATE".utf8)
@@ -32,19 +34,34 @@ public enum RuleStateFile {
         /// Per-offer histories restored / dropped (their offer left the catalog).
         public var histories: Int
         public var droppedHistories: Int
+        /// The write-ahead sequence number the counters include (0: none, or an older version).
+        public var journalSequence: UInt64 = 0
     }
 
     /// Saves `counters` and `budgets` with the catalog's offer ids, and `decisionKey` if given.
     /// - Throws: `StoreError(.io)` naming the file.
     public static func save(
         counters: CustomerCounters, budgets: OfferBudgets, offerIDs: [String], decisionKey: SipHash24.Key? = nil,
-        to path: String
+        journalSequence: UInt64 = 0, to path: String
     ) throws {
+        try write(
+            encode(
+                counters: counters, budgets: budgets, offerIDs: offerIDs, decisionKey: decisionKey,
+                journalSequence: journalSequence), to: path)
+    }
+
+    /// The file's bytes for the counters and budgets as they are now (a copy: the caller may
+    /// hold writers off only this long, and write the bytes afterwards with `write`).
+    public static func encode(
+        counters: CustomerCounters, budgets: OfferBudgets, offerIDs: [String], decisionKey: SipHash24.Key? = nil,
+        journalSequence: UInt64 = 0
+    ) -> [UInt8] {
         var out: [UInt8] = []
         out += magic
-        put32(&out, 2)
+        put32(&out, 3)
         out.append(decisionKey == nil ? 0 : 1)
         out += decisionKey?.bytes ?? [UInt8](repeating: 0, count: 16)
+        put64(&out, journalSequence)
         put32(&out, UInt32(offerIDs.count))
         for (i, id) in offerIDs.enumerated() {
             let bytes = Array(id.utf8)
@@ -69,7 +86,12 @@ public enum RuleStateFile {
         }
         let hash = out.withUnsafeBytes { StableHash.hash($0) }
         put64(&out, hash)
+        return out
+    }
 
+    /// Writes `out` (from `encode`) to a temporary file, syncs it and renames it over `path`.
+    /// - Throws: `StoreError(.io)` naming the file.
+    public static func write(_ out: [UInt8], to path: String) throws {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StoreError(.io, "cannot create: \(reason())", file: temporary) }
@@ -82,7 +104,7 @@ public enum RuleStateFile {
         var written = 0
         let ok = out.withUnsafeBytes { raw -> Bool in
             while written < raw.count {
-                let n = write(fd, raw.baseAddress! + written, raw.count - written)
+                let n = Glibc.write(fd, raw.baseAddress! + written, raw.count - written)
                 if n < 0 {
                     if errno == EINTR { continue }
                     return false
@@ -108,7 +130,7 @@ public enum RuleStateFile {
         let file = try MappedFile(path: path)
         defer { withExtendedLifetime(file) {} }
         var r = try reader(file.bytes, path: path)
-        return try header(&r, path: path)
+        return try header(&r, path: path).key
     }
 
     /// Loads a saved state into `counters` and `budgets`, mapping offer ids through
@@ -123,7 +145,7 @@ public enum RuleStateFile {
         var r = try reader(file.bytes, path: path)
         let body = r.bytes
         func malformed(_ why: String) -> StoreError { RuleStateFile.malformed(why, path: path) }
-        _ = try header(&r, path: path)
+        let head = try header(&r, path: path)
         guard let offerCount = r.u32() else { throw malformed("truncated") }
         var map: [Int32] = []
         for _ in 0..<offerCount {
@@ -134,7 +156,7 @@ public enum RuleStateFile {
             if index >= 0 { budgets.restore(offer: index, shows: shows, acceptances: accepts) }
         }
         guard let customerCount = r.u64() else { throw malformed("truncated") }
-        var summary = Summary(customers: 0, histories: 0, droppedHistories: 0)
+        var summary = Summary(customers: 0, histories: 0, droppedHistories: 0, journalSequence: head.sequence)
         for _ in 0..<customerCount {
             guard let key = r.u64(), let touch = r.u64(), let n = r.u8() else { throw malformed("truncated entry") }
             var histories: [CustomerCounters.History] = []
@@ -179,16 +201,20 @@ public enum RuleStateFile {
         return Reader(bytes: body, position: 8)
     }
 
-    /// Reads the version and (version 2) the decision key fields.
-    private static func header(_ r: inout Reader, path: String) throws -> SipHash24.Key? {
-        guard let version = r.u32(), version == 1 || version == 2 else {
+    /// Reads the version, (version 2 and later) the decision key fields and (version 3) the
+    /// write-ahead sequence.
+    private static func header(_ r: inout Reader, path: String) throws -> (key: SipHash24.Key?, sequence: UInt64) {
+        guard let version = r.u32(), (1...3).contains(version) else {
             throw malformed("unsupported version", path: path)
         }
-        guard version == 2 else { return nil }
+        guard version >= 2 else { return (nil, 0) }
         guard let present = r.u8(), present <= 1, let bytes = r.take(16) else {
             throw malformed("truncated header", path: path)
         }
-        return present == 1 ? SipHash24.Key(bytes: Array(bytes)) : nil
+        let key = present == 1 ? SipHash24.Key(bytes: Array(bytes)) : nil
+        guard version >= 3 else { return (key, 0) }
+        guard let sequence = r.u64() else { throw malformed("truncated header", path: path) }
+        return (key, sequence)
     }
 
     private struct Reader {

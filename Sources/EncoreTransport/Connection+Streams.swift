@@ -8,6 +8,8 @@ import Dispatch
 /// keep their capacity), so serving a call allocates nothing on the inline path.
 final class StreamSlot {
     var streamID: Int32 = 0
+    /// This slot's index in its connection's slot table (fixed for its life).
+    let index: Int
     /// Bumped whenever the slot is taken or released: stale off-reactor answers are dropped.
     var generation: UInt64 = 0
     var inUse = false
@@ -25,7 +27,8 @@ final class StreamSlot {
     var responseOffset = 0
     var streamHandler: (any GRPCClientStreamHandler)?
 
-    init(maxHeaderListBytes: Int, maxMessageBytes: Int) {
+    init(index: Int, maxHeaderListBytes: Int, maxMessageBytes: Int) {
+        self.index = index
         head = GRPCRequestHead(maxHeaderListBytes: maxHeaderListBytes)
         machine = GRPCStreamStateMachine(maxMessageBytes: maxMessageBytes)
     }
@@ -50,7 +53,7 @@ extension Connection: HTTP2SessionDelegate {
         } else if slots.count < limits.maxConcurrentStreams + 8 {
             index = slots.count
             let slot = StreamSlot(
-                maxHeaderListBytes: limits.maxHeaderListBytes, maxMessageBytes: limits.maxMessageBytes)
+                index: index, maxHeaderListBytes: limits.maxHeaderListBytes, maxMessageBytes: limits.maxMessageBytes)
             slots.append(slot)
             slotRefs.append(Unmanaged.passUnretained(slot))
         } else {
@@ -240,6 +243,24 @@ extension Connection: HTTP2SessionDelegate {
             } else {
                 respondError(slot, status)
             }
+        case .deferrable(let handler):
+            let context = context(for: slot)
+            let call = GRPCDeferredCall(mailbox: reactor.mailbox, target: address(of: slot))
+            slot.response.beginMessage()
+            let result = slot.machine.decoder.withBytes(of: message) { request in
+                handler(request, &slot.response, context, call)
+            }
+            switch result {
+            case .now(let status):
+                if status.isOK {
+                    slot.response.sealMessage()
+                    respondOK(slot)
+                } else {
+                    respondError(slot, status)
+                }
+            case .later:
+                slot.awaiting = true
+            }
         case .offloaded(let handler):
             let request = slot.machine.decoder.withBytes(of: message) { Array($0) }
             let context = context(for: slot)
@@ -252,12 +273,13 @@ extension Connection: HTTP2SessionDelegate {
     }
 
     private func responder(for slot: StreamSlot) -> GRPCResponder {
-        let index = slots.firstIndex(where: { $0 === slot })!
-        return GRPCResponder(
-            mailbox: reactor.mailbox,
-            target: StreamAddress(
-                connectionIndex: self.index, connectionGeneration: generation,
-                slotIndex: index, slotGeneration: slot.generation))
+        GRPCResponder(mailbox: reactor.mailbox, target: address(of: slot))
+    }
+
+    private func address(of slot: StreamSlot) -> StreamAddress {
+        StreamAddress(
+            connectionIndex: self.index, connectionGeneration: generation, slotIndex: slot.index,
+            slotGeneration: slot.generation)
     }
 
     /// An off-reactor answer arrived through the mailbox.

@@ -43,6 +43,28 @@ public final class GRPCResponder: Sendable {
     public var isAnswered: Bool { answered.load(ordering: .acquiring) }
 }
 
+/// A call a `GRPCDeferrableHandler` chose to answer later. Answer it exactly once, from any
+/// thread, with `answer` (a call reset or timed out meanwhile is silently dropped).
+public struct GRPCDeferredCall: Sendable {
+    let mailbox: ReactorMailbox
+    let target: StreamAddress
+
+    /// Answers every call of `calls` with `status` (OK: an empty response message): one post
+    /// (one lock, one eventfd write) per reactor among them, however many calls.
+    public static func answer(_ calls: UnsafeBufferPointer<GRPCDeferredCall>, with status: GRPCStatus) {
+        guard !calls.isEmpty else { return }
+        let result: Result<[UInt8], GRPCStatus> = status.isOK ? .success([]) : .failure(status)
+        var start = 0
+        while start < calls.count {
+            let mailbox = calls[start].mailbox
+            var end = start + 1
+            while end < calls.count && calls[end].mailbox === mailbox { end += 1 }
+            mailbox.post(contentsOf: calls[start..<end].lazy.map { ReactorMessage.complete($0.target, result) })
+            start = end
+        }
+    }
+}
+
 /// Identifies one call on one connection of one reactor, robust to slot reuse.
 struct StreamAddress: Sendable {
     var connectionIndex: Int

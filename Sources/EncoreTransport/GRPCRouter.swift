@@ -104,16 +104,35 @@ public protocol GRPCClientStreamHandler: AnyObject {
     func cancel()
 }
 
+/// What a deferrable handler decided: answer now with a status (`.ok` sends the response it
+/// appended), or later through the `GRPCDeferredCall` it was given.
+public enum GRPCDeferrableResult: Sendable {
+    case now(GRPCStatus)
+    case later
+}
+
+/// A unary handler that runs inline on the reactor thread like `GRPCInlineHandler` (same
+/// rules: no blocking, locking kept short) but may hand the call to another thread and answer
+/// it later, in batches, through `GRPCDeferredCall.answer` (e.g. after a group-committed
+/// fsync). A call answered later has an empty response message.
+public typealias GRPCDeferrableHandler =
+    @Sendable (
+        _ request: UnsafeRawBufferPointer, _ response: inout GRPCResponseBuffer, _ context: GRPCCallContext,
+        _ call: GRPCDeferredCall
+    ) -> GRPCDeferrableResult
+
 /// What serves one gRPC method.
 public enum GRPCMethodHandler: Sendable {
     case inline(GRPCInlineHandler)
+    /// Inline, or answered later from any thread (`GRPCDeferrableHandler`).
+    case deferrable(GRPCDeferrableHandler)
     case offloaded(GRPCOffloadedHandler)
     /// Makes a fresh handler per call, on the reactor thread.
     case clientStreaming(@Sendable (GRPCCallContext) -> any GRPCClientStreamHandler)
 
     var kind: GRPCStreamStateMachine.Kind {
         switch self {
-        case .inline, .offloaded: .unary
+        case .inline, .offloaded, .deferrable: .unary
         case .clientStreaming: .clientStreaming
         }
     }
@@ -177,6 +196,11 @@ public struct GRPCRouter: Sendable {
             case .inline(let handler):
                 out.routes[i].handler = .inline { request, response, context in
                     check(context) ?? handler(request, &response, context)
+                }
+            case .deferrable(let handler):
+                out.routes[i].handler = .deferrable { request, response, context, call in
+                    if let status = check(context) { return .now(status) }
+                    return handler(request, &response, context, call)
                 }
             case .offloaded(let handler):
                 out.routes[i].handler = .offloaded { request, context, responder in

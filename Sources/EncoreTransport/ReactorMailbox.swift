@@ -37,6 +37,13 @@ final class ReactorMailbox: Sendable {
         _ = write(eventFD, &one, 8)
     }
 
+    /// Posts several messages with one lock and one wake-up.
+    func post<S: Sequence>(contentsOf messages: S) where S.Element == ReactorMessage {
+        queue.withLock { $0.append(contentsOf: messages) }
+        var one: UInt64 = 1
+        _ = write(eventFD, &one, 8)
+    }
+
     /// Moves every queued message into `into` (whose capacity is reused).
     func take(into: inout [ReactorMessage]) {
         var counter: UInt64 = 0

@@ -12,6 +12,7 @@
 // counter of scripts/malloc-count/ when it is loaded (null otherwise). `ns_per_op` is wall clock,
 // informational only (never gated).
 import EncoreBenchWorkloads
+import EncoreStore
 
 #if canImport(Glibc)
     import Glibc
@@ -50,8 +51,10 @@ func fail(_ message: String) -> Never {
 }
 
 /// A decision-core benchmark over the workload `make` builds.
-func decideBenchmark(_ name: String, _ make: @escaping () throws -> DecisionWorkload) -> MicroBenchmark {
-    MicroBenchmark(name: name, defaultIterations: 2_000) {
+func decideBenchmark(
+    _ name: String, iterations: Int = 2_000, _ make: @escaping () throws -> DecisionWorkload
+) -> MicroBenchmark {
+    MicroBenchmark(name: name, defaultIterations: iterations) {
         let workload = try make()
         return { i in
             do {
@@ -69,6 +72,17 @@ let benchmarks: [MicroBenchmark] = [
     decideBenchmark("DecisionCore.decide-50offers-64features-2slots-rules") { try DecisionWorkload(rules: true) },
     decideBenchmark("DecisionCore.decide-50offers-64features-2slots-demo-rules") {
         try DecisionWorkload(demoRules: true)
+    },
+    // A 100,000-offer catalog (issue 15): the cart decision of the fixture, then the same with
+    // 100,000 more offers on the email surface only (candidates come from the per-surface index:
+    // it must cost what the fixture costs), then with 975 more on every surface (1,000 cart offers,
+    // the default per-surface limit: cost grows with the eligible offers, which all need a score).
+    decideBenchmark("DecisionCore.decide-cart-50offers") { try DecisionWorkload(surface: "cart") },
+    decideBenchmark("DecisionCore.decide-cart-50offers-plus-100k-elsewhere") {
+        try DecisionWorkload(surface: "cart", extraOffers: 100_000, extraSurfaces: SurfaceSet(.email))
+    },
+    decideBenchmark("DecisionCore.decide-cart-1000-eligible", iterations: 200) {
+        try DecisionWorkload(surface: "cart", extraOffers: 975, extraSurfaces: .all)
     },
     MicroBenchmark(name: "Codec.DecideRequestDecoder.decode", defaultIterations: 5_000) {
         let workload = try CodecWorkload()

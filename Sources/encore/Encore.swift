@@ -161,6 +161,12 @@ struct Serve: ParsableCommand {
     )
     var stateFile: String?
 
+    @Flag(
+        help:
+            "Acknowledge ReportOutcome only once its outcome and rule-counter change are synced to a write-ahead journal beside --state-file (group-committed; replayed at start). docs/reliability.md."
+    )
+    var durableOutcomes = false
+
     @Option(
         name: .customLong("decision-key-file"),
         help: ArgumentHelp(
@@ -179,6 +185,12 @@ struct Serve: ParsableCommand {
 
     @Option(help: "Most message bytes one Catalog/UpsertOffers or Customers/UpsertCustomers stream may carry.")
     var maxUpsertBytes = UpsertLimits().maxBytes
+
+    @Option(
+        help:
+            "Most offers one surface may have eligible (a decision scores each); a catalog or upsert past it is refused."
+    )
+    var maxOffersPerSurface = 1_000
 
     @Option(help: "Most admin uploads (PushSnapshot, UpsertOffers, UpsertCustomers) in flight at once.")
     var maxAdminUploads = AdminUploadBudget.defaultMaxUploads
@@ -224,6 +236,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("--drain-timeout must be zero or more seconds")
         }
         if let problem = upsertLimits.validationError() { throw ValidationError(problem) }
+        if maxOffersPerSurface < 1 { throw ValidationError("--max-offers-per-surface must be positive") }
         if let problem = AdminUploadBudget.validationError(maxUploads: maxAdminUploads, maxBytes: maxAdminUploadBytes) {
             throw ValidationError(problem)
         }
@@ -267,6 +280,8 @@ struct Serve: ParsableCommand {
         options.requireOPE = requireOpe
         options.configFile = config
         options.stateFile = stateFile
+        options.durableOutcomes = durableOutcomes
+        options.maxOffersPerSurface = maxOffersPerSurface
         options.decisionKeyFile = decisionKeyFile
         options.upsertLimits = upsertLimits
         options.maxAdminUploads = maxAdminUploads

@@ -23,26 +23,26 @@ extension DecisionWorkspace {
         b.string(input.channel)
         b.string(input.device)
         b.string(input.country)
-        b.u16(UInt16(input.items.count))
+        b.count16(input.items.count)
         for item in input.items {
             b.string(item.sku)
             b.string(item.category)
             b.i64(item.priceCents)
             b.u32(item.quantity)
         }
-        b.u16(UInt16(input.featureKeys.count))
+        b.count16(input.featureKeys.count)
         for k in 0..<input.featureKeys.count {
             b.string(input.featureKeys[k])
             b.f64(input.featureValues[k])
         }
         b.u64(lastSegments)
-        b.u16(UInt16(lastCustomerFeatures.count))
+        b.count16(lastCustomerFeatures.count)
         for f in lastCustomerFeatures { b.f32(f) }
         let contextWidth = output.holdout || output.eligibleCount == 0 || model.snapshot == nil ? 0 : model.width
-        b.u16(UInt16(contextWidth))
+        b.count16(contextWidth)
         for j in 0..<contextWidth { b.f32(z[j]) }
         let n = output.holdout ? 0 : output.eligibleCount
-        b.u16(UInt16(n))
+        b.count16(n)
         for i in 0..<n { b.u32(UInt32(bitPattern: loggedCandidates[i])) }
         b.u8(UInt8(output.placementCount))
         for i in 0..<output.placementCount {

@@ -29,6 +29,16 @@ public struct LogBuffer {
         return p
     }
 
+    /// A u16 count; a count beyond 65,535 cannot be read back, so the record is marked
+    /// overflowed (dropped and counted) instead.
+    mutating func count16(_ n: Int) {
+        guard n <= Int(UInt16.max) else {
+            overflowed = true
+            return
+        }
+        u16(UInt16(n))
+    }
+
     mutating func u8(_ v: UInt8) { reserve(1)?.storeBytes(of: v, as: UInt8.self) }
     mutating func u16(_ v: UInt16) { reserve(2)?.storeBytes(of: v.littleEndian, toByteOffset: 0, as: UInt16.self) }
     mutating func u32(_ v: UInt32) { reserve(4)?.storeBytes(of: v.littleEndian, toByteOffset: 0, as: UInt32.self) }
