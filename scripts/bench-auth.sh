@@ -59,10 +59,10 @@ b = req.SerializeToString()
 open(sys.argv[1], "wb").write(struct.pack(">BI", 0, len(b)) + b)
 EOF
 
-start() {  # start NAME ARGS... -> sets port_NAME
+start() {  # start NAME ARGS... -> the port in $work/NAME.port
   local name="$1"; shift
   taskset -c 0 "$ENCORE_BIN" serve --host 127.0.0.1 --port 0 --admin-port 0 --threads 1 --holdout-share 0 "$@" \
-    2>"$work/$name.err" &
+    >"$work/$name.out" 2>"$work/$name.err" </dev/null &
   pids+=($!)
   local i
   for i in $(seq 1 300); do
@@ -70,10 +70,12 @@ start() {  # start NAME ARGS... -> sets port_NAME
     sleep 0.1
   done
   grep -q "listening on" "$work/$name.err" || { cat "$work/$name.err" >&2; die "$name server did not start"; }
-  sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/$name.err" | head -1
+  sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/$name.err" | head -1 >"$work/$name.port"
 }
-port_off="$(start off)"
-port_on="$(start on --config "$work/auth.json")"
+start off
+start on --config "$work/auth.json"
+port_off="$(cat "$work/off.port")"
+port_on="$(cat "$work/on.port")"
 headers=(-H "content-type: application/grpc" -H "te: trailers" -H "authorization: Bearer $token")
 path="/encore.v1.Decisions/Decide"
 

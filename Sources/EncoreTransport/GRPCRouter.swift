@@ -222,7 +222,8 @@ public struct GRPCRouter: Sendable {
 
     /// A copy whose offloaded and client-streaming handlers report to a recorder made per call
     /// by `recorderFor(path, context)` (when it returns one): every request message, then the
-    /// answer, before the answer is sent (audit logs). Inline handlers are left alone.
+    /// answer, before the answer is sent (audit logs). Inline and deferrable (data-plane)
+    /// handlers are left alone.
     public func recorded(
         _ recorderFor: @escaping @Sendable (String, GRPCCallContext) -> (any GRPCCallRecorder)?
     ) -> GRPCRouter {
@@ -230,7 +231,7 @@ public struct GRPCRouter: Sendable {
         for i in out.routes.indices {
             let path = String(decoding: out.routes[i].path, as: UTF8.self)
             switch out.routes[i].handler {
-            case .inline:
+            case .inline, .deferrable:
                 continue
             case .offloaded(let handler):
                 out.routes[i].handler = .offloaded { request, context, responder in
