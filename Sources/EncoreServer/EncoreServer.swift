@@ -233,8 +233,9 @@ public final class EncoreServer: Sendable {
         let admin = adminServer.configuration
         let adminPort = try adminServer.start(listeners: adminListeners)
         // Not "listening on": tools and tests read that line for the data plane's port.
-        Log.info(
-            "admin plane at \(EncoreServer.hostPort(admin.host, adminPort)) (\(admin.tls == nil ? "h2c" : "tls"): Models, Catalog, Customers\(options.diagnostics ? ", Diagnostics" : ""), Health)"
+        Log.notice(
+            "admin plane at \(EncoreServer.hostPort(admin.host, adminPort)) (\(admin.tls == nil ? "h2c" : "tls"): Models, Catalog, Customers\(options.diagnostics ? ", Diagnostics" : ""), Health, reflection)",
+            ["plane": "admin", "host": "\(admin.host)", "port": "\(adminPort)"]
         )
         let insecureWarning =
             options.insecureAdmin && options.adminTokens.isEmpty && !EncoreServer.isLoopback(admin.host)
@@ -252,10 +253,11 @@ public final class EncoreServer: Sendable {
         }
         let transport = options.transport
         let host = transport.host.contains(":") ? "[\(transport.host)]" : transport.host
-        Log.info(
-            "listening on \(host):\(port) (\(transport.tls == nil ? "h2c" : "tls"), \(transport.threads) threads)")
+        Log.notice(
+            "listening on \(host):\(port) (\(transport.tls == nil ? "h2c" : "tls"), \(transport.threads) threads)",
+            ["plane": "data", "host": "\(transport.host)", "port": "\(port)"])
         let signal = SignalWaiter.waitForTermination()
-        Log.info(
+        Log.notice(
             "\(SignalWaiter.name(signal)) received: draining (health NOT_SERVING, no new connections, up to \(transport.drainTimeoutNanos / 1_000_000_000) s for in-flight calls)"
         )
         server.shutdown()
@@ -273,7 +275,8 @@ public final class EncoreServer: Sendable {
         Log.info(
             "decisions: \(engine.unknownCandidatesIgnored.load(ordering: .relaxed)) unknown candidate_offer_ids ignored since start, \(engine.nonFiniteScoreFallbacks.load(ordering: .relaxed)) uniform fallbacks for non-finite scores; rule counters: \(engine.counters.evictions.load(ordering: .relaxed)) customers evicted, \(engine.unattributedOutcomes.load(ordering: .relaxed)) outcomes with a foreign decision id; \(engine.unverifiedOutcomes.load(ordering: .relaxed)) outcomes refused (decision id did not verify)"
         )
-        Log.info(clean ? "stopped: every in-flight call completed" : "stopped: drain deadline cut off in-flight calls")
+        Log.notice(
+            clean ? "stopped: every in-flight call completed" : "stopped: drain deadline cut off in-flight calls")
         return 0
     }
 }

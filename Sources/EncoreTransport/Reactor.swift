@@ -201,6 +201,7 @@ final class Reactor: @unchecked Sendable {
                 connection.registeredEvents = UInt32(CENCORE_EPOLLIN)
                 connection.start()
                 markDirty(connection)
+                Log.debug("reactor \(index): accepted a connection from \(Socket.peerName(fd))")
             } catch {
                 Log.rateLimited("cannot set up connection: \(error)")
                 if let connection = connections[slot] {
@@ -220,6 +221,7 @@ final class Reactor: @unchecked Sendable {
             return
         }
         _ = cencore_epoll_ctl(epollFD, Int32(CENCORE_EPOLL_CTL_DEL), connection.fd, 0, 0)
+        Log.debug("reactor \(index): closing the connection from \(Socket.peerName(connection.fd))")
         connection.closeSocket()
         connections[connection.index] = nil
         freeIndices.append(connection.index)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import EncoreServer
 import EncoreTransport
+import Logging
 
 @main
 struct Encore: ParsableCommand {
@@ -114,6 +115,18 @@ struct Serve: ParsableCommand {
     )
     var requireOpe = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Operational log lines on stderr: text (timestamped `encore: ...` lines) or json (one JSON object per line); docs/logging.md.",
+            valueName: "text|json"))
+    var logFormat = "text"
+
+    @Option(
+        help: ArgumentHelp(
+            "Lowest level of operational log lines written: trace, debug, info, notice, warning, error or critical.",
+            valueName: "level"))
+    var logLevel = "info"
+
     @Option(help: "Directory for decision and outcome logs (JSON Lines, docs/logs.md).")
     var logDir: String?
 
@@ -173,6 +186,14 @@ struct Serve: ParsableCommand {
     }
 
     func validate() throws {
+        if EncoreLogHandler.Format(rawValue: logFormat) == nil {
+            throw ValidationError("--log-format must be text or json, got '\(logFormat)'")
+        }
+        if EncoreLogHandler.level(named: logLevel) == nil {
+            throw ValidationError(
+                "--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got '\(logLevel)'"
+            )
+        }
         if !(debugStallMillis >= 0 && debugStallMillis <= 10_000) {
             throw ValidationError("--debug-stall-ms must be 0...10000")
         }
@@ -206,6 +227,8 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
+        Log.bootstrap(
+            format: EncoreLogHandler.Format(rawValue: logFormat)!, level: EncoreLogHandler.level(named: logLevel)!)
         var options = EncoreServer.Options()
         options.transport.host = host
         options.transport.port = port
