@@ -43,7 +43,8 @@ public final class AdminAuthorizer: Sendable {
     /// `GRPCCallContext.principal` of a call whose `authorization` header names no valid token.
     public static let invalid: Int32 = -2
 
-    /// The role each admin method needs (Health needs none). Activate with `force` also needs
+    /// The role each admin method needs (Health needs none; reflection on the admin plane needs
+    /// `read`, on the data plane nothing). Activate with `force` also needs
     /// `models.force`, a push that activates also `models.activate` (checked by ModelsService).
     public static let methodRoles: [String: AdminRole] = [
         "/encore.v1.Models/PushSnapshot": .modelsPush,
@@ -55,6 +56,8 @@ public final class AdminAuthorizer: Sendable {
         "/encore.v1.Customers/UpsertCustomers": .customersWrite,
         "/encore.v1.Diagnostics/Echo": .read,
         "/encore.v1.Diagnostics/Collect": .read,
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": .read,
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": .read,
     ]
 
     public init(tokens: [AdminToken]) {

@@ -195,11 +195,21 @@ public final class EncoreServer: Sendable {
         CatalogService(registry: registry, limits: options.upsertLimits, uploads: uploads).register(in: &adminRouter)
         CustomersService(registry: registry, limits: options.upsertLimits, uploads: uploads).register(in: &adminRouter)
         if options.diagnostics { DiagnosticsService().register(in: &adminRouter) }
+        let health = "grpc.health.v1.Health"
+        let diagnostics = options.diagnostics ? ["encore.v1.Diagnostics"] : []
+        ReflectionService(
+            services: [health, "encore.v1.Models", "encore.v1.Catalog", "encore.v1.Customers"] + diagnostics
+        )
+        .register(in: &adminRouter)
         var router = GRPCRouter()
         HealthService(serving: serving).register(in: &router)
         DecisionsService(engine: engine, threads: options.transport.threads, debugStall: options.debugStall)
             .register(in: &router)
         if options.diagnosticsOnDataPlane { DiagnosticsService().register(in: &router) }
+        // Registered before the admin paths are refused here: the data plane has its own.
+        ReflectionService(
+            services: [health, "encore.v1.Decisions"] + (options.diagnosticsOnDataPlane ? diagnostics : [])
+        ).register(in: &router)
         let adminPort = adminListeners.port
         let adminAddress = EncoreServer.hostPort(admin.host, adminPort)
         router.refuse(pathsOf: adminRouter) { path in
