@@ -25,6 +25,9 @@ struct Serve: ParsableCommand {
             the admin plane (--admin-host/--admin-port, default 127.0.0.1:50052) serves encore.v1.Models,
             encore.v1.Catalog, encore.v1.Customers, grpc.health.v1.Health and, with --diagnostics,
             encore.v1.Diagnostics. An admin method called on the data port gets PERMISSION_DENIED.
+            Both planes serve gRPC server reflection (v1, v1alpha) for their own services and
+            Health/Watch as a server stream. Operational log lines go to stderr
+            (--log-format, --log-level; docs/logging.md).
             """
     )
 

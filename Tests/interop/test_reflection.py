@@ -158,3 +158,32 @@ def test_undecodable_request_ends_the_stream_with_invalid_argument(plain_server,
     with pytest.raises(grpc.RpcError) as e:
         list(call_method(iter([b"\x0a\x05ab"]), timeout=TIMEOUT))  # a length past the end
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_admin_reflection_needs_the_read_role_when_tokens_are_configured(server_factory, tmp_path, channel_for):
+    import hashlib
+    import json
+    import secrets
+
+    reader, pusher = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    config = tmp_path / "encore.json"
+    config.write_text(json.dumps({"admin": {"tokens": [
+        {"name": "reader", "sha256": hashlib.sha256(reader.encode()).hexdigest(), "roles": ["read"]},
+        {"name": "pusher", "sha256": hashlib.sha256(pusher.encode()).hexdigest(), "roles": ["models.push"]},
+    ]}}))
+    srv = server_factory("--config", str(config), "--threads", "1")
+    channel = channel_for(srv, admin=True)
+    method = channel.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                                   request_serializer=alpha.ServerReflectionRequest.SerializeToString,
+                                   response_deserializer=alpha.ServerReflectionResponse.FromString)
+    request = alpha.ServerReflectionRequest(list_services="")
+    for token, code in ((None, grpc.StatusCode.UNAUTHENTICATED), (pusher, grpc.StatusCode.PERMISSION_DENIED)):
+        metadata = [("authorization", f"Bearer {token}")] if token else None
+        with pytest.raises(grpc.RpcError) as e:
+            list(method(iter([request]), timeout=TIMEOUT, metadata=metadata))
+        assert e.value.code() == code, e.value.details()
+        assert "'read'" in e.value.details()
+    answers = list(method(iter([request]), timeout=TIMEOUT, metadata=[("authorization", f"Bearer {reader}")]))
+    assert sorted(s.name for s in answers[0].list_services_response.service) == ADMIN_SERVICES
+    # The data plane's reflection needs no token.
+    assert sorted(ProtoReflectionDescriptorDatabase(channel_for(srv)).get_services()) == DATA_SERVICES
