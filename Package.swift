@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", exact: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
     ],
     targets: [
         // C libraries, each fenced behind one header of static inline shims.
@@ -51,7 +52,9 @@ let package = Package(
         .target(name: "EncoreEngine", dependencies: ["EncoreModel", "EncoreStore", "EncoreCrypto"]),
         .target(
             name: "EncoreTransport",
-            dependencies: ["CNghttp2", "COpenSSL", "CEncoreLinux"]
+            dependencies: [
+                "CNghttp2", "COpenSSL", "CEncoreLinux", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "EncoreServer",
@@ -85,7 +88,10 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "encore-microbench", dependencies: ["EncoreBenchWorkloads"]),
-        .testTarget(name: "EncoreTransportTests", dependencies: ["EncoreTransport"]),
+        .testTarget(
+            name: "EncoreTransportTests",
+            dependencies: ["EncoreTransport", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(
             name: "EncoreBenchTests",
             dependencies: [

@@ -17,7 +17,8 @@ rm -rf "$OUT/encore" "$OUT/grpc"
 mkdir -p "$OUT"
 WELL_KNOWN="$("$PY" -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')"
 cd "$PROTO"
-mapfile -t FILES < <(find . -name '*.proto' | sed 's|^\./||' | sort)
+# grpc/reflection/**: descriptors compiled into the server only (no client code needed here).
+mapfile -t FILES < <(find . -name '*.proto' -not -path './grpc/reflection/*' | sed 's|^\./||' | sort)
 "$PY" -m grpc_tools.protoc -I. -I"$WELL_KNOWN" --python_out="$OUT" --pyi_out="$OUT" \
     --grpc_python_out="$OUT" "${FILES[@]}"
 

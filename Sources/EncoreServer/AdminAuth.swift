@@ -110,7 +110,8 @@ public final class AdminAuthorizer: GRPCCredentials {
     static let generationShift: Int32 = 18
     static let generationMask: UInt64 = 0xFFF
 
-    /// The role each admin method needs (Health needs none). Activate with `force` also needs
+    /// The role each admin method needs (Health needs none; reflection on the admin plane needs
+    /// `read`, on the data plane nothing). Activate with `force` also needs
     /// `models.force`, a push that activates also `models.activate` (checked by ModelsService).
     public static let methodRoles: [String: AdminRole] = [
         "/encore.v1.Models/PushSnapshot": .modelsPush,
@@ -122,6 +123,8 @@ public final class AdminAuthorizer: GRPCCredentials {
         "/encore.v1.Customers/UpsertCustomers": .customersWrite,
         "/encore.v1.Diagnostics/Echo": .read,
         "/encore.v1.Diagnostics/Collect": .read,
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": .read,
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": .read,
     ]
 
     /// The roles of the data plane's methods when `dataPlaneAuth` is on.

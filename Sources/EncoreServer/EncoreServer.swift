@@ -279,6 +279,12 @@ public final class EncoreServer: Sendable {
         CatalogService(registry: registry, limits: options.upsertLimits, uploads: uploads).register(in: &adminRouter)
         CustomersService(registry: registry, limits: options.upsertLimits, uploads: uploads).register(in: &adminRouter)
         if options.diagnostics { DiagnosticsService().register(in: &adminRouter) }
+        let health = "grpc.health.v1.Health"
+        let diagnostics = options.diagnostics ? ["encore.v1.Diagnostics"] : []
+        ReflectionService(
+            services: [health, "encore.v1.Models", "encore.v1.Catalog", "encore.v1.Customers"] + diagnostics
+        )
+        .register(in: &adminRouter)
         var router = GRPCRouter()
         HealthService(serving: serving).register(in: &router)
         DecisionsService(
@@ -287,6 +293,10 @@ public final class EncoreServer: Sendable {
         )
         .register(in: &router)
         if options.diagnosticsOnDataPlane { DiagnosticsService().register(in: &router) }
+        // Registered before the admin paths are refused here: the data plane has its own.
+        ReflectionService(
+            services: [health, "encore.v1.Decisions"] + (options.diagnosticsOnDataPlane ? diagnostics : [])
+        ).register(in: &router)
         let adminPort = adminListeners.port
         let adminAddress = EncoreServer.hostPort(admin.host, adminPort)
         router.refuse(pathsOf: adminRouter) { path in
@@ -324,8 +334,9 @@ public final class EncoreServer: Sendable {
         let admin = adminServer.configuration
         let adminPort = try adminServer.start(listeners: adminListeners)
         // Not "listening on": tools and tests read that line for the data plane's port.
-        Log.info(
-            "admin plane at \(EncoreServer.hostPort(admin.host, adminPort)) (\(admin.tls == nil ? "h2c" : "tls"): Models, Catalog, Customers\(options.diagnostics ? ", Diagnostics" : ""), Health)"
+        Log.notice(
+            "admin plane at \(EncoreServer.hostPort(admin.host, adminPort)) (\(admin.tls == nil ? "h2c" : "tls"): Models, Catalog, Customers\(options.diagnostics ? ", Diagnostics" : ""), Health, reflection)",
+            ["plane": "admin", "host": "\(admin.host)", "port": "\(adminPort)"]
         )
         let insecureWarning =
             options.insecureAdmin && options.adminTokens.isEmpty && !EncoreServer.isLoopback(admin.host)
@@ -343,10 +354,11 @@ public final class EncoreServer: Sendable {
         }
         let transport = options.transport
         let host = transport.host.contains(":") ? "[\(transport.host)]" : transport.host
-        Log.info(
-            "listening on \(host):\(port) (\(transport.tls == nil ? "h2c" : "tls"), \(transport.threads) threads)")
+        Log.notice(
+            "listening on \(host):\(port) (\(transport.tls == nil ? "h2c" : "tls"), \(transport.threads) threads)",
+            ["plane": "data", "host": "\(transport.host)", "port": "\(port)"])
         let signal = SignalWaiter.waitForTermination(onHangUp: { [self] in reloadCredentials() })
-        Log.info(
+        Log.notice(
             "\(SignalWaiter.name(signal)) received: draining (health NOT_SERVING, no new connections, up to \(transport.drainTimeoutNanos / 1_000_000_000) s for in-flight calls)"
         )
         server.shutdown()
@@ -378,7 +390,8 @@ public final class EncoreServer: Sendable {
                     + "; exiting with status 1")
             return 1
         }
-        Log.info(clean ? "stopped: every in-flight call completed" : "stopped: drain deadline cut off in-flight calls")
+        Log.notice(
+            clean ? "stopped: every in-flight call completed" : "stopped: drain deadline cut off in-flight calls")
         return 0
     }
 }

@@ -26,6 +26,16 @@ final class StreamSlot {
     var response = GRPCResponseBuffer()
     var responseOffset = 0
     var streamHandler: (any GRPCClientStreamHandler)?
+    /// A server-streaming or bidirectional call's handler (until the call ends).
+    var responseStreamHandler: (any GRPCStreamHandler)?
+    /// The call answers with a stream of messages (`GRPCServerStream`).
+    var streaming = false
+    /// Streaming: the response HEADERS were submitted (the first message was sent).
+    var headersSent = false
+    /// Streaming: the body read returned `.deferred`; new bytes need `resumeData`.
+    var dataDeferred = false
+    /// Streaming: the status the trailers carry once the buffered messages are sent.
+    var finalStatus: GRPCStatus? = nil
 
     init(index: Int, maxHeaderListBytes: Int, maxMessageBytes: Int) {
         self.index = index
@@ -71,6 +81,10 @@ extension Connection: HTTP2SessionDelegate {
             slot.responded = false
             slot.awaiting = false
             slot.responseOffset = 0
+            slot.streaming = false
+            slot.headersSent = false
+            slot.dataDeferred = false
+            slot.finalStatus = nil
             machine.streamOpened(now: reactor.now)
             return index
         }
@@ -101,8 +115,14 @@ extension Connection: HTTP2SessionDelegate {
                     slot.deadlineNanos = overflow ? UInt64.max : max(deadline, 1)
                     reactor.deadlineStreams += 1
                 }
-                if case .clientStreaming(let factory) = handler {
+                switch handler {
+                case .clientStreaming(let factory):
                     slot.streamHandler = factory(context(for: slot))
+                case .serverStreaming(let factory), .bidirectionalStreaming(let factory):
+                    slot.streaming = true
+                    slot.responseStreamHandler = factory(context(for: slot), serverStream(for: slot))
+                case .inline, .offloaded, .deferrable:
+                    break
                 }
             }
         }
@@ -132,10 +152,7 @@ extension Connection: HTTP2SessionDelegate {
 
     func streamClosed(slot index: Int, errorCode: UInt32) {
         return withSlot(index) { slot in
-            if let handler = slot.streamHandler {
-                slot.streamHandler = nil
-                handler.cancel()
-            }
+            cancelHandlers(slot)
             if slot.deadlineNanos != 0 {
                 slot.deadlineNanos = 0
                 reactor.deadlineStreams -= 1
@@ -149,8 +166,9 @@ extension Connection: HTTP2SessionDelegate {
         }
     }
 
-    /// Copies the next part of the response message for nghttp2's DATA frames.
-    func readResponseBody(slot index: Int, into buffer: UnsafeMutableRawBufferPointer) -> (Int, Bool) {
+    /// Copies the next part of the response for nghttp2's DATA frames: the one message of a
+    /// unary call, or the messages a streaming call's handler sent so far.
+    func readResponseBody(slot index: Int, into buffer: UnsafeMutableRawBufferPointer) -> (Int, HTTP2BodyEnd) {
         return withSlot(index) { slot in
             let total = slot.response.bytes.count
             let count = min(buffer.count, total - slot.responseOffset)
@@ -160,7 +178,25 @@ extension Connection: HTTP2SessionDelegate {
                 }
                 slot.responseOffset += count
             }
-            return (count, slot.responseOffset == total)
+            guard slot.responseOffset == total else { return (count, .more) }
+            guard slot.streaming else { return (count, .okTrailers) }
+            // Everything sent so far is copied: the buffer's storage is reused for what follows.
+            slot.response.bytes.removeAll(keepingCapacity: true)
+            slot.responseOffset = 0
+            guard let status = slot.finalStatus else {
+                slot.dataDeferred = true
+                return (count, .deferred)
+            }
+            return (count, status.isOK ? .okTrailers : .statusTrailers)
+        }
+    }
+
+    func withTrailerStatus(slot index: Int, _ body: (Int, UnsafeRawBufferPointer) -> Void) {
+        return withSlot(index) { slot in
+            let status = slot.finalStatus ?? GRPCStatus(.internal, static: "stream ended without a status")
+            messageScratch.removeAll(keepingCapacity: true)
+            status.message.withUTF8 { GRPCStatus.percentEncode($0, into: &messageScratch) }
+            messageScratch.withUnsafeBytes { body(status.code.rawValue, $0) }
         }
     }
 
@@ -202,16 +238,36 @@ extension Connection: HTTP2SessionDelegate {
                 respondError(slot, status)
                 return
             case .unaryRequest(let message):
-                dispatchUnary(slot, message)
+                if slot.streaming {
+                    // Server streaming: the one request, then the end of the requests.
+                    guard let handler = slot.responseStreamHandler, !expired(slot) else { return }
+                    if let status = slot.machine.decoder.withBytes(of: message, { handler.receive($0) }) {
+                        respondError(slot, status)
+                        return
+                    }
+                    handler.requestsEnded()
+                } else {
+                    dispatchUnary(slot, message)
+                }
                 return
             case .streamMessage(let message):
-                guard let handler = slot.streamHandler else { return }
-                let status = slot.machine.decoder.withBytes(of: message) { handler.receive($0) }
+                let status: GRPCStatus?
+                if let handler = slot.streamHandler {
+                    status = slot.machine.decoder.withBytes(of: message) { handler.receive($0) }
+                } else if let handler = slot.responseStreamHandler {
+                    status = slot.machine.decoder.withBytes(of: message) { handler.receive($0) }
+                } else {
+                    return
+                }
                 if let status {
                     respondError(slot, status)
                     return
                 }
             case .streamFinished:
+                if let handler = slot.responseStreamHandler {
+                    handler.requestsEnded()
+                    return
+                }
                 guard let handler = slot.streamHandler else { return }
                 slot.streamHandler = nil
                 if expired(slot) { return }
@@ -267,7 +323,7 @@ extension Connection: HTTP2SessionDelegate {
             let responder = responder(for: slot)
             slot.awaiting = true
             DispatchQueue.global().async { handler(request, context, responder) }
-        case .clientStreaming:
+        case .clientStreaming, .serverStreaming, .bidirectionalStreaming:
             respondError(slot, GRPCStatus(.internal, static: "route kind mismatch"))
         }
     }
@@ -276,10 +332,78 @@ extension Connection: HTTP2SessionDelegate {
         GRPCResponder(mailbox: reactor.mailbox, target: address(of: slot))
     }
 
+    private func serverStream(for slot: StreamSlot) -> GRPCServerStream {
+        GRPCServerStream(mailbox: reactor.mailbox, target: address(of: slot))
+    }
+
     private func address(of slot: StreamSlot) -> StreamAddress {
         StreamAddress(
             connectionIndex: self.index, connectionGeneration: generation, slotIndex: slot.index,
             slotGeneration: slot.generation)
+    }
+
+    /// The open streaming call at `address`, if it is still the same call and not finished.
+    private func openStream(_ address: StreamAddress) -> StreamSlot? {
+        guard slots.indices.contains(address.slotIndex) else { return nil }
+        let slot = slots[address.slotIndex]
+        guard slot.inUse, slot.generation == address.slotGeneration, slot.streaming, !slot.responded else {
+            return nil
+        }
+        return slot
+    }
+
+    /// A streaming call's handler sent a message (through the mailbox): frame it behind the
+    /// messages not yet written; the first one goes out with the response HEADERS.
+    func streamSend(_ address: StreamAddress, _ message: [UInt8]) {
+        guard let slot = openStream(address) else { return }
+        if slot.responseOffset == slot.response.bytes.count {
+            slot.response.bytes.removeAll(keepingCapacity: true)
+            slot.responseOffset = 0
+        }
+        let length = UInt32(truncatingIfNeeded: message.count)
+        slot.response.bytes.append(0)
+        slot.response.bytes.append(UInt8(truncatingIfNeeded: length >> 24))
+        slot.response.bytes.append(UInt8(truncatingIfNeeded: length >> 16))
+        slot.response.bytes.append(UInt8(truncatingIfNeeded: length >> 8))
+        slot.response.bytes.append(UInt8(truncatingIfNeeded: length))
+        slot.response.bytes.append(contentsOf: message)
+        if !slot.headersSent {
+            slot.headersSent = true
+            if !session.submitResponse(streamID: slot.streamID) {
+                slot.responded = true
+                session.resetStream(streamID: slot.streamID, cancel: false)
+            }
+        } else {
+            resumeIfDeferred(slot)
+        }
+        reactor.markDirty(self)
+    }
+
+    /// A streaming call's handler finished its stream (through the mailbox).
+    func streamFinish(_ address: StreamAddress, _ status: GRPCStatus) {
+        guard let slot = openStream(address) else { return }
+        // The handler ended the call itself: it is not cancelled.
+        slot.responseStreamHandler = nil
+        respondError(slot, status)
+        reactor.markDirty(self)
+    }
+
+    private func resumeIfDeferred(_ slot: StreamSlot) {
+        if slot.dataDeferred {
+            slot.dataDeferred = false
+            session.resumeData(streamID: slot.streamID)
+        }
+    }
+
+    private func cancelHandlers(_ slot: StreamSlot) {
+        if let handler = slot.streamHandler {
+            slot.streamHandler = nil
+            handler.cancel()
+        }
+        if let handler = slot.responseStreamHandler {
+            slot.responseStreamHandler = nil
+            handler.cancel()
+        }
     }
 
     /// An off-reactor answer arrived through the mailbox.
@@ -309,16 +433,20 @@ extension Connection: HTTP2SessionDelegate {
         }
     }
 
-    /// Answers with a trailers-only response (no response HEADERS were sent before).
+    /// Ends the call with `status`: a trailers-only response when no response HEADERS were sent,
+    /// else (a streaming call) trailers after the messages already sent. Any handler still
+    /// attached is cancelled.
     func respondError(_ slot: StreamSlot, _ status: GRPCStatus, httpStatus: Int = 200) {
         guard !slot.responded else { return }
         slot.machine.finish()
         slot.responded = true
         slot.awaiting = false
         clearDeadline(slot)
-        if let handler = slot.streamHandler {
-            slot.streamHandler = nil
-            handler.cancel()
+        cancelHandlers(slot)
+        if slot.headersSent {
+            slot.finalStatus = status
+            resumeIfDeferred(slot)
+            return
         }
         messageScratch.removeAll(keepingCapacity: true)
         status.message.withUTF8 { GRPCStatus.percentEncode($0, into: &messageScratch) }
@@ -350,10 +478,7 @@ extension Connection: HTTP2SessionDelegate {
     /// Cancels every call's handler (the connection is going away).
     func cancelAll() {
         for slot in slots where slot.inUse {
-            if let handler = slot.streamHandler {
-                slot.streamHandler = nil
-                handler.cancel()
-            }
+            cancelHandlers(slot)
             clearDeadline(slot)
             slot.awaiting = false
             slot.generation &+= 1

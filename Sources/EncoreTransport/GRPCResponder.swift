@@ -65,6 +65,38 @@ public struct GRPCDeferredCall: Sendable {
     }
 }
 
+/// Sends the response messages of one streaming call and ends it. Thread-safe: every send and
+/// the finish are posted, in order, to the reactor that owns the call, which writes them as
+/// flow control allows. The first `finish` wins; sends after it, or after the call ended
+/// (client cancel, deadline, connection closed), are dropped.
+public final class GRPCServerStream: Sendable {
+    private let mailbox: ReactorMailbox
+    private let target: StreamAddress
+    private let finished = Atomic<Bool>(false)
+
+    init(mailbox: ReactorMailbox, target: StreamAddress) {
+        self.mailbox = mailbox
+        self.target = target
+    }
+
+    /// Sends one response message (serialized protobuf, without the gRPC prefix). The response
+    /// headers go out with the first message.
+    public func send(_ message: [UInt8]) {
+        guard !finished.load(ordering: .acquiring) else { return }
+        mailbox.post(.streamSend(target, message))
+    }
+
+    /// Ends the call with `status` (OK or an error) after the messages sent before.
+    public func finish(_ status: GRPCStatus = .ok) {
+        guard finished.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else { return }
+        mailbox.post(.streamFinish(target, status))
+    }
+
+    /// Whether `finish` has been called.
+    public var isFinished: Bool { finished.load(ordering: .acquiring) }
+}
+
 /// Identifies one call on one connection of one reactor, robust to slot reuse.
 struct StreamAddress: Sendable {
     var connectionIndex: Int

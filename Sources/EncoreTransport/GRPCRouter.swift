@@ -121,6 +121,26 @@ public typealias GRPCDeferrableHandler =
         _ call: GRPCDeferredCall
     ) -> GRPCDeferrableResult
 
+/// One call whose server sends a stream of messages (server streaming or bidirectional): the
+/// handler receives the request messages on the reactor thread and answers through the
+/// `GRPCServerStream` it was made with (`send` any number of times, then `finish`), from any
+/// thread, now or later. `receive`, `requestsEnded` and `cancel` must be quick.
+public protocol GRPCStreamHandler: AnyObject {
+    /// Called per complete request message (bytes valid only during the call); for a
+    /// server-streaming method, once, with the one request. Returning a status ends the call.
+    func receive(_ message: UnsafeRawBufferPointer) -> GRPCStatus?
+    /// The client half-closed (server streaming: right after the request). The call goes on
+    /// until the handler finishes its stream.
+    func requestsEnded()
+    /// The call ended before the handler finished it (client reset or cancelled, deadline,
+    /// connection closed, server stopped): later sends are dropped.
+    func cancel()
+}
+
+/// Makes the handler of one streaming call, on the reactor thread, when its headers arrive.
+public typealias GRPCStreamHandlerFactory =
+    @Sendable (_ context: GRPCCallContext, _ stream: GRPCServerStream) -> any GRPCStreamHandler
+
 /// What serves one gRPC method.
 public enum GRPCMethodHandler: Sendable {
     case inline(GRPCInlineHandler)
@@ -129,11 +149,18 @@ public enum GRPCMethodHandler: Sendable {
     case offloaded(GRPCOffloadedHandler)
     /// Makes a fresh handler per call, on the reactor thread.
     case clientStreaming(@Sendable (GRPCCallContext) -> any GRPCClientStreamHandler)
+    /// One request message, a stream of response messages.
+    case serverStreaming(GRPCStreamHandlerFactory)
+    /// Streams both ways: each request message is delivered as it completes, responses are
+    /// sent whenever the handler sends them.
+    case bidirectionalStreaming(GRPCStreamHandlerFactory)
 
     var kind: GRPCStreamStateMachine.Kind {
         switch self {
         case .inline, .offloaded, .deferrable: .unary
         case .clientStreaming: .clientStreaming
+        case .serverStreaming: .serverStreaming
+        case .bidirectionalStreaming: .bidirectionalStreaming
         }
     }
 }
@@ -175,6 +202,10 @@ public struct GRPCRouter: Sendable {
                 register(path, .inline { _, _, _ in status })
             case .clientStreaming:
                 register(path, .clientStreaming { _ in RefusingStream(status) })
+            case .serverStreaming:
+                register(path, .serverStreaming { _, stream in RefusingStreamHandler(status, stream) })
+            case .bidirectionalStreaming:
+                register(path, .bidirectionalStreaming { _, stream in RefusingStreamHandler(status, stream) })
             }
         }
     }
@@ -185,7 +216,7 @@ public struct GRPCRouter: Sendable {
 
     /// A copy whose handlers first run `guardFor(path)`'s check (when it returns one) with the
     /// call's context: a non-nil status ends the call with it before the handler runs (unary:
-    /// once the request arrived; client streaming: the stream is refused).
+    /// once the request arrived; streaming: the stream is refused).
     public func guarded(
         _ guardFor: (String) -> (@Sendable (GRPCCallContext) -> GRPCStatus?)?
     ) -> GRPCRouter {
@@ -215,6 +246,16 @@ public struct GRPCRouter: Sendable {
                     if let status = check(context) { return RefusingStream(status) }
                     return factory(context)
                 }
+            case .serverStreaming(let factory):
+                out.routes[i].handler = .serverStreaming { context, stream in
+                    if let status = check(context) { return RefusingStreamHandler(status, stream) }
+                    return factory(context, stream)
+                }
+            case .bidirectionalStreaming(let factory):
+                out.routes[i].handler = .bidirectionalStreaming { context, stream in
+                    if let status = check(context) { return RefusingStreamHandler(status, stream) }
+                    return factory(context, stream)
+                }
             }
         }
         return out
@@ -222,8 +263,8 @@ public struct GRPCRouter: Sendable {
 
     /// A copy whose offloaded and client-streaming handlers report to a recorder made per call
     /// by `recorderFor(path, context)` (when it returns one): every request message, then the
-    /// answer, before the answer is sent (audit logs). Inline and deferrable (data-plane)
-    /// handlers are left alone.
+    /// answer, before the answer is sent (audit logs). Inline, deferrable (data-plane) and
+    /// server-streaming or bidirectional (Watch, reflection: read-only) handlers are left alone.
     public func recorded(
         _ recorderFor: @escaping @Sendable (String, GRPCCallContext) -> (any GRPCCallRecorder)?
     ) -> GRPCRouter {
@@ -231,7 +272,8 @@ public struct GRPCRouter: Sendable {
         for i in out.routes.indices {
             let path = String(decoding: out.routes[i].path, as: UTF8.self)
             switch out.routes[i].handler {
-            case .inline, .deferrable:
+            case .inline, .deferrable, .serverStreaming, .bidirectionalStreaming:
+                // Data-plane and read-only streaming methods (Health/Watch, reflection).
                 continue
             case .offloaded(let handler):
                 out.routes[i].handler = .offloaded { request, context, responder in
@@ -327,5 +369,17 @@ final class RefusingStream: GRPCClientStreamHandler {
     init(_ status: GRPCStatus) { self.status = status }
     func receive(_ message: UnsafeRawBufferPointer) -> GRPCStatus? { status }
     func finish(_ responder: GRPCResponder) { responder.fail(status) }
+    func cancel() {}
+}
+
+/// A streaming call answered with one fixed status (see `GRPCRouter.refuse` and `guarded`).
+final class RefusingStreamHandler: GRPCStreamHandler {
+    let status: GRPCStatus
+    init(_ status: GRPCStatus, _ stream: GRPCServerStream) {
+        self.status = status
+        stream.finish(status)
+    }
+    func receive(_ message: UnsafeRawBufferPointer) -> GRPCStatus? { status }
+    func requestsEnded() {}
     func cancel() {}
 }

@@ -102,6 +102,8 @@ public final class GRPCServer: Sendable {
     /// `drainTimeoutNanos` whatever is left is closed. Safe to call more than once.
     public func shutdown() {
         guard !shared.serving.draining.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        // Health watchers hear NOT_SERVING before the connections hear GOAWAY.
+        shared.serving.beginDrain()
         let reactors = state.withLock { s -> [Reactor] in
             s.drainDeadlineNanos = MonotonicClock.nowNanos + configuration.drainTimeoutNanos
             return s.reactors
@@ -111,7 +113,7 @@ public final class GRPCServer: Sendable {
 
     /// Closes every connection now, without waiting for in-flight calls.
     public func stopNow() {
-        shared.serving.draining.store(true, ordering: .releasing)
+        shared.serving.beginDrain()
         state.withLock { $0.reactors }.forEach { $0.mailbox.post(.stop) }
     }
 

@@ -2,11 +2,17 @@
 /// end-of-stream in, actions out. The connection performs the actions (dispatch a handler,
 /// deliver a streamed message, answer with an error); this type decides them.
 ///
-/// Unary calls must carry exactly one message followed by END_STREAM; client-streaming calls
-/// deliver each message as soon as it is complete. Storage is reused across calls.
+/// Unary and server-streaming calls must carry exactly one message followed by END_STREAM;
+/// client-streaming and bidirectional calls deliver each message as soon as it is complete.
+/// Storage is reused across calls.
 public struct GRPCStreamStateMachine: Sendable {
     /// The method's shape.
-    public enum Kind: Sendable { case unary, clientStreaming }
+    public enum Kind: Sendable {
+        case unary, clientStreaming, serverStreaming, bidirectionalStreaming
+
+        /// True when the client sends a stream of messages (each delivered as it completes).
+        public var streamsRequests: Bool { self == .clientStreaming || self == .bidirectionalStreaming }
+    }
 
     public enum State: Equatable, Sendable {
         /// No call in progress.
@@ -23,11 +29,12 @@ public struct GRPCStreamStateMachine: Sendable {
         case none
         /// Answer the call with this error and ignore the rest of the request.
         case fail(GRPCStatus)
-        /// A unary request is complete: run the handler on this message.
+        /// A unary (or server-streaming) request is complete: run the handler on this message.
         case unaryRequest(GRPCFrameDecoder.Message)
-        /// A client-streaming message is complete: deliver it (before the next `nextAction`).
+        /// A client-streaming or bidirectional message is complete: deliver it (before the next
+        /// `nextAction`).
         case streamMessage(GRPCFrameDecoder.Message)
-        /// The client half-closed a client-streaming call: ask the handler for the response.
+        /// The client half-closed a client-streaming or bidirectional call: tell the handler.
         case streamFinished
     }
 
@@ -71,7 +78,7 @@ public struct GRPCStreamStateMachine: Sendable {
     /// Appends a DATA payload. Follow with `nextAction()` until it returns `.none`.
     public mutating func receive(_ bytes: UnsafeRawBufferPointer) -> Action {
         guard state == .receiving else { return .none }
-        if kind == .clientStreaming { decoder.compact() }
+        if kind.streamsRequests { decoder.compact() }
         do {
             try decoder.append(bytes)
         } catch {
@@ -102,17 +109,17 @@ public struct GRPCStreamStateMachine: Sendable {
                             : GRPCStatus(.unimplemented, static: "compressed message without a supported grpc-encoding")
                     )
                 }
-                switch kind {
-                case .unary:
-                    if unaryMessage != nil {
-                        state = .finished
-                        return .fail(
-                            GRPCStatus(.invalidArgument, static: "unary method received more than one request message"))
-                    }
-                    unaryMessage = message
-                case .clientStreaming:
-                    return .streamMessage(message)
+                if kind.streamsRequests { return .streamMessage(message) }
+                if unaryMessage != nil {
+                    state = .finished
+                    return .fail(
+                        GRPCStatus(
+                            .invalidArgument,
+                            static: kind == .unary
+                                ? "unary method received more than one request message"
+                                : "server-streaming method received more than one request message"))
                 }
+                unaryMessage = message
             }
             guard endOfStream else { return .none }
             try decoder.finish()
@@ -121,14 +128,15 @@ public struct GRPCStreamStateMachine: Sendable {
             return .fail(error.status)
         }
         state = .finished
-        switch kind {
-        case .unary:
-            guard let message = unaryMessage else {
-                return .fail(GRPCStatus(.invalidArgument, static: "unary method received no request message"))
-            }
-            return .unaryRequest(message)
-        case .clientStreaming:
-            return .streamFinished
+        if kind.streamsRequests { return .streamFinished }
+        guard let message = unaryMessage else {
+            return .fail(
+                GRPCStatus(
+                    .invalidArgument,
+                    static: kind == .unary
+                        ? "unary method received no request message"
+                        : "server-streaming method received no request message"))
         }
+        return .unaryRequest(message)
     }
 }

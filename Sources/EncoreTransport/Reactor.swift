@@ -32,11 +32,37 @@ final class ServerShared: Sendable {
 /// lock-free by handlers such as the health check.
 public final class ServingState: Sendable {
     let draining = Atomic<Bool>(false)
+    /// Called once when the drain begins (health watchers); registered by handlers at start-up
+    /// or per call, run by `GRPCServer.shutdown`/`stopNow` on their thread.
+    private let observers = Mutex<(fired: Bool, list: [@Sendable () -> Void])>((false, []))
 
     public init() {}
 
     /// True once a drain has begun.
     public var isDraining: Bool { draining.load(ordering: .relaxed) }
+
+    /// Runs `body` once when the drain begins, before the reactors are told to drain (at once if
+    /// it has begun already).
+    public func onDrain(_ body: @escaping @Sendable () -> Void) {
+        let runNow = observers.withLock { state -> Bool in
+            if state.fired { return true }
+            state.list.append(body)
+            return false
+        }
+        if runNow { body() }
+    }
+
+    /// Marks the drain begun and runs the observers (once).
+    func beginDrain() {
+        draining.store(true, ordering: .releasing)
+        let list = observers.withLock { state -> [@Sendable () -> Void] in
+            if state.fired { return [] }
+            state.fired = true
+            defer { state.list = [] }
+            return state.list
+        }
+        list.forEach { $0() }
+    }
 }
 
 final class Reactor: @unchecked Sendable {
@@ -201,6 +227,7 @@ final class Reactor: @unchecked Sendable {
                 connection.registeredEvents = UInt32(CENCORE_EPOLLIN)
                 connection.start()
                 markDirty(connection)
+                Log.debug("reactor \(index): accepted a connection from \(Socket.peerName(fd))")
             } catch {
                 Log.rateLimited("cannot set up connection: \(error)")
                 if let connection = connections[slot] {
@@ -220,6 +247,7 @@ final class Reactor: @unchecked Sendable {
             return
         }
         _ = cencore_epoll_ctl(epollFD, Int32(CENCORE_EPOLL_CTL_DEL), connection.fd, 0, 0)
+        Log.debug("reactor \(index): closing the connection from \(Socket.peerName(connection.fd))")
         connection.closeSocket()
         connections[connection.index] = nil
         freeIndices.append(connection.index)
@@ -250,6 +278,14 @@ final class Reactor: @unchecked Sendable {
                 guard let connection = connection(at: address.connectionIndex, generation: address.connectionGeneration)
                 else { continue }
                 connection.complete(address, result)
+            case .streamSend(let address, let message):
+                guard let connection = connection(at: address.connectionIndex, generation: address.connectionGeneration)
+                else { continue }
+                connection.streamSend(address, message)
+            case .streamFinish(let address, let status):
+                guard let connection = connection(at: address.connectionIndex, generation: address.connectionGeneration)
+                else { continue }
+                connection.streamFinish(address, status)
             case .drain:
                 beginDrain()
             case .stop:

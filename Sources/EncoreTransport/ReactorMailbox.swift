@@ -9,6 +9,10 @@ import Synchronization
 enum ReactorMessage: Sendable {
     /// An off-reactor call finished: send its answer if the stream is still open.
     case complete(StreamAddress, Result<[UInt8], GRPCStatus>)
+    /// A streaming call's handler sent one response message.
+    case streamSend(StreamAddress, [UInt8])
+    /// A streaming call's handler ended its stream.
+    case streamFinish(StreamAddress, GRPCStatus)
     /// Begin a graceful drain: stop accepting, GOAWAY every connection, finish in-flight streams.
     case drain
     /// Close every connection now and leave the loop (the drain deadline passed).

@@ -2,6 +2,7 @@ import ArgumentParser
 import EncoreServer
 import EncoreTransport
 import Foundation
+import Logging
 
 @main
 struct Encore: ParsableCommand {
@@ -48,6 +49,9 @@ struct Serve: ParsableCommand {
             the admin plane (--admin-host/--admin-port, default 127.0.0.1:50052) serves encore.v1.Models,
             encore.v1.Catalog, encore.v1.Customers, grpc.health.v1.Health and, with --diagnostics,
             encore.v1.Diagnostics. An admin method called on the data port gets PERMISSION_DENIED.
+            Both planes serve gRPC server reflection (v1, v1alpha) for their own services and
+            Health/Watch as a server stream. Operational log lines go to stderr
+            (--log-format, --log-level; docs/logging.md).
             """
     )
 
@@ -145,6 +149,18 @@ struct Serve: ParsableCommand {
     )
     var requireOpe = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Operational log lines on stderr: text (timestamped `encore: ...` lines) or json (one JSON object per line); docs/logging.md.",
+            valueName: "text|json"))
+    var logFormat = "text"
+
+    @Option(
+        help: ArgumentHelp(
+            "Lowest level of operational log lines written: trace, debug, info, notice, warning, error or critical.",
+            valueName: "level"))
+    var logLevel = "info"
+
     @Option(help: "Directory for decision and outcome logs (JSON Lines, docs/logs.md).")
     var logDir: String?
 
@@ -216,6 +232,14 @@ struct Serve: ParsableCommand {
     }
 
     func validate() throws {
+        if EncoreLogHandler.Format(rawValue: logFormat) == nil {
+            throw ValidationError("--log-format must be text or json, got '\(logFormat)'")
+        }
+        if EncoreLogHandler.level(named: logLevel) == nil {
+            throw ValidationError(
+                "--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got '\(logLevel)'"
+            )
+        }
         if !(debugStallMillis >= 0 && debugStallMillis <= 10_000) {
             throw ValidationError("--debug-stall-ms must be 0...10000")
         }
@@ -250,6 +274,8 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
+        Log.bootstrap(
+            format: EncoreLogHandler.Format(rawValue: logFormat)!, level: EncoreLogHandler.level(named: logLevel)!)
         var options = EncoreServer.Options()
         options.transport.host = host
         options.transport.port = port

@@ -112,6 +112,22 @@ func failureCode(_ actions: [GRPCStreamStateMachine.Action]) -> GRPCStatus.Code?
         }
     }
 
+    @Test func serverStreamingTakesExactlyOneRequestLikeUnary() {
+        let one = run(.serverStreaming, [frame([7, 7])])
+        #expect(one.messages == [[7, 7]] && one.actions.count == 1)
+        #expect(run(.serverStreaming, [frame([7])], endStream: false).actions.isEmpty)
+        #expect(failureCode(run(.serverStreaming, [frame([1]) + frame([2])]).actions) == .invalidArgument)
+        #expect(failureCode(run(.serverStreaming, []).actions) == .invalidArgument)
+    }
+
+    @Test func bidirectionalDeliversMessagesBeforeTheClientHalfCloses() {
+        let open = run(.bidirectionalStreaming, [frame([1]), frame([2, 3])], endStream: false)
+        #expect(open.messages == [[1], [2, 3]])
+        #expect(!open.actions.contains(.streamFinished))
+        let closed = run(.bidirectionalStreaming, [frame([1])])
+        #expect(closed.actions.last == .streamFinished)
+    }
+
     @Test func streamingWithNoMessagesStillFinishes() {
         #expect(run(.clientStreaming, []).actions == [.streamFinished])
     }

@@ -26,11 +26,15 @@ private final class RecordingDelegate: HTTP2SessionDelegate {
     func streamReset(slot: Int) { events.append("reset \(slot)") }
     func streamClosed(slot: Int, errorCode: UInt32) { events.append("closed \(slot) \(errorCode)") }
 
-    func readResponseBody(slot: Int, into buffer: UnsafeMutableRawBufferPointer) -> (Int, Bool) {
+    func readResponseBody(slot: Int, into buffer: UnsafeMutableRawBufferPointer) -> (Int, HTTP2BodyEnd) {
         let count = min(buffer.count, responseBody.count - responseOffset)
         for i in 0..<count { buffer[i] = responseBody[responseOffset + i] }
         responseOffset += count
-        return (count, responseOffset == responseBody.count)
+        return (count, responseOffset == responseBody.count ? .okTrailers : .more)
+    }
+
+    func withTrailerStatus(slot: Int, _ body: (Int, UnsafeRawBufferPointer) -> Void) {
+        body(0, UnsafeRawBufferPointer(start: nil, count: 0))
     }
 }
 

@@ -14,7 +14,10 @@ import pytest
 
 import encore_interop as ei
 
-FULL_LISTEN_RE = re.compile(r"^encore: listening on 127\.0\.0\.1:(\d+) \((h2c|tls), (\d+) threads?\)$", re.M)
+# `<UTC timestamp> encore: listening on H:P (h2c|tls, N threads) host=H plane=data port=P` (docs/logging.md)
+FULL_LISTEN_RE = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z encore: listening on 127\.0\.0\.1:(\d+) \((h2c|tls), (\d+) threads?\)"
+    r" host=127\.0\.0\.1 plane=data port=\1$", re.M)
 
 
 def test_listening_line_format(server_factory):

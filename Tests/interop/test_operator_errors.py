@@ -35,7 +35,8 @@ def _assert_clean_error(rc, err, *needles):
     assert "double free" not in err and "crashed" not in err, err
     assert rc == 1, f"exit code {rc}, expected 1; stderr:\n{err}"
     assert "listening on" not in err and "serving" not in err, err
-    lines = [l for l in err.splitlines() if l.startswith("encore: error: ")]
+    # `<UTC timestamp> encore: error: ...` (docs/logging.md); the timestamp is cut off here.
+    lines = [l.split(" ", 1)[1] for l in err.splitlines() if re.match(r"\S+Z encore: error: ", l)]
     assert len(lines) == 1, f"expected one `encore: error:` line, got:\n{err}"
     for needle in needles:
         assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"

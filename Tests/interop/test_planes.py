@@ -15,7 +15,7 @@ import pytest
 import encore_interop as ei
 
 TIMEOUT = 10
-ADMIN_LINE_RE = re.compile(r"^encore: admin plane at 127\.0\.0\.1:(\d+) \((h2c|tls): ", re.M)
+ADMIN_LINE_RE = re.compile(r"^\S+Z encore: admin plane at 127\.0\.0\.1:(\d+) \((h2c|tls): ", re.M)
 
 
 def _admin_calls(stubs, channel):

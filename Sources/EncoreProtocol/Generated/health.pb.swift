@@ -9,7 +9,7 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// The standard gRPC health checking protocol (grpc/grpc-proto, grpc/health/v1/health.proto).
-/// Encore implements Check; Watch answers UNIMPLEMENTED (see Protocol/PROTOCOL.md).
+/// Encore implements Check and Watch (a server stream; see Protocol/PROTOCOL.md).
 
 import SwiftProtobuf
 

@@ -31,9 +31,25 @@ protocol HTTP2SessionDelegate: AnyObject {
     func streamReset(slot: Int)
     /// nghttp2 closed the stream; the slot may be reused.
     func streamClosed(slot: Int, errorCode: UInt32)
-    /// Copies the next part of the response message into `buffer`; returns the bytes copied and
-    /// whether the message is complete (the session then submits the `grpc-status: 0` trailers).
-    func readResponseBody(slot: Int, into buffer: UnsafeMutableRawBufferPointer) -> (Int, Bool)
+    /// Copies the next part of the response body into `buffer`; returns the bytes copied and
+    /// what follows them (a unary response is `.okTrailers` once its message is copied).
+    func readResponseBody(slot: Int, into buffer: UnsafeMutableRawBufferPointer) -> (Int, HTTP2BodyEnd)
+    /// For `.statusTrailers`: calls `body` with the stream's final gRPC status code and its
+    /// percent-encoded message (valid only during the call).
+    func withTrailerStatus(slot: Int, _ body: (Int, UnsafeRawBufferPointer) -> Void)
+}
+
+/// What comes after the bytes `readResponseBody` copied.
+enum HTTP2BodyEnd {
+    /// More body bytes are ready: read again.
+    case more
+    /// The body is complete: send the `grpc-status: 0` trailers.
+    case okTrailers
+    /// The body is complete: send trailers with `withTrailerStatus`'s status.
+    case statusTrailers
+    /// Nothing more now (a streaming call waiting for its handler): the owner calls
+    /// `resumeData` when there is.
+    case deferred
 }
 
 /// The nghttp2 callbacks, options, allocator and data provider every server session of one
@@ -194,6 +210,12 @@ final class HTTP2Session {
         addHeader(&n, "content-type", "application/grpc")
         addHeader(&n, "grpc-accept-encoding", "identity")
         return nghttp2_submit_response(session, streamID, headers, n, template.dataProvider) == 0
+    }
+
+    /// Resumes a stream whose body read returned `.deferred` (new bytes or its end are ready).
+    func resumeData(streamID: Int32) {
+        guard let session else { return }
+        _ = nghttp2_session_resume_data(session, streamID)
     }
 
     /// One HEADERS frame with END_STREAM carrying the gRPC status (a trailers-only response).
@@ -385,17 +407,32 @@ final class HTTP2Session {
         let slot = slot(session, streamID)
         guard slot >= 0, let buffer, let dataFlags else { return Int(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE) }
         return withMe(userData) { me in
-            let (count, eof) = me.delegate.readResponseBody(
+            let (count, end) = me.delegate.readResponseBody(
                 slot: slot, into: UnsafeMutableRawBufferPointer(start: buffer, count: length))
-            if eof {
+            switch end {
+            case .more:
+                return count
+            case .deferred:
+                return count > 0 ? count : Int(CNGHTTP2_ERR_DEFERRED)
+            case .okTrailers:
                 dataFlags.pointee |= UInt32(CNGHTTP2_DATA_FLAG_EOF) | UInt32(CNGHTTP2_DATA_FLAG_NO_END_STREAM)
                 var n = 0
                 me.addHeader(&n, "grpc-status", "0")
                 if nghttp2_submit_trailer(session, streamID, me.headers, n) != 0 {
                     return Int(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE)
                 }
+                return count
+            case .statusTrailers:
+                dataFlags.pointee |= UInt32(CNGHTTP2_DATA_FLAG_EOF) | UInt32(CNGHTTP2_DATA_FLAG_NO_END_STREAM)
+                var rv: Int32 = 0
+                me.delegate.withTrailerStatus(slot: slot) { code, message in
+                    var n = 0
+                    me.addHeader(&n, "grpc-status", HTTP2Session.statusText(code))
+                    if message.count > 0 { me.addCopiedHeader(&n, "grpc-message", message) }
+                    rv = nghttp2_submit_trailer(session, streamID, me.headers, n)
+                }
+                return rv == 0 ? count : Int(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE)
             }
-            return count
         }
     }
 }
