@@ -102,7 +102,9 @@ def test_full_log_disk_bounds_memory_counts_drops_and_reports_the_truth(stubs, s
     logs = small_disk("logs", size="4m")
     ballast = fill(logs, leave=256 << 10)  # 256 KiB left: full after a few hundred decisions
     config = tmp_path / "encore.json"
-    config.write_text(json.dumps({"logs": {"backlog_bytes": 2 << 20}}))
+    # A 1 MiB log ring: its pages are touched as records go round it once, which would read as
+    # growth with the default 16 MiB ring while the machine is slow.
+    config.write_text(json.dumps({"logs": {"backlog_bytes": 2 << 20, "ring_bytes": 1 << 20}}))
     server = server_factory("--log-dir", str(logs), "--threads", "1", "--config", str(config),
                             "--holdout-share", "0", "--drain-timeout", "2")
     stub = _stub(stubs, server, channel_for)
@@ -126,7 +128,17 @@ def test_full_log_disk_bounds_memory_counts_drops_and_reports_the_truth(stubs, s
     try:
         assert server.wait_stderr("decision log: writing decisions", 30), \
             f"no disk-failure line within 30 s; stderr:\n{server.stderr[-2000:]}"
-        time.sleep(2)  # the backlog fills to its cap
+        # Wait until the 2 MiB backlog must be full: 1.5x its size in records since the disk
+        # refused (record size from the lines already on disk), so what follows is the steady
+        # state on a full disk, however fast this machine decides.
+        on_disk = [p for p in logs.glob("decisions-*.jsonl")]
+        text = b"".join(p.read_bytes() for p in on_disk)
+        record_bytes = max(200, len(text) // max(1, text.count(b"\n")))
+        needed = answered[0] + int(1.5 * (2 << 20) / record_bytes)
+        deadline = time.monotonic() + 60
+        while answered[0] < needed and time.monotonic() < deadline and not failures:
+            time.sleep(0.2)
+        time.sleep(1)
         rss_full = rss_bytes(server.proc.pid)
         answered_full = answered[0]
         time.sleep(8)  # keep deciding on a full disk
