@@ -66,6 +66,12 @@ public final class EncoreServer: Sendable {
         /// hold together (`AdminUploadBudget`).
         public var maxAdminUploads = AdminUploadBudget.defaultMaxUploads
         public var maxAdminUploadBytes = AdminUploadBudget.defaultMaxBytes
+        /// The `replica` field of every log record (`--replica-name`); nil: the instance id (the
+        /// 12 hex digits decision ids start with).
+        public var replicaName: String? = nil
+        /// `--snapshot-dir D`: snapshots to pick up from a directory (`SnapshotDirectoryWatcher`).
+        public var snapshotDirectory: String? = nil
+        public var snapshotDirectoryIntervalSeconds = 2.0
         /// Testing only: an artificial Decide stall (`encore serve --debug-stall-ms`); nil is off.
         public var debugStall: DecisionsService.DebugStall? = nil
 
@@ -82,7 +88,11 @@ public final class EncoreServer: Sendable {
     public let adminServer: GRPCServer
     public let engine: DecisionEngine
     public let registry: ModelRegistry
+    /// The data plane's Decisions service (its counters, e.g. `customerHeaderMismatches`).
+    public let decisions: DecisionsService
     public let logWriter: LogWriter?
+    /// `--snapshot-dir`'s watcher (nil without one).
+    public let snapshotWatcher: SnapshotDirectoryWatcher?
     /// Saves and restores the rule counters (nil without a state file).
     let ruleState: RuleStatePersistence?
     /// Each plane's sockets, bound at init (before the data loads), listening from `run`.
@@ -160,7 +170,15 @@ public final class EncoreServer: Sendable {
         let log = options.logDirectory.map { _ in
             DecisionLog(threads: options.transport.threads, ringBytes: options.logRingBytes)
         }
-        logWriter = try options.logDirectory.map { try LogWriter(directory: $0, log: log!) }
+        // The instance id is drawn here rather than by the engine so the log records can name it.
+        let fixedInstanceID = options.engine.instanceID != nil
+        if !fixedInstanceID {
+            var generator = SystemRandomNumberGenerator()
+            options.engine.instanceID = generator.next() & EngineConfiguration.maxInstanceID
+        }
+        let instanceHex = String(options.engine.instanceID!, radix: 16)
+        let replica = options.replicaName ?? String(repeating: "0", count: 12 - instanceHex.count) + instanceHex
+        logWriter = try options.logDirectory.map { try LogWriter(directory: $0, log: log!, replica: replica) }
         let data = try ServedData.load(options)
         for offer in options.engine.rules.budgets.keys where data.catalog.index(of: offer) < 0 {
             throw TransportError("config: 'rules.budgets.\(offer)': no offer with that id in the catalog")
@@ -184,6 +202,12 @@ public final class EncoreServer: Sendable {
             engine: engine, customers: customerTable, trustedKeys: trustedKeys, initial: data.snapshot,
             requireOPE: options.requireOPE, opeMargin: options.opeMargin)
 
+        let registry = self.registry
+        snapshotWatcher = try options.snapshotDirectory.map {
+            try SnapshotDirectoryWatcher(
+                directory: $0, intervalSeconds: options.snapshotDirectoryIntervalSeconds, registry: registry)
+        }
+
         // One serving state per plane: each server's shutdown drains its own reactors (and its
         // health turns NOT_SERVING).
         let serving = ServingState()
@@ -197,8 +221,9 @@ public final class EncoreServer: Sendable {
         if options.diagnostics { DiagnosticsService().register(in: &adminRouter) }
         var router = GRPCRouter()
         HealthService(serving: serving).register(in: &router)
-        DecisionsService(engine: engine, threads: options.transport.threads, debugStall: options.debugStall)
-            .register(in: &router)
+        decisions = DecisionsService(
+            engine: engine, threads: options.transport.threads, debugStall: options.debugStall)
+        decisions.register(in: &router)
         if options.diagnosticsOnDataPlane { DiagnosticsService().register(in: &router) }
         let adminPort = adminListeners.port
         let adminAddress = EncoreServer.hostPort(admin.host, adminPort)
@@ -216,7 +241,7 @@ public final class EncoreServer: Sendable {
         Log.info(
             "serving \(options.servesDemo ? "the embedded demo: " : "")\(active.catalog.count) offers, \(active.customers.customerCount) customers x \(active.customers.featureNames.count) features, model \(active.version) (\(ModelRegistry.describe(active.exploration)))"
         )
-        if options.engine.instanceID != nil {
+        if fixedInstanceID {
             let hex = String(engine.instanceID, radix: 16)
             Log.warning(
                 "decision ids start with the fixed instance id \(String(repeating: "0", count: 12 - hex.count) + hex) (--instance-id: for tests and simulations only)"
@@ -230,6 +255,12 @@ public final class EncoreServer: Sendable {
         SignalWaiter.blockTerminationSignals()
         logWriter?.start()
         ruleState?.start()
+        if let snapshotWatcher {
+            Log.info(
+                "snapshot dir: watching \(snapshotWatcher.directory) every \(snapshotWatcher.intervalSeconds) s\(registry.trustedKeys.isEmpty ? "" : " (signed snapshots only)")"
+            )
+            snapshotWatcher.start()
+        }
         let admin = adminServer.configuration
         let adminPort = try adminServer.start(listeners: adminListeners)
         // Not "listening on": tools and tests read that line for the data plane's port.
@@ -258,6 +289,7 @@ public final class EncoreServer: Sendable {
         Log.info(
             "\(SignalWaiter.name(signal)) received: draining (health NOT_SERVING, no new connections, up to \(transport.drainTimeoutNanos / 1_000_000_000) s for in-flight calls)"
         )
+        snapshotWatcher?.stop()
         server.shutdown()
         adminServer.shutdown()
         let clean = server.waitUntilStopped()
@@ -271,7 +303,7 @@ public final class EncoreServer: Sendable {
             )
         }
         Log.info(
-            "decisions: \(engine.unknownCandidatesIgnored.load(ordering: .relaxed)) unknown candidate_offer_ids ignored since start, \(engine.nonFiniteScoreFallbacks.load(ordering: .relaxed)) uniform fallbacks for non-finite scores; rule counters: \(engine.counters.evictions.load(ordering: .relaxed)) customers evicted, \(engine.unattributedOutcomes.load(ordering: .relaxed)) outcomes with a foreign decision id; \(engine.unverifiedOutcomes.load(ordering: .relaxed)) outcomes refused (decision id did not verify)"
+            "decisions: \(engine.unknownCandidatesIgnored.load(ordering: .relaxed)) unknown candidate_offer_ids ignored since start, \(engine.nonFiniteScoreFallbacks.load(ordering: .relaxed)) uniform fallbacks for non-finite scores; rule counters: \(engine.counters.evictions.load(ordering: .relaxed)) customers evicted, \(engine.unattributedOutcomes.load(ordering: .relaxed)) outcomes with a foreign decision id; \(engine.unverifiedOutcomes.load(ordering: .relaxed)) outcomes refused (decision id did not verify); \(decisions.customerHeaderMismatches) Decide calls whose x-encore-customer header disagreed with customer_id"
         )
         Log.info(clean ? "stopped: every in-flight call completed" : "stopped: drain deadline cut off in-flight calls")
         return 0

@@ -24,6 +24,8 @@ public final class LogWriter: @unchecked Sendable {
     public let maxFileAgeSeconds: Double
     /// Formatting threads (at most one per ring).
     public let writerThreads: Int
+    /// The `replica` field of every record (nil: none).
+    public let replica: String?
     private let stopping = Atomic<Bool>(false)
     private var threads: [pthread_t] = []
     /// Written by whichever writer thread holds the lock; closed by `stop()` after the joins.
@@ -37,8 +39,9 @@ public final class LogWriter: @unchecked Sendable {
     /// `writerThreads` (default 2) is capped at the number of rings.
     public init(
         directory: String, log: DecisionLog, maxFileBytes: Int = 256 << 20, maxFileAgeSeconds: Double = 3600,
-        writerThreads: Int = 2
+        writerThreads: Int = 2, replica: String? = nil
     ) throws {
+        self.replica = replica
         self.directory = directory
         self.log = log
         self.maxFileBytes = maxFileBytes
@@ -102,7 +105,7 @@ public final class LogWriter: @unchecked Sendable {
         ThreadPriority.lowerCurrentThread(nice: LogWriter.writerNice)
         let rings = stride(from: index, to: log.rings.count, by: writerThreads).map { log.rings[$0] }
         var scratch = [UInt8](repeating: 0, count: DecisionLog.maxRecordBytes)
-        var formatter = DecisionRecordFormatter()
+        var formatter = DecisionRecordFormatter(replica: replica)
         var decisionText = JSONLineBuffer(capacity: 2 * LogWriter.flushBytes)
         var outcomeText = JSONLineBuffer(capacity: 1 << 16)
         defer {

@@ -13,6 +13,8 @@ final class StreamSlot {
     var deadlineNanos: UInt64 = 0
     /// From the `authorization` header through `configuration.credentials`.
     var principal = GRPCCallContext.anonymous
+    /// From the `x-encore-customer` header (`GRPCCallContext.affinityKeyHash`).
+    var affinityKeyHash: UInt64? = nil
     /// A response (success or error) has been submitted to nghttp2.
     var responded = false
     /// Waiting for an off-reactor answer.
@@ -61,6 +63,7 @@ extension Connection: HTTP2SessionDelegate {
             slot.routeIndex = -1
             slot.deadlineNanos = 0
             slot.principal = GRPCCallContext.anonymous
+            slot.affinityKeyHash = nil
             slot.responded = false
             slot.awaiting = false
             slot.responseOffset = 0
@@ -76,6 +79,8 @@ extension Connection: HTTP2SessionDelegate {
             if GRPCRequestHead.equals(name, "authorization"), let credentials = reactor.shared.configuration.credentials
             {
                 slot.principal = credentials(value)
+            } else if GRPCRequestHead.equals(name, "x-encore-customer") {
+                slot.affinityKeyHash = GRPCCallContext.affinityHash(value)
             }
         }
     }
@@ -162,7 +167,7 @@ extension Connection: HTTP2SessionDelegate {
     private func context(for slot: StreamSlot) -> GRPCCallContext {
         GRPCCallContext(
             reactorIndex: reactor.index, deadlineNanos: slot.deadlineNanos == 0 ? nil : slot.deadlineNanos,
-            principal: slot.principal)
+            principal: slot.principal, affinityKeyHash: slot.affinityKeyHash)
     }
 
     private func advance(_ slot: StreamSlot) {
