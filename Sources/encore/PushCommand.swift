@@ -17,17 +17,7 @@ struct PushCommand: ParsableCommand {
 
     func run() throws {
         guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
-        let bytes = [UInt8](data)
-        let chunkBytes = 1 << 20
-        var messages: [[UInt8]] = []
-        var offset = 0
-        repeat {
-            var chunk = Encore_V1_SnapshotChunk()
-            chunk.data = Data(bytes[offset..<min(bytes.count, offset + chunkBytes)])
-            chunk.activate = activate
-            messages.append(try chunk.serializedBytes())
-            offset += chunkBytes
-        } while offset < bytes.count
+        let messages = try Self.chunks([UInt8](data), activate: activate)
         do {
             let client = try GRPCClient(host: host, port: port)
             client.metadata = try credentials.metadata()
@@ -43,6 +33,21 @@ struct PushCommand: ParsableCommand {
         } catch let status as GRPCStatus {
             throw CLIError("push refused: \(status)")
         }
+    }
+
+    /// `bytes` as PushSnapshot messages of at most 1 MiB of snapshot each.
+    static func chunks(_ bytes: [UInt8], activate: Bool) throws -> [[UInt8]] {
+        let chunkBytes = 1 << 20
+        var messages: [[UInt8]] = []
+        var offset = 0
+        repeat {
+            var chunk = Encore_V1_SnapshotChunk()
+            chunk.data = Data(bytes[offset..<min(bytes.count, offset + chunkBytes)])
+            chunk.activate = activate
+            messages.append(try chunk.serializedBytes())
+            offset += chunkBytes
+        } while offset < bytes.count
+        return messages
     }
 }
 
