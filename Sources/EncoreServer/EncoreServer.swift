@@ -69,6 +69,10 @@ public final class EncoreServer: Sendable {
         /// The `replica` field of every log record (`--replica-name`); nil: the instance id (the
         /// 12 hex digits decision ids start with).
         public var replicaName: String? = nil
+        /// Seconds between SIGTERM and the drain during which health says NOT_SERVING but every
+        /// call and new connection is still served, so a load balancer's health check takes this
+        /// replica out first (`--drain-notice`; 0: drain at once).
+        public var drainNoticeSeconds = 0.0
         /// `--snapshot-dir D`: snapshots to pick up from a directory (`SnapshotDirectoryWatcher`).
         public var snapshotDirectory: String? = nil
         public var snapshotDirectoryIntervalSeconds = 2.0
@@ -100,6 +104,9 @@ public final class EncoreServer: Sendable {
     let adminListeners: GRPCListeners
     /// Bearer tokens and role checks of the admin plane.
     public let authorizer: AdminAuthorizer
+    /// The data plane's and the admin plane's health (announced NOT_SERVING by `--drain-notice`).
+    let serving: ServingState
+    let adminServing: ServingState
 
     /// Loads the data, builds the routes and the transport. Throws with a message naming the
     /// file and problem for bad TLS files, catalogs, customer files, snapshots or keys.
@@ -212,6 +219,8 @@ public final class EncoreServer: Sendable {
         // health turns NOT_SERVING).
         let serving = ServingState()
         let adminServing = ServingState()
+        self.serving = serving
+        self.adminServing = adminServing
         var adminRouter = GRPCRouter()
         HealthService(serving: adminServing).register(in: &adminRouter)
         let uploads = AdminUploadBudget(maxUploads: options.maxAdminUploads, maxBytes: options.maxAdminUploadBytes)
@@ -286,6 +295,14 @@ public final class EncoreServer: Sendable {
         Log.info(
             "listening on \(host):\(port) (\(transport.tls == nil ? "h2c" : "tls"), \(transport.threads) threads)")
         let signal = SignalWaiter.waitForTermination()
+        if options.drainNoticeSeconds > 0 {
+            serving.announceDrain()
+            adminServing.announceDrain()
+            Log.info(
+                "\(SignalWaiter.name(signal)) received: health NOT_SERVING, still serving for \(options.drainNoticeSeconds) s (--drain-notice) so load balancers take this replica out, then draining"
+            )
+            usleep(UInt32(min(options.drainNoticeSeconds, 3600) * 1_000_000))
+        }
         Log.info(
             "\(SignalWaiter.name(signal)) received: draining (health NOT_SERVING, no new connections, up to \(transport.drainTimeoutNanos / 1_000_000_000) s for in-flight calls)"
         )

@@ -32,11 +32,18 @@ final class ServerShared: Sendable {
 /// lock-free by handlers such as the health check.
 public final class ServingState: Sendable {
     let draining = Atomic<Bool>(false)
+    /// Set by `announceDrain` (any thread) before the drain itself: health says NOT_SERVING
+    /// while everything is still served, so a load balancer's health check takes the server out
+    /// before its listener closes (`encore serve --drain-notice`).
+    let announced = Atomic<Bool>(false)
 
     public init() {}
 
-    /// True once a drain has begun.
-    public var isDraining: Bool { draining.load(ordering: .relaxed) }
+    /// True once a drain has begun or been announced (what health checks report).
+    public var isDraining: Bool { draining.load(ordering: .relaxed) || announced.load(ordering: .relaxed) }
+
+    /// Makes `isDraining` true without changing what is served.
+    public func announceDrain() { announced.store(true, ordering: .relaxed) }
 }
 
 final class Reactor: @unchecked Sendable {

@@ -85,6 +85,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds in-flight calls may take to finish after SIGTERM/SIGINT.")
     var drainTimeout: Double = 10
 
+    @Option(
+        help:
+            "Seconds after SIGTERM during which health reports NOT_SERVING while everything is still served (new connections too), so a load balancer's health check takes this replica out before the drain closes its listener (docs/scaling.md)."
+    )
+    var drainNotice: Double = 0
+
     @Flag(help: "Serve encore.v1.Diagnostics (Echo, Collect) for transport checks.")
     var diagnostics = false
 
@@ -212,6 +218,9 @@ struct Serve: ParsableCommand {
         if !(idleTimeout > 0 && idleTimeout.isFinite) {
             throw ValidationError("--idle-timeout must be a positive number of seconds")
         }
+        if !(drainNotice >= 0 && drainNotice <= 600) {
+            throw ValidationError("--drain-notice must be 0 to 600 seconds")
+        }
         if !(drainTimeout >= 0 && drainTimeout.isFinite) {
             throw ValidationError("--drain-timeout must be zero or more seconds")
         }
@@ -260,6 +269,7 @@ struct Serve: ParsableCommand {
         options.stateFile = stateFile
         options.decisionKeyFile = decisionKeyFile
         options.replicaName = replicaName
+        options.drainNoticeSeconds = drainNotice
         options.snapshotDirectory = snapshotDir
         options.snapshotDirectoryIntervalSeconds = snapshotDirInterval
         options.upsertLimits = upsertLimits
