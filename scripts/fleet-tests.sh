@@ -2,7 +2,7 @@
 # Runs the fleet tests (Tests/fleet): the load-balancer configs checked by `haproxy -c` and
 # `nginx -t`, and three replicas in network namespaces behind haproxy under load through a
 # rollout, a refused rollout, a SIGKILL and a SIGTERM drain (needs root for `ip netns`; skips
-# with the reason otherwise). Prints the run's figures (.build/fleet-report.json).
+# with the reason otherwise). pytest's summary shows the run's figures (.build/fleet-report.json).
 #
 #   scripts/fleet-tests.sh [extra pytest args...]
 #
@@ -29,12 +29,4 @@ fi
 "$venv/bin/python" "$root/Tests/interop/gen_stubs.py" >/dev/null
 rm -f "$FLEET_REPORT"
 cd "$root"
-set +e
-"$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/fleet "$@"
-rc=$?
-set -e
-if [ -f "$FLEET_REPORT" ]; then
-  echo "fleet report ($FLEET_REPORT):"
-  cat "$FLEET_REPORT"
-fi
-exit "$rc"
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/fleet "$@"

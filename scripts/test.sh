@@ -22,3 +22,6 @@ echo "== python package tests (encore-learn)"
 ENCORE_BIN="${ENCORE_BIN:-$PWD/.build/debug/encore}" scripts/python-tests.sh
 echo "== micro-benchmark gate: allocations and instructions vs Benchmarks/Thresholds/Quick (release)"
 scripts/bench-quick.sh
+echo "== fleet tests: haproxy/nginx configs, three replicas in network namespaces behind haproxy (release)"
+swift build -c release --product encore
+ENCORE_BIN="$PWD/.build/release/encore" scripts/fleet-tests.sh

@@ -54,10 +54,13 @@ public final class SnapshotDirectoryWatcher: @unchecked Sendable {
     /// (scans, activations, refusals) since start.
     public var statistics: (scans: Int, activations: Int, refusals: Int) { counts.withLock { $0 } }
 
-    /// Scans now, then every `intervalSeconds` until `stop`.
+    /// Scans once now (before returning, so a server started on a directory serves its newest
+    /// snapshot from its first call), then every `intervalSeconds` until `stop`.
     public func start() {
+        queue.sync { scan() }
         let timer = DispatchSource.makeTimerSource(queue: queue)
-        timer.schedule(deadline: .now(), repeating: .milliseconds(max(1, Int(intervalSeconds * 1000))))
+        let interval = max(1, Int(intervalSeconds * 1000))
+        timer.schedule(deadline: .now() + .milliseconds(interval), repeating: .milliseconds(interval))
         timer.setEventHandler { [weak self] in self?.scan() }
         self.timer = timer
         timer.resume()

@@ -8,7 +8,8 @@ struct Encore: ParsableCommand {
         commandName: "encore",
         abstract: "Encore: a next-best-offer decisioning engine served over gRPC.",
         subcommands: [
-            Serve.self, DecideCommand.self, PushCommand.self, ModelsCommand.self, FleetCommand.self, SnapshotCommand.self,
+            Serve.self, DecideCommand.self, PushCommand.self, ModelsCommand.self, FleetCommand.self,
+            SnapshotCommand.self,
             StoreCommand.self, BenchCommand.self,
         ],
         defaultSubcommand: Serve.self

@@ -113,7 +113,8 @@ struct FleetCommand: ParsableCommand {
 
     struct Push: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Upload a snapshot to every replica; with --activate, activate it everywhere only if all accepted it.",
+            abstract:
+                "Upload a snapshot to every replica; with --activate, activate it everywhere only if all accepted it.",
             discussion: """
                 Phase 1 uploads the snapshot to every replica at once without activating it; each replica
                 validates it completely (checksum, signature, schema against its data). Only when every
@@ -312,7 +313,8 @@ struct FleetCommand: ParsableCommand {
                     let health = (o["health"] as! String).padding(toLength: 12, withPad: " ", startingAt: 0)
                     let lag =
                         (o["behind"] as? Bool ?? false)
-                        ? "behind: newest is \(newest?.version ?? "?") (created \(o["lag_ms"]!) ms later)" : "up to date"
+                        ? "behind: newest is \(newest?.version ?? "?") (created \(o["lag_ms"]!) ms later)"
+                        : "up to date"
                     print("\(target) \(health) \(o["active_version"]!)  \(lag)")
                 }
                 print(

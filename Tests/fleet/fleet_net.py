@@ -177,7 +177,10 @@ def wait_status(socket_path: str, server: str, status: str, timeout: float) -> f
     end = time.monotonic() + timeout
     last = None
     while time.monotonic() < end:
-        last = haproxy_status(socket_path).get(server)
+        try:
+            last = haproxy_status(socket_path).get(server)
+        except (FileNotFoundError, ConnectionRefusedError):  # haproxy still starting
+            last = None
         if last == status:
             return time.monotonic()
         time.sleep(0.02)

@@ -22,7 +22,7 @@ def test_haproxy_config_is_valid_for_haproxy_2_6():
     assert "warning" not in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
     text = HAPROXY.read_text()
     for needed in ("mode http", "proto h2", "balance hdr(x-encore-customer)", "hash-type consistent",
-                   "retry-on conn-failure empty-response", "tcp-check expect binary 00000000020801"):
+                   "retry-on conn-failure empty-response", "tcp-check expect min-recv 1 binary 00000000020801"):
         assert needed in text, needed
 
 
