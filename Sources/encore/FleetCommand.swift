@@ -232,7 +232,12 @@ struct FleetCommand: ParsableCommand {
 
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show each replica's active version, health and lag behind the newest version in the fleet.")
+            abstract: "Show each replica's active version, health and lag behind the newest version in the fleet.",
+            discussion: """
+                Lag: a replica serving an older snapshot than the newest one any replica serves (by its
+                created-at, then by version) is `behind`, with the snapshots' age difference. Exit code 0
+                only when every replica answered SERVING and all serve the same version.
+                """)
 
         @OptionGroup var targets: Targets
         @Flag(help: "Print one JSON object instead of text.") var json = false
@@ -322,7 +327,8 @@ struct FleetCommand: ParsableCommand {
                         ? "fleet: \(replicas.count) replica(s) on \(versions.first!)\(healthy ? "" : " (not all healthy)")"
                         : "fleet: split across \(versions.sorted().joined(separator: ", "))")
             }
-            if !healthy { throw ExitCode(1) }
+            // Exit 1 unless every replica answered SERVING and all serve one version.
+            if !healthy || versions.count != 1 { throw ExitCode(1) }
         }
     }
 }
