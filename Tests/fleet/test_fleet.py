@@ -36,9 +36,10 @@ import fleet_net as fn  # noqa: E402
 REPLICAS = 3
 INSTANCE = {i: f"0000000000a{i}" for i in range(1, REPLICAS + 1)}  # decision-id prefix per replica
 TOKEN = "fleet-test-token-0123456789abcdef"
-LOAD_CONCURRENCY = 16
-LOAD_RATE = 900  # orders/s (a Decide and a ReportOutcome each): about 1,800 calls/s
-CUSTOMERS = 1500
+LOAD_PROCESSES = 2  # grpcio load generators, each with its own customers
+LOAD_CONCURRENCY = 12  # calls in flight per load generator at most
+LOAD_RATE = 1200  # orders/s in all (a Decide and a ReportOutcome each): up to 2,400 calls/s
+CUSTOMERS = 1500  # in all
 SETTLE = 0.5  # seconds after haproxy changed a server's state before a steady period starts
 
 
@@ -125,43 +126,63 @@ class Run:
         doc = json.loads(r.stdout)
         return {i + 1: row.get("active_version", "") for i, row in enumerate(doc["replicas"])}
 
-    def listed_versions(self) -> dict[int, str]:
-        """Each replica's active version, by Models/List over grpcio (quicker than a CLI run)."""
+    def open_admin_channels(self) -> None:
+        """grpcio channels to every admin plane, opened ahead so `listed_versions` is quick."""
         import grpc
         sys.path.insert(0, str(fn.REPO / "Tests" / "interop" / "_gen"))
         from encore.v1 import models_pb2
-        out = {}
-        for i in range(1, REPLICAS + 1):
-            with grpc.insecure_channel(self.admin(i)) as ch:
-                call = ch.unary_unary("/encore.v1.Models/List",
-                                      request_serializer=models_pb2.ListModelsRequest.SerializeToString,
-                                      response_deserializer=models_pb2.ListModelsResponse.FromString)
-                out[i] = call(models_pb2.ListModelsRequest(), timeout=5,
-                              metadata=(("authorization", f"Bearer {TOKEN}"),)).active_version
-        return out
+        self.models_pb2 = models_pb2
+        self.admin_channels = {i: grpc.insecure_channel(self.admin(i)) for i in range(1, REPLICAS + 1)}
+        self.list_calls = {i: ch.unary_unary("/encore.v1.Models/List",
+                                             request_serializer=models_pb2.ListModelsRequest.SerializeToString,
+                                             response_deserializer=models_pb2.ListModelsResponse.FromString)
+                           for i, ch in self.admin_channels.items()}
+        self.listed_versions()
 
-    def load(self, name: str, targets: list[str], seconds: float, rate: float, hash_targets: bool = False) -> fn.Proc:
-        cmd = [sys.executable, str(fn.HERE / "load.py"), "--seconds", str(seconds), "--rate", str(rate),
-               "--concurrency", str(LOAD_CONCURRENCY), "--customers", str(CUSTOMERS),
-               "--out", str(self.tmp / f"{name}.jsonl"), "--stop-file", str(self.tmp / f"{name}.stop"),
-               "--ready-file", str(self.tmp / f"{name}.ready")]
-        for t in targets:
-            cmd += ["--target", t]
-        if hash_targets:
-            cmd.append("--hash-targets")
-        p = fn.Proc(cmd, self.tmp / f"{name}.log")
-        self.loads.append(p)
+    def listed_versions(self) -> dict[int, str]:
+        """Each replica's active version, by Models/List over grpcio (quicker than a CLI run)."""
+        md = (("authorization", f"Bearer {TOKEN}"),)
+        return {i: call(self.models_pb2.ListModelsRequest(), timeout=5, metadata=md).active_version
+                for i, call in self.list_calls.items()}
+
+    def load(self, name: str, targets: list[str], seconds: float, rate: float,
+             hash_targets: bool = False) -> list[fn.Proc]:
+        """LOAD_PROCESSES load generators (each rate / LOAD_PROCESSES, its own customers), started
+        and connected when this returns; they stop after `seconds` or at `<name>.stop`."""
+        procs = []
+        per = CUSTOMERS // LOAD_PROCESSES
+        for k in range(LOAD_PROCESSES):
+            part = f"{name}-{k}"
+            cmd = [sys.executable, str(fn.HERE / "load.py"), "--seconds", str(seconds),
+                   "--rate", str(rate / LOAD_PROCESSES), "--concurrency", str(LOAD_CONCURRENCY),
+                   "--customers", str(per), "--first-customer", str(1 + k * per),
+                   "--out", str(self.tmp / f"{part}.jsonl"), "--stop-file", str(self.tmp / f"{name}.stop"),
+                   "--ready-file", str(self.tmp / f"{part}.ready")]
+            for t in targets:
+                cmd += ["--target", t]
+            if hash_targets:
+                cmd.append("--hash-targets")
+            p = fn.Proc(cmd, self.tmp / f"{part}.log")
+            self.loads.append(p)
+            procs.append(p)
         end = time.monotonic() + 30
-        while not (self.tmp / f"{name}.ready").exists():
-            if p.p.poll() is not None or time.monotonic() > end:
-                raise RuntimeError(f"load {name} did not start:\n{p.text()[-2000:]}")
-            time.sleep(0.05)
-        return p
+        for k, p in enumerate(procs):
+            while not (self.tmp / f"{name}-{k}.ready").exists():
+                if p.p.poll() is not None or time.monotonic() > end:
+                    raise RuntimeError(f"load {name} did not start:\n{p.text()[-2000:]}")
+                time.sleep(0.05)
+        return procs
 
-    def calls(self, name: str, proc: fn.Proc, timeout: float = 120) -> tuple[dict, list[list]]:
-        proc.wait(timeout)
-        lines = (self.tmp / f"{name}.jsonl").read_text().splitlines()
-        return json.loads(lines[0]), [json.loads(x) for x in lines[1:]]
+    def calls(self, name: str, procs: list[fn.Proc], timeout: float = 120) -> tuple[dict, list[list]]:
+        """({"elapsed": longest run in s}, every call of every generator in start order)."""
+        elapsed, calls = 0.0, []
+        for k, p in enumerate(procs):
+            p.wait(timeout)
+            lines = (self.tmp / f"{name}-{k}.jsonl").read_text().splitlines()
+            elapsed = max(elapsed, json.loads(lines[0])["elapsed"])
+            calls += [json.loads(x) for x in lines[1:]]
+        calls.sort(key=lambda c: c[0])
+        return {"elapsed": elapsed}, calls
 
     def close(self) -> None:
         for p in self.loads:
@@ -172,6 +193,8 @@ class Run:
             p.stop()
         if self.relay:
             self.relay.close()
+        for ch in getattr(self, "admin_channels", {}).values():
+            ch.close()
         self.fleet.close()
 
 
@@ -234,7 +257,9 @@ def test_fleet_behind_haproxy(run: Run):
     port = run.start_haproxy()
     via = f"127.0.0.1:{port}"
     direct = [f"{run.address(i)}:50051" for i in range(1, REPLICAS + 1)]
-    report: dict = {"replicas": REPLICAS, "load": {"concurrency": LOAD_CONCURRENCY, "rate_orders_per_s": LOAD_RATE}}
+    report: dict = {"replicas": REPLICAS, "encore": fn.encore_bin(),
+                    "load": {"processes": LOAD_PROCESSES, "concurrency_each": LOAD_CONCURRENCY,
+                             "rate_orders_per_s": LOAD_RATE}}
 
     # -- haproxy's cost: the same closed-loop load direct (client-side hash) and through haproxy.
     overhead = {}
@@ -252,6 +277,8 @@ def test_fleet_behind_haproxy(run: Run):
     overhead["added_p99_ms"] = overhead["haproxy"]["decide_p99_ms"] - overhead["direct"]["decide_p99_ms"]
     report["haproxy_overhead"] = overhead
 
+    run.open_admin_channels()
+
     # -- the main load through haproxy, with the events placed on the shared monotonic clock.
     load = run.load("main", [via], 60, LOAD_RATE)
     ev = run.events
@@ -266,9 +293,13 @@ def test_fleet_behind_haproxy(run: Run):
     pushed = json.loads(r.stdout)
     v31 = pushed["replicas"][0]["pushed_version"]
     assert all(row["active_version"] == v31 for row in pushed["replicas"]), pushed
-    while (seen := run.listed_versions()) != {i: v31 for i in range(1, REPLICAS + 1)}:
-        assert time.monotonic() - ev["push_end"] <= 1.0, f"not every replica on {v31} within 1 s: {seen}"
-    ev["all_on_v31"] = time.monotonic()
+    while True:
+        asked = time.monotonic()
+        if (seen := run.listed_versions()) == {i: v31 for i in range(1, REPLICAS + 1)}:
+            break
+        assert asked - ev["push_end"] <= 1.0, f"not every replica on {v31} within 1 s: {seen}"
+    ev["all_on_v31"] = asked  # when the List calls that saw every replica on v31 were sent
+    report["rollout_all_active_after_s"] = round(asked - ev["push_end"], 4)
     assert run.active_versions() == {i: v31 for i in range(1, REPLICAS + 1)}  # fleet status agrees
     (run.tmp / "snapshots" / ".s31.snap.tmp").write_bytes(snaps[31].read_bytes())
     os.rename(run.tmp / "snapshots" / ".s31.snap.tmp", run.tmp / "snapshots" / "fleet-current.snap")
@@ -336,9 +367,10 @@ def test_fleet_behind_haproxy(run: Run):
         "total": len(failed),
         "examples": failed[:5],
     }
-    report["sigkill_in_flight_bound"] = LOAD_CONCURRENCY
+    in_flight = LOAD_PROCESSES * LOAD_CONCURRENCY  # calls in flight at any moment, at most
+    report["sigkill_in_flight_bound"] = in_flight
     assert len(failed) == len(in_kill), ("calls failed outside the SIGKILL window", failed[:10])
-    assert len(in_kill) <= LOAD_CONCURRENCY, ("more failures than calls in flight at the kill", in_kill[:10])
+    assert len(in_kill) <= in_flight, ("more failures than calls in flight at the kill", in_kill[:10])
 
     # Versions: nothing started after the rollout returned got the old model, none ever got v32.
     decides = [c for c in ok if c[2] == "decide"]
