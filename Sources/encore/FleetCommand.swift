@@ -116,11 +116,11 @@ struct FleetCommand: ParsableCommand {
             abstract:
                 "Upload a snapshot to every replica; with --activate, activate it everywhere only if all accepted it.",
             discussion: """
-                Phase 1 uploads the snapshot to every replica at once without activating it; each replica
-                validates it completely (checksum, signature, schema against its data). Only when every
-                replica accepted it does phase 2 (--activate) activate it on all of them. If a replica
-                fails phase 2, the replicas already switched are rolled back to the version they served
-                before, so the fleet never stays split. Exit code 0 only when every step succeeded;
+                Phase 1 uploads the snapshot to every replica at once without activating it; each replica \
+                validates it completely (checksum, signature, schema against its data). Only when every \
+                replica accepted it does phase 2 (--activate) activate it on all of them. If a replica \
+                fails phase 2, the replicas already switched are rolled back to the version they served \
+                before, so the fleet never stays split. Exit code 0 only when every step succeeded; \
                 each replica's result is printed (or one JSON object with --json).
                 """)
 
@@ -234,8 +234,8 @@ struct FleetCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show each replica's active version, health and lag behind the newest version in the fleet.",
             discussion: """
-                Lag: a replica serving an older snapshot than the newest one any replica serves (by its
-                created-at, then by version) is `behind`, with the snapshots' age difference. Exit code 0
+                Lag: a replica serving an older snapshot than the newest one any replica serves (by its \
+                created-at) is `behind`, with the snapshots' age difference. Exit code 0 \
                 only when every replica answered SERVING and all serve the same version.
                 """)
 
