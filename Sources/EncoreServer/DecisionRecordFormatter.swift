@@ -14,6 +14,24 @@ struct DecisionRecordFormatter {
 
     static let outcomeNames = ["unspecified", "shown", "accepted", "declined", "ignored"]
 
+    /// `, "replica": "<name>"`, rendered once, appended as the last field of every record (empty:
+    /// no replica field).
+    private let replicaField: [UInt8]
+
+    /// `replica` names the server that wrote the records (`encore serve --replica-name`, by
+    /// default its instance id), so logs collected from a fleet say where each record came from.
+    init(replica: String? = nil) {
+        guard let replica else {
+            replicaField = []
+            return
+        }
+        var out = JSONLineBuffer(capacity: 64 + 6 * replica.utf8.count)
+        defer { out.deallocate() }
+        out.append(", \"replica\": ")
+        out.appendQuoted(replica)
+        replicaField = Array(out.bytes)
+    }
+
     /// Appends one decision line (or, for a malformed record, one error line) to `out`.
     mutating func appendDecision(_ record: UnsafeRawBufferPointer, to out: inout JSONLineBuffer) {
         let start = out.count
@@ -160,7 +178,12 @@ struct DecisionRecordFormatter {
         }
         j.append("], \"joint_propensity\": ")
         j.appendNumber(r.f64())
+        appendReplica(to: &j)
         j.append("}\n")
+    }
+
+    private func appendReplica(to out: inout JSONLineBuffer) {
+        if !replicaField.isEmpty { replicaField.withUnsafeBytes { out.append($0) } }
     }
 
     private func offer(_ index: Int32, blob: UnsafeRawBufferPointer, to j: inout JSONLineBuffer) {
@@ -188,6 +211,7 @@ struct DecisionRecordFormatter {
         out.appendInteger(r.i64())
         out.append(", \"time_ms\": ")
         out.appendInteger(time)
+        appendReplica(to: &out)
         out.append("}\n")
         if r.failed {
             out.truncate(to: start)

@@ -1,6 +1,7 @@
 import EncoreEngine
 import EncoreProtocol
 import EncoreTransport
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -43,6 +44,14 @@ public final class DecisionsService: Sendable {
         self.debugStall = debugStall.flatMap { $0.micros > 0 && $0.every > 0 ? $0 : nil }
     }
 
+    /// Decide calls whose `x-encore-customer` header (the load balancer's routing key) named
+    /// another customer than the body's `customer_id`, since start, over every reactor thread.
+    /// The body decides; a mismatch means a client routes on the wrong key, so that customer's
+    /// rule counters may be split across replicas (docs/scaling.md).
+    public var customerHeaderMismatches: Int {
+        contexts.all.reduce(0) { $0 + $1.customerHeaderMismatches.load(ordering: .relaxed) }
+    }
+
     public func register(in router: inout GRPCRouter) {
         let contexts = self.contexts
         if let stall = debugStall {
@@ -52,13 +61,13 @@ public final class DecisionsService: Sendable {
                     let context = contexts.all[call.reactorIndex]
                     context.debugCalls += 1
                     if context.debugCalls % stall.every == 0 { usleep(stall.micros) }
-                    return context.decide(request, &response)
+                    return context.decide(request, &response, affinityKeyHash: call.affinityKeyHash)
                 })
         } else {
             router.register(
                 "/encore.v1.Decisions/Decide",
                 .inline { request, response, call in
-                    contexts.all[call.reactorIndex].decide(request, &response)
+                    contexts.all[call.reactorIndex].decide(request, &response, affinityKeyHash: call.affinityKeyHash)
                 })
         }
         let outcomes = self.outcomes
@@ -97,6 +106,10 @@ final class DecideContext {
     private var items: UnsafeMutableBufferPointer<LineItemInput>
     /// Decide calls on this thread, counted only when a debug stall is configured.
     var debugCalls = 0
+    /// Decide calls on this thread whose `x-encore-customer` header disagreed with the body's
+    /// customer id. Written only by this context's reactor thread (and only on a mismatch), read
+    /// by `DecisionsService.customerHeaderMismatches` from any thread.
+    let customerHeaderMismatches = Atomic<Int>(0)
 
     init(workspace: DecisionWorkspace) {
         self.workspace = workspace
@@ -125,7 +138,9 @@ final class DecideContext {
         items.deallocate()
     }
 
-    func decide(_ request: UnsafeRawBufferPointer, _ response: inout GRPCResponseBuffer) -> GRPCStatus {
+    func decide(
+        _ request: UnsafeRawBufferPointer, _ response: inout GRPCResponseBuffer, affinityKeyHash: UInt64? = nil
+    ) -> GRPCStatus {
         do {
             try decoder.decode(request)
         } catch {
@@ -134,6 +149,9 @@ final class DecideContext {
         var input = DecisionInput()
         input.surface = decoder.surface.bytes(in: request)
         input.customerID = decoder.customerID.bytes(in: request)
+        if let affinityKeyHash, GRPCCallContext.affinityHash(input.customerID) != affinityKeyHash {
+            customerHeaderMismatches.add(1, ordering: .relaxed)
+        }
         input.requestID = decoder.requestID.bytes(in: request)
         input.orderID = decoder.orderID.bytes(in: request)
         input.totalCents = decoder.totalCents

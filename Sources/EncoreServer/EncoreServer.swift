@@ -80,6 +80,16 @@ public final class EncoreServer: Sendable {
         /// hold together (`AdminUploadBudget`).
         public var maxAdminUploads = AdminUploadBudget.defaultMaxUploads
         public var maxAdminUploadBytes = AdminUploadBudget.defaultMaxBytes
+        /// The `replica` field of every log record (`--replica-name`); nil: the instance id (the
+        /// 12 hex digits decision ids start with).
+        public var replicaName: String? = nil
+        /// Seconds between SIGTERM and the drain during which health says NOT_SERVING but every
+        /// call and new connection is still served, so a load balancer's health check takes this
+        /// replica out first (`--drain-notice`; 0: drain at once).
+        public var drainNoticeSeconds = 0.0
+        /// `--snapshot-dir D`: snapshots to pick up from a directory (`SnapshotDirectoryWatcher`).
+        public var snapshotDirectory: String? = nil
+        public var snapshotDirectoryIntervalSeconds = 2.0
         /// Testing only: an artificial Decide stall (`encore serve --debug-stall-ms`); nil is off.
         public var debugStall: DecisionsService.DebugStall? = nil
 
@@ -96,7 +106,11 @@ public final class EncoreServer: Sendable {
     public let adminServer: GRPCServer
     public let engine: DecisionEngine
     public let registry: ModelRegistry
+    /// The data plane's Decisions service (its counters, e.g. `customerHeaderMismatches`).
+    public let decisions: DecisionsService
     public let logWriter: LogWriter?
+    /// `--snapshot-dir`'s watcher (nil without one).
+    public let snapshotWatcher: SnapshotDirectoryWatcher?
     /// Saves and restores the rule counters (nil without a state file).
     let ruleState: RuleStatePersistence?
     /// The write-ahead journal of `--durable-outcomes` (nil otherwise).
@@ -108,6 +122,9 @@ public final class EncoreServer: Sendable {
     public let authorizer: AdminAuthorizer
     /// The audit log of admin calls.
     public let audit: AdminAudit
+    /// The data plane's and the admin plane's health (announced NOT_SERVING by `--drain-notice`).
+    let serving: ServingState
+    let adminServing: ServingState
 
     /// Loads the data, builds the routes and the transport. Throws with a message naming the
     /// file and problem for bad TLS files, catalogs, customer files, snapshots or keys.
@@ -207,10 +224,18 @@ public final class EncoreServer: Sendable {
             DecisionLog(
                 threads: options.transport.threads + (options.durableOutcomes ? 1 : 0), ringBytes: options.logRingBytes)
         }
+        // The instance id is drawn here rather than by the engine so the log records can name it.
+        let fixedInstanceID = options.engine.instanceID != nil
+        if !fixedInstanceID {
+            var generator = SystemRandomNumberGenerator()
+            options.engine.instanceID = generator.next() & EngineConfiguration.maxInstanceID
+        }
+        let instanceHex = String(options.engine.instanceID!, radix: 16)
+        let replica = options.replicaName ?? String(repeating: "0", count: 12 - instanceHex.count) + instanceHex
         logWriter = try options.logDirectory.map {
             try LogWriter(
                 directory: $0, log: log!, maxBacklogBytes: options.logBacklogBytes,
-                syncOutcomes: options.durableOutcomes)
+                syncOutcomes: options.durableOutcomes, replica: replica)
         }
         let data = try ServedData.load(options)
         if let problem = data.catalog.perSurfaceLimitProblem(maxOffersPerSurface: options.maxOffersPerSurface) {
@@ -268,10 +293,18 @@ public final class EncoreServer: Sendable {
             requireOPE: options.requireOPE, opeMargin: options.opeMargin,
             maxOffersPerSurface: options.maxOffersPerSurface)
 
+        let registry = self.registry
+        snapshotWatcher = try options.snapshotDirectory.map {
+            try SnapshotDirectoryWatcher(
+                directory: $0, intervalSeconds: options.snapshotDirectoryIntervalSeconds, registry: registry)
+        }
+
         // One serving state per plane: each server's shutdown drains its own reactors (and its
         // health turns NOT_SERVING).
         let serving = ServingState()
         let adminServing = ServingState()
+        self.serving = serving
+        self.adminServing = adminServing
         var adminRouter = GRPCRouter()
         HealthService(serving: adminServing).register(in: &adminRouter)
         let uploads = AdminUploadBudget(maxUploads: options.maxAdminUploads, maxBytes: options.maxAdminUploadBytes)
@@ -287,11 +320,11 @@ public final class EncoreServer: Sendable {
         .register(in: &adminRouter)
         var router = GRPCRouter()
         HealthService(serving: serving).register(in: &router)
-        DecisionsService(
+        decisions = DecisionsService(
             engine: engine, threads: options.transport.threads, debugStall: options.debugStall,
             outcomes: OutcomeRecorder(engine: engine, repeats: repeats, journal: journal)
         )
-        .register(in: &router)
+        decisions.register(in: &router)
         if options.diagnosticsOnDataPlane { DiagnosticsService().register(in: &router) }
         // Registered before the admin paths are refused here: the data plane has its own.
         ReflectionService(
@@ -316,7 +349,7 @@ public final class EncoreServer: Sendable {
         Log.info(
             "serving \(options.servesDemo ? "the embedded demo: " : "")\(active.catalog.count) offers, \(active.customers.customerCount) customers x \(active.customers.featureNames.count) features, model \(active.version) (\(ModelRegistry.describe(active.exploration)))"
         )
-        if options.engine.instanceID != nil {
+        if fixedInstanceID {
             let hex = String(engine.instanceID, radix: 16)
             Log.warning(
                 "decision ids start with the fixed instance id \(String(repeating: "0", count: 12 - hex.count) + hex) (--instance-id: for tests and simulations only)"
@@ -331,6 +364,12 @@ public final class EncoreServer: Sendable {
         logWriter?.start()
         journal?.start()
         ruleState?.start()
+        if let snapshotWatcher {
+            Log.info(
+                "snapshot dir: watching \(snapshotWatcher.directory) every \(snapshotWatcher.intervalSeconds) s\(registry.trustedKeys.isEmpty ? "" : " (signed snapshots only)")"
+            )
+            snapshotWatcher.start()
+        }
         let admin = adminServer.configuration
         let adminPort = try adminServer.start(listeners: adminListeners)
         // Not "listening on": tools and tests read that line for the data plane's port.
@@ -358,9 +397,18 @@ public final class EncoreServer: Sendable {
             "listening on \(host):\(port) (\(transport.tls == nil ? "h2c" : "tls"), \(transport.threads) threads)",
             ["plane": "data", "host": "\(transport.host)", "port": "\(port)"])
         let signal = SignalWaiter.waitForTermination(onHangUp: { [self] in reloadCredentials() })
+        if options.drainNoticeSeconds > 0 {
+            serving.announceDrain()
+            adminServing.announceDrain()
+            Log.notice(
+                "\(SignalWaiter.name(signal)) received: health NOT_SERVING, still serving for \(options.drainNoticeSeconds) s (--drain-notice) so load balancers take this replica out, then draining"
+            )
+            usleep(UInt32(min(options.drainNoticeSeconds, 3600) * 1_000_000))
+        }
         Log.notice(
             "\(SignalWaiter.name(signal)) received: draining (health NOT_SERVING, no new connections, up to \(transport.drainTimeoutNanos / 1_000_000_000) s for in-flight calls)"
         )
+        snapshotWatcher?.stop()
         server.shutdown()
         adminServer.shutdown()
         let clean = server.waitUntilStopped()
@@ -379,7 +427,7 @@ public final class EncoreServer: Sendable {
             )
         }
         Log.info(
-            "decisions: \(engine.unknownCandidatesIgnored.load(ordering: .relaxed)) unknown candidate_offer_ids ignored since start, \(engine.nonFiniteScoreFallbacks.load(ordering: .relaxed)) uniform fallbacks for non-finite scores; rule counters: \(engine.counters.evictions.load(ordering: .relaxed)) customers evicted, \(engine.unattributedOutcomes.load(ordering: .relaxed)) outcomes with a foreign decision id; \(engine.unverifiedOutcomes.load(ordering: .relaxed)) outcomes refused (decision id did not verify)"
+            "decisions: \(engine.unknownCandidatesIgnored.load(ordering: .relaxed)) unknown candidate_offer_ids ignored since start, \(engine.nonFiniteScoreFallbacks.load(ordering: .relaxed)) uniform fallbacks for non-finite scores; rule counters: \(engine.counters.evictions.load(ordering: .relaxed)) customers evicted, \(engine.unattributedOutcomes.load(ordering: .relaxed)) outcomes with a foreign decision id; \(engine.unverifiedOutcomes.load(ordering: .relaxed)) outcomes refused (decision id did not verify); \(decisions.customerHeaderMismatches) Decide calls whose x-encore-customer header disagreed with customer_id"
         )
         if let stateFailure, let ruleState {
             Log.error(

@@ -40,6 +40,8 @@ public final class LogWriter: @unchecked Sendable {
     /// Fsync the outcome files after every pass that wrote to them (`--durable-outcomes`: the
     /// write-ahead file may forget an outcome only once its log line is synced).
     public let syncOutcomes: Bool
+    /// The `replica` field of every record (nil: none).
+    public let replica: String?
     private let stopping = Atomic<Bool>(false)
     /// Shared by the writer threads (each adds its own); read by anyone (`counters`).
     private let shared = SharedCounters()
@@ -71,8 +73,9 @@ public final class LogWriter: @unchecked Sendable {
     public init(
         directory: String, log: DecisionLog, maxFileBytes: Int = 256 << 20, maxFileAgeSeconds: Double = 3600,
         writerThreads: Int = 2, maxBacklogBytes: Int = LogWriter.defaultMaxBacklogBytes,
-        reportIntervalSeconds: Double = 10, syncOutcomes: Bool = false
+        reportIntervalSeconds: Double = 10, syncOutcomes: Bool = false, replica: String? = nil
     ) throws {
+        self.replica = replica
         self.directory = directory
         self.log = log
         self.maxFileBytes = maxFileBytes
@@ -185,7 +188,7 @@ public final class LogWriter: @unchecked Sendable {
         ThreadPriority.lowerCurrentThread(nice: LogWriter.writerNice)
         let rings = stride(from: index, to: log.rings.count, by: writerThreads).map { log.rings[$0] }
         var scratch = [UInt8](repeating: 0, count: DecisionLog.maxRecordBytes)
-        var formatter = DecisionRecordFormatter()
+        var formatter = DecisionRecordFormatter(replica: replica)
         var decisionText = JSONLineBuffer(capacity: 2 * LogWriter.flushBytes)
         var outcomeText = JSONLineBuffer(capacity: 1 << 16)
         defer {

@@ -19,6 +19,8 @@ final class StreamSlot {
     var deadlineNanos: UInt64 = 0
     /// From the `authorization` header through `configuration.credentials`.
     var principal = GRPCCallContext.anonymous
+    /// From the `x-encore-customer` header (`GRPCCallContext.affinityKeyHash`).
+    var affinityKeyHash: UInt64? = nil
     /// A response (success or error) has been submitted to nghttp2.
     var responded = false
     /// Waiting for an off-reactor answer.
@@ -78,6 +80,7 @@ extension Connection: HTTP2SessionDelegate {
             slot.routeIndex = -1
             slot.deadlineNanos = 0
             slot.principal = certificatePrincipal
+            slot.affinityKeyHash = nil
             slot.responded = false
             slot.awaiting = false
             slot.responseOffset = 0
@@ -97,6 +100,8 @@ extension Connection: HTTP2SessionDelegate {
             if GRPCRequestHead.equals(name, "authorization"), let credentials = reactor.shared.configuration.credentials
             {
                 slot.principal = principal(authorization: value, credentials)
+            } else if GRPCRequestHead.equals(name, "x-encore-customer") {
+                slot.affinityKeyHash = GRPCCallContext.affinityHash(value)
             }
         }
     }
@@ -205,7 +210,7 @@ extension Connection: HTTP2SessionDelegate {
     private func context(for slot: StreamSlot) -> GRPCCallContext {
         GRPCCallContext(
             reactorIndex: reactor.index, deadlineNanos: slot.deadlineNanos == 0 ? nil : slot.deadlineNanos,
-            principal: slot.principal, peer: peer)
+            principal: slot.principal, peer: peer, affinityKeyHash: slot.affinityKeyHash)
     }
 
     /// The principal for an `authorization` value, verified once per distinct value per

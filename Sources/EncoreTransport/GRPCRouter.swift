@@ -11,17 +11,35 @@ public struct GRPCCallContext: Sendable {
     /// The connection's peer, read at accept (for audit lines).
     public var peer: PeerAddress = .unknown
 
+    /// FNV-1a 64 of the request's `x-encore-customer` header (the load balancer's routing key,
+    /// Protocol/PROTOCOL.md), or nil when the request has none. A handler compares it with the
+    /// same hash of the body's customer id (`GRPCCallContext.affinityHash`) without allocating.
+    public var affinityKeyHash: UInt64? = nil
+
     /// The principal of a call without credentials.
     public static let anonymous: Int32 = -1
 
     public init(
         reactorIndex: Int, deadlineNanos: UInt64?, principal: Int32 = GRPCCallContext.anonymous,
-        peer: PeerAddress = .unknown
+        peer: PeerAddress = .unknown,
+        affinityKeyHash: UInt64? = nil
     ) {
         self.reactorIndex = reactorIndex
         self.deadlineNanos = deadlineNanos
         self.principal = principal
         self.peer = peer
+        self.affinityKeyHash = affinityKeyHash
+    }
+
+    /// FNV-1a 64 of `bytes`: the hash `affinityKeyHash` holds.
+    @inlinable
+    public static func affinityHash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        return hash
     }
 }
 

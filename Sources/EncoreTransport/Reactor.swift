@@ -36,10 +36,22 @@ public final class ServingState: Sendable {
     /// or per call, run by `GRPCServer.shutdown`/`stopNow` on their thread.
     private let observers = Mutex<(fired: Bool, list: [@Sendable () -> Void])>((false, []))
 
+    /// Set by `announceDrain` (any thread) before the drain itself: health says NOT_SERVING
+    /// while everything is still served, so a load balancer's health check takes the server out
+    /// before its listener closes (`encore serve --drain-notice`).
+    let announced = Atomic<Bool>(false)
+
     public init() {}
 
-    /// True once a drain has begun.
-    public var isDraining: Bool { draining.load(ordering: .relaxed) }
+    /// True once a drain has begun or been announced (what health checks report).
+    public var isDraining: Bool { draining.load(ordering: .relaxed) || announced.load(ordering: .relaxed) }
+
+    /// Makes `isDraining` true without changing what is served, and tells the drain observers
+    /// (health watchers see NOT_SERVING from now on).
+    public func announceDrain() {
+        announced.store(true, ordering: .releasing)
+        fireObservers()
+    }
 
     /// Runs `body` once when the drain begins, before the reactors are told to drain (at once if
     /// it has begun already).
@@ -55,6 +67,10 @@ public final class ServingState: Sendable {
     /// Marks the drain begun and runs the observers (once).
     func beginDrain() {
         draining.store(true, ordering: .releasing)
+        fireObservers()
+    }
+
+    private func fireObservers() {
         let list = observers.withLock { state -> [@Sendable () -> Void] in
             if state.fired { return [] }
             state.fired = true

@@ -30,27 +30,30 @@ struct Credentials: ParsableArguments {
         help: "With TLS, do not verify the server's certificate or host name (test servers only).")
     var insecureSkipVerify = false
 
-    /// Connects to `host:port` with these credentials: TLS when asked for, the token as
-    /// metadata. Files are checked before connecting; every error names the file or address.
-    func client(host: String, port: Int) throws -> GRPCClient {
-        guard (1...65535).contains(port) else { throw CLIError("--port \(port): must be in 1...65535") }
-        let metadata = try metadata()
+    /// The TLS client context these options ask for (nil: h2c). Files are checked first and
+    /// named in errors.
+    func tlsContext() throws -> TLSContext? {
         for (flag, path) in [("--ca-file", caFile), ("--cert", cert), ("--key", key)] {
             if let path, !FileManager.default.isReadableFile(atPath: path) {
                 throw CLIError("\(flag) \(path): cannot read the file")
             }
         }
         if (cert == nil) != (key == nil) { throw CLIError("--cert and --key go together") }
-        let useTLS = tls || caFile != nil || cert != nil || insecureSkipVerify
-        let context: TLSContext?
+        guard tls || caFile != nil || cert != nil || insecureSkipVerify else { return nil }
         do {
-            context =
-                useTLS
-                ? try TLSContext(clientCAFile: caFile, certificateFile: cert, keyFile: key, verify: !insecureSkipVerify)
-                : nil
+            return try TLSContext(
+                clientCAFile: caFile, certificateFile: cert, keyFile: key, verify: !insecureSkipVerify)
         } catch let error as TLSError {
             throw CLIError(error.description)
         }
+    }
+
+    /// Connects to `host:port` with these credentials: TLS when asked for, the token as
+    /// metadata. Files are checked before connecting; every error names the file or address.
+    func client(host: String, port: Int) throws -> GRPCClient {
+        guard (1...65535).contains(port) else { throw CLIError("--port \(port): must be in 1...65535") }
+        let metadata = try metadata()
+        let context = try tlsContext()
         let client: GRPCClient
         do { client = try GRPCClient(host: host, port: port, tls: context) } catch let error as TransportError {
             throw CLIError(error.description)

@@ -56,6 +56,9 @@ struct DecideCommand: ParsableCommand {
         let response: Encore_V1_DecideResponse
         do {
             let client = try credentials.client(host: host, port: port)
+            // The load balancer's routing key (Protocol/PROTOCOL.md, deploy/haproxy): the same
+            // customer reaches the same replica, which holds that customer's rule counters.
+            client.metadata += [("x-encore-customer", customerID)]
             response = try Encore_V1_DecideResponse(
                 serializedBytes: try client.unary("/encore.v1.Decisions/Decide", try request.serializedBytes()))
         } catch let status as GRPCStatus {

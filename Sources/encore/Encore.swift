@@ -10,7 +10,8 @@ struct Encore: ParsableCommand {
         commandName: "encore",
         abstract: "Encore: a next-best-offer decisioning engine served over gRPC.",
         subcommands: [
-            Serve.self, DecideCommand.self, PushCommand.self, ModelsCommand.self, SnapshotCommand.self,
+            Serve.self, DecideCommand.self, PushCommand.self, ModelsCommand.self, FleetCommand.self,
+            SnapshotCommand.self,
             StoreCommand.self, BenchCommand.self,
         ],
         defaultSubcommand: Serve.self
@@ -120,6 +121,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds in-flight calls may take to finish after SIGTERM/SIGINT.")
     var drainTimeout: Double = 10
 
+    @Option(
+        help:
+            "Seconds after SIGTERM during which health reports NOT_SERVING while everything is still served (new connections too), so a load balancer's health check takes this replica out before the drain closes its listener (docs/scaling.md)."
+    )
+    var drainNotice: Double = 0
+
     @Flag(help: "Serve encore.v1.Diagnostics (Echo, Collect) for transport checks.")
     var diagnostics = false
 
@@ -196,6 +203,23 @@ struct Serve: ParsableCommand {
             "For tests and simulations: fix the 12-hex-digit prefix of decision ids (default: random per start), so the same requests in the same order get the same draws on every run (and the same decision ids, MAC included, with a fixed --decision-key-file). Never reuse one across live replicas.",
             valueName: "hex"))
     var instanceID: String?
+
+    @Option(
+        name: .customLong("replica-name"),
+        help: ArgumentHelp(
+            "The `replica` field of every decision and outcome log record (default: the instance id, the 12 hex digits decision ids start with); give each replica of a fleet a stable name (docs/scaling.md).",
+            valueName: "name"))
+    var replicaName: String?
+
+    @Option(
+        name: .customLong("snapshot-dir"),
+        help: ArgumentHelp(
+            "Watch this directory for snapshot files (*.snap): each new or changed one is validated (signed by a --trusted-key when any is given) and the newest valid one becomes active; refusals are logged with the reason (docs/scaling.md).",
+            valueName: "dir"))
+    var snapshotDir: String?
+
+    @Option(help: "Seconds between two scans of --snapshot-dir.")
+    var snapshotDirInterval: Double = 2
     @Option(help: "Most records one Catalog/UpsertOffers or Customers/UpsertCustomers stream may carry.")
     var maxUpsertRecords = UpsertLimits().maxRecords
 
@@ -247,6 +271,12 @@ struct Serve: ParsableCommand {
         if let instanceID, Self.parseInstanceID(instanceID) == nil {
             throw ValidationError("--instance-id must be 1 to 12 hex digits (0-9, a-f), got '\(instanceID)'")
         }
+        if let replicaName, replicaName.isEmpty || replicaName.utf8.count > 128 {
+            throw ValidationError("--replica-name must be 1 to 128 bytes")
+        }
+        if !(snapshotDirInterval > 0 && snapshotDirInterval.isFinite && snapshotDirInterval <= 3600) {
+            throw ValidationError("--snapshot-dir-interval must be a number of seconds in (0, 3600]")
+        }
         if (tlsCert == nil) != (tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key must be given together")
         }
@@ -255,6 +285,9 @@ struct Serve: ParsableCommand {
         }
         if !(idleTimeout > 0 && idleTimeout.isFinite) {
             throw ValidationError("--idle-timeout must be a positive number of seconds")
+        }
+        if !(drainNotice >= 0 && drainNotice <= 600) {
+            throw ValidationError("--drain-notice must be 0 to 600 seconds")
         }
         if !(drainTimeout >= 0 && drainTimeout.isFinite) {
             throw ValidationError("--drain-timeout must be zero or more seconds")
@@ -309,6 +342,10 @@ struct Serve: ParsableCommand {
         options.durableOutcomes = durableOutcomes
         options.maxOffersPerSurface = maxOffersPerSurface
         options.decisionKeyFile = decisionKeyFile
+        options.replicaName = replicaName
+        options.drainNoticeSeconds = drainNotice
+        options.snapshotDirectory = snapshotDir
+        options.snapshotDirectoryIntervalSeconds = snapshotDirInterval
         options.upsertLimits = upsertLimits
         options.maxAdminUploads = maxAdminUploads
         options.maxAdminUploadBytes = maxAdminUploadBytes

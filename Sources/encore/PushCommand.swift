@@ -19,17 +19,7 @@ struct PushCommand: ParsableCommand {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw CLIError("snapshot file \(file): cannot read the file")
         }
-        let bytes = [UInt8](data)
-        let chunkBytes = 1 << 20
-        var messages: [[UInt8]] = []
-        var offset = 0
-        repeat {
-            var chunk = Encore_V1_SnapshotChunk()
-            chunk.data = Data(bytes[offset..<min(bytes.count, offset + chunkBytes)])
-            chunk.activate = activate
-            messages.append(try chunk.serializedBytes())
-            offset += chunkBytes
-        } while offset < bytes.count
+        let messages = try Self.chunks([UInt8](data), activate: activate)
         do {
             let client = try credentials.client(host: host, port: port)
             let reply = try Encore_V1_PushSnapshotResponse(
@@ -44,6 +34,21 @@ struct PushCommand: ParsableCommand {
         } catch let status as GRPCStatus {
             throw CLIError("push refused: \(status)")
         }
+    }
+
+    /// `bytes` as PushSnapshot messages of at most 1 MiB of snapshot each.
+    static func chunks(_ bytes: [UInt8], activate: Bool) throws -> [[UInt8]] {
+        let chunkBytes = 1 << 20
+        var messages: [[UInt8]] = []
+        var offset = 0
+        repeat {
+            var chunk = Encore_V1_SnapshotChunk()
+            chunk.data = Data(bytes[offset..<min(bytes.count, offset + chunkBytes)])
+            chunk.activate = activate
+            messages.append(try chunk.serializedBytes())
+            offset += chunkBytes
+        } while offset < bytes.count
+        return messages
     }
 }
 

@@ -222,4 +222,32 @@ func numberText(_ line: String, after key: String, occurrence: Int = 0) -> Strin
                 == "{\"v\": 1, \"type\": \"outcome\", \"decision_id\": \"d-1\", \"offer_id\": \"gift_box\", \"outcome\": \"accepted\", \"revenue_cents\": -250, \"time_ms\": 7}\n"
         )
     }
+
+    @Test func replicaIsTheLastFieldOfEveryRecordAndTheRestIsUnchanged() throws {
+        var b = RecordBuilder()
+        b.u8(DecisionLog.outcomeRecord)
+        b.u64(7)
+        b.string("d-1")
+        b.string("gift_box")
+        b.u32(1)
+        b.u64(0)
+        let plain = DecisionRecordFormatter()
+        let named = DecisionRecordFormatter(replica: "eu \"1\"")
+        var out = JSONLineBuffer(capacity: 8)
+        defer { out.deallocate() }
+        b.bytes.withUnsafeBytes { plain.appendOutcome($0, to: &out) }
+        let without = String(decoding: out.bytes, as: UTF8.self)
+        out.truncate(to: 0)
+        b.bytes.withUnsafeBytes { named.appendOutcome($0, to: &out) }
+        let with = String(decoding: out.bytes, as: UTF8.self)
+        #expect(with == String(without.dropLast(2)) + ", \"replica\": \"eu \\\"1\\\"\"}\n")
+
+        let fixture = DecisionFixture(namesID: LogNameTable.register(Self.names))
+        var decisionFormatter = DecisionRecordFormatter(replica: "r2")
+        out.truncate(to: 0)
+        fixture.record.withUnsafeBytes { decisionFormatter.appendDecision($0, to: &out) }
+        let decision = String(decoding: out.bytes, as: UTF8.self)
+        #expect(decision == String(formatDecision(fixture.record).dropLast(2)) + ", \"replica\": \"r2\"}\n")
+        #expect(try parseLine(decision)["replica"] as? String == "r2")
+    }
 }

@@ -14,10 +14,18 @@ host and port 50052, `encore serve --admin-port`); the admin channel is opened a
 
 Every method returns the protobuf response message and raises `grpc.RpcError` on a non-OK status
 (`e.code()`, `e.details()`).
+
+Routing key: `decide` and `report_outcome` send the customer id as `x-encore-customer` metadata, so
+a load balancer that hashes on it (deploy/haproxy/haproxy.cfg, `balance hdr(x-encore-customer)`)
+sends every call about one customer to the same replica, the one that holds that customer's rule
+counters (caps, declines). `report_outcome` takes the customer from `customer_id=` or, by default,
+from the decisions this client made recently (the last `ROUTING_MEMORY` decision ids). The server
+decides from the request body only; the header is for the load balancer.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Iterable, Iterator, Mapping
 
 import grpc
@@ -28,6 +36,8 @@ from ._proto.grpc.health.v1 import health_pb2, health_pb2_grpc
 OUTCOME_NAMES = {"shown": decisions_pb2.SHOWN, "accepted": decisions_pb2.ACCEPTED,
                  "declined": decisions_pb2.DECLINED, "ignored": decisions_pb2.IGNORED}
 CHUNK_BYTES = 1 << 20  # the server accepts chunks of up to 4 MiB
+ROUTING_HEADER = "x-encore-customer"
+ROUTING_MEMORY = 65536  # decision id -> customer id pairs kept for report_outcome's routing key
 
 
 class Client:
@@ -45,6 +55,7 @@ class Client:
         if private_key is not None and not tls:
             raise ValueError("a client certificate needs tls=True")
         self._metadata = [*metadata] + ([("authorization", f"Bearer {token}")] if token else [])
+        self._customers_by_decision: "OrderedDict[str, str]" = OrderedDict()
         self._opts = [("grpc.max_receive_message_length", 64 << 20), *options]
         self._tls, self._root_certificates = tls, root_certificates
         self._private_key, self._certificate_chain = private_key, certificate_chain
@@ -68,6 +79,14 @@ class Client:
     @property
     def _md(self) -> list[tuple[str, str]] | None:
         return self._metadata or None
+
+    def _routed(self, customer_id: str) -> list[tuple[str, str]] | None:
+        """The metadata plus the routing key (none for an empty customer id, or one that is not
+        printable ASCII, which HTTP/2 header values cannot carry as is: the balancer then spreads
+        those calls by its fallback)."""
+        if not customer_id or not (customer_id.isascii() and customer_id.isprintable()):
+            return self._md
+        return [*self._metadata, (ROUTING_HEADER, customer_id)]
 
     @property
     def admin_channel(self) -> grpc.Channel:
@@ -112,14 +131,26 @@ class Client:
                 req.order.items.add(**it)
         for k, v in (features or {}).items():
             req.features[k] = float(v)
-        return self._decisions.Decide(req, timeout=timeout or self.timeout, metadata=self._md)
+        response = self._decisions.Decide(req, timeout=timeout or self.timeout, metadata=self._routed(customer_id))
+        if customer_id:
+            memory = self._customers_by_decision
+            memory[response.decision_id] = customer_id
+            if len(memory) > ROUTING_MEMORY:
+                memory.popitem(last=False)
+        return response
 
     def report_outcome(self, decision_id: str, offer_id: str, outcome: str | int = "accepted",
-                       revenue_cents: int = 0, timeout: float | None = None) -> decisions_pb2.OutcomeResponse:
+                       revenue_cents: int = 0, timeout: float | None = None, *,
+                       customer_id: str | None = None) -> decisions_pb2.OutcomeResponse:
+        """`customer_id` is only the routing key (`x-encore-customer`); by default the customer of
+        this client's own `decide` call that returned `decision_id`, if it is still remembered."""
         value = OUTCOME_NAMES[outcome.lower()] if isinstance(outcome, str) else int(outcome)
         req = decisions_pb2.OutcomeRequest(decision_id=decision_id, offer_id=offer_id, outcome=value,
                                            revenue_cents=int(revenue_cents))
-        return self._decisions.ReportOutcome(req, timeout=timeout or self.timeout, metadata=self._md)
+        if customer_id is None:
+            customer_id = self._customers_by_decision.get(decision_id, "")
+        return self._decisions.ReportOutcome(req, timeout=timeout or self.timeout,
+                                             metadata=self._routed(customer_id))
 
     # -- Models -----------------------------------------------------------------------------
 

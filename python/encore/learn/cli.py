@@ -12,10 +12,15 @@ from .. import __version__
 
 
 def _log_args(p: argparse.ArgumentParser, outcomes_required: bool = True) -> None:
-    p.add_argument("--decisions", nargs="+", required=True, metavar="FILE",
+    p.add_argument("--decisions", nargs="+", default=[], metavar="FILE",
                    help="decision log files, globs or log directories (D/decisions-*.jsonl)")
-    p.add_argument("--outcomes", nargs="+", required=outcomes_required, default=[], metavar="FILE",
+    p.add_argument("--outcomes", nargs="+", default=[], metavar="FILE",
                    help="outcome log files, globs or log directories (D/outcomes-*.jsonl)")
+    p.add_argument("--log-dir", nargs="+", default=[], metavar="DIR", dest="log_dirs",
+                   help="log directories, e.g. one per replica of a fleet: their decisions and outcomes are "
+                        "read together and joined by decision id, whichever replica logged each record "
+                        "(same as giving each directory to both --decisions and --outcomes)")
+    p.set_defaults(_outcomes_required=outcomes_required)
     p.add_argument("--min-age-ms", type=int, default=0,
                    help="leave out decisions younger than this (they may still get outcomes)")
     p.add_argument("--now-ms", type=int, default=None,
@@ -34,6 +39,19 @@ def _eprint(*a: Any) -> None:
 def _fmt(est: dict[str, Any]) -> str:
     ci = est.get("ci95")
     return f"{est['value']:.5f}" + (f"  [{ci[0]:.5f}, {ci[1]:.5f}]" if ci else "")
+
+
+def _merge_log_dirs(args: argparse.Namespace) -> None:
+    """--log-dir D... adds D to both --decisions and --outcomes; one of them is required."""
+    dirs = list(getattr(args, "log_dirs", []) or [])
+    if not hasattr(args, "decisions"):
+        return
+    args.decisions = list(args.decisions) + dirs
+    args.outcomes = list(args.outcomes) + dirs
+    if not args.decisions:
+        raise SystemExit("encore-learn: give the logs with --decisions FILE... or --log-dir DIR...")
+    if getattr(args, "_outcomes_required", False) and not args.outcomes:
+        raise SystemExit("encore-learn: give the outcomes with --outcomes FILE... or --log-dir DIR...")
 
 
 def _load(args: argparse.Namespace):
@@ -482,6 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .train import TrainError
 
     args = build_parser().parse_args(argv)
+    _merge_log_dirs(args)
     try:
         return int(args.func(args) or 0)
     except (LogError, SnapshotError, TrainError, ValueError, OSError) as e:

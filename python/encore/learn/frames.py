@@ -28,7 +28,7 @@ from .logs import JoinStats, LogError, Logs, bandit_data, iter_jsonl_bytes, join
 COLUMNS = ["decision_id", "time", "time_ms", "surface", "customer_id", "request_id", "model_version", "holdout",
            "placements", "slot0_offer", "slot0_propensity", "slot1_offer", "slot1_propensity", "joint_propensity",
            "candidates", "shown", "accepted", "declined", "revenue_cents", "reward", "decision_json",
-           "outcomes_json"]
+           "outcomes_json", "replica"]
 
 
 def _frames():
@@ -108,6 +108,7 @@ def read_logs(decisions: str | Iterable[str], outcomes: str | Iterable[str] | No
             "decision_json": json.dumps(rec, separators=(",", ":")),
             "outcomes_json": json.dumps([r for outs in by_offer.values() for r in outs.values()],
                                         separators=(",", ":")),
+            "replica": rec.get("replica"),
         })
     df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "time"])
     df.insert(1, "time", pd.to_datetime(df["time_ms"], unit="ms", utc=True))

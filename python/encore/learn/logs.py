@@ -78,6 +78,11 @@ class JoinStats:
     empty_decisions: int = 0
     decisions_with_outcomes: int = 0
     decisions_without_outcomes: int = 0
+    # Replicas (the records' `replica` field, docs/logs.md) seen in decision records, and outcomes
+    # joined to a decision that another replica made (reported through another replica, e.g.
+    # after a failover: replicas sharing --decision-key-file accept each other's decision ids).
+    replicas: list[str] = field(default_factory=list)
+    cross_replica_outcomes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -155,6 +160,7 @@ def join_records(decision_records: Iterable[dict[str, Any]], outcome_records: It
     stats = stats or JoinStats()
     stats.min_age_ms = int(min_age_ms)
     decisions: dict[str, dict[str, Any]] = {}
+    seen_replicas: set[str] = set()
     latest = 0
     for rec in decision_records:
         if rec.get("type", "decision") != "decision" or not rec.get("decision_id"):
@@ -166,6 +172,10 @@ def join_records(decision_records: Iterable[dict[str, Any]], outcome_records: It
             stats.duplicate_decisions += 1
             continue
         decisions[did] = rec
+        replica = rec.get("replica")
+        if replica is not None and replica not in seen_replicas:
+            seen_replicas.add(replica)
+            stats.replicas.append(replica)
         latest = max(latest, int(rec.get("time_ms") or 0))
     outcomes: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
     placed: dict[str, set[str]] = {}
@@ -193,6 +203,8 @@ def join_records(decision_records: Iterable[dict[str, Any]], outcome_records: It
             stats.duplicate_outcomes += 1
             continue
         slot[what] = rec
+        if rec.get("replica") is not None and dec.get("replica") is not None and rec["replica"] != dec["replica"]:
+            stats.cross_replica_outcomes += 1
     stats.now_ms = int(now_ms) if now_ms is not None else latest
     kept = []
     for rec in decisions.values():
