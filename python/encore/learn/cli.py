@@ -132,7 +132,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       validation_fraction=args.validation_fraction,
                       exploration=args.exploration, gamma=gamma, epsilon=args.epsilon, temperature=args.temperature,
                       bootstrap=args.bootstrap, seed=args.seed, model_version=args.model_version,
-                      created_at_millis=args.created_at_ms,
+                      created_at_millis=args.created_at_ms, slot1=args.slot1,
                       extra={"logs": logs.stats.to_json(), "context_check": data.context_check.to_json()})
     active = _active_policy(args)
     if active is not None:
@@ -308,6 +308,32 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_autopilot(args: argparse.Namespace) -> int:
+    from .autopilot import AutopilotConfig, parse_duration, run
+
+    pairs = []
+    for spec in args.interaction:
+        a, sep, b = spec.partition("*")
+        if not sep or not a or not b:
+            raise ValueError(f"--interaction {spec!r}: expected NAME*NAME")
+        pairs.append((a, b))
+    train = {"interactions": pairs, "weighting": args.weighting, "exploration": args.exploration,
+             "gamma": None if args.gamma == "auto" else float(args.gamma), "bootstrap": args.bootstrap,
+             "seed": args.seed, "slot1": args.slot1, "min_feature_count": args.min_feature_count}
+    cfg = AutopilotConfig(server=args.server, decisions=args.decisions, outcomes=args.outcomes,
+                          every_s=parse_duration(args.every),
+                          window_s=parse_duration(args.window) if args.window else None,
+                          min_age_ms=args.min_age_ms, reward=args.reward, token=_token(args), tls=args.tls,
+                          state_dir=args.state_dir, margin=args.margin, local_check=not args.no_local_check,
+                          cycles=args.cycles, train=train)
+    _eprint(f"autopilot: every {args.every} against {args.server}" + (f", window {args.window}" if args.window else ""))
+    try:
+        run(cfg, log=(lambda m: _eprint(f"[train] {m}")) if args.verbose else (lambda m: None))
+    except KeyboardInterrupt:
+        _eprint("autopilot: stopped")
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .snapshot import read_snapshot
 
@@ -370,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weighting", choices=("ips", "none"), default="ips",
                    help="ips: importance-weighted regression (default); none: unweighted regression (direct method; "
                         "lower variance on logs of a near-greedy policy, needs a model family that fits the reward)")
+    p.add_argument("--slot1", choices=("pool", "ignore"), default="pool",
+                   help="two-slot logs: pool also fits the scorer (which the server uses for both slots) on slot-1 "
+                        "placements, with a position offset; ignore fits on slot 0 only")
     p.add_argument("--lambda-shared", type=float, default=1.0, help="L2 penalty of the shared weights")
     p.add_argument("--lambda-offer", type=float, default=10.0,
                    help="L2 penalty of each offer's own weights (pulls them toward the shared ones)")
@@ -435,6 +464,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extra order rate of treated customers (simulates a lift for `lift`)")
     p.add_argument("--logging-snapshot", help="log with this policy instead of uniform")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("autopilot", help="continuous learning: every cycle train on the rolling window, compare "
+                       "with the active policy on the same logs, push through the gate; one JSON line per cycle")
+    p.add_argument("--server", required=True, metavar="HOST:PORT", help="the server's admin plane address")
+    p.add_argument("--decisions", nargs="+", required=True, metavar="GLOB",
+                   help="decision log files, globs or directories (expanded again every cycle)")
+    p.add_argument("--outcomes", nargs="+", required=True, metavar="GLOB",
+                   help="outcome log files, globs or directories (expanded again every cycle)")
+    p.add_argument("--every", default="10m", help="time between cycle starts: 90s, 10m, 1h, ...")
+    p.add_argument("--window", default=None,
+                   help="train on decisions of this rolling window only (e.g. 7d; default: every decision in the files)")
+    p.add_argument("--min-age-ms", type=int, default=0,
+                   help="leave out decisions younger than this (their outcomes may still arrive)")
+    _reward_arg(p)
+    p.add_argument("--margin", type=float, default=0.0,
+                   help="push only when the candidate's DR lower bound beats the active policy's DR by this much")
+    p.add_argument("--no-local-check", action="store_true",
+                   help="push every candidate and let the server's gate (encore serve --require-ope) decide")
+    p.add_argument("--state-dir", help="keep every candidate snapshot here (also the logging policies for the "
+                   "pseudo-inverse slate estimate); default: none kept")
+    p.add_argument("--cycles", type=int, default=None, help="stop after this many cycles (default: run until stopped)")
+    p.add_argument("--token-file", help="file holding the admin plane bearer token (default: $ENCORE_TOKEN)")
+    p.add_argument("--tls", action="store_true", help="connect to the admin plane with TLS")
+    p.add_argument("--exploration", choices=("squarecb", "epsilon_greedy", "softmax", "uniform"), default="squarecb",
+                   help="the candidates' exploration")
+    p.add_argument("--gamma", default="auto", help="SquareCB gamma, or 'auto' (chosen on the validation split)")
+    p.add_argument("--weighting", choices=("ips", "none"), default="ips", help="the trainer's regression weighting")
+    p.add_argument("--slot1", choices=("pool", "ignore"), default="pool",
+                   help="two-slot logs: also fit the scorer on slot-1 placements (pool) or not")
+    p.add_argument("--interaction", action="append", default=[], metavar="A*B",
+                   help="quadratic interaction of two feature names (repeatable)")
+    p.add_argument("--min-feature-count", type=int, default=10,
+                   help="use a feature only if it is non-zero in this many training decisions")
+    p.add_argument("--bootstrap", type=int, default=500, help="bootstrap samples for the 95%% intervals")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
+    p.add_argument("--verbose", action="store_true", help="the trainer's progress on stderr")
+    p.set_defaults(func=cmd_autopilot)
 
     p = sub.add_parser("inspect", help="print a snapshot (validated) and its OPE report")
     p.add_argument("snapshot", help="snapshot file (.snap) or JSON export")
