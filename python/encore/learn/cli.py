@@ -396,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weighting", choices=("ips", "none"), default="ips",
                    help="ips: importance-weighted regression (default); none: unweighted regression (direct method; "
                         "lower variance on logs of a near-greedy policy, needs a model family that fits the reward)")
-    p.add_argument("--slot1", choices=("pool", "ignore"), default="pool",
+    p.add_argument("--slot1", choices=("pool", "ignore", "auto"), default="pool",
                    help="two-slot logs: pool also fits the scorer (which the server uses for both slots) on slot-1 "
                         "placements, with a position offset; ignore fits on slot 0 only")
     p.add_argument("--lambda-shared", type=float, default=1.0, help="L2 penalty of the shared weights")
@@ -491,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the candidates' exploration")
     p.add_argument("--gamma", default="auto", help="SquareCB gamma, or 'auto' (chosen on the validation split)")
     p.add_argument("--weighting", choices=("ips", "none"), default="ips", help="the trainer's regression weighting")
-    p.add_argument("--slot1", choices=("pool", "ignore"), default="pool",
+    p.add_argument("--slot1", choices=("pool", "ignore", "auto"), default="pool",
                    help="two-slot logs: also fit the scorer on slot-1 placements (pool) or not")
     p.add_argument("--interaction", action="append", default=[], metavar="A*B",
                    help="quadratic interaction of two feature names (repeatable)")

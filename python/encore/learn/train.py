@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -101,6 +101,23 @@ def _version(snap: Snapshot, created_ms: int) -> str:
 
 def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: None) -> Snapshot:
     cfg = config or TrainConfig()
+    if cfg.slot1 == "auto":
+        if not (len(data.slot1_actions) and data.two_slot().any()):
+            return train(data, replace(cfg, slot1="ignore"), log)
+        # Both ways of using slot-1 placements, kept by the lower bound of the slate DR on the
+        # validation split (the rule that picks gamma).
+        best = None
+        for mode in ("pool", "ignore"):
+            snap = train(data, replace(cfg, slot1=mode), log)
+            chosen = [g for g in snap.ope["gamma_search"] if g["gamma"] == snap.exploration.gamma] or [None]
+            g = chosen[0]
+            lower = (g["dr_ci95"][0] if g and g["dr_ci95"] else (g["dr"] if g else
+                     snap.ope["slate"]["total"]["dr"]["value"]))
+            log(f"slot1 {mode}: slate DR lower bound {lower:.5f}")
+            if best is None or lower > best[0] + 1e-12:
+                best = (lower, mode, snap)
+        best[2].ope["training"]["slot1"] = f"auto (chose {best[1]} by the slate DR lower bound)"
+        return best[2]
     n = len(data)
     if n == 0:
         raise TrainError("no usable decisions: every decision was a holdout, had nothing eligible or is too recent")
@@ -145,7 +162,7 @@ def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: N
     if cfg.weighting not in ("ips", "none"):
         raise TrainError(f"unknown weighting {cfg.weighting!r} (expected ips or none)")
     if cfg.slot1 not in ("pool", "ignore"):
-        raise TrainError(f"unknown slot1 {cfg.slot1!r} (expected pool or ignore)")
+        raise TrainError(f"unknown slot1 {cfg.slot1!r} (expected pool, ignore or auto)")
     raw_w = 1.0 / data.propensities[rows]
     rewards = data.rewards[rows]
     two_slot = len(data.slot1_actions) > 0 and bool(data.two_slot()[train_rows].any())

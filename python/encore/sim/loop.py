@@ -565,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="offers per decision (2: slates; the shopper's slot-1 model is SLOT1_POSITION and PAIR_EFFECTS)")
     ap.add_argument("--pair-scale", type=float, default=1.0,
                     help="with --slots 2: multiplies the shopper's slot-0/slot-1 pair effects (0: none)")
-    ap.add_argument("--slot1", choices=("pool", "ignore"), default="pool",
+    ap.add_argument("--slot1", choices=("pool", "ignore", "auto"), default="pool",
                     help="with --slots 2: the trainer also fits its scorer on slot-1 placements (pool) or not")
     ap.add_argument("--autopilot", action="store_true",
                     help="no human step: each round runs one `encore-learn autopilot` cycle (train on the logs, "
