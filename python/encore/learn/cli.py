@@ -75,6 +75,12 @@ def _active_args(p: argparse.ArgumentParser) -> None:
                    help="compare with the uniform policy of a server that has no snapshot (active version 'uniform')")
 
 
+def _logging_snapshot_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--logging-snapshot", action="append", default=[], metavar="FILE",
+                   help="a snapshot that logged some of the decisions (repeatable; matched by model version): with "
+                        "every logging policy given, two-slot reports add the pseudo-inverse slate estimate")
+
+
 def _token(args: argparse.Namespace) -> str | None:
     """The admin plane's bearer token: --token-file, else $ENCORE_TOKEN, else none."""
     if getattr(args, "token_file", None):
@@ -113,6 +119,33 @@ def _active_policy(args: argparse.Namespace):
     return None
 
 
+def _logging_policies(args: argparse.Namespace):
+    """model version -> snapshot of the policies that logged (--logging-snapshot), plus the
+    uniform policy of a server without a snapshot; None when none was given."""
+    from .compare import UNIFORM_VERSION
+    from .snapshot import read_snapshot
+
+    files = getattr(args, "logging_snapshot", None) or []
+    if not files:
+        return None
+    out: dict[str, Any] = {UNIFORM_VERSION: None}
+    for f in files:
+        snap = read_snapshot(f)
+        out[snap.model_version] = snap
+    return out
+
+
+def _print_slate(slate) -> None:
+    if not slate:
+        return
+    print(f"  slate ({slate['two_offer_decisions']} of {slate['decisions']} decisions placed two offers):")
+    for part in ("slot0", "slot1", "total"):
+        for k, v in slate[part].items():
+            print(f"    {part + ' ' + k:<22}{_fmt(v)}")
+    if slate.get("pseudo_inverse_note"):
+        print(f"    note: pseudo-inverse {slate['pseudo_inverse_note']}")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .snapshot import write_export, write_snapshot
     from .train import TrainConfig, train
@@ -133,6 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       exploration=args.exploration, gamma=gamma, epsilon=args.epsilon, temperature=args.temperature,
                       bootstrap=args.bootstrap, seed=args.seed, model_version=args.model_version,
                       created_at_millis=args.created_at_ms, slot1=args.slot1,
+                      logging_policies=_logging_policies(args),
                       extra={"logs": logs.stats.to_json(), "context_check": data.context_check.to_json()})
     active = _active_policy(args)
     if active is not None:
@@ -151,6 +185,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"({snap.ope['evaluated_on']})")
         for k in ("ips", "snips", "dr", "logging", "dr_minus_logging"):
             print(f"  {k:<17}{_fmt(est[k])}")
+        _print_slate(snap.ope.get("slate"))
         _print_comparison(snap.ope.get("comparison"))
     return 0
 
@@ -174,13 +209,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     logs, data = _load(args)
     if not args.json:
         _summarise_join(logs.stats.to_json(), data)
-    report = evaluate(snap, data, bootstrap=args.bootstrap, seed=args.seed, folds=args.folds)
+    policies = _logging_policies(args)
+    report = evaluate(snap, data, bootstrap=args.bootstrap, seed=args.seed, folds=args.folds,
+                      logging_policies=policies)
     active = _active_policy(args)
     if active is not None:
         from .compare import compare
 
         report["comparison"] = compare(snap, active[0], active[1], data, bootstrap=args.bootstrap, seed=args.seed,
-                                       folds=args.folds)
+                                       folds=args.folds, logging_policies=policies)
     report["logs"] = logs.stats.to_json()
     report["context_check"] = data.context_check.to_json()
     if args.json:
@@ -195,6 +232,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
           f"effective sample size {d['effective_sample_size']:.0f}")
     if report.get("features_absent_from_logs"):
         print(f"  note: features never present in the logs (always 0): {report['features_absent_from_logs']}")
+    _print_slate(report.get("slate"))
     _print_comparison(report.get("comparison"))
     return 0
 
@@ -412,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
     p.add_argument("--json", action="store_true", help="print the OPE report as JSON")
     _active_args(p)
+    _logging_snapshot_arg(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="IPS, SNIPS and DR estimates of a snapshot's value on logs")
@@ -423,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=2, help="cross-fitting folds of the DR reward model")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _active_args(p)
+    _logging_snapshot_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("push", help="upload a snapshot to a running server (Models/PushSnapshot, admin plane)")
