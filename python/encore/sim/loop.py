@@ -1,6 +1,6 @@
 """The learning loop against a real server, with a shopper simulator whose conversion model is known.
 
-    python -m encore.sim.loop --seed 1 [--rounds 4] [--orders 40000] [--quick] [--json]
+    python -m encore.sim.loop --seed 1 [--rounds 4] [--orders 40000] [--quick] [--json] [--slots 2] [--autopilot]
 
 Starts `encore serve --port 0 --holdout-share 0 --log-dir DIR --catalog C --customers U` (no
 snapshot: the first policy is uniform over the eligible offers), then per round: simulates
@@ -11,6 +11,13 @@ trainer held out, pushes and activates it, and computes its TRUE value (explorat
 a fixed sample of contexts. Every Decide reply's propensity is compared with the one the true-value
 computation assigns to that offer under the active policy (`propensity_check_by_round`).
 Progress goes to stderr; with --json the last stdout line is one JSON object.
+
+`--slots 2` serves slates: the shopper's slot-1 acceptance has a position effect and depends on
+the offer above it (SLOT1_POSITION, PAIR_EFFECTS), the true slate value of every pushed policy is
+computed with the server's slot-1 rule (encore.learn.slates), and the JSON adds the slate values
+and slate OPE by round. `--autopilot` replaces the train-and-push step by one cycle of
+`encore-learn autopilot` against a server started with --require-ope: what is served next is
+whatever the autopilot and the server's gate let through.
 
 Reproducible end to end: the same --seed (and options) gives the same decisions, logs (but for
 their timestamps), estimates, verdict and byte-identical JSON on every run with the same binary.
