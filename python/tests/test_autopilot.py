@@ -67,13 +67,13 @@ class Shop:
             got = c.get_snapshot()
         return decode_snapshot(got[1]) if got is not None else None
 
-    def traffic(self, n):
+    def traffic(self, n, slots=1):
         contexts = loop.make_contexts(n, self.rng, self.customers)
         channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         try:
             grpc.channel_ready_future(channel).result(timeout=30)
             stats = loop.simulate_round(decisions_pb2_grpc.DecisionsStub(channel), pb, contexts, self.rng,
-                                        self.active())
+                                        self.active(), slots=slots)
         finally:
             channel.close()
         self.decided += n
@@ -106,17 +106,21 @@ def test_durations():
 
 
 def test_autopilot_pushes_a_better_policy_and_refuses_a_worse_one(shop):
+    """Two-slot traffic: the comparison is of slate values, which the server's gate reads too."""
     shop.start()
-    shop.traffic(3000)
+    shop.traffic(3000, slots=2)
     first = run_cycle(shop.config(), 1, created_at_ms=1_767_225_660_000)
     assert first["status"] == "ok", first
     assert first["trained_on"]["decisions"] == 3000 and first["active"]["version"] == "uniform"
+    assert first["estimand"] == "slate" and first["trained_on"]["two_offer_decisions"] == 3000
+    # The autopilot kept its candidate, and uniform is known: the pseudo-inverse estimate is made.
+    assert "pseudo_inverse" in first["candidate"]["estimates"], first["candidate"]
     assert first["decision"] == "activated" and first["pushed"], first
     assert first["active_after"] == first["candidate"]["version"]
     assert first["candidate_dr_lower_minus_active_dr"] > 0
     good = first["candidate"]["version"]
     assert os.path.isfile(shop.work / "state" / f"{good}.snap")
-    shop.traffic(1500)
+    shop.traffic(1500, slots=2)
 
     # A deliberately worse candidate: uniform exploration, no better than chance. The autopilot's
     # own check refuses it and does not push; the active policy stays.
