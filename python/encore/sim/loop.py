@@ -479,10 +479,12 @@ def simulate_round(stub, pb, contexts: list[dict[str, Any]], rng: np.random.Gene
                 final.append(pb.OutcomeRequest(decision_id=rep.decision_id, offer_id=offer1,
                                                outcome=pb.ACCEPTED if ok1 else pb.IGNORED, revenue_cents=0))
                 placed += 1
-        for f in [stub.ReportOutcome.future(r, timeout=timeout) for r in shown]:
-            f.result()
-        for f in [stub.ReportOutcome.future(r, timeout=timeout) for r in final]:
-            f.result()
+        # In batches, with a generous deadline: on a loaded machine thousands of outstanding
+        # calls can wait on a starved server for longer than a Decide's deadline.
+        for batch_requests in (shown, final):
+            for lo2 in range(0, len(batch_requests), 500):
+                for f in [stub.ReportOutcome.future(r, timeout=4 * timeout) for r in batch_requests[lo2:lo2 + 500]]:
+                    f.result()
     n = len(contexts)
     out = {"orders": n, "placed": placed, "accepted": accepted, "conversion": accepted / n,
            "expected_conversion": shown_true / n,
