@@ -199,10 +199,17 @@ def slot1_reward_model(data: BanditData, sd: SlateData, folds: int = 2, min_coun
         train = ~test if nfolds > 1 else test
         m = fit_hierarchical(x[train], b[train], sd.r1[local][train], k_off, family=family,
                              lam_shared=lam_shared, lam_offer=lam_offer)
+        # The context part of b's score once per flattened candidate (not per pair: that would
+        # gather the context m-1 times per candidate), then slot 0's term per pair.
+        ent = np.flatnonzero(dec_fold[flat.dec] == f)
+        base = np.zeros(len(flat.dec))
+        for lo in range(0, len(ent), 65536):
+            e = ent[lo:lo + 65536]
+            base[e] = np.einsum("ij,ij->i", z[flat.dec[e]], m.shared[None, :width] + m.offer_weights[flat.offer[e], :width]) \
+                + m.offer_biases[flat.offer[e]]
         sel = dec_fold[pair_dec] == f
-        d, a, bb = pair_dec[sel], pair_a[sel], pair_b[sel]
-        s = np.einsum("ij,ij->i", z[d], m.shared[None, :width] + m.offer_weights[bb, :width]) + m.offer_biases[bb] \
-            + m.shared[width + a] + m.offer_weights[bb, width + a]
+        a, bb = pair_a[sel], pair_b[sel]
+        s = base[pairs.entry[sel]] + m.shared[width + a] + m.offer_weights[bb, width + a]
         q1[sel] = 1.0 / (1.0 + np.exp(-s)) if family == "logistic" else s
     info["features"] = len(features)
     return q1, info
