@@ -2,6 +2,7 @@
 # The closed learning loop against a real `encore serve` (docs/learning.md):
 #   scripts/learning-loop.sh --seed S [--json] [--quick] [--rounds N] [--orders N] [--gamma auto|G]
 #                            [--weighting none|ips] [--interaction A*B] [--work-dir D]
+#                            [--slots 1|2] [--slot1 pool|ignore|auto] [--pair-scale X] [--autopilot]
 # Sets up what it needs: <repo>/.venv-python (scripts/python-venv.sh) and, when $ENCORE_BIN is not
 # set and no build exists, a release build of encore (.build/release/encore, else an existing
 # .build/debug/encore is used). The server listens on 127.0.0.1 only and is stopped on exit.

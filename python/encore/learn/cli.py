@@ -93,6 +93,12 @@ def _active_args(p: argparse.ArgumentParser) -> None:
                    help="compare with the uniform policy of a server that has no snapshot (active version 'uniform')")
 
 
+def _logging_snapshot_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--logging-snapshot", action="append", default=[], metavar="FILE",
+                   help="a snapshot that logged some of the decisions (repeatable; matched by model version): with "
+                        "every logging policy given, two-slot reports add the pseudo-inverse slate estimate")
+
+
 def _token(args: argparse.Namespace) -> str | None:
     """The admin plane's bearer token: --token-file, else $ENCORE_TOKEN, else none."""
     if getattr(args, "token_file", None):
@@ -155,6 +161,33 @@ def _active_policy(args: argparse.Namespace):
     return None
 
 
+def _logging_policies(args: argparse.Namespace):
+    """model version -> snapshot of the policies that logged (--logging-snapshot), plus the
+    uniform policy of a server without a snapshot; None when none was given."""
+    from .compare import UNIFORM_VERSION
+    from .snapshot import read_snapshot
+
+    files = getattr(args, "logging_snapshot", None) or []
+    if not files:
+        return None
+    out: dict[str, Any] = {UNIFORM_VERSION: None}
+    for f in files:
+        snap = read_snapshot(f)
+        out[snap.model_version] = snap
+    return out
+
+
+def _print_slate(slate) -> None:
+    if not slate:
+        return
+    print(f"  slate ({slate['two_offer_decisions']} of {slate['decisions']} decisions placed two offers):")
+    for part in ("slot0", "slot1", "total"):
+        for k, v in slate[part].items():
+            print(f"    {part + ' ' + k:<22}{_fmt(v)}")
+    if slate.get("pseudo_inverse_note"):
+        print(f"    note: pseudo-inverse {slate['pseudo_inverse_note']}")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .snapshot import write_export, write_snapshot
     from .train import TrainConfig, train
@@ -174,7 +207,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       validation_fraction=args.validation_fraction,
                       exploration=args.exploration, gamma=gamma, epsilon=args.epsilon, temperature=args.temperature,
                       bootstrap=args.bootstrap, seed=args.seed, model_version=args.model_version,
-                      created_at_millis=args.created_at_ms,
+                      created_at_millis=args.created_at_ms, slot1=args.slot1,
+                      logging_policies=_logging_policies(args),
                       extra={"logs": logs.stats.to_json(), "context_check": data.context_check.to_json()})
     active = _active_policy(args)
     if active is not None:
@@ -193,6 +227,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"({snap.ope['evaluated_on']})")
         for k in ("ips", "snips", "dr", "logging", "dr_minus_logging"):
             print(f"  {k:<17}{_fmt(est[k])}")
+        _print_slate(snap.ope.get("slate"))
         _print_comparison(snap.ope.get("comparison"))
     return 0
 
@@ -216,13 +251,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     logs, data = _load(args)
     if not args.json:
         _summarise_join(logs.stats.to_json(), data)
-    report = evaluate(snap, data, bootstrap=args.bootstrap, seed=args.seed, folds=args.folds)
+    policies = _logging_policies(args)
+    report = evaluate(snap, data, bootstrap=args.bootstrap, seed=args.seed, folds=args.folds,
+                      logging_policies=policies)
     active = _active_policy(args)
     if active is not None:
         from .compare import compare
 
         report["comparison"] = compare(snap, active[0], active[1], data, bootstrap=args.bootstrap, seed=args.seed,
-                                       folds=args.folds)
+                                       folds=args.folds, logging_policies=policies)
     report["logs"] = logs.stats.to_json()
     report["context_check"] = data.context_check.to_json()
     if args.json:
@@ -237,6 +274,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
           f"effective sample size {d['effective_sample_size']:.0f}")
     if report.get("features_absent_from_logs"):
         print(f"  note: features never present in the logs (always 0): {report['features_absent_from_logs']}")
+    _print_slate(report.get("slate"))
     _print_comparison(report.get("comparison"))
     return 0
 
@@ -356,6 +394,32 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_autopilot(args: argparse.Namespace) -> int:
+    from .autopilot import AutopilotConfig, parse_duration, run
+
+    pairs = []
+    for spec in args.interaction:
+        a, sep, b = spec.partition("*")
+        if not sep or not a or not b:
+            raise ValueError(f"--interaction {spec!r}: expected NAME*NAME")
+        pairs.append((a, b))
+    train = {"interactions": pairs, "weighting": args.weighting, "exploration": args.exploration,
+             "gamma": None if args.gamma == "auto" else float(args.gamma), "bootstrap": args.bootstrap,
+             "seed": args.seed, "slot1": args.slot1, "min_feature_count": args.min_feature_count}
+    cfg = AutopilotConfig(server=args.server, decisions=args.decisions, outcomes=args.outcomes,
+                          every_s=parse_duration(args.every),
+                          window_s=parse_duration(args.window) if args.window else None,
+                          min_age_ms=args.min_age_ms, reward=args.reward, token=_token(args), tls=args.tls,
+                          state_dir=args.state_dir, margin=args.margin, local_check=not args.no_local_check,
+                          cycles=args.cycles, train=train)
+    _eprint(f"autopilot: every {args.every} against {args.server}" + (f", window {args.window}" if args.window else ""))
+    try:
+        run(cfg, log=(lambda m: _eprint(f"[train] {m}")) if args.verbose else (lambda m: None))
+    except KeyboardInterrupt:
+        _eprint("autopilot: stopped")
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .snapshot import read_snapshot
 
@@ -418,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weighting", choices=("ips", "none"), default="ips",
                    help="ips: importance-weighted regression (default); none: unweighted regression (direct method; "
                         "lower variance on logs of a near-greedy policy, needs a model family that fits the reward)")
+    p.add_argument("--slot1", choices=("pool", "ignore", "auto"), default="pool",
+                   help="two-slot logs: pool also fits the scorer (which the server uses for both slots) on slot-1 "
+                        "placements, with a position offset; ignore fits on slot 0 only")
     p.add_argument("--lambda-shared", type=float, default=1.0, help="L2 penalty of the shared weights")
     p.add_argument("--lambda-offer", type=float, default=10.0,
                    help="L2 penalty of each offer's own weights (pulls them toward the shared ones)")
@@ -431,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
     p.add_argument("--json", action="store_true", help="print the OPE report as JSON")
     _active_args(p)
+    _logging_snapshot_arg(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="IPS, SNIPS and DR estimates of a snapshot's value on logs")
@@ -442,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=2, help="cross-fitting folds of the DR reward model")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _active_args(p)
+    _logging_snapshot_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("push", help="upload a snapshot to a running server (Models/PushSnapshot, admin plane)")
@@ -486,6 +555,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extra order rate of treated customers (simulates a lift for `lift`)")
     p.add_argument("--logging-snapshot", help="log with this policy instead of uniform")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("autopilot", help="continuous learning: every cycle train on the rolling window, compare "
+                       "with the active policy on the same logs, push through the gate; one JSON line per cycle")
+    p.add_argument("--server", required=True, metavar="HOST:PORT", help="the server's admin plane address")
+    p.add_argument("--decisions", nargs="+", required=True, metavar="GLOB",
+                   help="decision log files, globs or directories (expanded again every cycle)")
+    p.add_argument("--outcomes", nargs="+", required=True, metavar="GLOB",
+                   help="outcome log files, globs or directories (expanded again every cycle)")
+    p.add_argument("--every", default="10m", help="time between cycle starts: 90s, 10m, 1h, ...")
+    p.add_argument("--window", default=None,
+                   help="train on decisions of this rolling window only (e.g. 7d; default: every decision in the files)")
+    p.add_argument("--min-age-ms", type=int, default=0,
+                   help="leave out decisions younger than this (their outcomes may still arrive)")
+    _reward_arg(p)
+    p.add_argument("--margin", type=float, default=0.0,
+                   help="push only when the candidate's DR lower bound beats the active policy's DR by this much")
+    p.add_argument("--no-local-check", action="store_true",
+                   help="push every candidate and let the server's gate (encore serve --require-ope) decide")
+    p.add_argument("--state-dir", help="keep every candidate snapshot here (also the logging policies for the "
+                   "pseudo-inverse slate estimate); default: none kept")
+    p.add_argument("--cycles", type=int, default=None, help="stop after this many cycles (default: run until stopped)")
+    p.add_argument("--token-file", help="file holding the admin plane bearer token (default: $ENCORE_TOKEN)")
+    p.add_argument("--tls", action="store_true", help="connect to the admin plane with TLS")
+    p.add_argument("--exploration", choices=("squarecb", "epsilon_greedy", "softmax", "uniform"), default="squarecb",
+                   help="the candidates' exploration")
+    p.add_argument("--gamma", default="auto", help="SquareCB gamma, or 'auto' (chosen on the validation split)")
+    p.add_argument("--weighting", choices=("ips", "none"), default="ips", help="the trainer's regression weighting")
+    p.add_argument("--slot1", choices=("pool", "ignore", "auto"), default="pool",
+                   help="two-slot logs: also fit the scorer on slot-1 placements (pool) or not")
+    p.add_argument("--interaction", action="append", default=[], metavar="A*B",
+                   help="quadratic interaction of two feature names (repeatable)")
+    p.add_argument("--min-feature-count", type=int, default=10,
+                   help="use a feature only if it is non-zero in this many training decisions")
+    p.add_argument("--bootstrap", type=int, default=500, help="bootstrap samples for the 95%% intervals")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
+    p.add_argument("--verbose", action="store_true", help="the trainer's progress on stderr")
+    p.set_defaults(func=cmd_autopilot)
 
     p = sub.add_parser("inspect", help="print a snapshot (validated) and its OPE report")
     p.add_argument("snapshot", help="snapshot file (.snap) or JSON export")

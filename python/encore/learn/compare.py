@@ -49,7 +49,8 @@ def log_window(data: BanditData, rows: Sequence[int]) -> dict[str, Any]:
 def compare(candidate: Snapshot, active: Snapshot | None, active_version: str, data: BanditData,
             rows: np.ndarray | None = None, *, bootstrap: int = 1000, seed: int = 0, folds: int = 2,
             q: np.ndarray | None = None, flat: Flat | None = None,
-            candidate_report: dict[str, Any] | None = None) -> dict[str, Any]:
+            candidate_report: dict[str, Any] | None = None, slate_context=None,
+            logging_policies=None) -> dict[str, Any]:
     """Estimates `candidate` and the active policy (`active`, or uniform when None) on the same
     decisions `rows` of `data` with one reward model, and returns the `ope.comparison` object the
     server's gate reads. `candidate_report` reuses an evaluation already made on exactly these
@@ -59,21 +60,36 @@ def compare(candidate: Snapshot, active: Snapshot | None, active_version: str, d
         flat = Flat.build([data.candidates[i] for i in rows], [data.actions[i] for i in rows])
     if q is None:
         q, _ = reward_model(data, flat, rows, folds=folds)
+    if slate_context is None:
+        from .estimators import slate_context_for
+
+        slate_context = slate_context_for(data, rows, flat, folds=folds)
     if candidate_report is None:
-        candidate_report = evaluate(candidate, data, rows, bootstrap=bootstrap, seed=seed, q=q, flat=flat)
+        candidate_report = evaluate(candidate, data, rows, bootstrap=bootstrap, seed=seed, q=q, flat=flat,
+                                    slate_context=slate_context, logging_policies=logging_policies)
     policy = active if active is not None else uniform_policy(active_version)
-    active_report = evaluate(policy, data, rows, bootstrap=bootstrap, seed=seed, q=q, flat=flat)
-    cand_dr, act_dr = candidate_report["estimates"]["dr"], active_report["estimates"]["dr"]
+    active_report = evaluate(policy, data, rows, bootstrap=bootstrap, seed=seed, q=q, flat=flat,
+                             slate_context=slate_context, logging_policies=logging_policies)
+    slate = "slate" in candidate_report and "slate" in active_report
+    cand_est = candidate_report["slate"]["total"] if slate else candidate_report["estimates"]
+    act_est = active_report["slate"]["total"] if slate else active_report["estimates"]
+    cand_dr, act_dr = cand_est["dr"], act_est["dr"]
     lower = cand_dr["ci95"][0] if cand_dr.get("ci95") else cand_dr["value"]
+    extra: dict[str, Any] = {}
+    if slate:
+        extra = {"candidate_estimates_slot0": candidate_report["estimates"],
+                 "active_estimates_slot0": active_report["estimates"]}
     return {
+        "estimand": "slate" if slate else "slot0",
         "method": "candidate and active policy estimated on the same decisions with the same cross-fitted "
                   "reward model and bootstrap seed",
         "active_version": active_version,
         "active_policy": policy.exploration.describe() if active is not None else "uniform (no snapshot)",
-        "active_estimates": active_report["estimates"],
+        "active_estimates": act_est,
         "active_diagnostics": active_report["diagnostics"],
         "candidate_version": candidate.model_version,
-        "candidate_estimates": candidate_report["estimates"],
+        "candidate_estimates": cand_est,
         "candidate_dr_lower_minus_active_dr": float(lower - act_dr["value"]),
         "log_window": log_window(data, rows),
+        **extra,
     }

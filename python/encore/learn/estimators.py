@@ -117,8 +117,13 @@ def diagnostics(pi: np.ndarray, flat: Flat, propensities: np.ndarray) -> dict[st
 
 def evaluate(snap: Snapshot, data: BanditData, rows: np.ndarray | None = None, *, bootstrap: int = 1000,
              seed: int = 0, folds: int = 2, exploration: Exploration | None = None,
-             q: np.ndarray | None = None, flat: Flat | None = None) -> dict[str, Any]:
-    """The full offline report of `snap` on the decisions `rows` of `data` (default all)."""
+             q: np.ndarray | None = None, flat: Flat | None = None, logging_policies=None,
+             slate_context=None) -> dict[str, Any]:
+    """The full offline report of `snap` on the decisions `rows` of `data` (default all). With
+    two-slot decisions among them the report gains `slate` (encore.learn.slates: per-slot and
+    slate-total estimates; the pseudo-inverse one when `logging_policies`, model version ->
+    snapshot, covers every logging policy). `slate_context` is (SlateData, q1) from
+    `slate_context_for`, to reuse across evaluations of several policies on the same rows."""
     rows = np.arange(len(data)) if rows is None else np.asarray(rows)
     if len(rows) == 0:
         raise ValueError("no logged decisions to evaluate (every decision was a holdout, empty or too recent)")
@@ -147,6 +152,28 @@ def evaluate(snap: Snapshot, data: BanditData, rows: np.ndarray | None = None, *
     }
     if model_info is not None:
         report["reward_model"] = model_info
+    if slate_context is None and len(data.slot1_actions) and data.two_slot()[rows].any():
+        slate_context = slate_context_for(data, rows, flat, folds=folds)
+    if slate_context is not None:
+        from .slates import slate_report
+
+        sd, q1 = slate_context
+        report["slate"] = slate_report(snap, data, rows, flat=flat, q0=q, exploration=exploration,
+                                       logging_policies=logging_policies, bootstrap=bootstrap, seed=seed, folds=folds,
+                                       sd=sd, q1=q1)
     if absent:
         report["features_absent_from_logs"] = absent
     return report
+
+
+def slate_context_for(data: BanditData, rows: np.ndarray | None, flat: Flat, folds: int = 2):
+    """(SlateData, cross-fitted slot-1 reward model) for `evaluate(..., slate_context=...)`, or
+    None when none of the decisions `rows` placed two offers."""
+    from .slates import SlateData, slot1_reward_model
+
+    rows = np.arange(len(data)) if rows is None else np.asarray(rows)
+    if not len(data.slot1_actions) or not data.two_slot()[rows].any():
+        return None
+    sd = SlateData.build(data, rows, flat)
+    q1, _ = slot1_reward_model(data, sd, folds=folds)
+    return sd, q1

@@ -237,6 +237,16 @@ class BanditData:
     logging_models: dict[str, int]
     context_check: ContextCheck = field(default_factory=ContextCheck)
     skipped_action_not_candidate: int = 0
+    # Slot 1 (two-slot decisions; docs/learning.md "Two-slot slates"): the offer placed in slot 1
+    # (None when the decision placed one offer), its propensity conditional on slot 0's offer (0
+    # without one) and its reward; the slot-0 reward is `rewards`.
+    slot1_actions: list = field(default_factory=list)
+    slot1_propensities: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    slot1_rewards: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # The policy that logged each decision: its model version, and whether it fell back to the
+    # uniform policy (non-finite scores), for estimators that need the whole logging distribution.
+    logging_versions: list = field(default_factory=list)
+    uniform_fallback: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     def __len__(self) -> int:
         return len(self.decision_ids)
@@ -249,6 +259,10 @@ class BanditData:
                 seen.setdefault(c, None)
             seen.setdefault(a, None)
         return list(seen)
+
+    def two_slot(self) -> np.ndarray:
+        """Which decisions placed a second offer."""
+        return np.array([a is not None for a in self.slot1_actions], dtype=bool)
 
     def logging_value(self) -> float:
         return float(self.rewards.mean()) if len(self) else float("nan")
@@ -282,15 +296,22 @@ def bandit_data(logs: Logs, reward: str = "conversion") -> BanditData:
             f"need the exact probability with which the logging policy chose each offer; drop those "
             f"decisions or fix the log producer (encore serve --log-dir writes them).")
     ids, cands, acts, props, rews, times = [], [], [], [], [], []
+    acts1, props1, rews1, versions, fallback = [], [], [], [], []
     ctx = ContextMatrix()
     check = ContextCheck()
     models: dict[str, int] = {}
     skipped = 0
     for rec in treated:
-        first = min(rec["placements"], key=lambda p: int(p.get("slot") or 0))
+        ordered = sorted(rec["placements"], key=lambda p: int(p.get("slot") or 0))
+        first = ordered[0]
         action = str(first.get("offer_id"))
         candidates = [str(c) for c in rec.get("candidates") or []]
         if action not in candidates:
+            skipped += 1
+            continue
+        second = ordered[1] if len(ordered) > 1 else None
+        action1 = str(second.get("offer_id")) if second is not None else None
+        if action1 is not None and (action1 not in candidates or action1 == action):
             skipped += 1
             continue
         feats = record_features(rec)
@@ -305,5 +326,12 @@ def bandit_data(logs: Logs, reward: str = "conversion") -> BanditData:
         times.append(int(rec.get("time_ms") or 0))
         mv = str(rec.get("model_version", ""))
         models[mv] = models.get(mv, 0) + 1
+        acts1.append(action1)
+        props1.append(float(second["propensity"]) if second is not None else 0.0)
+        rews1.append(logs.reward(did, action1, reward) if action1 is not None else 0.0)
+        versions.append(mv)
+        fallback.append(bool(rec.get("uniform_fallback")))
     return BanditData(ids, cands, acts, np.array(props, dtype=np.float64), np.array(rews, dtype=np.float64),
-                      np.array(times, dtype=np.int64), ctx, reward, models, check, skipped)
+                      np.array(times, dtype=np.int64), ctx, reward, models, check, skipped,
+                      acts1, np.array(props1, dtype=np.float64), np.array(rews1, dtype=np.float64), versions,
+                      np.array(fallback, dtype=bool))

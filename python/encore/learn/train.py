@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
 
 from . import __version__
 from .compare import compare
-from .estimators import evaluate, fold_of, reward_model
+from .estimators import evaluate, fold_of, reward_model, slate_context_for
 from .features import feature_name_error, vocabulary
 from .logs import BanditData
 from .models import fit_hierarchical
@@ -71,6 +71,15 @@ class TrainConfig:
     # of a server without a snapshot.
     active: Any = None
     active_version: str | None = None
+    # Two-slot logs (docs/learning.md, "Two-slot slates"). slot1: "pool" also fits the scorer on
+    # slot-1 placements (a slot-1 indicator column absorbs the position effect while fitting and
+    # is dropped from the snapshot: the server scores both slots with one scorer), weighted by
+    # 1/(p0 * p1|0) under weighting "ips"; "ignore" fits on slot 0 only. The exploration is then
+    # chosen on the slate total's DR lower bound, and the OPE report gains the slate estimates.
+    slot1: str = "pool"
+    # model version -> Snapshot (None: uniform) of the policies that logged, for the
+    # pseudo-inverse slate estimate (optional).
+    logging_policies: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,6 +101,23 @@ def _version(snap: Snapshot, created_ms: int) -> str:
 
 def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: None) -> Snapshot:
     cfg = config or TrainConfig()
+    if cfg.slot1 == "auto":
+        if not (len(data.slot1_actions) and data.two_slot().any()):
+            return train(data, replace(cfg, slot1="ignore"), log)
+        # Both ways of using slot-1 placements, kept by the lower bound of the slate DR on the
+        # validation split (the rule that picks gamma).
+        best = None
+        for mode in ("pool", "ignore"):
+            snap = train(data, replace(cfg, slot1=mode), log)
+            chosen = [g for g in snap.ope["gamma_search"] if g["gamma"] == snap.exploration.gamma] or [None]
+            g = chosen[0]
+            lower = (g["dr_ci95"][0] if g and g["dr_ci95"] else (g["dr"] if g else
+                     snap.ope["slate"]["total"]["dr"]["value"]))
+            log(f"slot1 {mode}: slate DR lower bound {lower:.5f}")
+            if best is None or lower > best[0] + 1e-12:
+                best = (lower, mode, snap)
+        best[2].ope["training"]["slot1"] = f"auto (chose {best[1]} by the slate DR lower bound)"
+        return best[2]
     n = len(data)
     if n == 0:
         raise TrainError("no usable decisions: every decision was a holdout, had nothing eligible or is too recent")
@@ -133,18 +159,37 @@ def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: N
     rows = train_rows[keep]
     actions = np.array([index[data.actions[i]] for i in rows], dtype=np.int64)
     z = data.contexts.dense(features, pairs, rows=rows)
-    if cfg.weighting == "ips":
-        w = np.minimum(1.0 / data.propensities[rows], cfg.max_weight)
-        w = w / w.mean()
-    elif cfg.weighting == "none":
-        w = np.ones(len(rows))
-    else:
+    if cfg.weighting not in ("ips", "none"):
         raise TrainError(f"unknown weighting {cfg.weighting!r} (expected ips or none)")
-    model = fit_hierarchical(z, actions, data.rewards[rows], len(offers), weights=w, family=family,
+    if cfg.slot1 not in ("pool", "ignore"):
+        raise TrainError(f"unknown slot1 {cfg.slot1!r} (expected pool, ignore or auto)")
+    raw_w = 1.0 / data.propensities[rows]
+    rewards = data.rewards[rows]
+    two_slot = len(data.slot1_actions) > 0 and bool(data.two_slot()[train_rows].any())
+    slot1_rows = np.zeros(0, dtype=np.int64)
+    if two_slot and cfg.slot1 == "pool":
+        slot1_rows = np.array([i for i in train_rows if data.slot1_actions[i] in index], dtype=np.int64)
+    if len(slot1_rows):
+        # Slot-1 placements as extra samples of their offer, with a slot-1 indicator column.
+        z1 = data.contexts.dense(features, pairs, rows=slot1_rows)
+        z = np.concatenate([np.concatenate([z, np.zeros((len(z), 1), dtype=z.dtype)], axis=1),
+                            np.concatenate([z1, np.ones((len(z1), 1), dtype=z1.dtype)], axis=1)])
+        actions = np.concatenate([actions, [index[data.slot1_actions[i]] for i in slot1_rows]]).astype(np.int64)
+        rewards = np.concatenate([rewards, data.slot1_rewards[slot1_rows]])
+        raw_w = np.concatenate([raw_w, 1.0 / (data.propensities[slot1_rows] * data.slot1_propensities[slot1_rows])])
+    if cfg.weighting == "ips":
+        w = np.minimum(raw_w, cfg.max_weight)
+        w = w / w.mean()
+    else:
+        w = np.ones(len(raw_w))
+    model = fit_hierarchical(z, actions, rewards, len(offers), weights=w, family=family,
                              lam_shared=cfg.lam_shared, lam_offer=cfg.lam_offer)
+    if len(slot1_rows):  # the position column is not a server feature: slot 0 is scored without it
+        model.shared = model.shared[:-1]
+        model.offer_weights = model.offer_weights[:, :-1]
     kind = "importance-weighted" if cfg.weighting == "ips" else "unweighted"
     log(f"fitted {len(features)} features + {len(pairs)} interactions, {len(offers)} offers "
-        f"({family} {kind} regression)")
+        f"({family} {kind} regression{f' on slot 0 and {len(slot1_rows)} slot-1 placements' if len(slot1_rows) else ''})")
 
     created = int(cfg.created_at_millis if cfg.created_at_millis is not None else time.time() * 1000)
     snap = Snapshot(
@@ -157,6 +202,7 @@ def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: N
     # Exploration, chosen (or checked) on the validation split.
     flat = Flat.build([data.candidates[i] for i in val_rows], [data.actions[i] for i in val_rows])
     q, q_info = reward_model(data, flat, val_rows)
+    slate_ctx = slate_context_for(data, val_rows, flat)
     search = []
     if cfg.exploration == "squarecb":
         grid = [cfg.gamma] if cfg.gamma is not None else list(cfg.gammas)
@@ -164,9 +210,11 @@ def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: N
         for g in grid:
             e = Exploration("squarecb", gamma=float(g))
             rep = evaluate(snap, data, val_rows, bootstrap=min(cfg.bootstrap, 200), seed=cfg.seed, exploration=e,
-                           q=q, flat=flat)
-            dr = rep["estimates"]["dr"]
-            search.append({"gamma": float(g), "dr": dr["value"], "dr_ci95": dr["ci95"]})
+                           q=q, flat=flat, slate_context=slate_ctx)
+            # Two-slot logs: the value of the whole slate (the server draws both slots with it).
+            dr = rep["slate"]["total"]["dr"] if "slate" in rep else rep["estimates"]["dr"]
+            search.append({"gamma": float(g), "dr": dr["value"], "dr_ci95": dr["ci95"],
+                           "estimand": "slate" if "slate" in rep else "slot0"})
             lower = dr["ci95"][0] if dr["ci95"] else dr["value"]
             if best is None or lower > best[0] + 1e-12:
                 best = (lower, e)
@@ -182,13 +230,15 @@ def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: N
     snap.model_version = cfg.model_version or _version(snap, created)
     log(f"exploration {snap.exploration.describe()}, model version {snap.model_version}")
 
-    report = evaluate(snap, data, val_rows, bootstrap=cfg.bootstrap, seed=cfg.seed, q=q, flat=flat)
+    report = evaluate(snap, data, val_rows, bootstrap=cfg.bootstrap, seed=cfg.seed, q=q, flat=flat,
+                      slate_context=slate_ctx, logging_policies=cfg.logging_policies)
     comparison = None
     if cfg.active_version is not None:
         comparison = compare(snap, cfg.active, cfg.active_version, data, val_rows, bootstrap=cfg.bootstrap,
-                             seed=cfg.seed, q=q, flat=flat, candidate_report=report)
+                             seed=cfg.seed, q=q, flat=flat, candidate_report=report, slate_context=slate_ctx,
+                             logging_policies=cfg.logging_policies)
         log(f"against the active policy {cfg.active_version} on the same {len(val_rows)} decisions: DR "
-            f"{comparison['active_estimates']['dr']['value']:.5f} (candidate {report['estimates']['dr']['value']:.5f})")
+            f"{comparison['active_estimates']['dr']['value']:.5f} (candidate {comparison['candidate_estimates']['dr']['value']:.5f}, estimand {comparison['estimand']})")
     report.pop("policy", None)
     report["reward_model"] = q_info
     snap.ope = {
@@ -205,7 +255,8 @@ def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: N
         "training": {"decisions": int(len(rows)), "features": len(features), "interactions": len(pairs),
                      "offers": len(offers), "logging_models": data.logging_models,
                      "lambda_shared": cfg.lam_shared, "lambda_offer": cfg.lam_offer, "max_weight": cfg.max_weight,
-                     "weighting": cfg.weighting,
+                     "weighting": cfg.weighting, "slot1": cfg.slot1 if two_slot else "no two-slot decisions",
+                     "slot1_placements": int(len(slot1_rows)),
                      "min_feature_count": cfg.min_feature_count},
         **report,
         **cfg.extra,

@@ -1,6 +1,6 @@
 """The learning loop against a real server, with a shopper simulator whose conversion model is known.
 
-    python -m encore.sim.loop --seed 1 [--rounds 4] [--orders 40000] [--quick] [--json]
+    python -m encore.sim.loop --seed 1 [--rounds 4] [--orders 40000] [--quick] [--json] [--slots 2] [--autopilot]
 
 Starts `encore serve --port 0 --holdout-share 0 --log-dir DIR --catalog C --customers U` (no
 snapshot: the first policy is uniform over the eligible offers), then per round: simulates
@@ -11,6 +11,13 @@ trainer held out, pushes and activates it, and computes its TRUE value (explorat
 a fixed sample of contexts. Every Decide reply's propensity is compared with the one the true-value
 computation assigns to that offer under the active policy (`propensity_check_by_round`).
 Progress goes to stderr; with --json the last stdout line is one JSON object.
+
+`--slots 2` serves slates: the shopper's slot-1 acceptance has a position effect and depends on
+the offer above it (SLOT1_POSITION, PAIR_EFFECTS), the true slate value of every pushed policy is
+computed with the server's slot-1 rule (encore.learn.slates), and the JSON adds the slate values
+and slate OPE by round. `--autopilot` replaces the train-and-push step by one cycle of
+`encore-learn autopilot` against a server started with --require-ope: what is served next is
+whatever the autopilot and the server's gate let through.
 
 Reproducible end to end: the same --seed (and options) gives the same decisions, logs (but for
 their timestamps), estimates, verdict and byte-identical JSON on every run with the same binary.
@@ -101,6 +108,36 @@ TRUE_MODEL: dict[str, tuple[float, dict[str, float]]] = {
 }
 
 
+# Slot 1 (--slots 2): the offer below slot 0 is seen less (a position effect on its log-odds) and
+# its acceptance depends on what sits above it: complements sell better together (a gift box
+# beside shipping protection, a phone case beside a warranty), substitutes cannibalise each other
+# (gift box and gift message, rush shipping and express upgrade, the two loyalty offers, two
+# kinds of insurance). Slot 0's acceptance does not depend on slot 1 (it is seen first).
+SLOT1_POSITION = -0.8
+PAIR_EFFECTS: dict[tuple[str, str], float] = {
+    ("gift_box", "shipping_protection"): 1.2, ("shipping_protection", "gift_box"): 0.6,
+    ("gift_box", "gift_message"): -1.5, ("gift_message", "gift_box"): -1.5,
+    ("rush_shipping", "express_upgrade"): -2.0, ("express_upgrade", "rush_shipping"): -2.0,
+    ("loyalty_enroll", "loyalty_double_points"): -1.5, ("loyalty_double_points", "loyalty_enroll"): -1.5,
+    ("complementary_case", "extended_warranty"): 0.8, ("extended_warranty", "complementary_case"): 0.5,
+    ("shipping_protection", "extended_warranty"): -0.8, ("extended_warranty", "shipping_protection"): -0.8,
+    ("partner_streaming_trial", "partner_card"): 0.5,
+}
+
+
+# --pair-scale multiplies every pair effect (1: as above; 0: slot 1 depends on its own offer only).
+PAIR_SCALE = [1.0]
+
+
+def pair_effect(a: str, b: str) -> float:
+    return PAIR_SCALE[0] * PAIR_EFFECTS.get((a, b), 0.0)
+
+
+def true_slot1_probability(logit_b: float, a: str, b: str) -> float:
+    """Slot-1 acceptance of offer b beside slot-0 offer a, from b's slot-0 log-odds in the context."""
+    return 1.0 / (1.0 + math.exp(-(logit_b + SLOT1_POSITION + pair_effect(a, b))))
+
+
 def eprint(*a: Any) -> None:
     print(*a, file=sys.stderr, flush=True)
 
@@ -110,6 +147,10 @@ def candidates_for(surface: str) -> list[str]:
 
 
 def true_probability(feats: dict[str, float], offer: str) -> float:
+    return 1.0 / (1.0 + math.exp(-true_logit(feats, offer)))
+
+
+def true_logit(feats: dict[str, float], offer: str) -> float:
     bias, terms = TRUE_MODEL[offer]
     s = INTERCEPT + bias
     for name, w in terms.items():
@@ -118,7 +159,7 @@ def true_probability(feats: dict[str, float], offer: str) -> float:
             s += w * feats.get(a, 0.0) * feats.get(b, 0.0)
         else:
             s += w * feats.get(name, 0.0)
-    return 1.0 / (1.0 + math.exp(-s))
+    return s
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -192,7 +233,8 @@ def make_contexts(n: int, rng: np.random.Generator, customers) -> list[dict[str,
         rec = {"surface": surface, "customer_id": c[0], "known_customer": True, "order": order,
                "customer": {"segments": c[1], "features": c[2]}, "candidates": candidates_for(surface)}
         feats = record_features(rec)
-        rec["_mu"] = {o: true_probability(feats, o) for o in rec["candidates"]}
+        rec["_logit"] = {o: true_logit(feats, o) for o in rec["candidates"]}
+        rec["_mu"] = {o: 1.0 / (1.0 + math.exp(-v)) for o, v in rec["_logit"].items()}
         rec["_feats"] = feats
         out.append(rec)
     return out
@@ -237,6 +279,62 @@ class Truth:
         self.mu = np.array([r["_mu"][c] for r in contexts for c in r["candidates"]])
         self.random_value = float(np.mean([np.mean(list(r["_mu"].values())) for r in contexts]))
         self.oracle_value = float(np.mean([max(r["_mu"].values()) for r in contexts]))
+
+    def slates(self) -> None:
+        """The slate structures (built on first use): slot 1's candidates after each slot-0
+        choice in the server's order, their true slot-1 acceptance, and the reference values."""
+        if hasattr(self, "pairs"):
+            return
+        from ..learn.slates import Pairs, slate_policy, slot1_value
+
+        flat = self.flat
+        self.pairs = pairs = Pairs.build(flat)
+        logit = np.array([r["_logit"][c] for r in self.contexts for c in r["candidates"]])
+        names = flat.offers
+        effect = np.array([[pair_effect(a, b) for b in names] for a in names])
+        a_idx = flat.offer[pairs.group_entry[pairs.group_of_pair]]
+        b_idx = flat.offer[pairs.entry]
+        self.mu1 = 1.0 / (1.0 + np.exp(-(logit[pairs.entry] + SLOT1_POSITION + effect[a_idx, b_idx])))
+        pi0, pi1 = slate_policy(None, None, flat, pairs)
+        self.random_slate_value = float((flat.segment_sum(pi0 * self.mu) +
+                                         slot1_value(pi0, pi1, self.mu1, flat, pairs)).mean())
+        # Oracle: the best ordered pair in every context.
+        best1 = np.full(len(flat.dec), -np.inf)
+        best1[pairs.group_entry] = np.maximum.reduceat(self.mu1, pairs.starts)
+        self.oracle_slate_value = float(np.maximum.reduceat(self.mu + best1, flat.starts).mean())
+        # The best the server's rule can do with the true slot-0 acceptance as its scorer: the
+        # top offer, then the top of the rest (one scorer for both slots).
+        self.top2_true_slate_value = self._greedy_slate(self.mu)
+
+    def _greedy_slate(self, rewards: np.ndarray) -> float:
+        """True slate value of taking the first best offer for slot 0 and the first best of the
+        rest (in the server's slot-1 order) for slot 1."""
+        flat, pairs = self.flat, self.pairs
+        m = len(rewards)
+        pos = np.arange(m)
+        best = np.repeat(np.maximum.reduceat(rewards, flat.starts), flat.counts)
+        first = np.minimum.reduceat(np.where(rewards == best, pos, m), flat.starts)
+        r1 = rewards[pairs.entry]
+        pbest = np.repeat(np.maximum.reduceat(r1, pairs.starts), pairs.counts)
+        ppos = np.arange(len(r1))
+        pfirst = np.minimum.reduceat(np.where(r1 == pbest, ppos, len(r1)), pairs.starts)
+        groups = pairs.group_of_entry[first]
+        v1 = np.where(groups >= 0, self.mu1[pfirst[np.maximum(groups, 0)]], 0.0)
+        return float((self.mu[first] + v1).mean())
+
+    def slate_value(self, snap) -> tuple[float, float]:
+        """(slate value with the snapshot's exploration, value of its greedy slate)."""
+        from ..learn.slates import slate_policy, slot1_value
+
+        self.slates()
+        if snap is None:
+            return self.random_slate_value, self.random_slate_value
+        z = self.ctx.dense(snap.features, snap.interactions)
+        pi0, pi1 = slate_policy(snap, z, self.flat, self.pairs)
+        v = float((self.flat.segment_sum(pi0 * self.mu) + slot1_value(pi0, pi1, self.mu1, self.flat,
+                                                                        self.pairs)).mean())
+        _, rewards = policy_distribution(snap, z, self.flat)
+        return v, self._greedy_slate(rewards)
 
     def value(self, snap) -> tuple[float, float]:
         """(value with the snapshot's exploration, value of its greedy choice)."""
@@ -297,27 +395,42 @@ def stop_server(proc) -> None:
 # -- simulation --------------------------------------------------------------------------------
 
 def simulate_round(stub, pb, contexts: list[dict[str, Any]], rng: np.random.Generator, snap=None, *,
-                   chunk: int = 1000, timeout: float = 30.0) -> dict[str, Any]:
-    """Serves `contexts` through Decide (one slot) and reports SHOWN then ACCEPTED or IGNORED,
-    drawn from the true model. `snap` is the active snapshot (None: no snapshot, uniform): every
-    reply's propensity is compared with the exact probability that the true-value computation
-    gives the chosen offer."""
+                   chunk: int = 1000, timeout: float = 30.0, slots: int = 1) -> dict[str, Any]:
+    """Serves `contexts` through Decide (`slots` 1 or 2) and reports SHOWN then ACCEPTED or
+    IGNORED for every placement, drawn from the true model (slot 1: `true_slot1_probability`
+    beside slot 0's offer). `snap` is the active snapshot (None: no snapshot, uniform): every
+    reply's propensity (slot 1's: conditional on slot 0) is compared with the exact probability
+    that the true-value computation gives the chosen offer."""
     draws = rng.random(len(contexts))
-    accepted = 0
-    shown_true = 0.0
+    draws1 = rng.random(len(contexts)) if slots == 2 else None
+    accepted = accepted1 = 0
+    shown_true = shown_true1 = 0.0
     counts: dict[str, int] = {}
     flat, pi = policy_probabilities(snap, contexts)
+    pairs = pi1 = None
+    if slots == 2:
+        from ..learn.slates import Pairs, slate_policy
+
+        pairs = Pairs.build(flat)
+        z = None
+        if snap is not None:
+            ctx = ContextMatrix()
+            for r in contexts:
+                ctx.add(r["_feats"])
+            z = ctx.dense(snap.features, snap.interactions)
+        _, pi1 = slate_policy(snap, z, flat, pairs)
     version = snap.model_version if snap is not None else None
     max_diff = 0.0
     mismatched = 0
     wrong_version = 0
     expected_pi = 0.0
+    placed = 0
     for lo in range(0, len(contexts), chunk):
         batch = contexts[lo:lo + chunk]
         replies = []
         for rec in batch:
             o = rec["order"]
-            req = pb.DecideRequest(surface=rec["surface"], customer_id=rec["customer_id"], slots=1)
+            req = pb.DecideRequest(surface=rec["surface"], customer_id=rec["customer_id"], slots=slots)
             req.order.CopyFrom(pb.Order(total_cents=o["total_cents"], currency=o["currency"], is_gift=o["is_gift"],
                                         shipping_method=o["shipping_method"], channel=o["channel"],
                                         device=o["device"], country=o["country"]))
@@ -333,8 +446,16 @@ def simulate_round(stub, pb, contexts: list[dict[str, Any]], rng: np.random.Gene
             offer = rep.placements[0].offer_id
             counts[offer] = counts.get(offer, 0) + 1
             i = lo + k
-            j = flat.starts[i] + rec["candidates"].index(offer)
+            j0 = rec["candidates"].index(offer)
+            j = flat.starts[i] + j0
             diff = abs(float(pi[j]) - rep.placements[0].propensity)
+            if len(rep.placements) > 1:
+                offer1 = rep.placements[1].offer_id
+                pos1 = rec["candidates"].index(offer1)
+                g = pairs.group_of_entry[j]
+                m = len(rec["candidates"])
+                pidx = pairs.starts[g] + (pos1 if pos1 < m - 1 else j0)
+                diff = max(diff, abs(float(pi1[pidx]) - rep.placements[1].propensity))
             max_diff = max(max_diff, diff)
             mismatched += diff > 1e-4
             expected_pi += float(pi[j])
@@ -348,17 +469,33 @@ def simulate_round(stub, pb, contexts: list[dict[str, Any]], rng: np.random.Gene
             final.append(pb.OutcomeRequest(decision_id=rep.decision_id, offer_id=offer,
                                            outcome=pb.ACCEPTED if ok else pb.IGNORED,
                                            revenue_cents=0))
-        for f in [stub.ReportOutcome.future(r, timeout=timeout) for r in shown]:
-            f.result()
-        for f in [stub.ReportOutcome.future(r, timeout=timeout) for r in final]:
-            f.result()
+            placed += 1
+            if len(rep.placements) > 1:
+                p1 = true_slot1_probability(rec["_logit"][offer1], offer, offer1)
+                shown_true1 += p1
+                ok1 = draws1[lo + k] < p1
+                accepted1 += ok1
+                shown.append(pb.OutcomeRequest(decision_id=rep.decision_id, offer_id=offer1, outcome=pb.SHOWN))
+                final.append(pb.OutcomeRequest(decision_id=rep.decision_id, offer_id=offer1,
+                                               outcome=pb.ACCEPTED if ok1 else pb.IGNORED, revenue_cents=0))
+                placed += 1
+        # In batches, with a generous deadline: on a loaded machine thousands of outstanding
+        # calls can wait on a starved server for longer than a Decide's deadline.
+        for batch_requests in (shown, final):
+            for lo2 in range(0, len(batch_requests), 500):
+                for f in [stub.ReportOutcome.future(r, timeout=4 * timeout) for r in batch_requests[lo2:lo2 + 500]]:
+                    f.result()
     n = len(contexts)
-    return {"orders": n, "placed": sum(counts.values()), "accepted": accepted, "conversion": accepted / n,
-            "expected_conversion": shown_true / n,
-            "offers_shown": dict(sorted(counts.items())),
-            "propensity_check": {"max_abs_diff": max_diff, "decisions_differing_by_more_than_1e-4": int(mismatched),
-                                 "replies_from_another_model": int(wrong_version),
-                                 "mean_propensity_of_served_offer": expected_pi / max(n, 1)}}
+    out = {"orders": n, "placed": placed, "accepted": accepted, "conversion": accepted / n,
+           "expected_conversion": shown_true / n,
+           "offers_shown": dict(sorted(counts.items())),
+           "propensity_check": {"max_abs_diff": max_diff, "decisions_differing_by_more_than_1e-4": int(mismatched),
+                                "replies_from_another_model": int(wrong_version),
+                                "mean_propensity_of_served_offer": expected_pi / max(n, 1)}}
+    if slots == 2:
+        out["slate_conversion"] = (accepted + accepted1) / n
+        out["expected_slate_conversion"] = (shown_true + shown_true1) / n
+    return out
 
 
 def wait_for_logs(log_dir: str, decisions: int, outcomes: int, timeout: float = 30.0) -> None:
@@ -433,6 +570,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="quadratic interaction for the trainer (repeatable; default none)")
     ap.add_argument("--bootstrap", type=int, default=None, help="bootstrap samples for the OPE intervals "
                     "(default 200; 50 with --quick)")
+    ap.add_argument("--slots", type=int, choices=(1, 2), default=1,
+                    help="offers per decision (2: slates; the shopper's slot-1 model is SLOT1_POSITION and PAIR_EFFECTS)")
+    ap.add_argument("--pair-scale", type=float, default=1.0,
+                    help="with --slots 2: multiplies the shopper's slot-0/slot-1 pair effects (0: none)")
+    ap.add_argument("--slot1", choices=("pool", "ignore", "auto"), default="pool",
+                    help="with --slots 2: the trainer also fits its scorer on slot-1 placements (pool) or not")
+    ap.add_argument("--autopilot", action="store_true",
+                    help="no human step: each round runs one `encore-learn autopilot` cycle (train on the logs, "
+                         "compare with the active policy, push through its gate and the server's --require-ope)")
     ap.add_argument("--work-dir", help="keep logs and snapshots here (default: a temporary directory, removed)")
     ap.add_argument("--binary", default=None)
     ap.add_argument("--json", action="store_true")
@@ -453,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
     from .._proto.encore.v1 import decisions_pb2 as pb, decisions_pb2_grpc
     from ..client import Client
     from ..learn.logs import bandit_data, load_logs
+    from ..learn.autopilot import AutopilotConfig, run_cycle
+    from ..learn.snapshot import decode_snapshot
     from ..learn.train import TrainConfig, train
 
     signal.signal(signal.SIGTERM, _terminate)
@@ -472,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     proc = None
     result: dict[str, Any] = {"seed": args.seed, "rounds": args.rounds, "orders_per_round": args.orders,
                               "quick": args.quick, "customers": args.customers, "eval_contexts": args.eval_contexts,
-                              "trainer": {"weighting": args.weighting, "interactions": args.interaction,
+                              "trainer": {"weighting": args.weighting, "interactions": args.interaction, "slot1": args.slot1,
                                           "gamma": args.gamma, "bootstrap": args.bootstrap},
                               "random_value": truth.random_value, "oracle_value": truth.oracle_value,
                               "true_value_by_round": [], "greedy_true_value_by_round": [],
@@ -480,7 +628,22 @@ def main(argv: list[str] | None = None) -> int:
                               "ope_snips_ci95_by_round": [], "ope_dr_ci95_by_round": [],
                               "ope_decisions_by_round": [], "gamma_by_round": [], "model_version_by_round": [],
                               "logged_conversion_by_round": [], "logged_expected_conversion_by_round": [],
-                              "propensity_check_by_round": []}
+                              "propensity_check_by_round": [], "slots": args.slots, "autopilot": args.autopilot}
+    if args.autopilot:
+        result["autopilot_lines"] = []
+    if args.slots == 2:
+        PAIR_SCALE[0] = args.pair_scale
+        truth.slates()
+        result.update({"random_slate_value": truth.random_slate_value, "oracle_slate_value": truth.oracle_slate_value,
+                       "top2_true_slate_value": truth.top2_true_slate_value,
+                       "true_slate_value_by_round": [], "greedy_true_slate_value_by_round": [],
+                       "ope_slate_by_round": [], "ope_slate_ci95_by_round": [], "ope_slate_ips_by_round": [],
+                       "ope_slate_snips_by_round": [], "ope_slate_pi_by_round": [], "ope_slate_pi_ci95_by_round": [],
+                       "logged_expected_slate_conversion_by_round": [],
+                       "slot1_model": {"position_log_odds": SLOT1_POSITION, "pair_scale": args.pair_scale,
+                                       "pair_effects": {f"{a}>{b}": v for (a, b), v in PAIR_EFFECTS.items()}}})
+        eprint(f"[loop] slates: uniform random {truth.random_slate_value:.4f}, oracle {truth.oracle_slate_value:.4f}, "
+               f"top two by the true slot-0 acceptance {truth.top2_true_slate_value:.4f}")
     try:
         # One reactor thread and a fixed instance id: decision ids, and the draws seeded from them,
         # then depend only on the order of the calls (see the module doc).
@@ -488,7 +651,8 @@ def main(argv: list[str] | None = None) -> int:
             binary, ["--host", "127.0.0.1", "--port", "0", "--admin-port", "0", "--holdout-share", "0",
                      "--threads", "1", "--instance-id", instance_id_for(args.seed),
                      "--decision-key-file", write_decision_key(work, args.seed),
-                     "--log-dir", log_dir, "--catalog", cat, "--customers", csv],
+                     "--log-dir", log_dir, "--catalog", cat, "--customers", csv,
+                     *(["--require-ope"] if args.autopilot else [])],
             os.path.join(work, "server.log"))
         eprint(f"[loop] {binary} serving on 127.0.0.1:{port} (uniform policy), logs in {log_dir}")
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -498,14 +662,17 @@ def main(argv: list[str] | None = None) -> int:
         sim_rng = np.random.default_rng([args.seed, 3])
         gamma = None if args.gamma == "auto" else float(args.gamma)
         active = None  # the server starts without a snapshot: uniform
+        logging_policies: dict[str, Any] = {"uniform": None}  # model version -> snapshot (PI estimator)
         decided = reported = 0
         for k in range(1, args.rounds + 1):
             t = time.time()
             contexts = make_contexts(args.orders, sim_rng, customers)
-            stats = simulate_round(stub, pb, contexts, sim_rng, active)
+            stats = simulate_round(stub, pb, contexts, sim_rng, active, slots=args.slots)
             result["logged_conversion_by_round"].append(stats["conversion"])
             result["logged_expected_conversion_by_round"].append(stats["expected_conversion"])
             result["propensity_check_by_round"].append(stats["propensity_check"])
+            if args.slots == 2:
+                result["logged_expected_slate_conversion_by_round"].append(stats["expected_slate_conversion"])
             pc = stats["propensity_check"]
             eprint(f"[loop] round {k}: served by {active.model_version if active else 'no snapshot (uniform)'}; "
                    f"reply propensities vs the exact computation: max |diff| {pc['max_abs_diff']:.2e}, "
@@ -516,41 +683,87 @@ def main(argv: list[str] | None = None) -> int:
             reported += 2 * stats["placed"]  # SHOWN, then ACCEPTED or IGNORED
             wait_for_logs(log_dir, decided, reported)
             t = time.time()
-            logs = load_logs([log_dir], [log_dir])
-            data = bandit_data(logs, "conversion")
             # A fixed created-at per round (2026-01-01T00:00:00Z + k minutes) keeps the model version,
             # which seeds the server's draws together with the decision id, the same every run.
-            cfg = TrainConfig(interactions=interactions, gamma=gamma, bootstrap=args.bootstrap, seed=args.seed,
-                              weighting=args.weighting, created_at_millis=1_767_225_600_000 + 60_000 * k)
-            snap = train(data, cfg, log=lambda m: eprint(f"[train] {m}"))
-            path = os.path.join(work, f"round-{k}.snap")
-            write_snapshot(snap, path)
-            # The OPE estimate made before the push is the snapshot's own OPE report: encore-learn
-            # evaluate's math on the decisions the trainer held out of fitting (a hash split by
-            # decision id), for the exact policy written. (The loop's server runs without
-            # --require-ope, so no comparison with the active policy is needed to activate.)
-            est = snap.ope["estimates"]
-            eprint(f"[loop] round {k}: trained {snap.model_version} {snap.exploration.describe()} on "
-                   f"{len(data)} decisions in {time.time() - t:.1f}s; OPE SNIPS {est['snips']['value']:.4f} "
-                   f"DR {est['dr']['value']:.4f}")
-            client.push_snapshot(path, activate=True)
-            active_version = client.list_models().active_version
-            if active_version != snap.model_version:
-                raise RuntimeError(f"pushed {snap.model_version} but {active_version} is active")
-            active = snap
+            created = 1_767_225_600_000 + 60_000 * k
+            train_fields = dict(interactions=interactions, gamma=gamma, bootstrap=args.bootstrap, seed=args.seed,
+                                weighting=args.weighting, slot1=args.slot1)
+            if args.autopilot:
+                # No human step: the autopilot's cycle decides what the server serves (its gate,
+                # and the server's --require-ope gate), and the truth is computed for the snapshot
+                # the server serves afterwards, fetched from it.
+                acfg = AutopilotConfig(server=f"127.0.0.1:{admin_port}", decisions=[log_dir], outcomes=[log_dir],
+                                       state_dir=os.path.join(work, "autopilot"), train=train_fields)
+                line = run_cycle(acfg, k, created_at_ms=created, log=lambda m: eprint(f"[train] {m}"))
+                line.pop("seconds", None)
+                line.pop("time_ms", None)
+                eprint(f"[autopilot] {json.dumps(line)}")
+                if line["status"] != "ok":
+                    raise RuntimeError(f"autopilot cycle {k} failed: {line.get('error')}")
+                result["autopilot_lines"].append(line)
+                got = client.get_snapshot()
+                snap = decode_snapshot(got[1]) if got is not None else None
+                which = "candidate" if line.get("decision") == "activated" else "active"
+                est = line[which]["estimates"]
+                slate_est = est if line["estimand"] == "slate" else None  # the line has the estimand's
+                ope_decisions = line["evaluated_on"]
+                active = snap
+            else:
+                logs = load_logs([log_dir], [log_dir])
+                data = bandit_data(logs, "conversion")
+                cfg = TrainConfig(**train_fields, created_at_millis=created,
+                                  logging_policies=dict(logging_policies) if args.slots == 2 else None)
+                snap = train(data, cfg, log=lambda m: eprint(f"[train] {m}"))
+                path = os.path.join(work, f"round-{k}.snap")
+                write_snapshot(snap, path)
+                # The OPE estimate made before the push is the snapshot's own OPE report: encore-learn
+                # evaluate's math on the decisions the trainer held out of fitting (a hash split by
+                # decision id), for the exact policy written. (The loop's server runs without
+                # --require-ope, so no comparison with the active policy is needed to activate.)
+                est = snap.ope["estimates"]
+                slate_est = snap.ope["slate"]["total"] if "slate" in snap.ope else None
+                eprint(f"[loop] round {k}: trained {snap.model_version} {snap.exploration.describe()} on "
+                       f"{len(data)} decisions in {time.time() - t:.1f}s; OPE SNIPS {est['snips']['value']:.4f} "
+                       f"DR {est['dr']['value']:.4f}" + (f"; slate DR {slate_est['dr']['value']:.4f}" if slate_est
+                                                         else ""))
+                client.push_snapshot(path, activate=True)
+                active_version = client.list_models().active_version
+                if active_version != snap.model_version:
+                    raise RuntimeError(f"pushed {snap.model_version} but {active_version} is active")
+                ope_decisions = snap.ope["decisions"]
+                active = snap
+            if snap is not None:
+                logging_policies[snap.model_version] = snap
             value, greedy = truth.value(snap)
-            eprint(f"[loop] round {k}: pushed and activated; TRUE value {value:.4f} (greedy {greedy:.4f}; "
-                   f"{value / truth.oracle_value:.3f} of oracle, {value / truth.random_value:.2f}x random)")
+            eprint(f"[loop] round {k}: active {snap.model_version if snap else 'uniform'}; TRUE value {value:.4f} "
+                   f"(greedy {greedy:.4f}; {value / truth.oracle_value:.3f} of oracle, "
+                   f"{value / truth.random_value:.2f}x random)")
             result["true_value_by_round"].append(value)
             result["greedy_true_value_by_round"].append(greedy)
-            result["ope_snips_by_round"].append(est["snips"]["value"])
-            result["ope_dr_by_round"].append(est["dr"]["value"])
-            result["ope_ips_by_round"].append(est["ips"]["value"])
-            result["ope_snips_ci95_by_round"].append(est["snips"].get("ci95"))
-            result["ope_dr_ci95_by_round"].append(est["dr"].get("ci95"))
-            result["ope_decisions_by_round"].append(snap.ope["decisions"])
-            result["gamma_by_round"].append(snap.exploration.gamma)
-            result["model_version_by_round"].append(snap.model_version)
+            if args.slots == 2:
+                sv, sg = truth.slate_value(snap)
+                result["true_slate_value_by_round"].append(sv)
+                result["greedy_true_slate_value_by_round"].append(sg)
+                result["ope_slate_by_round"].append(slate_est["dr"]["value"])
+                result["ope_slate_ci95_by_round"].append(slate_est["dr"].get("ci95"))
+                result["ope_slate_ips_by_round"].append(slate_est["ips"]["value"])
+                result["ope_slate_snips_by_round"].append(slate_est["snips"]["value"])
+                pi_est = slate_est.get("pseudo_inverse")
+                result["ope_slate_pi_by_round"].append(pi_est["value"] if pi_est else None)
+                result["ope_slate_pi_ci95_by_round"].append(pi_est.get("ci95") if pi_est else None)
+                eprint(f"[loop] round {k}: TRUE slate value {sv:.4f} (greedy {sg:.4f}; "
+                       f"{sv / truth.oracle_slate_value:.3f} of the oracle slate, "
+                       f"{sv / truth.random_slate_value:.2f}x random); OPE slate DR {slate_est['dr']['value']:.4f}"
+                       + (f", PI {pi_est['value']:.4f}" if pi_est else ""))
+            if not (args.autopilot and args.slots == 2):
+                result["ope_snips_by_round"].append(est["snips"]["value"])
+                result["ope_dr_by_round"].append(est["dr"]["value"])
+                result["ope_ips_by_round"].append(est["ips"]["value"])
+                result["ope_snips_ci95_by_round"].append(est["snips"].get("ci95"))
+                result["ope_dr_ci95_by_round"].append(est["dr"].get("ci95"))
+            result["ope_decisions_by_round"].append(ope_decisions)
+            result["gamma_by_round"].append(snap.exploration.gamma if snap else None)
+            result["model_version_by_round"].append(snap.model_version if snap else "uniform")
         client.close()
         channel.close()
     finally:
@@ -565,7 +778,30 @@ def main(argv: list[str] | None = None) -> int:
                                           zip(result["ope_snips_by_round"], result["true_value_by_round"])]
     result["dr_rel_error_by_round"] = [abs(e - v) / v for e, v in
                                        zip(result["ope_dr_by_round"], result["true_value_by_round"])]
+    if args.autopilot:
+        hit = [k for k, v in enumerate(result["true_value_by_round" if args.slots == 1 else
+                                              "true_slate_value_by_round"], 1)
+               if v >= 0.9 * (truth.oracle_value if args.slots == 1 else truth.oracle_slate_value)]
+        result["autopilot_first_cycle_at_0.9_oracle"] = hit[0] if hit else None
     elapsed_s = round(time.time() - t0, 1)  # stderr only: the JSON holds what repeats run to run
+    if args.slots == 2:
+        fs = result["true_slate_value_by_round"][-1] if result["true_slate_value_by_round"] else float("nan")
+        result["final_slate_over_oracle_slate"] = fs / truth.oracle_slate_value
+        result["final_slate_over_random_slate"] = fs / truth.random_slate_value
+        result["ope_slate_rel_error_by_round"] = [abs(e - v) / v for e, v in zip(result["ope_slate_by_round"],
+                                                                                 result["true_slate_value_by_round"])]
+        result["ope_slate_pi_rel_error_by_round"] = [abs(e - v) / v if e is not None else None for e, v in
+                                                     zip(result["ope_slate_pi_by_round"],
+                                                         result["true_slate_value_by_round"])]
+        result["slate_bars"] = {
+            "final_slate_ge_0.9_oracle_slate": result["final_slate_over_oracle_slate"] >= 0.9,
+            "final_slate_ge_1.5_random_slate": result["final_slate_over_random_slate"] >= 1.5,
+            "ope_slate_dr_within_15pct": all(e <= 0.15 for e in result["ope_slate_rel_error_by_round"]),
+            "ope_slate_pi_within_15pct": all(e is not None and e <= 0.15
+                                             for e in result["ope_slate_pi_rel_error_by_round"]),
+        }
+        eprint(f"[loop] final slate value {fs:.4f} = {result['final_slate_over_oracle_slate']:.3f} x oracle slate, "
+               f"{result['final_slate_over_random_slate']:.2f} x random slate")
     result["bars"] = {
         "final_ge_0.9_oracle": result["final_over_oracle"] >= 0.9,
         "final_ge_1.5_random": result["final_over_random"] >= 1.5,
