@@ -2,11 +2,12 @@
 # Installs the Debian packages Encore builds, serves and tests with. Idempotent.
 #   scripts/install-deps.sh          build + serve needs (libnghttp2-dev, libssl-dev, pkg-config)
 #   scripts/install-deps.sh --test   also the test tools (nghttp2-client, nghttp2-server, python3-venv, protobuf-compiler,
-#                                    valgrind and gcc for the quick allocation/instruction gate, scripts/bench-quick.sh)
+#                                    valgrind and gcc for the quick allocation/instruction gate, scripts/bench-quick.sh,
+#                                    prometheus (with promtool) and chromium for the /metrics and /status tests)
 set -euo pipefail
 packages=(libnghttp2-dev libssl-dev pkg-config)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(nghttp2-client nghttp2-server python3-venv python3-pip protobuf-compiler openssl valgrind gcc)
+  packages+=(nghttp2-client nghttp2-server python3-venv python3-pip protobuf-compiler openssl valgrind gcc prometheus chromium fonts-dejavu-core)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -1,5 +1,6 @@
 import EncoreCrypto
 import EncoreTransport
+import Synchronization
 
 /// What a caller of the admin plane may do (docs/security.md). `decide` and `report` are for the
 /// data plane's optional authentication and are accepted in the config already.
@@ -57,6 +58,44 @@ public final class AdminAuthorizer: Sendable {
         "/encore.v1.Diagnostics/Collect": .read,
     ]
 
+    /// Refused admin calls by reason (`encore_admin_auth_failures_total`): no token, a token that
+    /// matches none, a valid token without the role. Written by admin calls on any thread.
+    public enum FailureReason: Int, CaseIterable, Sendable {
+        case missingToken, invalidToken, missingRole
+        public var label: String {
+            switch self {
+            case .missingToken: "missing_token"
+            case .invalidToken: "invalid_token"
+            case .missingRole: "missing_role"
+            }
+        }
+    }
+    private let failureCounts = FailureCounts()
+
+    final class FailureCounts: Sendable {
+        let missingToken = Atomic<UInt64>(0)
+        let invalidToken = Atomic<UInt64>(0)
+        let missingRole = Atomic<UInt64>(0)
+    }
+
+    /// Counts a refusal (also used by the admin HTTP endpoints).
+    func countFailure(_ reason: FailureReason) {
+        switch reason {
+        case .missingToken: failureCounts.missingToken.add(1, ordering: .relaxed)
+        case .invalidToken: failureCounts.invalidToken.add(1, ordering: .relaxed)
+        case .missingRole: failureCounts.missingRole.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// Refusals so far by reason.
+    public func failureCount(_ reason: FailureReason) -> UInt64 {
+        switch reason {
+        case .missingToken: failureCounts.missingToken.load(ordering: .relaxed)
+        case .invalidToken: failureCounts.invalidToken.load(ordering: .relaxed)
+        case .missingRole: failureCounts.missingRole.load(ordering: .relaxed)
+        }
+    }
+
     public init(tokens: [AdminToken]) {
         self.tokens = tokens
     }
@@ -98,18 +137,21 @@ public final class AdminAuthorizer: Sendable {
         guard enabled else { return nil }
         let principal = context.principal
         if principal == Self.anonymous {
+            countFailure(.missingToken)
             return GRPCStatus(
                 .unauthenticated,
                 "\(method) requires a bearer token with role '\(role.rawValue)': send the metadata 'authorization: Bearer <token>'"
             )
         }
         guard principal >= 0, Int(principal) < tokens.count else {
+            countFailure(.invalidToken)
             return GRPCStatus(
                 .unauthenticated,
                 "\(method): the bearer token is not valid (unknown or revoked); role '\(role.rawValue)' is required")
         }
         let token = tokens[Int(principal)]
         if token.roles.contains(role) { return nil }
+        countFailure(.missingRole)
         return GRPCStatus(
             .permissionDenied,
             "\(method) requires role '\(role.rawValue)', which token '\(token.name)' does not have (it has: \(token.roles.sorted().map(\.rawValue).joined(separator: ", ")))"

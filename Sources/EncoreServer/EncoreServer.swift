@@ -90,6 +90,10 @@ public final class EncoreServer: Sendable {
     let adminListeners: GRPCListeners
     /// Bearer tokens and role checks of the admin plane.
     public let authorizer: AdminAuthorizer
+    /// Every counter of the server, for `/metrics` and the status page (docs/operations.md).
+    public let metrics: ServerMetrics
+    /// The admin plane's HTTP/1.1 server (`/metrics`, `/status` for Prometheus and browsers).
+    let http1: AdminHTTP1Server
 
     /// Loads the data, builds the routes and the transport. Throws with a message naming the
     /// file and problem for bad TLS files, catalogs, customer files, snapshots or keys.
@@ -136,6 +140,10 @@ public final class EncoreServer: Sendable {
         if authorizer.enabled {
             admin.credentials = { value in authorizer.principal(authorization: value) }
         }
+        let adminHTTP = AdminHTTP(authorizer: authorizer)
+        let http1 = AdminHTTP1Server(endpoints: adminHTTP)
+        self.http1 = http1
+        admin.http1Handoff = { fd in http1.adopt(fd) }
         // Everything an operator can get wrong is checked before the data loads (a customer file
         // can take seconds): the address is bound (not yet listening), files are opened, the log
         // directory is created.
@@ -195,10 +203,12 @@ public final class EncoreServer: Sendable {
         CatalogService(registry: registry, limits: options.upsertLimits, uploads: uploads).register(in: &adminRouter)
         CustomersService(registry: registry, limits: options.upsertLimits, uploads: uploads).register(in: &adminRouter)
         if options.diagnostics { DiagnosticsService().register(in: &adminRouter) }
+        adminHTTP.register(in: &adminRouter)
         var router = GRPCRouter()
         HealthService(serving: serving).register(in: &router)
-        DecisionsService(engine: engine, threads: options.transport.threads, debugStall: options.debugStall)
-            .register(in: &router)
+        let decisions = DecisionsService(
+            engine: engine, threads: options.transport.threads, debugStall: options.debugStall)
+        decisions.register(in: &router)
         if options.diagnosticsOnDataPlane { DiagnosticsService().register(in: &router) }
         let adminPort = adminListeners.port
         let adminAddress = EncoreServer.hostPort(admin.host, adminPort)
@@ -212,6 +222,10 @@ public final class EncoreServer: Sendable {
         adminServer = GRPCServer(
             configuration: admin, router: authorizer.guarding(adminRouter), serving: adminServing)
         self.authorizer = authorizer
+        metrics = ServerMetrics(
+            dataServer: server, adminServer: adminServer, decisions: decisions, engine: engine, registry: registry,
+            logWriter: logWriter, authorizer: authorizer)
+        adminHTTP.attach(metrics)
         let active = engine.active.value
         Log.info(
             "serving \(options.servesDemo ? "the embedded demo: " : "")\(active.catalog.count) offers, \(active.customers.customerCount) customers x \(active.customers.featureNames.count) features, model \(active.version) (\(ModelRegistry.describe(active.exploration)))"
@@ -234,8 +248,9 @@ public final class EncoreServer: Sendable {
         let adminPort = try adminServer.start(listeners: adminListeners)
         // Not "listening on": tools and tests read that line for the data plane's port.
         Log.info(
-            "admin plane at \(EncoreServer.hostPort(admin.host, adminPort)) (\(admin.tls == nil ? "h2c" : "tls"): Models, Catalog, Customers\(options.diagnostics ? ", Diagnostics" : ""), Health)"
+            "admin plane at \(EncoreServer.hostPort(admin.host, adminPort)) (\(admin.tls == nil ? "h2c" : "tls"): Models, Catalog, Customers\(options.diagnostics ? ", Diagnostics" : ""), Health; GET /metrics, /status over \(admin.tls == nil ? "HTTP/1.1 and h2c" : "HTTP/2"))"
         )
+        let sampler = metrics.startSampling()
         let insecureWarning =
             options.insecureAdmin && options.adminTokens.isEmpty && !EncoreServer.isLoopback(admin.host)
             ? startInsecureWarning() : nil
@@ -248,6 +263,8 @@ public final class EncoreServer: Sendable {
         do { port = try server.start(listeners: listeners) } catch {
             adminServer.stopNow()
             adminServer.waitUntilStopped()
+            sampler.cancel()
+            http1.shutdown()
             throw error
         }
         let transport = options.transport
@@ -262,6 +279,8 @@ public final class EncoreServer: Sendable {
         adminServer.shutdown()
         let clean = server.waitUntilStopped()
         _ = adminServer.waitUntilStopped()
+        sampler.cancel()
+        http1.shutdown()
         insecureWarning?.cancel()
         ruleState?.stop()
         if let logWriter {

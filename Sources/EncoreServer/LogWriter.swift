@@ -29,6 +29,10 @@ public final class LogWriter: @unchecked Sendable {
     /// Written by whichever writer thread holds the lock; closed by `stop()` after the joins.
     private let decisions: Mutex<RotatingFile>
     private let outcomes: Mutex<RotatingFile>
+    /// Bytes written and rotations, over both files (written by whichever writer holds a file's
+    /// lock; read by scrapes).
+    let bytesWritten = Atomic<UInt64>(0)
+    let rotations = Atomic<UInt64>(0)
     /// Drop reporting: writer thread 0 only.
     private var lastDropped = 0
     private var lastDropReport = Date()
@@ -51,6 +55,8 @@ public final class LogWriter: @unchecked Sendable {
         }
         decisions = Mutex(try RotatingFile(directory: directory, prefix: "decisions"))
         outcomes = Mutex(try RotatingFile(directory: directory, prefix: "outcomes"))
+        decisions.withLock { $0.counters = self }
+        outcomes.withLock { $0.counters = self }
     }
 
     /// Starts the writer threads.
@@ -153,6 +159,31 @@ public final class LogWriter: @unchecked Sendable {
 
     /// Records dropped so far (also logged every 10 s while it grows).
     public var droppedRecords: Int { log.droppedRecords }
+
+    /// Everything the log writer counts, in one reading (for `/metrics` and the status page).
+    public struct Metrics: Sendable {
+        /// Records appended to the rings and written (every record counted once, when appended).
+        public var recordsWritten: Int
+        /// Records dropped (ring full or record too large).
+        public var recordsDropped: Int
+        /// Bytes written to decision and outcome files.
+        public var bytesWritten: UInt64
+        /// Files rotated (by size or age).
+        public var rotations: UInt64
+        /// Bytes waiting in the rings.
+        public var pendingBytes: Int
+        /// Capacity of the rings together (bytes).
+        public var ringBytes: Int
+    }
+
+    /// A reading of the writer's counters (any thread).
+    public func metrics() -> Metrics {
+        Metrics(
+            recordsWritten: log.writtenRecords, recordsDropped: log.droppedRecords,
+            bytesWritten: bytesWritten.load(ordering: .relaxed), rotations: rotations.load(ordering: .relaxed),
+            pendingBytes: log.rings.reduce(0) { $0 + $1.pendingBytes },
+            ringBytes: log.rings.reduce(0) { $0 + $1.capacity })
+    }
 }
 
 public struct LogWriterError: Error, CustomStringConvertible {
@@ -173,6 +204,8 @@ struct RotatingFile {
     private(set) var path = ""
     /// Rotated files whose fsync and close are still running in the background.
     private let closing = DispatchGroup()
+    /// Where bytes written and rotations are counted.
+    weak var counters: LogWriter?
 
     init(directory: String, prefix: String) throws {
         self.directory = directory
@@ -200,6 +233,7 @@ struct RotatingFile {
     mutating func write(_ text: inout JSONLineBuffer, maxBytes: Int, maxAgeSeconds: Double) {
         if bytes > 0 && (bytes + text.count > maxBytes || Date().timeIntervalSince(openedAt) > maxAgeSeconds) {
             closeInBackground()
+            counters?.rotations.add(1, ordering: .relaxed)
             do { try open() } catch {
                 Log.error("decision log: \(error)")
                 return
@@ -218,12 +252,14 @@ struct RotatingFile {
                 failed = true
                 text.removeFirst(offset)
                 bytes += offset
+                counters?.bytesWritten.add(UInt64(offset), ordering: .relaxed)
                 return
             }
             offset += n
         }
         failed = false
         bytes += total
+        counters?.bytesWritten.add(UInt64(total), ordering: .relaxed)
         text.removeAll()
     }
 

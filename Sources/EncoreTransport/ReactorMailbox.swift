@@ -9,6 +9,8 @@ import Synchronization
 enum ReactorMessage: Sendable {
     /// An off-reactor call finished: send its answer if the stream is still open.
     case complete(StreamAddress, Result<[UInt8], GRPCStatus>)
+    /// A plain HTTP GET (`GRPCRouter.registerHTTP`) was answered off the reactor.
+    case completeHTTP(StreamAddress, GRPCHTTPResponse)
     /// Begin a graceful drain: stop accepting, GOAWAY every connection, finish in-flight streams.
     case drain
     /// Close every connection now and leave the loop (the drain deadline passed).
