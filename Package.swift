@@ -107,6 +107,7 @@ let package = Package(
             dependencies: ["EncoreProtocol", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
         .testTarget(name: "EncoreCryptoTests", dependencies: ["EncoreCrypto"]),
+        .testTarget(name: "EncoreMetricsTests", dependencies: ["EncoreMetrics"]),
         .testTarget(name: "EncoreModelTests", dependencies: ["EncoreModel", "EncoreCrypto"]),
         .testTarget(name: "EncoreStoreTests", dependencies: ["EncoreStore", "EncoreModel"]),
         // EncoreServer only for the log formatter, so a test can follow a decision into its JSON line.
