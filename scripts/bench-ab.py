@@ -6,7 +6,9 @@
 Both servers serve the embedded demo (holdout off, one reactor thread) pinned to CPU 0 with
 taskset; h2load (-c 16 -m 8 -t 1, the request of scripts/bench-decide.py: cart, 2 slots, one
 line item) is pinned to CPU 1. Rounds alternate A B / B A so drift in the machine's load hits
-both alike. Prints req/s per round, the medians and the ratio B/A; --json prints one JSON line.
+both alike. Prints req/s and the server's CPU time per request (utime + stime from /proc, less
+sensitive than req/s to other processes on a shared machine) per round, the medians and the
+ratios B/A; --json prints one JSON line.
 Used to show that metrics cost Decide less than 2% (docs/operations.md).
 Only stdlib Python; needs h2load and taskset.
 """
@@ -45,6 +47,12 @@ def main():
                 raise SystemExit(f"server {name} did not start (see {work}/servers.log)")
         raw = open(os.path.join(work, "h2load.log"), "w")
 
+        ticks = os.sysconf("SC_CLK_TCK")
+
+        def cpu_seconds(name):
+            fields = open(f"/proc/{procs[name].pid}/stat").read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
         def run(name, n):
             cmd_port = ports[name]
             # The command line of bench-decide.py, with h2load pinned to its own CPU.
@@ -63,17 +71,23 @@ def main():
         for name in ports:
             run(name, 6000)  # warm-up
         results = {"a": [], "b": []}
+        cpu = {"a": [], "b": []}
         for r in range(args.rounds):
             order = ("a", "b") if r % 2 == 0 else ("b", "a")
             for name in order:
+                before = cpu_seconds(name)
                 results[name].append(run(name, args.n))
-            print(f"round {r + 1}: a {results['a'][-1]:.0f} req/s, b {results['b'][-1]:.0f} req/s", file=sys.stderr)
+                cpu[name].append((cpu_seconds(name) - before) / args.n * 1e6)
+            print(f"round {r + 1}: a {results['a'][-1]:.0f} req/s ({cpu['a'][-1]:.2f} us CPU/req), "
+                  f"b {results['b'][-1]:.0f} req/s ({cpu['b'][-1]:.2f} us CPU/req)", file=sys.stderr)
         ma, mb = statistics.median(results["a"]), statistics.median(results["b"])
+        ca, cb = statistics.median(cpu["a"]), statistics.median(cpu["b"])
         ratios = [b / a for a, b in zip(results["a"], results["b"])]
         summary = {"a_rps": ma, "b_rps": mb, "ratio": mb / ma, "round_ratios": ratios, "rounds": args.rounds,
-                   "n": args.n}
+                   "n": args.n, "a_cpu_us_per_request": ca, "b_cpu_us_per_request": cb, "cpu_ratio": cb / ca}
         print(f"median a {ma:.0f} req/s, b {mb:.0f} req/s, ratio b/a {mb / ma:.3f} "
-              f"(per round: {', '.join(f'{x:.3f}' for x in ratios)})")
+              f"(per round: {', '.join(f'{x:.3f}' for x in ratios)}); server CPU per request "
+              f"a {ca:.2f} us, b {cb:.2f} us, ratio b/a {cb / ca:.3f}")
         if args.json:
             print(json.dumps(summary))
     finally:

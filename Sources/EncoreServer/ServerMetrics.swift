@@ -61,8 +61,16 @@ public final class ServerMetrics: Sendable {
         /// Per offer row (`offerMetricsCapacity` + 1).
         var placements = [UInt64](repeating: 0, count: OutcomeMetrics.rows)
         var budgetExhausted = [UInt64](repeating: 0, count: OutcomeMetrics.rows)
-        /// Per offer row: shown, accepted, declined, ignored, revenue cents.
-        var outcomes = Array(repeating: [UInt64](repeating: 0, count: 5), count: OutcomeMetrics.rows)
+        /// Per offer row: shown, accepted, declined, ignored, revenue cents (flat: one allocation,
+        /// so the status sampler stays cheap).
+        var outcomes = [UInt64](repeating: 0, count: OutcomeMetrics.rows * OutcomeMetrics.rowCells)
+
+        /// Outcome `k` (0 shown ... 3 ignored, 4 revenue) of offer row `r`.
+        func outcome(_ r: Int, _ k: Int) -> UInt64 { outcomes[r * OutcomeMetrics.rowCells + k] }
+        /// Outcome `k` over every offer.
+        func outcomeSum(_ k: Int) -> UInt64 {
+            stride(from: k, to: outcomes.count, by: OutcomeMetrics.rowCells).reduce(0) { $0 &+ outcomes[$1] }
+        }
         var unknownOfferOutcomes: UInt64 = 0
 
         var treated: UInt64 { decisions.reduce(0) { $0 + $1[0] } }
@@ -88,7 +96,9 @@ public final class ServerMetrics: Sendable {
         }
         for block in decisions.outcomes.metrics {
             for r in 0..<OutcomeMetrics.rows {
-                for k in 0..<5 { t.outcomes[r][k] &+= block.load(r * OutcomeMetrics.rowCells + k) }
+                for k in 0..<5 {
+                    t.outcomes[r * OutcomeMetrics.rowCells + k] &+= block.load(r * OutcomeMetrics.rowCells + k)
+                }
             }
             t.unknownOfferOutcomes &+= block.load(OutcomeMetrics.unknownOffer)
         }
@@ -181,17 +191,17 @@ public final class ServerMetrics: Sendable {
             "encore_offer_outcomes_total", .counter, "Outcomes reported (first report of each), by offer and outcome.")
         let kinds = ["shown", "accepted", "declined", "ignored"]
         let outcomeRows = (0..<OutcomeMetrics.rows).filter { r in
-            r < offers.count || totals.outcomes[r].contains { $0 > 0 }
+            r < offers.count || (0..<5).contains { totals.outcome(r, $0) > 0 }
         }
         for r in outcomeRows {
             for (k, kind) in kinds.enumerated() {
-                w.sample([("offer", offerLabel(r)), ("outcome", kind)], totals.outcomes[r][k])
+                w.sample([("offer", offerLabel(r)), ("outcome", kind)], totals.outcome(r, k))
             }
         }
         w.family(
             "encore_offer_revenue_cents_total", .counter,
             "Revenue reported with outcomes (revenue_cents, minor currency units), by offer.")
-        for r in outcomeRows { w.sample([("offer", offerLabel(r))], totals.outcomes[r][4]) }
+        for r in outcomeRows { w.sample([("offer", offerLabel(r))], totals.outcome(r, 4)) }
         w.family(
             "encore_offer_budget_exhausted_total", .counter,
             "Candidates left out of a decision because the offer's paced daily budget was spent, by offer.")

@@ -43,8 +43,8 @@ extension ServerMetrics {
             calls &+= call.count
             if call.status != 0 { errors &+= call.count }
         }
-        let shown = totals.outcomes.reduce(0) { $0 &+ $1[0] }
-        let accepted = totals.outcomes.reduce(0) { $0 &+ $1[1] }
+        let shown = totals.outcomeSum(0)
+        let accepted = totals.outcomeSum(1)
         history.append(
             .init(
                 unixSeconds: Date().timeIntervalSince1970, treated: totals.treated, holdout: totals.holdout,

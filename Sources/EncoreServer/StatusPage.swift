@@ -21,8 +21,8 @@ extension ServerMetrics {
         var samples = history.all
         var current = StatusHistory.Sample(
             unixSeconds: now, treated: totals.treated, holdout: totals.holdout, latency: decideLatency(data),
-            calls: 0, errors: 0, shown: totals.outcomes.reduce(0) { $0 + $1[0] },
-            accepted: totals.outcomes.reduce(0) { $0 + $1[1] })
+            calls: 0, errors: 0, shown: totals.outcomeSum(0),
+            accepted: totals.outcomeSum(1))
         for call in data.calls {
             current.calls += call.count
             if call.status != 0 { current.errors += call.count }
@@ -54,7 +54,7 @@ extension ServerMetrics {
         // Offers.
         var offerRows: [[String: Any]] = []
         for r in 0..<OutcomeMetrics.rows where r < offers.count || totals.placements[r] > 0 {
-            let o = totals.outcomes[r]
+            let o = (0..<5).map { totals.outcome(r, $0) }
             offerRows.append([
                 "offer": r < offers.count ? offers[r] : "_other",
                 "placements": totals.placements[r], "shown": o[0], "accepted": o[1], "declined": o[2], "ignored": o[3],
@@ -64,9 +64,9 @@ extension ServerMetrics {
         }
 
         // Holdout vs treated.
-        let shown = totals.outcomes.reduce(0) { $0 + $1[0] }
-        let accepted = totals.outcomes.reduce(0) { $0 + $1[1] }
-        let offerRevenue = totals.outcomes.reduce(0) { $0 + $1[4] }
+        let shown = totals.outcomeSum(0)
+        let accepted = totals.outcomeSum(1)
+        let offerRevenue = totals.outcomeSum(4)
         func group(_ g: Int, _ n: UInt64) -> (object: [String: Any], mean: Double?, variance: Double?) {
             let mean = n > 0 ? Double(totals.orderValueCents[g]) / Double(n) : nil
             var variance: Double? = nil
