@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", exact: "0.2.0"),
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        // The admin plane's HTTP/1.1 server (`/metrics` for Prometheus, `/status`): cold path only.
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
     ],
     targets: [
         // C libraries, each fenced behind one header of static inline shims.
@@ -47,18 +49,25 @@ let package = Package(
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
         .target(name: "EncoreCrypto", dependencies: ["COpenSSL"]),
+        // Per-thread counters and histograms of the hot path, and the exposition writer.
+        .target(name: "EncoreMetrics"),
         .target(name: "EncoreModel", dependencies: ["EncoreCrypto"]),
         .target(name: "EncoreStore", dependencies: ["EncoreModel", "EncoreCrypto"]),
-        .target(name: "EncoreEngine", dependencies: ["EncoreModel", "EncoreStore", "EncoreCrypto"]),
+        .target(name: "EncoreEngine", dependencies: ["EncoreModel", "EncoreStore", "EncoreCrypto", "EncoreMetrics"]),
         .target(
             name: "EncoreTransport",
             dependencies: [
-                "CNghttp2", "COpenSSL", "CEncoreLinux", .product(name: "Logging", package: "swift-log"),
+                "CNghttp2", "COpenSSL", "CEncoreLinux", "EncoreMetrics", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "EncoreServer",
-            dependencies: ["EncoreTransport", "EncoreProtocol", "EncoreEngine", "EncoreModel", "EncoreStore"]
+            dependencies: [
+                "EncoreTransport", "EncoreProtocol", "EncoreEngine", "EncoreModel", "EncoreStore", "EncoreMetrics",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         // `encore bench`: the load generator (open and closed loop, HDR histograms, sweep plot).
         .target(
@@ -104,6 +113,7 @@ let package = Package(
             dependencies: ["EncoreProtocol", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
         .testTarget(name: "EncoreCryptoTests", dependencies: ["EncoreCrypto"]),
+        .testTarget(name: "EncoreMetricsTests", dependencies: ["EncoreMetrics"]),
         .testTarget(name: "EncoreModelTests", dependencies: ["EncoreModel", "EncoreCrypto"]),
         .testTarget(name: "EncoreStoreTests", dependencies: ["EncoreStore", "EncoreModel"]),
         // EncoreServer only for the log formatter, so a test can follow a decision into its JSON line.

@@ -3,11 +3,12 @@
 #   scripts/install-deps.sh          build + serve needs (libnghttp2-dev, libssl-dev, pkg-config)
 #   scripts/install-deps.sh --test   also the test tools (nghttp2-client, nghttp2-server, python3-venv, protobuf-compiler,
 #                                    valgrind and gcc for the quick allocation/instruction gate, scripts/bench-quick.sh;
-#                                    haproxy, nginx-light and iproute2 for the fleet tests, scripts/fleet-tests.sh)
+#                                    haproxy, nginx-light and iproute2 for the fleet tests, scripts/fleet-tests.sh;
+#                                    prometheus (with promtool) and chromium for the /metrics and /status tests)
 set -euo pipefail
 packages=(libnghttp2-dev libssl-dev pkg-config)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(nghttp2-client nghttp2-server python3-venv python3-pip protobuf-compiler openssl valgrind gcc haproxy nginx-light iproute2)
+  packages+=(nghttp2-client nghttp2-server python3-venv python3-pip protobuf-compiler openssl valgrind gcc haproxy nginx-light iproute2 prometheus chromium fonts-dejavu-core)
 fi
 missing=()
 for p in "${packages[@]}"; do

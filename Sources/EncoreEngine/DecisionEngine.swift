@@ -109,13 +109,15 @@ extension DecisionEngine {
     /// Feeds one acknowledged outcome to the rule state: SHOWN and DECLINED to the customer's
     /// counters (when the offer has a cap or a suppression window), SHOWN and ACCEPTED to the
     /// offer's daily budget spend. Unknown offers are ignored. Safe from any thread; never on the
-    /// Decide path (counter writers serialize on a mutex).
+    /// Decide path (counter writers serialize on a mutex). Returns the offer's catalog index (-1:
+    /// not in the catalog).
+    @discardableResult
     public func recordOutcome(
         decisionID: UnsafeRawBufferPointer, offerID: UnsafeRawBufferPointer, outcome: OutcomeKind,
         nowMillis: Int64, model: ActiveModel
-    ) {
+    ) -> Int32 {
         let offer = model.catalog.index(of: offerID)
-        guard offer >= 0 else { return }
+        guard offer >= 0 else { return -1 }
         let now = nowMillis / 1000
         switch outcome {
         case .shown: budgets.add(offer: offer, unit: .shows, atSeconds: now)
@@ -127,15 +129,16 @@ extension DecisionEngine {
         switch outcome {
         case .shown where rule.cap > 0: kind = .shown
         case .declined where rule.suppressionSeconds > 0: kind = .declined
-        default: return
+        default: return offer
         }
         guard let key = DecisionEngine.customerKey(fromDecisionID: decisionID) else {
             unattributedOutcomes.add(1, ordering: .relaxed)
-            return
+            return offer
         }
         let rules = model.rules
         counters.record(
             customer: key, offer: offer, kind: kind, atSeconds: now, suppressionMinutes: rules.suppressionMinutes,
             cap: rules.cap)
+        return offer
     }
 }

@@ -76,6 +76,8 @@ public struct DecisionOutput {
     public var first = PlacementResult(offerIndex: -1, slot: 0, propensity: 0, score: 0, expectedValue: 0)
     public var second = PlacementResult(offerIndex: -1, slot: 1, propensity: 0, score: 0, expectedValue: 0)
     public var holdout = false
+    /// The request's surface (`Surface.allCases` index), or -1 when it was not valid.
+    public var surfaceIndex = -1
     /// Candidates left after eligibility filtering.
     public var eligibleCount = 0
     /// Product of the placements' propensities (the probability of the whole slate).

@@ -72,6 +72,7 @@ extension DecisionWorkspace {
                 if budgets.spent(offer: index, unit: unit, day: day)
                     >= OfferBudgets.pacedAllowance(limit: rule.pointee.budgetLimit, secondsIntoDay: secondsIntoDay)
                 {
+                    budgetCells.add(min(Int(index), DecisionWorkspace.offerMetricsCapacity))
                     continue
                 }
             }

@@ -1,4 +1,5 @@
 import EncoreCrypto
+import EncoreMetrics
 import EncoreModel
 import EncoreStore
 
@@ -54,6 +55,14 @@ public final class DecisionWorkspace {
     let idempotentMACPrefix: SipHash24
     /// Whether the last `score` call computed only finite scores.
     var scoresFinite = true
+    /// Candidates this thread's decisions dropped because the offer's paced budget was spent,
+    /// per catalog index (`offerMetricsCapacity` of them; later offers share the last cell).
+    /// Written by this workspace's thread only; read by scrapes.
+    public let budgetExhaustions = CounterBlock(count: DecisionWorkspace.offerMetricsCapacity + 1)
+    let budgetCells: CounterCells
+
+    /// Offers with their own per-offer metric cells; offers past it are counted together.
+    public static let offerMetricsCapacity = 1024
 
     /// Largest request feature magnitude accepted (float32's largest finite value).
     static let maxFeatureMagnitude = Double(Float.greatestFiniteMagnitude)
@@ -62,6 +71,7 @@ public final class DecisionWorkspace {
         self.engine = engine
         self.threadIndex = threadIndex
         reader = Published.Reader(engine.active)
+        budgetCells = budgetExhaustions.cells
         holdoutSeed = StableHash.hash(engine.configuration.holdoutSalt)
         macPrefix = DecisionID.prefixState(
             key: engine.decisionKey, instance: engine.instanceID, thread: UInt64(threadIndex & 0xFF))
@@ -188,10 +198,12 @@ public final class DecisionWorkspace {
         _ input: DecisionInput, decisionNumber: UInt64, customerKey: UInt64, into output: inout DecisionOutput
     ) throws(EngineError) {
         let configuration = engine.configuration
+        output.surfaceIndex = -1
         guard let surface = Surface(utf8: input.surface) else {
             throw EngineError(
                 .invalidArgument, "surface: unknown surface (expected cart, payment, thank_you, confirmation or email)")
         }
+        output.surfaceIndex = surface.index
         guard input.slots <= 2 else { throw EngineError(.invalidArgument, "slots: must be 0, 1 or 2 (0 means 1)") }
         let slots = input.slots == 0 ? 1 : Int(input.slots)
         guard input.candidateCount <= configuration.maxCandidates else {

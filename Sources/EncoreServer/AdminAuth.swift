@@ -127,6 +127,44 @@ public final class AdminAuthorizer: GRPCCredentials {
         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": .read,
     ]
 
+    /// Refused admin calls by reason (`encore_admin_auth_failures_total`): no token, a token that
+    /// matches none, a valid token without the role. Written by admin calls on any thread.
+    public enum FailureReason: Int, CaseIterable, Sendable {
+        case missingToken, invalidToken, missingRole
+        public var label: String {
+            switch self {
+            case .missingToken: "missing_token"
+            case .invalidToken: "invalid_token"
+            case .missingRole: "missing_role"
+            }
+        }
+    }
+    private let failureCounts = FailureCounts()
+
+    final class FailureCounts: Sendable {
+        let missingToken = Atomic<UInt64>(0)
+        let invalidToken = Atomic<UInt64>(0)
+        let missingRole = Atomic<UInt64>(0)
+    }
+
+    /// Counts a refusal (also used by the admin HTTP endpoints).
+    func countFailure(_ reason: FailureReason) {
+        switch reason {
+        case .missingToken: failureCounts.missingToken.add(1, ordering: .relaxed)
+        case .invalidToken: failureCounts.invalidToken.add(1, ordering: .relaxed)
+        case .missingRole: failureCounts.missingRole.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// Refusals so far by reason.
+    public func failureCount(_ reason: FailureReason) -> UInt64 {
+        switch reason {
+        case .missingToken: failureCounts.missingToken.load(ordering: .relaxed)
+        case .invalidToken: failureCounts.invalidToken.load(ordering: .relaxed)
+        case .missingRole: failureCounts.missingRole.load(ordering: .relaxed)
+        }
+    }
+
     /// The roles of the data plane's methods when `dataPlaneAuth` is on.
     public static let dataPlaneRoles: [String: AdminRole] = [
         "/encore.v1.Decisions/Decide": .decide,
@@ -237,22 +275,24 @@ public final class AdminAuthorizer: GRPCCredentials {
         let generation = self.generation
         return state.withLock { credentials in
             guard !credentials.isEmpty else { return nil }
-            return AdminAuthorizer.verdict(
+            return verdict(
                 context.principal, role, method: method, credentials: credentials,
                 index: index(of: context.principal, generation: generation))
         }
     }
 
-    private static func verdict(
+    private func verdict(
         _ principal: Int32, _ role: AdminRole, method: String, credentials: Credentials, index: Int?
     ) -> GRPCStatus? {
-        if principal == anonymous {
+        if principal == Self.anonymous {
+            countFailure(.missingToken)
             return GRPCStatus(
                 .unauthenticated,
                 "\(method) requires credentials with role '\(role.rawValue)': send the metadata 'authorization: Bearer <token>' (or a client certificate)"
             )
         }
         guard let index, let entry = credentials.entry(index) else {
+            countFailure(.invalidToken)
             if principal >= 0 {
                 return GRPCStatus(
                     .unauthenticated,
@@ -263,6 +303,7 @@ public final class AdminAuthorizer: GRPCCredentials {
                 "\(method): the bearer token is not valid (unknown or revoked); role '\(role.rawValue)' is required")
         }
         if entry.roles.contains(role) { return nil }
+        countFailure(.missingRole)
         return GRPCStatus(
             .permissionDenied,
             "\(method) requires role '\(role.rawValue)', which \(entry.kind) '\(entry.name)' does not have (it has: \(entry.roles.sorted().map(\.rawValue).joined(separator: ", ")))"
@@ -282,7 +323,7 @@ public final class AdminAuthorizer: GRPCCredentials {
         }
         let generation = self.generation
         return state.withLock { credentials in
-            AdminAuthorizer.verdict(
+            verdict(
                 p, role, method: method, credentials: credentials, index: index(of: p, generation: generation))
                 ?? GRPCStatus(.permissionDenied, "\(method) requires role '\(role.rawValue)'")
         }

@@ -1,5 +1,7 @@
 import EncoreEngine
+import EncoreMetrics
 import EncoreProtocol
+import EncoreStore
 import EncoreTransport
 import Synchronization
 
@@ -13,9 +15,10 @@ import Synchronization
 public final class DecisionsService: Sendable {
     public let engine: DecisionEngine
     private let contexts: DecideContexts
+    /// Records outcomes (and counts them per offer).
+    let outcomes: OutcomeRecorder
 
     private let debugStall: DebugStall?
-    private let outcomes: OutcomeRecorder
 
     /// An artificial server stall for testing load generators (`encore serve --debug-stall-ms`):
     /// the reactor thread that handles every `every`-th Decide call (counted per reactor thread)
@@ -33,7 +36,9 @@ public final class DecisionsService: Sendable {
     /// One context per reactor thread (`threads`). `debugStall` (tests only) makes Decide stall
     /// now and then; nil, the default, registers the plain handler, so it costs nothing.
     public convenience init(engine: DecisionEngine, threads: Int, debugStall: DebugStall? = nil) {
-        self.init(engine: engine, threads: threads, debugStall: debugStall, outcomes: OutcomeRecorder(engine: engine))
+        self.init(
+            engine: engine, threads: threads, debugStall: debugStall,
+            outcomes: OutcomeRecorder(engine: engine, threads: threads))
     }
 
     /// `outcomes` answers ReportOutcome (inline, or through the durable journal).
@@ -52,8 +57,16 @@ public final class DecisionsService: Sendable {
         contexts.all.reduce(0) { $0 + $1.customerHeaderMismatches.load(ordering: .relaxed) }
     }
 
+    /// The latency labels of Decide (its histograms are per surface).
+    static let surfaceLabels = Surface.allCases.map(\.rawValue)
+
+    /// Every thread's Decide counters (`DecideMetrics` layout) and budget exhaustion counters.
+    var decideBlocks: [CounterBlock] { contexts.all.map(\.metrics) }
+    var budgetBlocks: [CounterBlock] { contexts.all.map(\.workspace.budgetExhaustions) }
+
     public func register(in router: inout GRPCRouter) {
         let contexts = self.contexts
+        let labels = DecisionsService.surfaceLabels
         if let stall = debugStall {
             router.register(
                 "/encore.v1.Decisions/Decide",
@@ -62,13 +75,13 @@ public final class DecisionsService: Sendable {
                     context.debugCalls += 1
                     if context.debugCalls % stall.every == 0 { usleep(stall.micros) }
                     return context.decide(request, &response, affinityKeyHash: call.affinityKeyHash)
-                })
+                }, latencyLabels: labels)
         } else {
             router.register(
                 "/encore.v1.Decisions/Decide",
                 .inline { request, response, call in
                     contexts.all[call.reactorIndex].decide(request, &response, affinityKeyHash: call.affinityKeyHash)
-                })
+                }, latencyLabels: labels)
         }
         let outcomes = self.outcomes
         if outcomes.journal != nil {
@@ -93,10 +106,30 @@ final class DecideContexts: @unchecked Sendable {
     init(_ all: [DecideContext]) { self.all = all }
 }
 
+/// Cells of a `DecideContext`'s counters: decisions by (surface, group), order value by group
+/// (sum in cents and sum of squares as a `Double`), treated decisions with nothing placed by
+/// surface, and placements per offer (catalog index; past `offerMetricsCapacity` in one cell).
+enum DecideMetrics {
+    static let surfaces = Surface.allCases.count
+    /// group 0: treated, 1: holdout.
+    static func decisions(surface: Int, holdout: Bool) -> Int { surface * 2 + (holdout ? 1 : 0) }
+    static func orderValueCents(holdout: Bool) -> Int { surfaces * 2 + (holdout ? 1 : 0) }
+    static func orderValueSquares(holdout: Bool) -> Int { surfaces * 2 + 2 + (holdout ? 1 : 0) }
+    static func empty(surface: Int) -> Int { surfaces * 2 + 4 + surface }
+    static let placementBase = surfaces * 3 + 4
+    static func placements(offer: Int32) -> Int {
+        placementBase + min(Int(offer), DecisionWorkspace.offerMetricsCapacity)
+    }
+    static let cellCount = placementBase + DecisionWorkspace.offerMetricsCapacity + 1
+}
+
 /// One reactor thread's reusable Decide state.
 final class DecideContext {
     private var decoder = DecideRequestDecoder()
-    private let workspace: DecisionWorkspace
+    let workspace: DecisionWorkspace
+    /// This thread's Decide counters (`DecideMetrics`); written only by this reactor thread.
+    let metrics = CounterBlock(count: DecideMetrics.cellCount)
+    private let cells: CounterCells
     private var output = DecisionOutput()
     private var categories: UnsafeMutableBufferPointer<UnsafeRawBufferPointer>
     private var candidateIDs: UnsafeMutableBufferPointer<UnsafeRawBufferPointer>
@@ -113,6 +146,7 @@ final class DecideContext {
 
     init(workspace: DecisionWorkspace) {
         self.workspace = workspace
+        cells = metrics.cells
         let empty = UnsafeRawBufferPointer(start: nil, count: 0)
         categories = .allocate(capacity: DecideRequestDecoder.maxStoredItems)
         categories.initialize(repeating: empty)
@@ -196,9 +230,30 @@ final class DecideContext {
             return GRPCStatus(error.code == .invalidArgument ? .invalidArgument : .unavailable, static: error.message)
         }
         guard let model = output.model else { return GRPCStatus(.internal, static: "decision produced no model") }
+        count(totalCents: input.totalCents)
+        response.metricsLabel = Int32(output.surfaceIndex)
         return output.withDecisionID { decisionID in
             encode(model: model, decisionID: decisionID, version: model.versionBytes, into: &response)
         }
+    }
+
+    /// Counts a decision made (plain per-thread cells: no allocation, no shared cache line).
+    @inline(__always)
+    private func count(totalCents: Int64) {
+        let surface = output.surfaceIndex
+        guard surface >= 0 else { return }
+        let holdout = output.holdout
+        cells.add(DecideMetrics.decisions(surface: surface, holdout: holdout))
+        let total = max(totalCents, 0)
+        cells.add(DecideMetrics.orderValueCents(holdout: holdout), UInt64(total))
+        let value = Double(total)
+        cells.addDouble(DecideMetrics.orderValueSquares(holdout: holdout), value * value)
+        if output.placementCount == 0 {
+            if !holdout { cells.add(DecideMetrics.empty(surface: surface)) }
+            return
+        }
+        cells.add(DecideMetrics.placements(offer: output.first.offerIndex))
+        if output.placementCount > 1 { cells.add(DecideMetrics.placements(offer: output.second.offerIndex)) }
     }
 
     private func encode(

@@ -125,6 +125,10 @@ public final class EncoreServer: Sendable {
     /// The data plane's and the admin plane's health (announced NOT_SERVING by `--drain-notice`).
     let serving: ServingState
     let adminServing: ServingState
+    /// Every counter of the server, for `/metrics` and the status page (docs/operations.md).
+    public let metrics: ServerMetrics
+    /// The admin plane's HTTP/1.1 server (`/metrics`, `/status` for Prometheus and browsers).
+    let http1: AdminHTTP1Server
 
     /// Loads the data, builds the routes and the transport. Throws with a message naming the
     /// file and problem for bad TLS files, catalogs, customer files, snapshots or keys.
@@ -193,6 +197,10 @@ public final class EncoreServer: Sendable {
         // data plane only when it authenticates, so Decide pays nothing otherwise.
         admin.credentials = authorizer
         if options.dataPlaneAuth { options.transport.credentials = authorizer }
+        let adminHTTP = AdminHTTP(authorizer: authorizer)
+        let http1 = AdminHTTP1Server(endpoints: adminHTTP)
+        self.http1 = http1
+        admin.http1Handoff = { fd in http1.adopt(fd) }
         // Everything an operator can get wrong is checked before the data loads (a customer file
         // can take seconds): the address is bound (not yet listening), files are opened, the log
         // directory is created.
@@ -318,11 +326,13 @@ public final class EncoreServer: Sendable {
             services: [health, "encore.v1.Models", "encore.v1.Catalog", "encore.v1.Customers"] + diagnostics
         )
         .register(in: &adminRouter)
+        adminHTTP.register(in: &adminRouter)
         var router = GRPCRouter()
         HealthService(serving: serving).register(in: &router)
         decisions = DecisionsService(
             engine: engine, threads: options.transport.threads, debugStall: options.debugStall,
-            outcomes: OutcomeRecorder(engine: engine, repeats: repeats, journal: journal)
+            outcomes: OutcomeRecorder(
+                engine: engine, repeats: repeats, journal: journal, threads: options.transport.threads)
         )
         decisions.register(in: &router)
         if options.diagnosticsOnDataPlane { DiagnosticsService().register(in: &router) }
@@ -345,6 +355,10 @@ public final class EncoreServer: Sendable {
             configuration: admin, router: audit.recording(authorizer.guarding(adminRouter)), serving: adminServing)
         self.audit = audit
         self.authorizer = authorizer
+        metrics = ServerMetrics(
+            dataServer: server, adminServer: adminServer, decisions: decisions, engine: engine, registry: registry,
+            logWriter: logWriter, authorizer: authorizer)
+        adminHTTP.attach(metrics)
         let active = engine.active.value
         Log.info(
             "serving \(options.servesDemo ? "the embedded demo: " : "")\(active.catalog.count) offers, \(active.customers.customerCount) customers x \(active.customers.featureNames.count) features, model \(active.version) (\(ModelRegistry.describe(active.exploration)))"
@@ -374,9 +388,10 @@ public final class EncoreServer: Sendable {
         let adminPort = try adminServer.start(listeners: adminListeners)
         // Not "listening on": tools and tests read that line for the data plane's port.
         Log.notice(
-            "admin plane at \(EncoreServer.hostPort(admin.host, adminPort)) (\(admin.tls == nil ? "h2c" : "tls"): Models, Catalog, Customers\(options.diagnostics ? ", Diagnostics" : ""), Health, reflection)",
+            "admin plane at \(EncoreServer.hostPort(admin.host, adminPort)) (\(admin.tls == nil ? "h2c" : "tls"): Models, Catalog, Customers\(options.diagnostics ? ", Diagnostics" : ""), Health, reflection; GET /metrics, /status over \(admin.tls == nil ? "HTTP/1.1 and h2c" : "HTTP/2"))",
             ["plane": "admin", "host": "\(admin.host)", "port": "\(adminPort)"]
         )
+        let sampler = metrics.startSampling()
         let insecureWarning =
             options.insecureAdmin && options.adminTokens.isEmpty && !EncoreServer.isLoopback(admin.host)
             ? startInsecureWarning() : nil
@@ -389,6 +404,8 @@ public final class EncoreServer: Sendable {
         do { port = try server.start(listeners: listeners) } catch {
             adminServer.stopNow()
             adminServer.waitUntilStopped()
+            sampler.cancel()
+            http1.shutdown()
             throw error
         }
         let transport = options.transport
@@ -413,6 +430,8 @@ public final class EncoreServer: Sendable {
         adminServer.shutdown()
         let clean = server.waitUntilStopped()
         _ = adminServer.waitUntilStopped()
+        sampler.cancel()
+        http1.shutdown()
         insecureWarning?.cancel()
         // Every acknowledged outcome is in the journal and the counters before the final save.
         journal?.stop()

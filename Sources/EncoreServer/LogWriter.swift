@@ -52,6 +52,10 @@ public final class LogWriter: @unchecked Sendable {
     /// Written by whichever writer thread holds the lock; closed by `stop()` after the joins.
     private let decisions: Mutex<RotatingFile>
     private let outcomes: Mutex<RotatingFile>
+    /// Bytes written and rotations, over both files (written by whichever writer holds a file's
+    /// lock; read by scrapes).
+    let bytesWritten = Atomic<UInt64>(0)
+    let rotations = Atomic<UInt64>(0)
     /// Drop reporting: writer thread 0 only.
     private var lastDropped = 0
     private var lastDropReport = Date()
@@ -92,6 +96,8 @@ public final class LogWriter: @unchecked Sendable {
         }
         decisions = Mutex(try RotatingFile(directory: directory, prefix: "decisions"))
         outcomes = Mutex(try RotatingFile(directory: directory, prefix: "outcomes"))
+        decisions.withLock { $0.counters = self }
+        outcomes.withLock { $0.counters = self }
     }
 
     /// What the writer has done so far, for the shutdown line and metrics. Safe from any thread.
@@ -330,6 +336,39 @@ public final class LogWriter: @unchecked Sendable {
 
     /// Records dropped so far, for any reason (also logged every 10 s while it grows).
     public var droppedRecords: Int { counters.dropped }
+
+    /// Everything the log writer counts, in one reading (for `/metrics` and the status page).
+    public struct Metrics: Sendable {
+        /// Records whose whole line the kernel accepted (on disk, or in its page cache).
+        public var recordsWritten: Int
+        /// Records dropped: a full ring or a record too large (`ringDropped`), or the backlog
+        /// full while the disk refused writes (`backlogDropped`).
+        public var recordsDropped: Int
+        public var ringDropped: Int
+        public var backlogDropped: Int
+        /// Unwritten text held while the disk refuses writes (bytes), and whether it does.
+        public var backlogBytes: Int
+        public var diskFailing: Bool
+        /// Bytes written to decision and outcome files.
+        public var bytesWritten: UInt64
+        /// Files rotated (by size or age).
+        public var rotations: UInt64
+        /// Bytes waiting in the rings.
+        public var pendingBytes: Int
+        /// Capacity of the rings together (bytes).
+        public var ringBytes: Int
+    }
+
+    /// A reading of the writer's counters (any thread).
+    public func metrics() -> Metrics {
+        let c = counters
+        return Metrics(
+            recordsWritten: c.onDisk, recordsDropped: c.dropped, ringDropped: c.ringDropped,
+            backlogDropped: c.backlogDropped, backlogBytes: c.backlogBytes, diskFailing: c.diskFailing,
+            bytesWritten: bytesWritten.load(ordering: .relaxed), rotations: rotations.load(ordering: .relaxed),
+            pendingBytes: log.rings.reduce(0) { $0 + $1.pendingBytes },
+            ringBytes: log.rings.reduce(0) { $0 + $1.capacity })
+    }
 }
 
 public struct LogWriterError: Error, CustomStringConvertible {
@@ -350,6 +389,8 @@ struct RotatingFile {
     private(set) var path = ""
     /// Rotated files whose fsync and close are still running in the background.
     private let closing = DispatchGroup()
+    /// Where bytes written and rotations are counted.
+    weak var counters: LogWriter?
 
     init(directory: String, prefix: String) throws {
         self.directory = directory
@@ -388,6 +429,7 @@ struct RotatingFile {
             && (bytes + text.count > maxBytes || Date().timeIntervalSince(openedAt) > maxAgeSeconds)
         {
             closeInBackground()
+            counters?.rotations.add(1, ordering: .relaxed)
             do { try open() } catch {
                 result.error = "\(error)"
                 return result
@@ -416,6 +458,7 @@ struct RotatingFile {
         // Lines are counted once their newline is accepted; a half-written line is finished
         // by the next write to this same file.
         result.lines = JSONLineBuffer.countLines(text.base, offset)
+        counters?.bytesWritten.add(UInt64(offset), ordering: .relaxed)
         midLine = offset > 0 ? text.base[offset - 1] != 0x0A : midLine
         bytes += offset
         if offset == total {

@@ -54,6 +54,8 @@ public final class ModelRegistry: Sendable {
     /// Serializes every write of the active state (see the type's comment). Written and read by
     /// admin calls only; `engine.active` is published only while it is held.
     private let state = Mutex(State())
+    /// Pushes, activations, rollbacks and refusals, for metrics and the status page.
+    public let events = ModelEvents()
     /// The last snapshot file served by `snapshotFile` (GetSnapshot asks once per part).
     private let exported = Mutex<SnapshotFileExport?>(nil)
 
@@ -69,6 +71,7 @@ public final class ModelRegistry: Sendable {
         self.customers = customers
         self.trustedKeys = trustedKeys
         if let initial { state.withLock { $0.loaded = [initial] } }
+        events.record(.started, version: engine.active.value.version)
     }
 
     /// The active model version.
@@ -84,21 +87,28 @@ public final class ModelRegistry: Sendable {
         do {
             (snapshot, metadata) = try SnapshotFile.read(bytes, trustedKeys: trustedKeys)
         } catch {
+            events.record(.pushRefused, version: "", detail: "\(error)")
             throw RegistryError(.failedPrecondition, "snapshot refused: \(error)")
         }
         let loaded = Loaded(snapshot: snapshot, metadata: metadata, loadedAtMillis: Self.nowMillis())
         return try state.withLock { state throws(RegistryError) in
             let current = engine.active.value
-            let bound = try Self.bind(snapshot, to: current, refusal: "snapshot refused")
-            if activate {
-                try replayGate(snapshot, force: false, active: current)
-                try opeGate(snapshot, force: false, active: current)
+            let bound: ActiveModel
+            do throws(RegistryError) { bound = try Self.bind(snapshot, to: current, refusal: "snapshot refused") } catch
+            {
+                events.record(.pushRefused, version: snapshot.version, detail: error.message)
+                throw error
             }
+            events.record(.pushed, version: snapshot.version)
+            if activate { try gate(snapshot, force: false, active: current) }
             if let i = state.loaded.firstIndex(where: { $0.snapshot.version == snapshot.version }) {
                 state.loaded.remove(at: i)
             }
             state.loaded.insert(loaded, at: 0)
-            if activate { activateLocked(&state, bound) }
+            if activate {
+                activateLocked(&state, bound)
+                events.record(.activated, version: snapshot.version)
+            }
             trim(&state)
             return (info(loaded, active: engine.active.value.version), activate)
         }
@@ -112,11 +122,11 @@ public final class ModelRegistry: Sendable {
                 throw RegistryError(.notFound, "no loaded snapshot has version \(version) (see Models/List)")
             }
             let current = engine.active.value
-            try replayGate(loaded.snapshot, force: force, active: current)
-            try opeGate(loaded.snapshot, force: force, active: current)
+            try gate(loaded.snapshot, force: force, active: current)
             let bound = try Self.bind(
                 loaded.snapshot, to: current, refusal: "snapshot \(loaded.snapshot.version) refused")
             activateLocked(&state, bound)
+            events.record(.activated, version: version, detail: force ? "forced" : "")
             return info(loaded, active: version)
         }
     }
@@ -130,6 +140,7 @@ public final class ModelRegistry: Sendable {
                 let bound = try Self.bind(
                     loaded.snapshot, to: engine.active.value, refusal: "rollback to \(previous) refused")
                 engine.active.publish(bound)
+                events.record(.rolledBack, version: previous)
                 return info(loaded, active: previous)
             }
             throw RegistryError(.failedPrecondition, "no previous snapshot to roll back to")
@@ -234,6 +245,17 @@ public final class ModelRegistry: Sendable {
     /// `opeMargin`. A number a snapshot reports about itself on other logs is never compared
     /// with another snapshot's. FAILED_PRECONDITION with the reason otherwise.
     /// `active` is the model the candidate would replace, read under the lock by the caller.
+    /// `opeGate`, counting a refusal.
+    private func gate(_ candidate: ModelSnapshot, force: Bool, active: ActiveModel) throws(RegistryError) {
+        do throws(RegistryError) {
+            try replayGate(candidate, force: force, active: active)
+            try opeGate(candidate, force: force, active: active)
+        } catch {
+            events.record(.gateRefused, version: candidate.version, detail: error.message)
+            throw error
+        }
+    }
+
     func opeGate(_ candidate: ModelSnapshot, force: Bool, active: ActiveModel) throws(RegistryError) {
         guard requireOPE, !force else { return }
         if active.snapshot?.version == candidate.version { return }

@@ -1,4 +1,5 @@
 import EncoreEngine
+import EncoreMetrics
 import EncoreModel
 import EncoreProtocol
 import EncoreTransport
@@ -26,8 +27,15 @@ final class OutcomeRecorder: @unchecked Sendable {
 
     /// One model reader per reactor thread (the catalog and rules the outcome is counted with).
     private var readers: [Published<ActiveModel>.Reader]
+    /// Per reactor thread: acknowledged outcomes by (offer, outcome) and revenue by offer
+    /// (`OutcomeMetrics` layout). Written only by that thread.
+    let metrics: [CounterBlock]
+    private let cells: [CounterCells]
 
-    init(engine: DecisionEngine, repeats: OutcomeRepeats = OutcomeRepeats(), journal: OutcomeJournal? = nil) {
+    init(
+        engine: DecisionEngine, repeats: OutcomeRepeats = OutcomeRepeats(), journal: OutcomeJournal? = nil,
+        threads reactorThreads: Int = 1
+    ) {
         self.engine = engine
         self.repeats = repeats
         self.journal = journal
@@ -35,6 +43,8 @@ final class OutcomeRecorder: @unchecked Sendable {
         let threads = max(log?.rings.count ?? 0, 256)
         decoders = Array(repeating: OutcomeRequestDecoder(), count: threads)
         readers = Array(repeating: Published.Reader(engine.active), count: threads)
+        metrics = (0..<max(reactorThreads, 1)).map { _ in CounterBlock(count: OutcomeMetrics.cellCount) }
+        cells = metrics.map(\.cells)
     }
 
     /// The default mode: validates, then logs and counts inline; answered at once.
@@ -52,9 +62,15 @@ final class OutcomeRecorder: @unchecked Sendable {
                 revenueCents: decoder.revenueCents, nowMillis: nowMillis)
         }
         if let kind = OutcomeKind(rawValue: decoder.outcome) {
-            engine.recordOutcome(
+            let offer = engine.recordOutcome(
                 decisionID: decisionID, offerID: offerID, outcome: kind, nowMillis: nowMillis,
                 model: readers[thread].current())
+            if thread < cells.count {
+                cells[thread].add(OutcomeMetrics.cell(offer: offer, outcome: kind))
+                if offer >= 0 {
+                    cells[thread].add(OutcomeMetrics.revenue(offer: offer), UInt64(max(decoder.revenueCents, 0)))
+                }
+            }
         }
         return .ok
     }
@@ -147,4 +163,19 @@ final class OutcomeRepeats: Sendable {
             sets.previous.remove(key)
         }
     }
+}
+
+/// Cells of an `OutcomeRecorder` thread's counters: per offer (catalog index, past
+/// `offerMetricsCapacity` in one row) the four outcomes and the revenue reported (cents), then
+/// outcomes for offers not in the catalog.
+enum OutcomeMetrics {
+    static let rowCells = 5
+    static let rows = DecisionWorkspace.offerMetricsCapacity + 1
+    static func row(_ offer: Int32) -> Int { min(Int(offer), DecisionWorkspace.offerMetricsCapacity) * rowCells }
+    static func cell(offer: Int32, outcome: OutcomeKind) -> Int {
+        offer < 0 ? unknownOffer : row(offer) + Int(outcome.rawValue) - 1
+    }
+    static func revenue(offer: Int32) -> Int { row(offer) + 4 }
+    static let unknownOffer = rows * rowCells
+    static let cellCount = unknownOffer + 1
 }

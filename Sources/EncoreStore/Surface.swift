@@ -6,6 +6,9 @@ public enum Surface: String, CaseIterable, Sendable, Hashable {
     case confirmation
     case email
 
+    /// Position in `allCases` (0 = cart ... 4 = email), for per-surface tables.
+    public var index: Int { bit.trailingZeroBitCount }
+
     /// The bit of this surface in a `SurfaceSet`.
     public var bit: UInt8 {
         switch self {

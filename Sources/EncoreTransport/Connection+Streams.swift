@@ -1,4 +1,5 @@
 import Dispatch
+import EncoreMetrics
 
 #if canImport(Glibc)
     import Glibc
@@ -38,6 +39,13 @@ final class StreamSlot {
     var dataDeferred = false
     /// Streaming: the status the trailers carry once the buffered messages are sent.
     var finalStatus: GRPCStatus? = nil
+    /// The reactor's loop-turn time when the stream's first frame was read (latency start).
+    var startNanos: UInt64 = 0
+    /// The metrics row of the call (its route, or -1 for none) once its headers were complete
+    /// and it was counted as started; nil before.
+    var metricsRoute: Int? = nil
+    /// A plain HTTP GET route (`GRPCRouter.registerHTTP`), or -1 for a gRPC call.
+    var httpRoute = -1
 
     init(index: Int, maxHeaderListBytes: Int, maxMessageBytes: Int) {
         self.index = index
@@ -88,6 +96,10 @@ extension Connection: HTTP2SessionDelegate {
             slot.headersSent = false
             slot.dataDeferred = false
             slot.finalStatus = nil
+            slot.startNanos = reactor.now
+            slot.metricsRoute = nil
+            slot.httpRoute = -1
+            slot.response.metricsLabel = -1
             machine.streamOpened(now: reactor.now)
             return index
         }
@@ -108,7 +120,17 @@ extension Connection: HTTP2SessionDelegate {
 
     func streamHeadersComplete(slot index: Int) {
         return withSlot(index) { slot in
-            switch slot.head.verdict() {
+            let verdict = slot.head.verdict()
+            if case .http(let route) = verdict {
+                slot.httpRoute = route
+                return
+            }
+            let route = slot.head.routeIndex
+            slot.metricsRoute = route
+            metricsCells.add(metricsLayout.startedBase + (route < 0 ? metricsLayout.unknownRoute : route))
+            switch verdict {
+            case .http:
+                break
             case .reject(let httpStatus, let status):
                 respondError(slot, status, httpStatus: httpStatus)
             case .accept(let routeIndex, let timeoutNanos):
@@ -135,6 +157,7 @@ extension Connection: HTTP2SessionDelegate {
 
     func streamData(slot index: Int, bytes: UnsafeRawBufferPointer) {
         return withSlot(index) { slot in
+            if slot.httpRoute >= 0 { return }
             if case .fail(let status) = slot.machine.receive(bytes) {
                 respondError(slot, status)
                 return
@@ -145,6 +168,10 @@ extension Connection: HTTP2SessionDelegate {
 
     func streamEnded(slot index: Int) {
         return withSlot(index) { slot in
+            if slot.httpRoute >= 0 {
+                dispatchHTTP(slot)
+                return
+            }
             slot.machine.receiveEndOfStream()
             advance(slot)
         }
@@ -162,6 +189,7 @@ extension Connection: HTTP2SessionDelegate {
                 slot.deadlineNanos = 0
                 reactor.deadlineStreams -= 1
             }
+            countUnanswered(slot)
             slot.inUse = false
             slot.awaiting = false
             slot.generation &+= 1
@@ -428,7 +456,62 @@ extension Connection: HTTP2SessionDelegate {
         }
     }
 
+    /// Counts a call that ends without an answer (reset by the client, connection closed) as
+    /// CANCELLED, so started and finished calls balance.
+    private func countUnanswered(_ slot: StreamSlot) {
+        guard let route = slot.metricsRoute, !slot.responded else { return }
+        slot.metricsRoute = nil
+        metricsCells.add(metricsLayout.callCell(route: route, status: GRPCStatus.Code.cancelled.rawValue))
+    }
+
+    // MARK: Plain HTTP GET (admin endpoints)
+
+    private func dispatchHTTP(_ slot: StreamSlot) {
+        guard !slot.awaiting, !slot.responded, let index = slots.firstIndex(where: { $0 === slot }) else { return }
+        let handler = router.httpHandler(at: slot.httpRoute)
+        let request = GRPCHTTPRequest(
+            path: router.httpPath(at: slot.httpRoute),
+            accept: slot.head.wantsOpenMetrics ? "application/openmetrics-text" : nil, principal: slot.principal)
+        let target = StreamAddress(
+            connectionIndex: self.index, connectionGeneration: generation, slotIndex: index,
+            slotGeneration: slot.generation)
+        let mailbox = reactor.mailbox
+        slot.awaiting = true
+        DispatchQueue.global().async { mailbox.post(.completeHTTP(target, handler(request))) }
+    }
+
+    /// The answer to a plain HTTP GET arrived through the mailbox.
+    func completeHTTP(_ address: StreamAddress, _ response: GRPCHTTPResponse) {
+        guard slots.indices.contains(address.slotIndex) else { return }
+        return withSlot(address.slotIndex) { slot in
+            guard slot.inUse, slot.generation == address.slotGeneration, slot.awaiting, !slot.responded else { return }
+            slot.awaiting = false
+            slot.responded = true
+            slot.response.bytes = response.body
+            slot.responseOffset = 0
+            var contentType = response.contentType
+            var authenticate = response.wwwAuthenticate ?? ""
+            let ok = contentType.withUTF8 { type in
+                authenticate.withUTF8 { auth in
+                    session.submitPlainResponse(
+                        streamID: slot.streamID, status: response.status, contentType: UnsafeRawBufferPointer(type),
+                        wwwAuthenticate: auth.isEmpty ? nil : UnsafeRawBufferPointer(auth))
+                }
+            }
+            if !ok { session.resetStream(streamID: slot.streamID, cancel: false) }
+            reactor.markDirty(self)
+        }
+    }
+
     private func respondOK(_ slot: StreamSlot) {
+        if let route = slot.metricsRoute {
+            metricsCells.add(metricsLayout.callCell(route: route, status: 0))
+            let label = Int(slot.response.metricsLabel)
+            if label >= 0, route >= 0, label < metricsLayout.histogramLabelCount[route] {
+                pendingLatency.append(
+                    (metricsLayout.histogramBase[route] + label * LatencyBuckets.cellCount, slot.startNanos))
+            }
+        }
         slot.machine.finish()
         slot.responded = true
         slot.responseOffset = 0
@@ -443,6 +526,9 @@ extension Connection: HTTP2SessionDelegate {
     /// attached is cancelled.
     func respondError(_ slot: StreamSlot, _ status: GRPCStatus, httpStatus: Int = 200) {
         guard !slot.responded else { return }
+        if let route = slot.metricsRoute {
+            metricsCells.add(metricsLayout.callCell(route: route, status: status.code.rawValue))
+        }
         slot.machine.finish()
         slot.responded = true
         slot.awaiting = false
@@ -483,6 +569,7 @@ extension Connection: HTTP2SessionDelegate {
     /// Cancels every call's handler (the connection is going away).
     func cancelAll() {
         for slot in slots where slot.inUse {
+            countUnanswered(slot)
             cancelHandlers(slot)
             clearDeadline(slot)
             slot.awaiting = false

@@ -1,4 +1,5 @@
 import CEncoreLinux
+import EncoreMetrics
 
 #if canImport(Glibc)
     import Glibc
@@ -26,6 +27,19 @@ final class Connection {
     var pendingOutputBytes: Int { out.count - outStart }
 
     var registeredEvents: UInt32 = 0
+
+    /// The reactor's transport counters and their layout (unretained: the reactor and its
+    /// server outlive the connection), so counting touches no reference count.
+    let metricsCells: CounterCells
+    unowned(unsafe) let metricsLayout: TransportMetricsLayout
+    /// Why the connection closed (set when it does; counted by `Reactor.remove`).
+    var closeReason = ConnectionCloseReason.peerClosed
+    /// Answered calls waiting for their latency observation: the histogram's first cell and the
+    /// call's start. Observed at the end of the flush that handed their last bytes to the
+    /// socket, with one clock read per flush. Capacity reserved at init.
+    var pendingLatency: [(cell: Int, startNanos: UInt64)] = []
+    /// The server began a drain while this connection was open.
+    var drainRequested = false
 
     // gRPC stream state (see Connection+Streams.swift)
     /// Copied from the server at accept, so the request path reads them from `self` without
@@ -57,6 +71,9 @@ final class Connection {
         peer = PeerAddress(fd: fd)
         let configuration = reactor.shared.configuration
         router = reactor.shared.router
+        metricsCells = reactor.metrics.cells
+        metricsLayout = reactor.shared.metricsLayout
+        pendingLatency.reserveCapacity(configuration.maxConcurrentStreams + 8)
         streamLimits = (
             configuration.maxConcurrentStreams, configuration.maxHeaderListBytes, configuration.maxMessageBytes
         )
@@ -154,6 +171,10 @@ final class Connection {
             Log.rateLimited("tls handshake failed with \(peer): \(reasons)\(certificate)")
             step = .failed
         }
+        switch step {
+        case .failed, .complete(negotiatedH2: false): closeReason = .tlsHandshake
+        default: break
+        }
         perform(machine.handshakeProgressed(step))
     }
 
@@ -229,15 +250,38 @@ final class Connection {
         } else if machine.isOpen {
             _ = writeOut()
         }
+        if !pendingLatency.isEmpty { observeLatencies() }
         let sessionAlive = machine.hasSession && session != nil && session.isAlive
+        let stateBefore = machine.state
         let actions = machine.outputFlushed(pendingOutputBytes: pendingOutputBytes, sessionAlive: sessionAlive)
         if actions.contains(.close) {
+            closeReason = closeReason(before: stateBefore)
             cancelAll()
             reactor.remove(self)
             return
         }
         if actions.contains(.resumeReading) { readAvailable() }
         updateInterest()
+    }
+
+    private func observeLatencies() {
+        let end = MonotonicClock.nowNanos
+        for (cell, start) in pendingLatency {
+            LatencyBuckets.observe(end &- min(start, end), into: metricsCells, at: cell)
+        }
+        pendingLatency.removeAll(keepingCapacity: true)
+    }
+
+    /// The `encore_connections_closed_total` reason for a close decided in `state`.
+    private func closeReason(before state: ConnectionStateMachine.State) -> ConnectionCloseReason {
+        switch state {
+        case .handshaking: return .tlsHandshake
+        case .closing(.idle): return .idle
+        case .closing(.calmDown): return .rapidReset
+        case .closing(.protocolError): return session?.sawBadPreface == true ? .badPreface : .protocolError
+        case .draining: return .drain
+        default: return closeReason == .peerClosed && drainRequested ? .drain : closeReason
+        }
     }
 
     /// Writes as much of the buffer as the socket takes. Returns true if it is empty afterwards.
@@ -308,6 +352,7 @@ final class Connection {
 
     /// The server began a graceful shutdown.
     func beginDrain() {
+        drainRequested = true
         perform(machine.drainRequested(now: reactor.now))
     }
 }

@@ -9,6 +9,8 @@ public struct GRPCRequestHead: Sendable {
         case accept(routeIndex: Int, timeoutNanos: UInt64?)
         /// Answer with a trailers-only response carrying this HTTP status and gRPC status.
         case reject(httpStatus: Int, status: GRPCStatus)
+        /// A GET of a plain HTTP route (`GRPCRouter.registerHTTP`), e.g. `/metrics`.
+        case http(routeIndex: Int)
     }
 
     /// RFC 9113 / RFC 7541 size of a header list: name + value + 32 per field.
@@ -16,8 +18,13 @@ public struct GRPCRequestHead: Sendable {
     public let maxHeaderListBytes: Int
 
     private var isPost = false
+    private var isGet = false
     private var sawMethod = false
-    private var routeIndex = -1
+    /// The gRPC route `:path` named (-1: none or not yet seen).
+    public private(set) var routeIndex = -1
+    private var httpRouteIndex = -1
+    /// The `accept` header asked for `application/openmetrics-text`.
+    public private(set) var wantsOpenMetrics = false
     private var sawPath = false
     private var contentTypeOK = false
     private var sawContentType = false
@@ -36,6 +43,9 @@ public struct GRPCRequestHead: Sendable {
         name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, router: borrowing GRPCRouter
     ) {
         accept(name: name, value: value, route: { router.lookup($0) })
+        if headerListBytes <= maxHeaderListBytes, Self.equals(name, ":path") {
+            httpRouteIndex = router.lookupHTTP(value)
+        }
     }
 
     /// Records one header field. `route` maps a `:path` value to a route index (or -1).
@@ -49,6 +59,7 @@ public struct GRPCRequestHead: Sendable {
         if Self.equals(name, ":method") {
             sawMethod = true
             isPost = Self.equals(value, "POST")
+            isGet = !isPost && Self.equals(value, "GET")
         } else if Self.equals(name, ":path") {
             sawPath = true
             routeIndex = route(value)
@@ -63,6 +74,8 @@ public struct GRPCRequestHead: Sendable {
             } else {
                 timeoutMalformed = true
             }
+        } else if Self.equals(name, "accept") {
+            wantsOpenMetrics = Self.contains(value, "application/openmetrics-text")
         }
     }
 
@@ -74,6 +87,7 @@ public struct GRPCRequestHead: Sendable {
                 httpStatus: 431,
                 status: GRPCStatus(.resourceExhausted, static: "request header list exceeds the server's limit"))
         }
+        if isGet && httpRouteIndex >= 0 { return .http(routeIndex: httpRouteIndex) }
         if !sawMethod || !isPost {
             return .reject(
                 httpStatus: 405, status: GRPCStatus(.unimplemented, static: "gRPC requires the POST method"))
@@ -113,6 +127,16 @@ public struct GRPCRequestHead: Sendable {
     @inline(__always)
     static func asciiLower(_ c: UInt8) -> UInt8 {
         c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") ? c | 0x20 : c
+    }
+
+    /// Whether `literal` occurs in `bytes` (ASCII, case-sensitive).
+    static func contains(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+        let n = literal.utf8CodeUnitCount
+        guard bytes.count >= n else { return false }
+        for start in 0...(bytes.count - n) where memcmp(bytes.baseAddress! + start, literal.utf8Start, n) == 0 {
+            return true
+        }
+        return false
     }
 
     @inline(__always)

@@ -47,6 +47,9 @@ public struct GRPCCallContext: Sendable {
 /// Its storage belongs to the stream slot and is reused across calls.
 public struct GRPCResponseBuffer {
     @usableFromInline var bytes: [UInt8]
+    /// Which of the method's latency labels this call is observed under (an index into the
+    /// route's `latencyLabels`); -1 (the default for every call) observes nothing.
+    public var metricsLabel: Int32 = -1
 
     init() {
         bytes = []
@@ -159,6 +162,42 @@ public protocol GRPCStreamHandler: AnyObject {
 public typealias GRPCStreamHandlerFactory =
     @Sendable (_ context: GRPCCallContext, _ stream: GRPCServerStream) -> any GRPCStreamHandler
 
+/// A plain HTTP GET request served next to gRPC (admin endpoints such as `/metrics`).
+public struct GRPCHTTPRequest: Sendable {
+    /// The path without the query string.
+    public var path: String
+    /// The `Accept` header as far as the transport keeps it: over HTTP/2 only
+    /// `application/openmetrics-text` when the header asked for it, else nil.
+    public var accept: String?
+    /// The `authorization` header mapped by `GRPCServerConfiguration.credentials`.
+    public var principal: Int32
+
+    public init(path: String, accept: String?, principal: Int32) {
+        self.path = path
+        self.accept = accept
+        self.principal = principal
+    }
+}
+
+/// The answer to a `GRPCHTTPRequest`.
+public struct GRPCHTTPResponse: Sendable {
+    public var status: Int
+    public var contentType: String
+    public var body: [UInt8]
+    /// A `WWW-Authenticate` header value (with status 401), e.g. `Bearer realm="encore-admin"`.
+    public var wwwAuthenticate: String?
+
+    public init(status: Int, contentType: String, body: [UInt8], wwwAuthenticate: String? = nil) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+        self.wwwAuthenticate = wwwAuthenticate
+    }
+}
+
+/// Serves a plain HTTP GET (off the reactor thread; any thread).
+public typealias GRPCHTTPHandler = @Sendable (GRPCHTTPRequest) -> GRPCHTTPResponse
+
 /// What serves one gRPC method.
 public enum GRPCMethodHandler: Sendable {
     case inline(GRPCInlineHandler)
@@ -189,23 +228,65 @@ public struct GRPCRouter: Sendable {
     struct Route: Sendable {
         var path: [UInt8]
         var handler: GRPCMethodHandler
+        /// Labels of the method's latency histograms (empty: no histogram); an inline handler
+        /// picks one per call with `GRPCResponseBuffer.metricsLabel`.
+        var latencyLabels: [String] = []
+    }
+
+    struct HTTPRoute: Sendable {
+        var path: [UInt8]
+        var handler: GRPCHTTPHandler
     }
 
     private(set) var routes: [Route] = []
+    private(set) var httpRoutes: [HTTPRoute] = []
 
     public init() {}
 
     /// Registers `handler` for `path` (e.g. "/grpc.health.v1.Health/Check"). A later
-    /// registration of the same path replaces the earlier one.
-    public mutating func register(_ path: String, _ handler: GRPCMethodHandler) {
+    /// registration of the same path replaces the earlier one. With `latencyLabels`, the
+    /// transport keeps a latency histogram per label for the method (from the request's first
+    /// byte to the response handed to the socket); an inline handler names the label of each
+    /// call by setting `GRPCResponseBuffer.metricsLabel` to its index (calls without one are not
+    /// observed).
+    public mutating func register(_ path: String, _ handler: GRPCMethodHandler, latencyLabels: [String] = []) {
         precondition(path.hasPrefix("/") && path.dropFirst().contains("/"), "gRPC paths look like /pkg.Service/Method")
         let bytes = Array(path.utf8)
         if let i = routes.firstIndex(where: { $0.path == bytes }) {
             routes[i].handler = handler
+            routes[i].latencyLabels = latencyLabels
         } else {
-            routes.append(Route(path: bytes, handler: handler))
+            routes.append(Route(path: bytes, handler: handler, latencyLabels: latencyLabels))
         }
     }
+
+    /// Registers a plain HTTP GET handler for `path` (e.g. "/metrics"), served over HTTP/2 by
+    /// this transport (the query string is ignored for matching). It runs off the reactor
+    /// thread. Any other non-POST request keeps its gRPC answer (405).
+    public mutating func registerHTTP(_ path: String, _ handler: @escaping GRPCHTTPHandler) {
+        precondition(path.hasPrefix("/"), "HTTP paths start with /")
+        let bytes = Array(path.utf8)
+        if let i = httpRoutes.firstIndex(where: { $0.path == bytes }) {
+            httpRoutes[i].handler = handler
+        } else {
+            httpRoutes.append(HTTPRoute(path: bytes, handler: handler))
+        }
+    }
+
+    /// The HTTP route index for a `:path` value (without its query), or -1.
+    func lookupHTTP(_ path: UnsafeRawBufferPointer) -> Int {
+        guard !httpRoutes.isEmpty else { return -1 }
+        var length = 0
+        while length < path.count && path[length] != UInt8(ascii: "?") { length += 1 }
+        for (i, route) in httpRoutes.enumerated() where route.path.count == length {
+            if route.path.withUnsafeBytes({ memcmp($0.baseAddress!, path.baseAddress!, length) == 0 }) { return i }
+        }
+        return -1
+    }
+
+    func httpHandler(at index: Int) -> GRPCHTTPHandler { httpRoutes[index].handler }
+
+    func httpPath(at index: Int) -> String { String(decoding: httpRoutes[index].path, as: UTF8.self) }
 
     /// Registers, for every path of `other`, a handler of the same kind that answers
     /// `status(path)` (not OK) without doing anything: for methods served on another listener,

@@ -34,6 +34,12 @@ public final class GRPCServer: Sendable {
     /// Connections open right now across all reactors.
     public var openConnections: Int { shared.openConnections.load(ordering: .relaxed) }
 
+    /// The transport's counters summed over the reactors (zero before `start`).
+    public func metricsReading() -> TransportMetricsReading {
+        let blocks = state.withLock { $0.reactors.map(\.metrics) }
+        return shared.metricsLayout.read(blocks, open: openConnections)
+    }
+
     /// The port the listeners are bound to (the chosen one when configured with port 0).
     public var port: Int { state.withLock { $0.boundPort } }
 

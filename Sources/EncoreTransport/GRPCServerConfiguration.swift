@@ -38,6 +38,13 @@ public struct GRPCServerConfiguration: Sendable {
     /// `GRPCCallContext.principal`; nil ignores both. See `GRPCCredentials`.
     public var credentials: (any GRPCCredentials)? = nil
 
+    /// Takes plaintext connections whose first bytes are not the HTTP/2 client preface (an
+    /// HTTP/1.1 request such as a Prometheus scrape): the reactor peeks at the first bytes
+    /// without reading them and hands the socket over (the callee owns and closes it). nil: every
+    /// connection is HTTP/2 (a bad preface is refused). Ignored with TLS (ALPN selects h2).
+    /// Called on the reactor thread; it must not block.
+    public var http1Handoff: (@Sendable (Int32) -> Void)? = nil
+
     public init() {}
 
     /// Online processors.

@@ -1,4 +1,5 @@
 import CEncoreLinux
+import EncoreMetrics
 import Synchronization
 
 #if canImport(Glibc)
@@ -14,11 +15,14 @@ final class ServerShared: Sendable {
     let openConnections = Atomic<Int>(0)
     /// Set once by `GRPCServer.shutdown`; read by handlers (health) and reactors.
     let serving: ServingState
+    /// Where each reactor keeps its transport counters (`Reactor.metrics`).
+    let metricsLayout: TransportMetricsLayout
 
     init(configuration: GRPCServerConfiguration, router: GRPCRouter, serving: ServingState) {
         self.configuration = configuration
         self.router = router
         self.serving = serving
+        metricsLayout = TransportMetricsLayout(router: router)
         settings = HTTP2Settings(
             maxConcurrentStreams: UInt32(configuration.maxConcurrentStreams),
             maxHeaderListBytes: UInt32(configuration.maxHeaderListBytes))
@@ -114,12 +118,20 @@ final class Reactor: @unchecked Sendable {
     /// Set when the loop has exited.
     let finished = Atomic<Bool>(false)
     private let tag: (listener: UInt64, mailbox: UInt64) = (0, 1)
+    /// This reactor's transport counters (written only on this thread; `TransportMetricsLayout`).
+    let metrics: CounterBlock
+    /// Plaintext connections whose first bytes are not read yet, when HTTP/1.1 requests are
+    /// handed off (`GRPCServerConfiguration.http1Handoff`): fd to accept time. Admin plane only.
+    private var sniffing: [Int32: UInt64] = [:]
+    /// epoll data of a sniffed socket: this bit plus the fd.
+    private static let sniffTag: UInt64 = 1 << 63
 
     init(index: Int, shared: ServerShared, listenFD: Int32) throws(TransportError) {
         self.index = index
         self.shared = shared
         self.listenFD = listenFD
         mailbox = try ReactorMailbox()
+        metrics = CounterBlock(count: shared.metricsLayout.cellCount)
         do {
             let pool = BlockPool()
             blockPool = pool
@@ -158,6 +170,7 @@ final class Reactor: @unchecked Sendable {
                 switch event.data {
                 case tag.listener: acceptConnections()
                 case tag.mailbox: drainMailbox()
+                case let data where data & Reactor.sniffTag != 0: sniff(Int32(truncatingIfNeeded: data))
                 default:
                     let slot = Int(event.data - 2)
                     guard slot < connections.count, let connection = connections[slot] else { continue }
@@ -195,6 +208,7 @@ final class Reactor: @unchecked Sendable {
         nextTickNanos = now + (deadlineStreams > 0 ? 2_000_000 : 50_000_000)
         let checkIdle = now >= nextIdleCheckNanos
         if checkIdle { nextIdleCheckNanos = now + 250_000_000 }
+        if checkIdle && !sniffing.isEmpty { expireSniffing() }
         guard deadlineStreams > 0 || checkIdle || draining else { return }
         for case let connection? in connections {
             if deadlineStreams > 0 { connection.expireDeadlines(now: now) }
@@ -216,9 +230,12 @@ final class Reactor: @unchecked Sendable {
                 }
                 continue  // ECONNABORTED and friends: the next one may be fine
             }
+            let layout = shared.metricsLayout
+            metrics.cells.add(layout.acceptedCell)
             let open = shared.openConnections.add(1, ordering: .relaxed).newValue
             if open > shared.configuration.maxConnections || draining {
                 shared.openConnections.subtract(1, ordering: .relaxed)
+                metrics.cells.add(layout.closedBase + ConnectionCloseReason.maxConnections.rawValue)
                 if !draining {
                     Log.rateLimited(
                         "refusing connection from \(Socket.peerName(fd)): \(shared.configuration.maxConnections) connections open (max-connections)"
@@ -228,32 +245,103 @@ final class Reactor: @unchecked Sendable {
                 continue
             }
             Socket.setNoDelay(fd)
-            let slot: Int
-            if let free = freeIndices.popLast() {
-                slot = free
+            if shared.configuration.http1Handoff != nil && shared.configuration.tls == nil {
+                startSniffing(fd)
+                continue
+            }
+            adopt(fd)
+        }
+    }
+
+    /// Serves an accepted socket with HTTP/2.
+    private func adopt(_ fd: Int32) {
+        let slot: Int
+        if let free = freeIndices.popLast() {
+            slot = free
+        } else {
+            slot = connections.count
+            connections.append(nil)
+        }
+        nextGeneration += 1
+        do {
+            let connection = try Connection(fd: fd, index: slot, generation: nextGeneration, reactor: self)
+            connections[slot] = connection
+            try add(fd: fd, events: UInt32(CENCORE_EPOLLIN), data: UInt64(slot) + 2)
+            connection.registeredEvents = UInt32(CENCORE_EPOLLIN)
+            connection.start()
+            markDirty(connection)
+            Log.debug("reactor \(index): accepted a connection from \(connection.peer)")
+        } catch {
+            Log.rateLimited("cannot set up connection: \(error)")
+            if let connection = connections[slot] {
+                remove(connection)
             } else {
-                slot = connections.count
-                connections.append(nil)
+                close(fd)
+                freeIndices.append(slot)
+                shared.openConnections.subtract(1, ordering: .relaxed)
             }
-            nextGeneration += 1
-            do {
-                let connection = try Connection(fd: fd, index: slot, generation: nextGeneration, reactor: self)
-                connections[slot] = connection
-                try add(fd: fd, events: UInt32(CENCORE_EPOLLIN), data: UInt64(slot) + 2)
-                connection.registeredEvents = UInt32(CENCORE_EPOLLIN)
-                connection.start()
-                markDirty(connection)
-                Log.debug("reactor \(index): accepted a connection from \(Socket.peerName(fd))")
-            } catch {
-                Log.rateLimited("cannot set up connection: \(error)")
-                if let connection = connections[slot] {
-                    remove(connection)
-                } else {
-                    close(fd)
-                    freeIndices.append(slot)
-                    shared.openConnections.subtract(1, ordering: .relaxed)
-                }
-            }
+        }
+    }
+
+    // MARK: Sniffing HTTP/1.1 (admin plane)
+
+    /// The HTTP/2 client preface starts with these bytes; an HTTP/1.1 request line cannot.
+    private static let prefacePrefix: [UInt8] = Array("PRI ".utf8)
+
+    private func startSniffing(_ fd: Int32) {
+        do {
+            try add(fd: fd, events: UInt32(CENCORE_EPOLLIN), data: Reactor.sniffTag | UInt64(UInt32(bitPattern: fd)))
+            sniffing[fd] = now
+        } catch {
+            close(fd)
+            shared.openConnections.subtract(1, ordering: .relaxed)
+        }
+    }
+
+    /// Peeks at a new plaintext connection's first bytes: the HTTP/2 preface keeps it here (it
+    /// is read again by the session); anything else goes to the HTTP/1.1 server with the
+    /// socket, unread. Cold path: admin connections only.
+    private func sniff(_ fd: Int32) {
+        guard sniffing[fd] != nil else { return }
+        var head = [UInt8](repeating: 0, count: Reactor.prefacePrefix.count)
+        let n = recv(fd, &head, head.count, Int32(MSG_PEEK))
+        if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return }
+        if n == 0 || n < 0 {
+            stopSniffing(fd)
+            close(fd)
+            metrics.cells.add(shared.metricsLayout.closedBase + ConnectionCloseReason.peerClosed.rawValue)
+            return
+        }
+        if head[0..<n].elementsEqual(Reactor.prefacePrefix[0..<n]) {
+            // A preface split after fewer than 4 bytes: wait for the rest (level-triggered, so
+            // this may spin briefly; clients send the preface in one segment).
+            guard n == Reactor.prefacePrefix.count else { return }
+            stopSniffing(fd)
+            adopt(fd)
+            return
+        }
+        stopSniffing(fd)
+        guard let handoff = shared.configuration.http1Handoff else {
+            close(fd)
+            return
+        }
+        handoff(fd)
+    }
+
+    /// Forgets a sniffed socket (it is not counted as an open HTTP/2 connection any more).
+    private func stopSniffing(_ fd: Int32) {
+        _ = cencore_epoll_ctl(epollFD, Int32(CENCORE_EPOLL_CTL_DEL), fd, 0, 0)
+        sniffing[fd] = nil
+        shared.openConnections.subtract(1, ordering: .relaxed)
+    }
+
+    /// Closes sniffed sockets that sent nothing within the idle timeout.
+    private func expireSniffing() {
+        let limit = shared.configuration.idleTimeoutNanos
+        for (fd, since) in sniffing where now &- since >= limit {
+            stopSniffing(fd)
+            close(fd)
+            metrics.cells.add(shared.metricsLayout.closedBase + ConnectionCloseReason.idle.rawValue)
         }
     }
 
@@ -268,6 +356,7 @@ final class Reactor: @unchecked Sendable {
         connections[connection.index] = nil
         freeIndices.append(connection.index)
         shared.openConnections.subtract(1, ordering: .relaxed)
+        metrics.cells.add(shared.metricsLayout.closedBase + connection.closeReason.rawValue)
     }
 
     func connection(at index: Int, generation: UInt64) -> Connection? {
@@ -280,7 +369,12 @@ final class Reactor: @unchecked Sendable {
     private func closeAll() {
         for case let connection? in connections {
             connection.cancelAll()
+            connection.closeReason = .drain
             remove(connection)
+        }
+        for fd in sniffing.keys {
+            stopSniffing(fd)
+            close(fd)
         }
     }
 
@@ -302,6 +396,10 @@ final class Reactor: @unchecked Sendable {
                 guard let connection = connection(at: address.connectionIndex, generation: address.connectionGeneration)
                 else { continue }
                 connection.streamFinish(address, status)
+            case .completeHTTP(let address, let response):
+                guard let connection = connection(at: address.connectionIndex, generation: address.connectionGeneration)
+                else { continue }
+                connection.completeHTTP(address, response)
             case .drain:
                 beginDrain()
             case .stop:

@@ -13,6 +13,8 @@ enum ReactorMessage: Sendable {
     case streamSend(StreamAddress, [UInt8])
     /// A streaming call's handler ended its stream.
     case streamFinish(StreamAddress, GRPCStatus)
+    /// A plain HTTP GET (`GRPCRouter.registerHTTP`) was answered off the reactor.
+    case completeHTTP(StreamAddress, GRPCHTTPResponse)
     /// Begin a graceful drain: stop accepting, GOAWAY every connection, finish in-flight streams.
     case drain
     /// Close every connection now and leave the loop (the drain deadline passed).

@@ -160,3 +160,50 @@ func replacing(_ name: String, with value: String?) -> [(String, String)] {
         #expect(find("") == -1)
     }
 }
+
+@Suite struct GRPCRequestHeadHTTPRouteTests {
+    func head(_ headers: [(String, String)]) -> GRPCRequestHead {
+        var router = GRPCRouter()
+        router.register("/pkg.Svc/Known", .inline { _, _, _ in .ok })
+        router.registerHTTP("/metrics") { _ in GRPCHTTPResponse(status: 200, contentType: "text/plain", body: []) }
+        var head = GRPCRequestHead(maxHeaderListBytes: 16384)
+        for (name, value) in headers {
+            var n = name
+            var v = value
+            n.withUTF8 { nb in
+                v.withUTF8 { vb in
+                    head.accept(name: UnsafeRawBufferPointer(nb), value: UnsafeRawBufferPointer(vb), router: router)
+                }
+            }
+        }
+        return head
+    }
+
+    @Test func getOfAnHTTPRouteIsServedAsHTTP() {
+        #expect(head([(":method", "GET"), (":path", "/metrics")]).verdict() == .http(routeIndex: 0))
+        // The query string does not change the route.
+        #expect(head([(":method", "GET"), (":path", "/metrics?x=1")]).verdict() == .http(routeIndex: 0))
+    }
+
+    @Test func otherGetsAndPostsKeepTheirGRPCAnswers() {
+        if case .reject(let http, _) = head([(":method", "GET"), (":path", "/status")]).verdict() {
+            #expect(http == 405)
+        } else {
+            Issue.record("GET of an unregistered path must keep the gRPC 405")
+        }
+        if case .reject(let http, _) = head([(":method", "POST"), (":path", "/metrics")]).verdict() {
+            #expect(http == 415)  // no gRPC content-type
+        } else {
+            Issue.record("POST /metrics is not an HTTP route")
+        }
+    }
+
+    @Test func recordsAnOpenMetricsAccept() {
+        let h = head([
+            (":method", "GET"), (":path", "/metrics"),
+            ("accept", "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"),
+        ])
+        #expect(h.wantsOpenMetrics)
+        #expect(!head([(":method", "GET"), (":path", "/metrics"), ("accept", "text/plain")]).wantsOpenMetrics)
+    }
+}

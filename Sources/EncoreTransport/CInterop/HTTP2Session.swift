@@ -61,6 +61,8 @@ final class HTTP2SessionTemplate {
     fileprivate let option: OpaquePointer
     fileprivate let memory: UnsafeMutablePointer<nghttp2_mem>
     fileprivate let dataProvider: UnsafeMutablePointer<nghttp2_data_provider>
+    /// For plain HTTP responses (`/metrics`): the body ends the stream, no trailers.
+    fileprivate let plainDataProvider: UnsafeMutablePointer<nghttp2_data_provider>
 
     init(pool: BlockPool) throws(HTTP2Session.Failure) {
         var callbacks: OpaquePointer?
@@ -100,6 +102,8 @@ final class HTTP2SessionTemplate {
                 }))
         dataProvider = .allocate(capacity: 1)
         dataProvider.initialize(to: cnghttp2_data_provider(HTTP2Session.readBody))
+        plainDataProvider = .allocate(capacity: 1)
+        plainDataProvider.initialize(to: cnghttp2_data_provider(HTTP2Session.readPlainBody))
     }
 
     deinit {
@@ -107,6 +111,7 @@ final class HTTP2SessionTemplate {
         nghttp2_option_del(option)
         memory.deallocate()
         dataProvider.deallocate()
+        plainDataProvider.deallocate()
     }
 
     /// The pool behind nghttp2's allocator user data, without retaining it.
@@ -171,8 +176,12 @@ final class HTTP2Session {
     func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let session, let base = bytes.baseAddress else { return true }
         let rv = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        if rv == Int(CNGHTTP2_ERR_BAD_CLIENT_MAGIC) { sawBadPreface = true }
         return rv >= 0
     }
+
+    /// The input did not start with the HTTP/2 client preface (for the close reason).
+    private(set) var sawBadPreface = false
 
     /// Calls `sink` with each chunk of serialized output (valid only during the call) until
     /// nghttp2 has nothing more or `sink` returns false. Returns false on a fatal error.
@@ -216,6 +225,20 @@ final class HTTP2Session {
     func resumeData(streamID: Int32) {
         guard let session else { return }
         _ = nghttp2_session_resume_data(session, streamID)
+    }
+
+    /// A plain HTTP response (`/metrics`, `/status`): HEADERS with `status`, `contentType` and
+    /// optionally `www-authenticate`, then the owner's response buffer as DATA ending the stream.
+    func submitPlainResponse(
+        streamID: Int32, status: Int, contentType: UnsafeRawBufferPointer, wwwAuthenticate: UnsafeRawBufferPointer?
+    ) -> Bool {
+        guard let session else { return false }
+        var n = 0
+        addHeader(&n, ":status", HTTP2Session.httpStatusText(status))
+        addCopiedHeader(&n, "content-type", contentType)
+        addHeader(&n, "cache-control", "no-store")
+        if let wwwAuthenticate, wwwAuthenticate.count > 0 { addCopiedHeader(&n, "www-authenticate", wwwAuthenticate) }
+        return nghttp2_submit_response(session, streamID, headers, n, template.plainDataProvider) == 0
     }
 
     /// One HEADERS frame with END_STREAM carrying the gRPC status (a trailers-only response).
@@ -312,9 +335,14 @@ final class HTTP2Session {
 
     static func httpStatusText(_ status: Int) -> StaticString {
         switch status {
+        case 401: "401"
+        case 403: "403"
+        case 404: "404"
         case 405: "405"
         case 415: "415"
         case 431: "431"
+        case 500: "500"
+        case 503: "503"
         default: "200"
         }
     }
@@ -400,6 +428,26 @@ final class HTTP2Session {
         guard slot >= 0 else { return 0 }
         withMe(userData) { $0.delegate.streamClosed(slot: slot, errorCode: errorCode) }
         return 0
+    }
+
+    fileprivate static let readPlainBody: nghttp2_data_source_read_callback = {
+        session, streamID, buffer, length, dataFlags, _, userData in
+        let slot = slot(session, streamID)
+        guard slot >= 0, let buffer, let dataFlags else { return Int(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE) }
+        return withMe(userData) { me in
+            let (count, end) = me.delegate.readResponseBody(
+                slot: slot, into: UnsafeMutableRawBufferPointer(start: buffer, count: length))
+            switch end {
+            case .more:
+                return count
+            case .deferred:
+                return count > 0 ? count : Int(CNGHTTP2_ERR_DEFERRED)
+            case .okTrailers, .statusTrailers:
+                // A plain HTTP body has no trailers: its end ends the stream.
+                dataFlags.pointee |= UInt32(CNGHTTP2_DATA_FLAG_EOF)
+                return count
+            }
+        }
     }
 
     fileprivate static let readBody: nghttp2_data_source_read_callback = {
