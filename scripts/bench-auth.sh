@@ -6,10 +6,14 @@
 # load at a time), h2load to core 1; both get the same request, header included.
 #
 #   scripts/bench-auth.sh [--rounds R] [-n N] [--json]
+#   scripts/bench-auth.sh --instructions [-n N]
 #
 #   --rounds R   interleaved rounds (default 5); odd rounds measure "off" first
 #   -n N         Decide calls per h2load run (default 100000)
 #   --json       print one JSON line at the end: {"off_rps":..,"on_rps":..,"ratio":..,"rounds":[..]}
+#   --instructions  instead of timing, count the whole server's instructions per Decide under
+#                valgrind's callgrind (a stripped copy of the binary; instrumentation on only while
+#                h2load sends N calls, default 4000): exact and independent of machine noise
 #
 # Environment: ENCORE_BIN (default <repo>/.build/release/encore, built when missing).
 # The bar (issue 14): on >= 0.97x off.
@@ -18,11 +22,13 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 rounds=5
 n=100000
 json=0
+instructions=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
     -n) n="$2"; shift 2 ;;
     --json) json=1; shift ;;
+    --instructions) instructions=1; shift ;;
     -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-auth.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -72,6 +78,40 @@ start() {  # start NAME ARGS... -> the port in $work/NAME.port
   grep -q "listening on" "$work/$name.err" || { cat "$work/$name.err" >&2; die "$name server did not start"; }
   sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/$name.err" | head -1 >"$work/$name.port"
 }
+if [ "$instructions" = 1 ]; then
+  command -v valgrind >/dev/null || die "valgrind not available (scripts/install-deps.sh --test)"
+  [ "$n" = 100000 ] && n=4000
+  # Valgrind 3.19 cannot read the DWARF 5 debug info Swift writes: measure a stripped copy.
+  strip -o "$work/encore" "$ENCORE_BIN"
+  headers=(-H "content-type: application/grpc" -H "te: trailers" -H "authorization: Bearer $token")
+  declare -A per
+  for mode in off on; do
+    extra=(); [ "$mode" = on ] && extra=(--config "$work/auth.json")
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/cg.$mode" "$work/encore" serve \
+      --host 127.0.0.1 --port 0 --admin-port 0 --threads 1 --holdout-share 0 "${extra[@]}" \
+      >"$work/$mode.out" 2>"$work/$mode.err" </dev/null &
+    pid=$!
+    pids+=($pid)
+    for i in $(seq 1 1800); do grep -q "listening on" "$work/$mode.err" && break; sleep 0.5; done
+    port="$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/$mode.err" | head -1)"
+    [ -n "$port" ] || { cat "$work/$mode.err" >&2; die "$mode server did not start under valgrind"; }
+    url="http://127.0.0.1:$port/encore.v1.Decisions/Decide"
+    h2load -n 200 -c 4 -m 8 -t 1 -d "$work/body.bin" "${headers[@]}" "$url" >/dev/null 2>&1  # warm-up
+    callgrind_control -i on "$pid" >/dev/null
+    h2load -n "$n" -c 4 -m 8 -t 1 -d "$work/body.bin" "${headers[@]}" "$url" >"$work/h2.$mode" 2>&1
+    callgrind_control -i off "$pid" >/dev/null
+    grep -q "$n succeeded, 0 failed" "$work/h2.$mode" || { cat "$work/h2.$mode" >&2; die "h2load saw failed requests"; }
+    kill -TERM "$pid"; wait "$pid" || true
+    total="$(cat "$work"/cg."$mode"* | awk '/^totals:/ { t += $2 } END { print t }')"
+    per[$mode]=$((total / n))
+    log "$mode: $total instructions for $n Decide calls, ${per[$mode]} per call"
+  done
+  ratio="$(awk -v a="${per[off]}" -v b="${per[on]}" 'BEGIN { printf "%.4f", b / a }')"
+  log "instructions per Decide, auth on / off: $ratio (bar: at most 1.03)"
+  [ "$json" = 1 ] && printf '{"off_instructions":%s,"on_instructions":%s,"ratio":%s}\n' "${per[off]}" "${per[on]}" "$ratio"
+  exit 0
+fi
+
 start off
 start on --config "$work/auth.json"
 port_off="$(cat "$work/off.port")"
