@@ -15,11 +15,14 @@ public final class AuditLog: Sendable {
     private let fd: Int32
     /// The audit file (nil: stderr).
     public let path: String?
+    /// The `replica` field of every line (the log records' replica name), if any.
+    public let replica: String?
     private let lock = Mutex<Void>(())
 
     /// Opens a new audit file in `directory` (nil: lines go to stderr).
     /// - Throws: `TransportError` naming the file when it cannot be created.
-    public init(directory: String?) throws {
+    public init(directory: String?, replica: String? = nil) throws {
+        self.replica = replica
         guard let directory else {
             fd = 2
             path = nil
@@ -49,6 +52,7 @@ public final class AuditLog: Sendable {
     public func write(_ record: [String: Any]) -> Bool {
         var record = record
         record["ts"] = AuditLog.timestamp()
+        if let replica { record["replica"] = replica }
         guard var data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else {
             return false
         }

@@ -410,7 +410,8 @@ def test_fleet_behind_haproxy(run: Run):
     decisions: dict[str, str] = {}
     outcomes: list[tuple[str, str]] = []
     for i in INSTANCE:
-        for f in sorted((run.tmp / f"logs-r{i}").glob("*.jsonl")):
+        log_dir = run.tmp / f"logs-r{i}"
+        for f in sorted([*log_dir.glob("decisions-*.jsonl"), *log_dir.glob("outcomes-*.jsonl")]):
             for line in f.read_text().splitlines():
                 try:
                     rec = json.loads(line)
