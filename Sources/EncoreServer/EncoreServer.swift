@@ -350,7 +350,8 @@ public final class EncoreServer: Sendable {
         }
         server = GRPCServer(
             configuration: options.transport, router: authorizer.guardingDataPlane(router), serving: serving)
-        let audit = AdminAudit(log: try AuditLog(directory: options.logDirectory, replica: replica), authorizer: authorizer)
+        let audit = AdminAudit(
+            log: try AuditLog(directory: options.logDirectory, replica: replica), authorizer: authorizer)
         adminServer = GRPCServer(
             configuration: admin, router: audit.recording(authorizer.guarding(adminRouter)), serving: adminServing)
         self.audit = audit
