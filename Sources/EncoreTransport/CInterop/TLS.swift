@@ -36,24 +36,8 @@ public final class TLSContext: @unchecked Sendable {
     /// A client context for load generation and tools: TLS 1.2/1.3, ALPN `h2`, no certificate
     /// verification (never use it where the server's identity matters). Throws a `TLSError`
     /// with OpenSSL's reasons if the context cannot be created.
-    public init(clientWithoutVerification: Void) throws {
-        ERR_clear_error()
-        guard let ctx = SSL_CTX_new(TLS_client_method()) else {
-            throw TLSError(description: "cannot create a TLS client context: \(drainErrorQueue())")
-        }
-        // From here on `deinit` owns `ctx` (a throw below runs it).
-        context = ctx
-        isClient = true
-        verifiesServer = false
-        _ = copenssl_ctx_set_min_tls12(ctx)
-        _ = copenssl_ctx_set_max_tls13(ctx)
-        _ = copenssl_ctx_set_partial_write_modes(ctx)
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
-        let alpn: [UInt8] = [2, UInt8(ascii: "h"), UInt8(ascii: "2")]
-        guard SSL_CTX_set_alpn_protos(ctx, alpn, UInt32(alpn.count)) == 0 else {
-            let reasons = drainErrorQueue()
-            throw TLSError(description: "cannot offer ALPN h2: \(reasons)")
-        }
+    public convenience init(clientWithoutVerification: Void) throws {
+        try self.init(clientCAFile: nil, certificateFile: nil, keyFile: nil, verify: false)
     }
 
     /// A client context for the `encore` tools: TLS 1.2/1.3, ALPN `h2`, the server's certificate
@@ -71,6 +55,7 @@ public final class TLSContext: @unchecked Sendable {
         verifiesServer = verify
         _ = copenssl_ctx_set_min_tls12(ctx)
         _ = copenssl_ctx_set_max_tls13(ctx)
+        _ = copenssl_ctx_set_partial_write_modes(ctx)
         if verify {
             let loaded =
                 caFile.map { SSL_CTX_load_verify_locations(ctx, $0, nil) } ?? SSL_CTX_set_default_verify_paths(ctx)
