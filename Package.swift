@@ -44,16 +44,21 @@ let package = Package(
         ),
         // Linux syscalls Glibc's module lacks (epoll, eventfd, accept4).
         .target(name: "CEncoreLinux"),
+        // Definitions every module may use without odd dependencies: the request limits the
+        // decoder, the engine and their error messages share.
+        .target(name: "EncoreSupport"),
         .target(
             name: "EncoreProtocol",
-            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+            dependencies: ["EncoreSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
         .target(name: "EncoreCrypto", dependencies: ["COpenSSL"]),
         // Per-thread counters and histograms of the hot path, and the exposition writer.
         .target(name: "EncoreMetrics"),
         .target(name: "EncoreModel", dependencies: ["EncoreCrypto"]),
         .target(name: "EncoreStore", dependencies: ["EncoreModel", "EncoreCrypto"]),
-        .target(name: "EncoreEngine", dependencies: ["EncoreModel", "EncoreStore", "EncoreCrypto", "EncoreMetrics"]),
+        .target(
+            name: "EncoreEngine",
+            dependencies: ["EncoreSupport", "EncoreModel", "EncoreStore", "EncoreCrypto", "EncoreMetrics"]),
         .target(
             name: "EncoreTransport",
             dependencies: [
@@ -64,6 +69,7 @@ let package = Package(
             name: "EncoreServer",
             dependencies: [
                 "EncoreTransport", "EncoreProtocol", "EncoreEngine", "EncoreModel", "EncoreStore", "EncoreMetrics",
+                "EncoreSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -118,7 +124,8 @@ let package = Package(
         .testTarget(name: "EncoreStoreTests", dependencies: ["EncoreStore", "EncoreModel"]),
         // EncoreServer only for the log formatter, so a test can follow a decision into its JSON line.
         .testTarget(
-            name: "EncoreEngineTests", dependencies: ["EncoreEngine", "EncoreModel", "EncoreStore", "EncoreServer"]),
+            name: "EncoreEngineTests",
+            dependencies: ["EncoreEngine", "EncoreModel", "EncoreStore", "EncoreServer", "EncoreSupport"]),
         .testTarget(
             name: "EncoreServerTests",
             dependencies: [

@@ -2,6 +2,7 @@ import EncoreCrypto
 import EncoreMetrics
 import EncoreModel
 import EncoreStore
+import EncoreSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -206,25 +207,25 @@ public final class DecisionWorkspace {
         output.surfaceIndex = surface.index
         guard input.slots <= 2 else { throw EngineError(.invalidArgument, "slots: must be 0, 1 or 2 (0 means 1)") }
         let slots = input.slots == 0 ? 1 : Int(input.slots)
-        guard input.candidateCount <= configuration.maxCandidates else {
-            throw EngineError(.invalidArgument, "candidate_offer_ids: more than 64 candidates")
+        guard input.candidateCount <= RequestLimits.candidates else {
+            throw EngineError(.invalidArgument, RequestLimits.candidatesMessage)
         }
-        let maxID = configuration.maxIDBytes
+        let maxID = RequestLimits.idBytes
         guard input.customerID.count <= maxID else {
-            throw EngineError(.invalidArgument, "customer_id: longer than 256 bytes")
+            throw EngineError(.invalidArgument, RequestLimits.customerIDMessage)
         }
         guard input.requestID.count <= maxID else {
-            throw EngineError(.invalidArgument, "request_id: longer than 256 bytes")
+            throw EngineError(.invalidArgument, RequestLimits.requestIDMessage)
         }
         guard input.orderID.count <= maxID else {
-            throw EngineError(.invalidArgument, "order.order_id: longer than 256 bytes")
+            throw EngineError(.invalidArgument, RequestLimits.orderIDMessage)
         }
         for id in input.candidates where id.count > maxID {
-            throw EngineError(.invalidArgument, "candidate_offer_ids: an id is longer than 256 bytes")
+            throw EngineError(.invalidArgument, RequestLimits.candidateIDMessage)
         }
         try validateOrderFields(input)
-        guard input.featureKeys.count <= configuration.maxRequestFeatures else {
-            throw EngineError(.invalidArgument, "features: more than 128 entries")
+        guard input.featureKeys.count <= RequestLimits.features else {
+            throw EngineError(.invalidArgument, RequestLimits.featuresMessage)
         }
         // Features are scored as float32: a value beyond its range (or NaN, which fails the
         // comparison) would become infinite in the context vector.

@@ -7,12 +7,6 @@ public struct EngineConfiguration: Sendable {
     public var holdoutShare: Double = 0
     /// Salt of the holdout hash; changing it reshuffles who is held out.
     public var holdoutSalt = "encore-holdout-v1"
-    /// Most `candidate_offer_ids` a request may name.
-    public var maxCandidates = 64
-    /// Longest id (customer, request, order, candidate offer) in bytes.
-    public var maxIDBytes = 256
-    /// Most extra request features used (more are an error).
-    public var maxRequestFeatures = 128
     /// Business-rule defaults (per-offer catalog fields override them).
     public var rules = RuleSettings()
     /// Customers the rule counters hold (memory: 128 bytes each, allocated at start).
@@ -40,23 +34,6 @@ public struct EngineConfiguration: Sendable {
 
     public init() {}
 
-    /// Returns a message naming the bad setting, or nil.
-    public func validationError() -> String? {
-        if !(holdoutShare >= 0 && holdoutShare <= 1) { return "holdout share must be in [0, 1], got \(holdoutShare)" }
-        if maxCandidates < 1 { return "max candidates must be at least 1" }
-        if let id = instanceID, id > Self.maxInstanceID { return "instance id must be at most 12 hex digits" }
-        if !(idempotencyWindowSeconds >= 60 && idempotencyWindowSeconds <= 86_400) {
-            return "idempotency.window_seconds must be in 60...86400, got \(idempotencyWindowSeconds)"
-        }
-        if idempotencyTableEntries < 1024 || idempotencyTableEntries > 1 << 28 {
-            return "idempotency.table_entries must be in 1024...\(1 << 28), got \(idempotencyTableEntries)"
-        }
-        if let problem = rules.validationError() { return problem }
-        if counterCustomers < 1 || counterCustomers > 1 << 28 {
-            return "counters max customers must be in 1...\(1 << 28), got \(counterCustomers)"
-        }
-        return nil
-    }
 }
 
 /// Rule defaults for every offer (docs/rules.md). An offer's own catalog field wins.
@@ -73,14 +50,4 @@ public struct RuleSettings: Sendable, Equatable {
 
     public init() {}
 
-    public func validationError() -> String? {
-        if frequencyCapPerDay < 0 || frequencyCapPerDay > OfferRules.maxFrequencyCap {
-            return "rules.frequency_cap_per_day must be in 0...\(OfferRules.maxFrequencyCap), got \(frequencyCapPerDay)"
-        }
-        if !(declineSuppressionDays >= 0 && declineSuppressionDays <= 3650) {
-            return "rules.decline_suppression_days must be in 0...3650, got \(declineSuppressionDays)"
-        }
-        if let v = minExpectedValue, !v.isFinite { return "rules.min_expected_value must be finite" }
-        return nil
-    }
 }

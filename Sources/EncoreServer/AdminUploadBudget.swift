@@ -27,15 +27,6 @@ public final class AdminUploadBudget: Sendable {
         self.maxBytes = maxBytes
     }
 
-    /// A message naming the bad setting, or nil.
-    public static func validationError(maxUploads: Int, maxBytes: Int) -> String? {
-        if maxUploads < 1 || maxUploads > 1024 { return "--max-admin-uploads must be in 1...1024, got \(maxUploads)" }
-        if maxBytes < 1 || maxBytes > 1 << 40 {
-            return "--max-admin-upload-bytes must be in 1...\(1 << 40), got \(maxBytes)"
-        }
-        return nil
-    }
-
     /// Uploads in flight and the bytes they hold (for tests and status).
     public var inFlight: (uploads: Int, bytes: Int) { state.withLock { $0 } }
 

@@ -2,6 +2,7 @@ import EncoreEngine
 import EncoreMetrics
 import EncoreProtocol
 import EncoreStore
+import EncoreSupport
 import EncoreTransport
 import Synchronization
 
@@ -215,7 +216,7 @@ final class DecideContext {
         input.candidateCount = decoder.candidateCount
         let features = decoder.features
         if decoder.featureCount > features.count {
-            return GRPCStatus(.invalidArgument, static: "features: more than 128 entries")
+            return GRPCStatus(.invalidArgument, static: RequestLimits.featuresMessage)
         }
         for i in 0..<features.count {
             featureKeys[i] = features[i].key.bytes(in: request)

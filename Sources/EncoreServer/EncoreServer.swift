@@ -7,7 +7,8 @@ import Foundation
 
 /// Wires Encore's services onto the transport and runs the server's lifecycle.
 public final class EncoreServer: Sendable {
-    /// What `encore serve` configures.
+    /// What `encore serve` configures, resolved by `ServeSettings.resolve` (defaults, demo,
+    /// config file, flags). The property initialisers are the defaults.
     public struct Options: Sendable {
         public var transport = GRPCServerConfiguration()
         /// PEM certificate chain and key; both or neither.
@@ -52,9 +53,8 @@ public final class EncoreServer: Sendable {
         public var logDirectory: String? = nil
         /// Log ring size per reactor thread (bytes).
         public var logRingBytes = DecisionLog.defaultRingBytes
-        /// Whether `engine.holdoutShare` was set explicitly (the demo defaults to 5%).
-        public var holdoutShareSet = false
-        /// `--config F`: rules, holdout, counters, data and log settings (ServeConfig).
+        /// `--config F`: the file the settings were resolved from (`ServeSettings`), re-read for
+        /// credentials on SIGHUP.
         public var configFile: String? = nil
         /// Where rule counters are saved on SIGTERM (and periodically) and loaded at start
         /// (nil: counters live in memory only).
@@ -134,65 +134,30 @@ public final class EncoreServer: Sendable {
     /// file and problem for bad TLS files, catalogs, customer files, snapshots or keys.
     public init(options: Options) throws {
         var options = options
-        // The config file first: it may name the client CA the TLS contexts need.
-        let userConfig = try options.configFile.map { try ServeConfig(contentsOf: $0) } ?? ServeConfig()
-        if options.clientCAFile == nil { options.clientCAFile = userConfig.clientCAFile }
         if let ca = options.clientCAFile { try checkReadable(ca, "--client-ca") }
-        switch (options.tlsCertificateFile, options.tlsKeyFile) {
-        case (let cert?, let key?):
+        if let cert = options.tlsCertificateFile, let key = options.tlsKeyFile {
             options.transport.tls = try TLSContext(
                 certificateChainFile: cert, privateKeyFile: key, clientCAFile: options.clientCAFile)
-        case (nil, nil):
-            break
-        default:
-            throw TransportError("--tls-cert and --tls-key must be given together")
         }
         var admin = options.transport
         admin.host = options.adminHost
         admin.port = options.adminPort
         admin.threads = 1
-        switch (options.adminTLSCertificateFile, options.adminTLSKeyFile) {
-        case (let cert?, let key?):
+        if let cert = options.adminTLSCertificateFile, let key = options.adminTLSKeyFile {
             admin.tls = try TLSContext(
                 certificateChainFile: cert, privateKeyFile: key, clientCAFile: options.clientCAFile)
-        case (nil, nil):
-            break
-        default:
-            throw TransportError("--admin-tls-cert and --admin-tls-key must be given together")
-        }
-        if options.clientCAFile != nil && options.transport.tls == nil && admin.tls == nil {
-            throw TransportError(
-                "--client-ca needs TLS on a plane (--tls-cert/--tls-key or --admin-tls-cert/--admin-tls-key): client certificates are verified in the TLS handshake"
-            )
         }
         let trustedKeys = try options.trustedKeyFiles.map { path in
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                throw TransportError("cannot read trusted key file \(path)")
+                throw TransportError("--trusted-key \(path): cannot read the file")
             }
             do { return try Ed25519.PublicKey(pem: text) } catch {
-                throw TransportError("trusted key \(path): \(error)")
+                throw TransportError("--trusted-key \(path): \(error)")
             }
         }
-        var probe = options
-        probe.apply(userConfig)
-        let config =
-            probe.servesDemo
-            ? userConfig.overlaying(try ServeConfig(json: DemoConfig.json, source: "<demo>")) : userConfig
-        options.apply(config)
-        if let problem = options.engine.validationError() { throw TransportError(problem) }
         try EncoreServer.checkAdminExposure(options)
-        if !options.adminClients.isEmpty && options.clientCAFile == nil {
-            throw TransportError(
-                "config 'admin.clients' maps client certificates to roles, but no --client-ca (or 'admin.client_ca') verifies them"
-            )
-        }
         let authorizer = AdminAuthorizer(
             tokens: options.adminTokens, clients: options.adminClients, dataPlaneAuth: options.dataPlaneAuth)
-        if options.dataPlaneAuth && !authorizer.enabled {
-            throw TransportError(
-                "config 'admin.data_plane_auth' is on but no 'admin.tokens' or 'admin.clients' are configured: no caller could decide"
-            )
-        }
         // Always installed on the admin plane (a SIGHUP reload may add the first token); on the
         // data plane only when it authenticates, so Decide pays nothing otherwise.
         admin.credentials = authorizer
@@ -204,10 +169,6 @@ public final class EncoreServer: Sendable {
         // Everything an operator can get wrong is checked before the data loads (a customer file
         // can take seconds): the address is bound (not yet listening), files are opened, the log
         // directory is created.
-        if options.adminPort != 0 && options.adminPort == options.transport.port {
-            throw TransportError(
-                "--admin-port \(options.adminPort) is also the data plane's --port: the two planes need two ports")
-        }
         listeners = try GRPCListeners.bind(options.transport)
         do { adminListeners = try GRPCListeners.bind(admin) } catch {
             throw TransportError("admin plane (--admin-host/--admin-port): \(error)")
@@ -219,11 +180,6 @@ public final class EncoreServer: Sendable {
             if let path { try checkReadable(path, flag) }
         }
         if let stateFile = options.stateFile { try checkStateFileLocation(stateFile) }
-        if options.durableOutcomes && options.stateFile == nil {
-            throw TransportError(
-                "--durable-outcomes needs --state-file (or counters.state_file): the write-ahead journal is kept beside it and folded into it at every save"
-            )
-        }
         let keys = try DecisionKeys.resolve(options)
         options.engine.decisionKey = keys.current
         options.engine.previousDecisionKeys = keys.previous
@@ -245,7 +201,7 @@ public final class EncoreServer: Sendable {
                 directory: $0, log: log!, maxBacklogBytes: options.logBacklogBytes,
                 syncOutcomes: options.durableOutcomes, replica: replica)
         }
-        let data = try ServedData.load(options)
+        let data = try ServedData.load(options, trustedKeys: trustedKeys)
         if let problem = data.catalog.perSurfaceLimitProblem(maxOffersPerSurface: options.maxOffersPerSurface) {
             throw TransportError("--catalog \(options.catalogFile ?? "<demo>"): \(problem)")
         }
@@ -525,8 +481,10 @@ extension EncoreServer {
             return
         }
         do {
-            let config = try ServeConfig(contentsOf: path)
-            let next = AdminAuthorizer.Credentials(tokens: config.adminTokens ?? [], clients: config.adminClients ?? [])
+            // The same reader and checks as at start; only the credentials are taken.
+            var reread = EncoreServer.Options()
+            try ServeSettings.Layer.file(path).apply(to: &reread)
+            let next = AdminAuthorizer.Credentials(tokens: reread.adminTokens, clients: reread.adminClients)
             if !next.clients.isEmpty && options.clientCAFile == nil {
                 throw TransportError("'admin.clients' needs --client-ca, which this server was started without")
             }
@@ -558,11 +516,10 @@ struct ServedData {
     var customers: CustomerStore
     var snapshot: ModelRegistry.Loaded?
 
-    static func load(_ options: EncoreServer.Options) throws -> ServedData {
+    /// The data `options` name (the settings resolver has checked that they name either the demo
+    /// or a catalog); `trustedKeys` verify the initial snapshot's signature.
+    static func load(_ options: EncoreServer.Options, trustedKeys: [Ed25519.PublicKey]) throws -> ServedData {
         if options.servesDemo {
-            guard options.catalogFile == nil, options.customersFile == nil, options.snapshotFile == nil else {
-                throw TransportError("--demo cannot be combined with --catalog, --customers or --snapshot")
-            }
             let catalog = try OfferCatalog(jsonl: DemoCatalog.jsonl, source: "<embedded demo catalog>")
             let customers = try DemoCustomers.store()
             let snapshot = try DemoModel.snapshot(seed: DemoModel.defaultSeed)
@@ -572,18 +529,12 @@ struct ServedData {
                 catalog: catalog, customers: customers,
                 snapshot: .init(snapshot: read, metadata: metadata, loadedAtMillis: ModelRegistry.nowMillis()))
         }
-        guard let catalogFile = options.catalogFile else {
-            throw TransportError("--catalog is required unless the embedded demo is served (--demo)")
-        }
-        let catalog = try OfferCatalog(contentsOf: catalogFile)
+        let catalog = try OfferCatalog(contentsOf: options.catalogFile!)
         let customers =
             try options.customersFile.map { try CustomerStore.load(contentsOf: $0) } ?? CustomerStore.empty()
         var snapshot: ModelRegistry.Loaded? = nil
         if let path = options.snapshotFile {
-            let trusted = try options.trustedKeyFiles.map { path in
-                try Ed25519.PublicKey(pem: try String(contentsOfFile: path, encoding: .utf8))
-            }
-            let (read, metadata) = try SnapshotFile.read(path: path, trustedKeys: trusted)
+            let (read, metadata) = try SnapshotFile.read(path: path, trustedKeys: trustedKeys)
             snapshot = .init(snapshot: read, metadata: metadata, loadedAtMillis: ModelRegistry.nowMillis())
         }
         return ServedData(catalog: catalog, customers: customers, snapshot: snapshot)

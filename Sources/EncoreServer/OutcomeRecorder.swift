@@ -2,6 +2,7 @@ import EncoreEngine
 import EncoreMetrics
 import EncoreModel
 import EncoreProtocol
+import EncoreSupport
 import EncoreTransport
 import Synchronization
 

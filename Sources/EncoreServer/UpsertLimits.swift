@@ -13,17 +13,6 @@ public struct UpsertLimits: Sendable, Equatable {
 
     public init() {}
 
-    /// A message naming the bad setting, or nil.
-    public func validationError() -> String? {
-        if maxRecords < 1 || maxRecords > 10_000_000 {
-            return "--max-upsert-records must be in 1...10000000, got \(maxRecords)"
-        }
-        if maxBytes < 1 || maxBytes > 1 << 32 {
-            return "--max-upsert-bytes must be in 1...\(1 << 32), got \(maxBytes)"
-        }
-        return nil
-    }
-
     /// Counts one message of `bytes` bytes against the limits of a stream that has received
     /// `records` records and `total` bytes so far; returns the refusal, or nil.
     func admit(_ bytes: Int, records: Int, total: inout Int, what: String) -> GRPCStatus? {

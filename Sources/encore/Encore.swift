@@ -23,6 +23,12 @@ struct Encore: ParsableCommand {
     static func main() {
         var command: ParsableCommand
         do { command = try parseAsRoot() } catch { exit(withError: error) }
+        // `--help` parses to ArgumentParser's own help command, whose run() throws the request
+        // for help: that one is ArgumentParser's to print.
+        if String(reflecting: type(of: command)).hasPrefix("ArgumentParser.") {
+            do { try command.run() } catch { exit(withError: error) }
+            return
+        }
         do {
             try command.run()
         } catch let error as ExitCode {
@@ -56,11 +62,16 @@ struct Serve: ParsableCommand {
             """
     )
 
-    @Option(help: "Address to listen on.")
-    var host = "127.0.0.1"
+    // Each flag below is a setting of `ServeSettings` (docs/configuration.md names its config key):
+    // nil (or false) when not given, so the config file's value, else the default, applies. The
+    // defaults shown are `EncoreServer.Options()`'s.
+    static let defaults = EncoreServer.Options()
 
-    @Option(help: "TCP port (0 picks a free port, printed on stderr).")
-    var port = 50051
+    @Option(help: "Address to listen on (default: \(defaults.transport.host)).")
+    var host: String?
+
+    @Option(help: "TCP port (0 picks a free port, printed on stderr; default: \(defaults.transport.port)).")
+    var port: Int?
 
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain file; enables TLS (ALPN h2).")
     var tlsCert: String?
@@ -68,11 +79,12 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("tls-key"), help: "PEM private key file for --tls-cert.")
     var tlsKey: String?
 
-    @Option(help: "Address of the admin plane (Models, Catalog, Customers, Diagnostics).")
-    var adminHost = "127.0.0.1"
+    @Option(
+        help: "Address of the admin plane (Models, Catalog, Customers, Diagnostics; default: \(defaults.adminHost)).")
+    var adminHost: String?
 
-    @Option(help: "Admin plane TCP port (0 picks a free port, printed on stderr).")
-    var adminPort = 50052
+    @Option(help: "Admin plane TCP port (0 picks a free port, printed on stderr; default: \(defaults.adminPort)).")
+    var adminPort: Int?
 
     @Option(
         name: .customLong("admin-tls-cert"), help: "PEM certificate chain for the admin plane (default: --tls-cert).")
@@ -97,35 +109,47 @@ struct Serve: ParsableCommand {
     @Option(help: "Reactor threads (default: one per core).")
     var threads: Int?
 
-    @Option(help: "Largest request message in bytes.")
-    var maxMessageBytes = 4 << 20
-
-    @Option(help: "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection.")
-    var maxConcurrentStreams = 128
-
-    @Option(help: "HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE in bytes.")
-    var maxHeaderListBytes = 16 << 10
-
-    @Option(help: "Seconds a connection with no open stream may stay idle before GOAWAY.")
-    var idleTimeout: Double = 300
-
-    @Option(help: "Open connections across all threads; more are closed at once.")
-    var maxConnections = 10_000
+    @Option(help: "Largest request message in bytes (default: \(defaults.transport.maxMessageBytes)).")
+    var maxMessageBytes: Int?
 
     @Option(
         help:
-            "In-flight streams a connection may reset per second (once resets also exceed half of its new streams) before GOAWAY ENHANCE_YOUR_CALM."
+            "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection (default: \(defaults.transport.maxConcurrentStreams))."
     )
-    var rapidResetLimit = 100
+    var maxConcurrentStreams: Int?
 
-    @Option(help: "Seconds in-flight calls may take to finish after SIGTERM/SIGINT.")
-    var drainTimeout: Double = 10
+    @Option(help: "HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE in bytes (default: \(defaults.transport.maxHeaderListBytes)).")
+    var maxHeaderListBytes: Int?
 
     @Option(
         help:
-            "Seconds after SIGTERM during which health reports NOT_SERVING while everything is still served (new connections too), so a load balancer's health check takes this replica out before the drain closes its listener (docs/scaling.md)."
+            "Seconds a connection with no open stream may stay idle before GOAWAY (default: \(defaults.transport.idleTimeoutNanos / 1_000_000_000))."
     )
-    var drainNotice: Double = 0
+    var idleTimeout: Double?
+
+    @Option(
+        help:
+            "Open connections across all threads; more are closed at once (default: \(defaults.transport.maxConnections))."
+    )
+    var maxConnections: Int?
+
+    @Option(
+        help:
+            "In-flight streams a connection may reset per second (once resets also exceed half of its new streams) before GOAWAY ENHANCE_YOUR_CALM (default: \(defaults.transport.rapidResetLimitPerSecond))."
+    )
+    var rapidResetLimit: Int?
+
+    @Option(
+        help:
+            "Seconds in-flight calls may take to finish after SIGTERM/SIGINT (default: \(defaults.transport.drainTimeoutNanos / 1_000_000_000))."
+    )
+    var drainTimeout: Double?
+
+    @Option(
+        help:
+            "Seconds after SIGTERM during which health reports NOT_SERVING while everything is still served (new connections too), so a load balancer's health check takes this replica out before the drain closes its listener (docs/scaling.md; default: 0)."
+    )
+    var drainNotice: Double?
 
     @Flag(help: "Serve encore.v1.Diagnostics (Echo, Collect) for transport checks.")
     var diagnostics = false
@@ -171,10 +195,13 @@ struct Serve: ParsableCommand {
     @Option(help: "Directory for decision and outcome logs (JSON Lines, docs/logs.md).")
     var logDir: String?
 
-    @Option(help: "Share of customers held out (0...1); the demo defaults to 0.05.")
+    @Option(help: "Share of customers held out (0...1); the demo defaults to 0.05, else 0.")
     var holdoutShare: Double?
 
-    @Option(help: "Config file (JSON): rules, holdout, counters, data and log settings (docs/configuration.md).")
+    @Option(
+        help:
+            "Config file (JSON): every setting by its key; flags win over the file, the file over the demo's defaults (docs/configuration.md)."
+    )
     var config: String?
 
     @Option(
@@ -218,25 +245,37 @@ struct Serve: ParsableCommand {
             valueName: "dir"))
     var snapshotDir: String?
 
-    @Option(help: "Seconds between two scans of --snapshot-dir.")
-    var snapshotDirInterval: Double = 2
-    @Option(help: "Most records one Catalog/UpsertOffers or Customers/UpsertCustomers stream may carry.")
-    var maxUpsertRecords = UpsertLimits().maxRecords
-
-    @Option(help: "Most message bytes one Catalog/UpsertOffers or Customers/UpsertCustomers stream may carry.")
-    var maxUpsertBytes = UpsertLimits().maxBytes
+    @Option(
+        help: "Seconds between two scans of --snapshot-dir (default: \(defaults.snapshotDirectoryIntervalSeconds)).")
+    var snapshotDirInterval: Double?
 
     @Option(
         help:
-            "Most offers one surface may have eligible (a decision scores each); a catalog or upsert past it is refused."
+            "Most records one Catalog/UpsertOffers or Customers/UpsertCustomers stream may carry (default: \(defaults.upsertLimits.maxRecords))."
     )
-    var maxOffersPerSurface = 1_000
+    var maxUpsertRecords: Int?
 
-    @Option(help: "Most admin uploads (PushSnapshot, UpsertOffers, UpsertCustomers) in flight at once.")
-    var maxAdminUploads = AdminUploadBudget.defaultMaxUploads
+    @Option(
+        help:
+            "Most message bytes one Catalog/UpsertOffers or Customers/UpsertCustomers stream may carry (default: \(defaults.upsertLimits.maxBytes))."
+    )
+    var maxUpsertBytes: Int?
 
-    @Option(help: "Most bytes all admin uploads in flight may hold together.")
-    var maxAdminUploadBytes = AdminUploadBudget.defaultMaxBytes
+    @Option(
+        help:
+            "Most offers one surface may have eligible (a decision scores each); a catalog or upsert past it is refused (default: \(defaults.maxOffersPerSurface))."
+    )
+    var maxOffersPerSurface: Int?
+
+    @Option(
+        help:
+            "Most admin uploads (PushSnapshot, UpsertOffers, UpsertCustomers) in flight at once (default: \(defaults.maxAdminUploads))."
+    )
+    var maxAdminUploads: Int?
+
+    @Option(
+        help: "Most bytes all admin uploads in flight may hold together (default: \(defaults.maxAdminUploadBytes)).")
+    var maxAdminUploadBytes: Int?
 
     // Testing only (hidden from --help; docs/bench-command.md): makes the reactor thread that
     // handles every N-th Decide call (counted per reactor thread) sleep this long first, so a test
@@ -247,13 +286,6 @@ struct Serve: ParsableCommand {
     // Testing only (hidden): with --diagnostics, also serve Diagnostics (Echo, Collect: no state)
     // on the data plane, whose transport the interop suite drives through it.
     @Flag(name: .customLong("debug-diagnostics-on-data-plane"), help: .hidden) var debugDiagnosticsOnDataPlane = false
-
-    var upsertLimits: UpsertLimits {
-        var limits = UpsertLimits()
-        limits.maxRecords = maxUpsertRecords
-        limits.maxBytes = maxUpsertBytes
-        return limits
-    }
 
     func validate() throws {
         if EncoreLogHandler.Format(rawValue: logFormat) == nil {
@@ -268,94 +300,66 @@ struct Serve: ParsableCommand {
             throw ValidationError("--debug-stall-ms must be 0...10000")
         }
         if debugStallEvery < 1 { throw ValidationError("--debug-stall-every must be positive") }
-        if let instanceID, Self.parseInstanceID(instanceID) == nil {
-            throw ValidationError("--instance-id must be 1 to 12 hex digits (0-9, a-f), got '\(instanceID)'")
-        }
-        if let replicaName, replicaName.isEmpty || replicaName.utf8.count > 128 {
-            throw ValidationError("--replica-name must be 1 to 128 bytes")
-        }
-        if !(snapshotDirInterval > 0 && snapshotDirInterval.isFinite && snapshotDirInterval <= 3600) {
-            throw ValidationError("--snapshot-dir-interval must be a number of seconds in (0, 3600]")
-        }
-        if (tlsCert == nil) != (tlsKey == nil) {
-            throw ValidationError("--tls-cert and --tls-key must be given together")
-        }
-        if (adminTlsCert == nil) != (adminTlsKey == nil) {
-            throw ValidationError("--admin-tls-cert and --admin-tls-key must be given together")
-        }
-        if !(idleTimeout > 0 && idleTimeout.isFinite) {
-            throw ValidationError("--idle-timeout must be a positive number of seconds")
-        }
-        if !(drainNotice >= 0 && drainNotice <= 600) {
-            throw ValidationError("--drain-notice must be 0 to 600 seconds")
-        }
-        if !(drainTimeout >= 0 && drainTimeout.isFinite) {
-            throw ValidationError("--drain-timeout must be zero or more seconds")
-        }
-        if let problem = upsertLimits.validationError() { throw ValidationError(problem) }
-        if maxOffersPerSurface < 1 { throw ValidationError("--max-offers-per-surface must be positive") }
-        if let problem = AdminUploadBudget.validationError(maxUploads: maxAdminUploads, maxBytes: maxAdminUploadBytes) {
-            throw ValidationError(problem)
-        }
     }
 
-    /// `text` as a decision-id prefix: 1 to 12 hex digits, or nil.
-    static func parseInstanceID(_ text: String) -> UInt64? {
-        let hexDigits = Set("0123456789abcdefABCDEF".utf8)
-        guard (1...12).contains(text.utf8.count), text.utf8.allSatisfy(hexDigits.contains) else { return nil }
-        return UInt64(text, radix: 16)
+    /// The flags given, as a settings layer (`ServeSettings`: the keys of docs/configuration.md).
+    var flagLayer: ServeSettings.Layer {
+        var flags = ServeSettings.Layer.flags()
+        flags.set("listen.host", host)
+        flags.set("listen.port", port)
+        flags.set("listen.tls_cert", tlsCert)
+        flags.set("listen.tls_key", tlsKey)
+        flags.set("admin.host", adminHost)
+        flags.set("admin.port", adminPort)
+        flags.set("admin.tls_cert", adminTlsCert)
+        flags.set("admin.tls_key", adminTlsKey)
+        flags.set("admin.insecure", insecureAdmin)
+        flags.set("admin.client_ca", clientCA)
+        flags.set("admin.diagnostics", diagnostics)
+        flags.set("transport.threads", threads)
+        flags.set("transport.max_message_bytes", maxMessageBytes)
+        flags.set("transport.max_concurrent_streams", maxConcurrentStreams)
+        flags.set("transport.max_header_list_bytes", maxHeaderListBytes)
+        flags.set("transport.idle_timeout_seconds", idleTimeout)
+        flags.set("transport.max_connections", maxConnections)
+        flags.set("transport.rapid_reset_limit", rapidResetLimit)
+        flags.set("transport.drain_timeout_seconds", drainTimeout)
+        flags.set("transport.drain_notice_seconds", drainNotice)
+        flags.set("data.demo", demo)
+        flags.set("data.catalog", catalog)
+        flags.set("data.customers", customers)
+        flags.set("data.snapshot", snapshot)
+        flags.set("data.trusted_keys", trustedKeys)
+        flags.set("data.snapshot_dir", snapshotDir)
+        flags.set("data.snapshot_dir_interval_seconds", snapshotDirInterval)
+        flags.set("data.max_offers_per_surface", maxOffersPerSurface)
+        flags.set("uploads.max_upsert_records", maxUpsertRecords)
+        flags.set("uploads.max_upsert_bytes", maxUpsertBytes)
+        flags.set("uploads.max_admin_uploads", maxAdminUploads)
+        flags.set("uploads.max_admin_upload_bytes", maxAdminUploadBytes)
+        flags.set("holdout.share", holdoutShare)
+        flags.set("counters.state_file", stateFile)
+        flags.set("counters.durable_outcomes", durableOutcomes)
+        flags.set("models.require_ope", requireOpe)
+        flags.set("logs.dir", logDir)
+        flags.set("logs.replica_name", replicaName)
+        flags.set("security.decision_key_file", decisionKeyFile)
+        flags.set("testing.instance_id", instanceID)
+        return flags
     }
 
     func run() throws {
         Log.bootstrap(
             format: EncoreLogHandler.Format(rawValue: logFormat)!, level: EncoreLogHandler.level(named: logLevel)!)
-        var options = EncoreServer.Options()
-        options.transport.host = host
-        options.transport.port = port
-        if let threads { options.transport.threads = threads }
-        options.transport.maxMessageBytes = maxMessageBytes
-        options.transport.maxConcurrentStreams = maxConcurrentStreams
-        options.transport.maxHeaderListBytes = maxHeaderListBytes
-        options.transport.idleTimeoutNanos = UInt64(idleTimeout * 1e9)
-        options.transport.maxConnections = maxConnections
-        options.transport.rapidResetLimitPerSecond = rapidResetLimit
-        options.transport.drainTimeoutNanos = UInt64(drainTimeout * 1e9)
-        options.tlsCertificateFile = tlsCert
-        options.tlsKeyFile = tlsKey
-        options.adminHost = adminHost
-        options.adminPort = adminPort
-        options.adminTLSCertificateFile = adminTlsCert
-        options.adminTLSKeyFile = adminTlsKey
-        options.insecureAdmin = insecureAdmin
-        options.clientCAFile = clientCA
-        options.diagnostics = diagnostics
-        options.diagnosticsOnDataPlane = diagnostics && debugDiagnosticsOnDataPlane
-        options.demo = demo
-        options.catalogFile = catalog
-        options.customersFile = customers
-        options.snapshotFile = snapshot
-        options.trustedKeyFiles = trustedKeys
-        options.logDirectory = logDir
-        options.requireOPE = requireOpe
-        options.configFile = config
-        options.stateFile = stateFile
-        options.durableOutcomes = durableOutcomes
-        options.maxOffersPerSurface = maxOffersPerSurface
-        options.decisionKeyFile = decisionKeyFile
-        options.replicaName = replicaName
-        options.drainNoticeSeconds = drainNotice
-        options.snapshotDirectory = snapshotDir
-        options.snapshotDirectoryIntervalSeconds = snapshotDirInterval
-        options.upsertLimits = upsertLimits
-        options.maxAdminUploads = maxAdminUploads
-        options.maxAdminUploadBytes = maxAdminUploadBytes
-        if let holdoutShare {
-            options.engine.holdoutShare = holdoutShare
-            options.holdoutShareSet = true
+        var options: EncoreServer.Options
+        do {
+            let file = try config.map { path throws(SettingError) in try ServeSettings.Layer.file(path) }
+            options = try ServeSettings.resolve(file: file, flags: flagLayer, configFile: config)
+        } catch {
+            Log.error("\(error)")
+            throw ExitCode(1)
         }
-        if let instanceID {
-            options.engine.instanceID = Self.parseInstanceID(instanceID)
-        }
+        options.diagnosticsOnDataPlane = options.diagnostics && debugDiagnosticsOnDataPlane
         if debugStallMillis > 0 {
             options.debugStall = DecisionsService.DebugStall(
                 micros: UInt32(debugStallMillis * 1000), every: debugStallEvery)

@@ -1,5 +1,6 @@
 import EncoreModel
 import EncoreStore
+import EncoreSupport
 import Foundation
 import Testing
 
@@ -74,8 +75,8 @@ import Testing
             ("category", "order.items.category:", RequestLimits.categoryBytes),
             ("items", "order.items:", RequestLimits.lineItems),
             ("feature key", "features:", RequestLimits.featureKeyBytes),
-            ("request_id", "request_id:", 256),
-            ("order_id", "order.order_id:", 256),
+            ("request_id", "request_id:", RequestLimits.idBytes),
+            ("order_id", "order.order_id:", RequestLimits.idBytes),
         ]
         for (over, prefix, limit) in cases {
             do {
@@ -92,5 +93,20 @@ import Testing
         var input = fixture.input()
         input.itemCount = RequestLimits.lineItems + 1
         #expect(throws: EngineError.self) { try workspace.decide(input, into: &output) }
+    }
+
+    /// Each limit is defined once (`RequestLimits`); its static message must name that number.
+    @Test func theSharedMessagesNameTheirLimits() {
+        let messages: [(StaticString, Int)] = [
+            (RequestLimits.candidatesMessage, RequestLimits.candidates),
+            (RequestLimits.featuresMessage, RequestLimits.features),
+            (RequestLimits.customerIDMessage, RequestLimits.idBytes),
+            (RequestLimits.requestIDMessage, RequestLimits.idBytes),
+            (RequestLimits.orderIDMessage, RequestLimits.idBytes),
+            (RequestLimits.candidateIDMessage, RequestLimits.idBytes),
+        ]
+        for (message, limit) in messages {
+            #expect(message.description.contains(" \(limit) "), "\(message) does not name \(limit)")
+        }
     }
 }

@@ -71,20 +71,16 @@ import Testing
 
     @Test func configParsesTokensAndNamesBadKeys() throws {
         let hex = SHA256.hex(SHA256.digest(Array("r-secret".utf8)))
-        let config = try ServeConfig(
-            json: #"{"admin": {"tokens": [{"name": "reader", "sha256": "\#(hex)", "roles": ["read"]}]}}"#,
-            source: "t")
+        let config = try settings(
+            #"{"admin": {"tokens": [{"name": "reader", "sha256": "\#(hex)", "roles": ["read"]}]}}"#)
         #expect(config.adminTokens == [AdminAuthorizerTests.tokens[0]])
-        #expect(throws: TransportError.self) {
-            try ServeConfig(
-                json: #"{"admin": {"tokens": [{"name": "a", "sha256": "00", "roles": ["read"]}]}}"#, source: "t")
+        #expect(throws: SettingError.self) {
+            try settings(#"{"admin": {"tokens": [{"name": "a", "sha256": "00", "roles": ["read"]}]}}"#)
         }
         do {
-            _ = try ServeConfig(
-                json: #"{"admin": {"tokens": [{"name": "a", "sha256": "\#(hex)", "roles": ["root"]}]}}"#,
-                source: "t")
+            _ = try settings(#"{"admin": {"tokens": [{"name": "a", "sha256": "\#(hex)", "roles": ["root"]}]}}"#)
             Issue.record("an unknown role was accepted")
-        } catch let error as TransportError {
+        } catch let error as SettingError {
             #expect(error.description.contains("admin.tokens[0].roles"))
         }
     }
@@ -137,17 +133,21 @@ import Testing
     }
 
     @Test func configParsesClients() throws {
-        let config = try ServeConfig(
-            json:
-                #"{"admin": {"client_ca": "ca.pem", "data_plane_auth": true, "clients": [{"name": "d", "subject": "CN=deployer", "roles": ["models.push"]}]}}"#,
-            source: "t")
+        let config = try settings(
+            #"{"admin": {"client_ca": "ca.pem", "data_plane_auth": true, "clients": [{"name": "d", "subject": "CN=deployer", "roles": ["models.push"]}]}}"#
+        )
         #expect(config.adminClients == [AdminClient(name: "d", subject: "CN=deployer", roles: [.modelsPush])])
         #expect(config.clientCAFile == "ca.pem")
         #expect(config.dataPlaneAuth == true)
-        #expect(throws: TransportError.self) {
-            try ServeConfig(
-                json: #"{"admin": {"clients": [{"name": "d", "subject": "deployer", "roles": ["read"]}]}}"#, source: "t"
-            )
+        #expect(throws: SettingError.self) {
+            try settings(#"{"admin": {"clients": [{"name": "d", "subject": "deployer", "roles": ["read"]}]}}"#)
         }
     }
+}
+
+/// The options a config file alone gives (no resolution rules between settings).
+func settings(_ json: String) throws -> EncoreServer.Options {
+    var options = EncoreServer.Options()
+    try ServeSettings.Layer.file(json: json, source: "t").apply(to: &options)
+    return options
 }

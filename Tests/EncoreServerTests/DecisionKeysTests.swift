@@ -165,22 +165,21 @@ import Testing
     }
 
     @Test func theSecuritySectionParsesAndNamesBadEntriesByIndexOnly() throws {
-        let config = try ServeConfig(
-            json: """
-                {"security": {"decision_key_file": "/k", "previous_decision_keys": ["000102030405060708090a0b0c0d0e0f"],
-                 "previous_decision_key_files": ["/old"]}}
-                """, source: "t")
+        let config = try settings(
+            """
+            {"security": {"decision_key_file": "/k", "previous_decision_keys": ["000102030405060708090a0b0c0d0e0f"],
+             "previous_decision_key_files": ["/old"]}}
+            """)
         #expect(config.decisionKeyFile == "/k")
         #expect(config.previousDecisionKeys == [SipHash24.Key(hex: "000102030405060708090a0b0c0d0e0f")!])
         #expect(config.previousDecisionKeyFiles == ["/old"])
-        let error = #expect(throws: TransportError.self) {
-            _ = try ServeConfig(
-                json: #"{"security": {"previous_decision_keys": ["00", "topsecretvalue"]}}"#, source: "t")
+        let error = #expect(throws: SettingError.self) {
+            _ = try settings(#"{"security": {"previous_decision_keys": ["00", "topsecretvalue"]}}"#)
         }
         #expect(error?.description.contains("previous_decision_keys[0]") == true)
         #expect(error?.description.contains("topsecretvalue") == false)
-        #expect(throws: TransportError.self) {
-            _ = try ServeConfig(json: #"{"security": {"decision_key": "x"}}"#, source: "t")
+        #expect(throws: SettingError.self) {
+            _ = try settings(#"{"security": {"decision_key": "x"}}"#)
         }
     }
 }

@@ -22,15 +22,16 @@ import Testing
         #expect(overBytes?.message.string.contains("--max-upsert-bytes") == true)
     }
 
-    @Test func defaultsAreValidAndNonsenseIsNot() {
-        #expect(UpsertLimits().validationError() == nil)
+    @Test func defaultsAreValidAndNonsenseIsNot() throws {
         #expect(UpsertLimits().maxRecords == 100_000 && UpsertLimits().maxBytes == 64 << 20)
-        var limits = UpsertLimits()
-        limits.maxRecords = 0
-        #expect(limits.validationError()?.contains("--max-upsert-records") == true)
-        limits = UpsertLimits()
-        limits.maxBytes = -1
-        #expect(limits.validationError()?.contains("--max-upsert-bytes") == true)
+        // The ranges are the settings table's (ServeSettings), for flags and file alike.
+        var flags = ServeSettings.Layer.flags()
+        flags.set("uploads.max_upsert_records", 0)
+        #expect(throws: SettingError.self) { try ServeSettings.resolve(file: nil, flags: flags) }
+        flags = ServeSettings.Layer.flags()
+        flags.set("uploads.max_upsert_bytes", -1)
+        let error = #expect(throws: SettingError.self) { try ServeSettings.resolve(file: nil, flags: flags) }
+        #expect(error?.description.hasPrefix("--max-upsert-bytes must be an integer in 1...") == true)
     }
 }
 
@@ -51,6 +52,9 @@ import Testing
         #expect(budget.inFlight == (1, 40))
         #expect(budget.begin() != nil, "a finished upload's slot was not given back")
         #expect(budget.tooManyUploads.message.string.contains("--max-admin-uploads"))
-        #expect(AdminUploadBudget.validationError(maxUploads: 0, maxBytes: 1)?.contains("--max-admin-uploads") == true)
+        var flags = ServeSettings.Layer.flags()
+        flags.set("uploads.max_admin_uploads", 0)
+        let error = #expect(throws: SettingError.self) { try ServeSettings.resolve(file: nil, flags: flags) }
+        #expect(error?.description.hasPrefix("--max-admin-uploads must be") == true)
     }
 }

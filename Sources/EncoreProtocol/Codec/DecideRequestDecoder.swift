@@ -1,3 +1,5 @@
+import EncoreSupport
+
 /// A reusable, allocation-free decoder for `encore.v1.DecideRequest` wire bytes, for the Decide
 /// hot path. Its verdicts and values match SwiftProtobuf's `Encore_V1_DecideRequest(serializedBytes:)`
 /// exactly (proto3 rules): the last occurrence of a scalar or string field wins, repeated fields
@@ -14,11 +16,12 @@
 /// its arrays across a `decode` call) or copy-on-write would allocate.
 public struct DecideRequestDecoder {
     /// How many `candidate_offer_ids` are stored; more are counted in ``candidateCount`` only.
-    public static let maxStoredCandidates = 64
+    /// (`RequestLimits`: the engine refuses more, so storing more would be wasted.)
+    public static let maxStoredCandidates = RequestLimits.candidates
     /// How many `order.items` are stored; more are counted in ``itemCount`` only.
-    public static let maxStoredItems = 128
+    public static let maxStoredItems = RequestLimits.lineItems
     /// How many distinct `features` keys are stored; see ``featureCount``.
-    public static let maxStoredFeatures = 128
+    public static let maxStoredFeatures = RequestLimits.features
 
     /// `surface` (field 1).
     public private(set) var surface = ByteSpan.empty
