@@ -254,7 +254,7 @@ public enum ServeSettings {
         bool("admin.diagnostics", "--diagnostics") { $0.diagnostics = $1 },
         // The transport (both planes).
         integer("transport.threads", "--threads", 1...255) { $0.transport.threads = $1 },
-        integer("transport.max_message_bytes", "--max-message-bytes", 1024...(1 << 30)) {
+        integer("transport.max_message_bytes", "--max-message-bytes", 64...(1 << 30)) {
             $0.transport.maxMessageBytes = $1
         },
         integer("transport.max_concurrent_streams", "--max-concurrent-streams", 1...(1 << 16)) {
