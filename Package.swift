@@ -59,6 +59,9 @@ let package = Package(
         .target(
             name: "EncoreEngine",
             dependencies: ["EncoreSupport", "EncoreModel", "EncoreStore", "EncoreCrypto", "EncoreMetrics"]),
+        // The embedded demo's catalog, customers, snapshot and settings: served by `encore serve`,
+        // asked for by `encore bench` (so the load generator does not depend on the server).
+        .target(name: "EncoreDemo", dependencies: ["EncoreModel", "EncoreStore"]),
         .target(
             name: "EncoreTransport",
             dependencies: [
@@ -69,7 +72,7 @@ let package = Package(
             name: "EncoreServer",
             dependencies: [
                 "EncoreTransport", "EncoreProtocol", "EncoreEngine", "EncoreModel", "EncoreStore", "EncoreMetrics",
-                "EncoreSupport",
+                "EncoreSupport", "EncoreDemo",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -79,7 +82,7 @@ let package = Package(
         .target(
             name: "EncoreBench",
             dependencies: [
-                "EncoreTransport", "EncoreProtocol", "EncoreServer", "EncoreModel",
+                "EncoreTransport", "EncoreProtocol", "EncoreDemo", "EncoreModel",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
@@ -90,6 +93,7 @@ let package = Package(
                 "EncoreServer",
                 "EncoreTransport",
                 "EncoreBench",
+                "EncoreDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -129,7 +133,7 @@ let package = Package(
         .testTarget(
             name: "EncoreServerTests",
             dependencies: [
-                "EncoreServer", "EncoreTransport", "EncoreProtocol", "EncoreEngine", "EncoreCrypto",
+                "EncoreServer", "EncoreTransport", "EncoreProtocol", "EncoreEngine", "EncoreCrypto", "EncoreDemo",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),

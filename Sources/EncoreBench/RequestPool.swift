@@ -1,6 +1,6 @@
+import EncoreDemo
 import EncoreModel
 import EncoreProtocol
-import EncoreServer
 import SwiftProtobuf
 
 /// Pre-encoded gRPC request bodies (5-byte prefix + message) that the load generator cycles

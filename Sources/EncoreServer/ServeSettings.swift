@@ -1,4 +1,5 @@
 import EncoreCrypto
+import EncoreDemo
 import EncoreEngine
 import EncoreStore
 import EncoreTransport

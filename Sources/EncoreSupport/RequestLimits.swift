@@ -6,39 +6,43 @@
 /// so a decision that is answered is also logged instead of being dropped as too large.
 ///
 /// The messages are static strings (building one allocates nothing); `RequestLimitsTests` holds
-/// each message's number to its constant.
+/// each message's number to its constant. Everything is `@inlinable` so other modules fold the
+/// numbers into their code (a stored `static let` would be a lazy global behind an accessor call
+/// on every use, measurable in the decision's instruction count).
 public enum RequestLimits {
     /// `candidate_offer_ids` entries.
-    public static let candidates = 64
-    public static let candidatesMessage: StaticString = "candidate_offer_ids: more than 64 candidates"
+    @inlinable public static var candidates: Int { 64 }
+    @inlinable public static var candidatesMessage: StaticString { "candidate_offer_ids: more than 64 candidates" }
     /// `features` entries (distinct keys).
-    public static let features = 128
-    public static let featuresMessage: StaticString = "features: more than 128 entries"
+    @inlinable public static var features: Int { 128 }
+    @inlinable public static var featuresMessage: StaticString { "features: more than 128 entries" }
     /// `customer_id`, `request_id`, `order.order_id` and each candidate offer id, in bytes.
-    public static let idBytes = 256
-    public static let customerIDMessage: StaticString = "customer_id: longer than 256 bytes"
-    public static let requestIDMessage: StaticString = "request_id: longer than 256 bytes"
-    public static let orderIDMessage: StaticString = "order.order_id: longer than 256 bytes"
-    public static let candidateIDMessage: StaticString = "candidate_offer_ids: an id is longer than 256 bytes"
+    @inlinable public static var idBytes: Int { 256 }
+    @inlinable public static var customerIDMessage: StaticString { "customer_id: longer than 256 bytes" }
+    @inlinable public static var requestIDMessage: StaticString { "request_id: longer than 256 bytes" }
+    @inlinable public static var orderIDMessage: StaticString { "order.order_id: longer than 256 bytes" }
+    @inlinable public static var candidateIDMessage: StaticString {
+        "candidate_offer_ids: an id is longer than 256 bytes"
+    }
     /// `order.currency` (ISO 4217 codes are 3 bytes).
-    public static let currencyBytes = 16
+    @inlinable public static var currencyBytes: Int { 16 }
     /// `order.country` (ISO 3166-1 alpha-2 codes are 2 bytes).
-    public static let countryBytes = 16
+    @inlinable public static var countryBytes: Int { 16 }
     /// `order.channel`.
-    public static let channelBytes = 64
+    @inlinable public static var channelBytes: Int { 64 }
     /// `order.device`.
-    public static let deviceBytes = 64
+    @inlinable public static var deviceBytes: Int { 64 }
     /// `order.shipping_method`.
-    public static let shippingMethodBytes = 64
+    @inlinable public static var shippingMethodBytes: Int { 64 }
     /// `order.items[].sku`.
-    public static let skuBytes = 64
+    @inlinable public static var skuBytes: Int { 64 }
     /// `order.items[].category`.
-    public static let categoryBytes = 128
+    @inlinable public static var categoryBytes: Int { 128 }
     /// A `features` map key.
-    public static let featureKeyBytes = 128
+    @inlinable public static var featureKeyBytes: Int { 128 }
     /// `order.items` entries (more are refused, never silently truncated).
-    public static let lineItems = 128
+    @inlinable public static var lineItems: Int { 128 }
     /// `OutcomeRequest.revenue_cents`: revenue in minor currency units, 0 to 10^11 (a billion
     /// dollars, euros or ten billion yen); negative revenue (refunds) is not an outcome.
-    public static let revenueCents: ClosedRange<Int64> = 0...100_000_000_000
+    @inlinable public static var revenueCents: ClosedRange<Int64> { 0...100_000_000_000 }
 }

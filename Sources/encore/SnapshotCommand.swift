@@ -1,5 +1,6 @@
 import ArgumentParser
 import EncoreCrypto
+import EncoreDemo
 import EncoreModel
 import EncoreServer
 import Foundation

@@ -1,4 +1,5 @@
 import Dispatch
+import EncoreDemo
 import EncoreEngine
 import EncoreModel
 import EncoreStore

@@ -51,7 +51,7 @@ from ..learn.features import ContextMatrix, record_features
 from ..learn.policy import Flat, policy_distribution
 from ..learn.snapshot import write_snapshot
 
-# The embedded demo catalog (Sources/EncoreServer/Demo/DemoCatalog.swift).
+# The embedded demo catalog (Sources/EncoreDemo/DemoCatalog.swift).
 CATALOG = [
     ("gift_box", "gift_box", ("cart", "payment", "confirmation"), 500),
     ("gift_message", "gift_box", ("cart", "payment"), 200),
