@@ -1,4 +1,4 @@
-import COpenSSL
+internal import COpenSSL
 
 /// An error from the crypto layer, with OpenSSL's reasons.
 public struct CryptoError: Error, CustomStringConvertible, Sendable {

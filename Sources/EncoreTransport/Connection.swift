@@ -1,4 +1,4 @@
-import CEncoreLinux
+internal import CEncoreLinux
 import EncoreMetrics
 
 #if canImport(Glibc)

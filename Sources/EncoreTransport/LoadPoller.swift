@@ -1,4 +1,4 @@
-import CEncoreLinux
+internal import CEncoreLinux
 
 /// A fixed set of client sockets polled with a nanosecond timeout (ppoll), for the load
 /// generator's per-thread loops, which wake at scheduled send times well under a millisecond

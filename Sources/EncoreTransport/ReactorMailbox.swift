@@ -1,4 +1,4 @@
-import CEncoreLinux
+internal import CEncoreLinux
 import Synchronization
 
 #if canImport(Glibc)

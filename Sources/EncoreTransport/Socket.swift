@@ -1,4 +1,4 @@
-import CEncoreLinux
+internal import CEncoreLinux
 
 #if canImport(Glibc)
     import Glibc

@@ -1,4 +1,4 @@
-import CEncoreLinux
+internal import CEncoreLinux
 
 /// Scheduling priority of the calling thread (Linux nice values apply per thread).
 public enum ThreadPriority {

@@ -1,4 +1,4 @@
-import CNghttp2
+internal import CNghttp2
 
 #if canImport(Glibc)
     import Glibc

@@ -1,4 +1,4 @@
-import CNghttp2
+internal import CNghttp2
 
 /// HTTP/2 settings the server advertises and enforces.
 struct HTTP2Settings: Sendable {
