@@ -24,6 +24,8 @@
 #                                        or Server.Decide / Server.HealthCheck)
 #   scripts/bench-quick.sh --server   only the whole-server rows;  --no-server: only the micro-benchmarks
 #   SERVER_CALLS=N                    calls per whole-server measurement (default 2000; the second run sends 2N)
+#   BENCH_QUICK_KEEP=DIR              keep callgrind's outputs in DIR (callgrind_annotate DIR/server.cg.2 shows
+#                                     where a Decide's instructions go; the shared libraries keep their symbols)
 #
 # Tolerances: allocations none (any extra allocation per operation fails, even one every N
 # operations); instructions +5% per operation (INSTRUCTIONS_TOLERANCE_PCT). A figure 5% or more
@@ -44,7 +46,7 @@ while [ $# -gt 0 ]; do
     --only) only="$2"; shift 2 ;;
     --server) micro=0; shift ;;
     --no-server) server=0; shift ;;
-    -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-quick: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -75,6 +77,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/encore-bench-quick.XXXXXX")"
 server_pid=""
 cleanup() {
   if [ -n "$server_pid" ]; then kill -KILL "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  if [ -n "${BENCH_QUICK_KEEP:-}" ]; then mkdir -p "$BENCH_QUICK_KEEP" && cp -r "$work"/. "$BENCH_QUICK_KEEP"/ 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
