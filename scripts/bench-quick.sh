@@ -24,6 +24,7 @@
 #                                        or Server.Decide / Server.HealthCheck)
 #   scripts/bench-quick.sh --server   only the whole-server rows;  --no-server: only the micro-benchmarks
 #   SERVER_CALLS=N                    calls per whole-server measurement (default 2000; the second run sends 2N)
+#   SERVER_H2LOAD='-c 4 -m 8'         h2load's connections and streams for the whole-server runs
 #   BENCH_QUICK_KEEP=DIR              keep callgrind's outputs in DIR (callgrind_annotate DIR/server.cg.2 shows
 #                                     where a Decide's instructions go; the shared libraries keep their symbols)
 #
@@ -46,7 +47,7 @@ while [ $# -gt 0 ]; do
     --only) only="$2"; shift 2 ;;
     --server) micro=0; shift ;;
     --no-server) server=0; shift ;;
-    -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-quick: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -122,7 +123,7 @@ if [ "$server" = 1 ]; then
   log "server up under valgrind in $(( $(date +%s) - server_start ))s"
   h2() {  # h2 PATH BODY N -> fails unless all N calls succeeded
     local file="$work/h2load.$RANDOM"
-    h2load -n "$3" -c 4 -m 8 -t 1 -d "$2" -H 'content-type: application/grpc' -H 'te: trailers' \
+    h2load -n "$3" ${SERVER_H2LOAD:--c 4 -m 8} -t 1 -d "$2" -H 'content-type: application/grpc' -H 'te: trailers' \
       "http://127.0.0.1:$port/$1" >"$file" 2>&1 || { log "h2load $1 failed:"; tail -20 "$file" >&2; return 1; }
     grep -q "$3 succeeded, 0 failed" "$file" || { log "h2load $1 saw failed calls:"; grep '^requests:' "$file" >&2; return 1; }
   }
