@@ -6,6 +6,16 @@
 // add no dependency and reuse the modules a normal build compiles anyway.
 import PackageDescription
 
+// The reactor-thread modules skip Swift's dynamic exclusivity checks in release builds: their
+// classes (connections, sessions, the per-reactor decide context) are touched only from their own
+// reactor thread, and the checks (swift_beginAccess, AccessSet::insert and the thread-local
+// lookup behind them) were ~15% of the whole server's instructions per Health/Check call and ~14%
+// per Decide (scripts/bench-quick.sh --server; docs/benchmarking.md). Debug builds, and so every
+// test, keep them on.
+let reactorThreadSettings: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
+]
+
 let package = Package(
     name: "Encore",
     platforms: [.macOS(.v15)],
@@ -66,7 +76,8 @@ let package = Package(
             name: "EncoreTransport",
             dependencies: [
                 "CNghttp2", "COpenSSL", "CEncoreLinux", "EncoreMetrics", .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: reactorThreadSettings
         ),
         .target(
             name: "EncoreServer",
@@ -76,7 +87,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-            ]
+            ],
+            swiftSettings: reactorThreadSettings
         ),
         // `encore bench`: the load generator (open and closed loop, HDR histograms, sweep plot).
         .target(

@@ -4,7 +4,8 @@
 # runs the interop suite (Python grpcio, h2, nghttp, h2load against the real server) and the
 # Python package's tests (encore-learn: estimators, trainer, snapshot writer, client), then the
 # quick micro-benchmark gate: fails when allocations or instructions per operation of the decision
-# core, codec, framing or snapshot load rise past Benchmarks/Thresholds/Quick (scripts/bench-quick.sh),
+# core, codec, framing or snapshot load, or of the whole release server per Decide and Health/Check
+# call, rise past Benchmarks/Thresholds/Quick (scripts/bench-quick.sh),
 # and last the fleet tests on the release binary (scripts/fleet-tests.sh: haproxy/nginx configs, three
 # replicas in network namespaces behind haproxy under load; needs root for `ip netns`).
 set -euo pipefail
@@ -24,7 +25,7 @@ echo "== interop tests"
 ENCORE_BIN="${ENCORE_BIN:-$PWD/.build/debug/encore}" scripts/interop-tests.sh
 echo "== python package tests (encore-learn)"
 ENCORE_BIN="${ENCORE_BIN:-$PWD/.build/debug/encore}" scripts/python-tests.sh
-echo "== micro-benchmark gate: allocations and instructions vs Benchmarks/Thresholds/Quick (release)"
+echo "== micro-benchmark gate: allocations and instructions (micro-benchmarks and the whole server) vs Benchmarks/Thresholds/Quick (release)"
 scripts/bench-quick.sh
 echo "== fleet tests: haproxy/nginx configs, three replicas in network namespaces behind haproxy (release)"
 swift build -c release --product encore
