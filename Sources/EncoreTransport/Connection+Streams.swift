@@ -64,19 +64,22 @@ extension Connection: HTTP2SessionDelegate {
 
     // MARK: Called by HTTP2Session (nghttp2 callbacks)
 
-    /// A new request stream: returns its slot index, or -1 to refuse it.
+    /// A new request stream: returns its slot index, or -1 to refuse it (RST_STREAM
+    /// REFUSED_STREAM). There is one slot per allowed concurrent stream and a slot is free
+    /// exactly while its stream is closed, so no free slot means the client is over the limit.
     func streamBegan(streamID: Int32) -> Int {
         let limits = streamLimits
         let index: Int
         if let free = freeSlots.popLast() {
             index = free
-        } else if slots.count < limits.maxConcurrentStreams + 8 {
+        } else if machine.admitsStream() {
             index = slots.count
             let slot = StreamSlot(
                 index: index, maxHeaderListBytes: limits.maxHeaderListBytes, maxMessageBytes: limits.maxMessageBytes)
             slots.append(slot)
             slotRefs.append(Unmanaged.passUnretained(slot))
         } else {
+            perform(machine.streamRefused())
             return -1
         }
         return withSlot(index) { slot in

@@ -88,7 +88,8 @@ final class Connection {
             limits: .init(
                 maxPendingOutputBytes: configuration.maxPendingOutputBytes,
                 idleTimeoutNanos: configuration.idleTimeoutNanos,
-                rapidResetLimitPerSecond: configuration.rapidResetLimitPerSecond))
+                rapidResetLimitPerSecond: configuration.rapidResetLimitPerSecond,
+                maxConcurrentStreams: configuration.maxConcurrentStreams))
         out.reserveCapacity(16 << 10)
     }
 
@@ -129,6 +130,7 @@ final class Connection {
         do {
             session = try HTTP2Session(
                 delegate: self, settings: reactor.shared.settings, template: reactor.sessionTemplate)
+            out.append(contentsOf: session.takeGreeting())
         } catch {
             Log.rateLimited("cannot start an HTTP/2 session: \(error)")
             perform(machine.sessionFailed())

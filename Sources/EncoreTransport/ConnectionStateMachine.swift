@@ -100,6 +100,8 @@ struct ConnectionStateMachine {
         var maxPendingOutputBytes: Int
         var idleTimeoutNanos: UInt64
         var rapidResetLimitPerSecond: Int
+        /// SETTINGS_MAX_CONCURRENT_STREAMS as advertised: a stream over it is refused.
+        var maxConcurrentStreams: Int = 128
         /// Delay between the first and the final GOAWAY of a drain.
         var finalGoawayDelayNanos: UInt64 = 300_000_000
     }
@@ -258,6 +260,23 @@ struct ConnectionStateMachine {
         rollResetWindow(now)
         streamsInWindow += 1
     }
+
+    /// Whether a new stream may open: the client stays within the advertised
+    /// SETTINGS_MAX_CONCURRENT_STREAMS. (The connection asks only when it has no free slot.)
+    func admitsStream() -> Bool {
+        openStreams < limits.maxConcurrentStreams
+    }
+
+    /// A stream over the limit was refused (RST_STREAM REFUSED_STREAM, which gRPC clients retry).
+    /// The connection and its calls in flight go on; a refusal is not a reset by the client, so
+    /// it does not count toward the rapid-reset rule.
+    mutating func streamRefused() -> Actions {
+        refusedStreams += 1
+        return isOpen ? [.flush] : []
+    }
+
+    /// Streams refused over the concurrency limit, in the connection's life.
+    private(set) var refusedStreams = 0
 
     /// nghttp2 closed a stream that `streamOpened` counted.
     mutating func streamClosed() {

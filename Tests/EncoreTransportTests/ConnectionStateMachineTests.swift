@@ -22,6 +22,27 @@ private func expectActions(
         return m
     }
 
+    // MARK: Stream limit
+
+    @Test func streamsOverTheLimitAreRefusedAndTheConnectionGoesOn() {
+        var limits = Self.limits
+        limits.maxConcurrentStreams = 3
+        var m = Machine(tls: false, now: 1, limits: limits)
+        expectActions(m.started(), [.startSession])
+        for _ in 0..<3 {
+            #expect(m.admitsStream())
+            m.streamOpened(now: 2)
+        }
+        #expect(!m.admitsStream())
+        // Many refusals, more than the rapid-reset limit (10) in one second: not an attack by
+        // themselves, the connection stays active.
+        for _ in 0..<50 { expectActions(m.streamRefused(), [.flush]) }
+        #expect(m.state == .active)
+        #expect(m.refusedStreams == 50)
+        m.streamClosed()
+        #expect(m.admitsStream())
+    }
+
     // MARK: Start and handshake
 
     @Test func h2cStartsItsSessionAtOnce() {
