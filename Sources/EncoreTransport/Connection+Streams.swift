@@ -46,6 +46,9 @@ final class StreamSlot {
     var metricsRoute: Int? = nil
     /// A plain HTTP GET route (`GRPCRouter.registerHTTP`), or -1 for a gRPC call.
     var httpRoute = -1
+    /// Whether the request arrives fast enough (checked on idle ticks; keyed by `generation`,
+    /// so nothing is reset per stream).
+    var arrival = RequestArrivalWatch()
 
     init(index: Int, maxHeaderListBytes: Int, maxMessageBytes: Int) {
         self.index = index
@@ -559,6 +562,53 @@ extension Connection: HTTP2SessionDelegate {
     }
 
     // MARK: Timers and teardown
+
+    /// Cuts off streams whose request does not arrive in time (`RequestArrivalLimits`): headers
+    /// incomplete after the header timeout (RST_STREAM ENHANCE_YOUR_CALM), or a body slower than
+    /// the minimum rate (RESOURCE_EXHAUSTED, then RST_STREAM NO_ERROR so the client stops).
+    func checkRequestArrival(now: UInt64) {
+        let limits = arrivalLimits
+        var any = false
+        for slot in slots where slot.inUse && !slot.responded && !slot.awaiting {
+            let headersComplete = slot.metricsRoute != nil || slot.httpRoute >= 0
+            let receiving =
+                slot.httpRoute >= 0 || (headersComplete && slot.machine.state == .receiving)
+            guard !headersComplete || receiving else { continue }
+            let sample = RequestArrivalWatch.Sample(
+                openedNanos: slot.startNanos, headersComplete: headersComplete, receiving: receiving,
+                partialMessageBytes: slot.machine.decoder.bufferedBytes, messages: slot.machine.messageCount,
+                streamsRequests: slot.machine.kind.streamsRequests && slot.httpRoute < 0)
+            switch slot.arrival.check(generation: slot.generation, sample, now: now, limits: limits) {
+            case .onTime:
+                continue
+            case .headersTooSlow:
+                Log.rateLimited(
+                    "request headers from \(peer) not complete within the request header timeout; RST_STREAM ENHANCE_YOUR_CALM"
+                )
+                slot.machine.finish()
+                session.resetStream(streamID: slot.streamID, code: .enhanceYourCalm)
+            case .bodyTooSlow:
+                Log.rateLimited(
+                    "request body from \(peer) slower than \(limits.minBytesPerSecond) bytes/s; RESOURCE_EXHAUSTED"
+                )
+                if slot.httpRoute >= 0 {
+                    slot.responded = true
+                    session.resetStream(streamID: slot.streamID, code: .enhanceYourCalm)
+                } else {
+                    respondError(
+                        slot,
+                        GRPCStatus(
+                            .resourceExhausted,
+                            static:
+                                "request body arrived slower than the server's minimum rate (--min-request-bytes-per-second)"
+                        ))
+                    session.resetStream(streamID: slot.streamID, code: .noError)
+                }
+            }
+            any = true
+        }
+        if any { reactor.markDirty(self) }
+    }
 
     func expireDeadlines(now: UInt64) {
         var any = false

@@ -46,6 +46,8 @@ final class Connection {
     /// reference counting (not through `reactor.shared`).
     let router: GRPCRouter
     let streamLimits: (maxConcurrentStreams: Int, maxHeaderListBytes: Int, maxMessageBytes: Int)
+    /// How fast requests must arrive (checked on idle ticks).
+    let arrivalLimits: RequestArrivalLimits
     var slots: [StreamSlot] = []
     /// The same slots, unretained: the request path borrows them through `withSlot`.
     var slotRefs: [Unmanaged<StreamSlot>] = []
@@ -77,6 +79,10 @@ final class Connection {
         streamLimits = (
             configuration.maxConcurrentStreams, configuration.maxHeaderListBytes, configuration.maxMessageBytes
         )
+        arrivalLimits = RequestArrivalLimits(
+            headerTimeoutNanos: configuration.requestHeaderTimeoutNanos,
+            minBytesPerSecond: configuration.minRequestBytesPerSecond,
+            progressWindowNanos: configuration.requestProgressWindowNanos)
         if let context = configuration.tls {
             guard let stream = TLSStream(context: context, fd: fd) else {
                 throw TransportError("cannot create a TLS session")
@@ -349,7 +355,27 @@ final class Connection {
 
     /// The reactor ticked; `checkIdle` on the ticks that check the idle timeout.
     func tick(now: UInt64, checkIdle: Bool) {
+        if checkIdle && machine.openStreams > 0 && machine.hasSession && session != nil {
+            checkRequestArrival(now: now)
+        }
         perform(machine.timerTick(now: now, checkIdle: checkIdle))
+    }
+
+    /// Closes the connection at once to make room for a new one (`maxConnections` reached and
+    /// this one idle the longest): GOAWAY NO_ERROR is sent if the socket takes it.
+    func evict() {
+        closeReason = .evicted
+        if machine.hasSession, let session {
+            session.submitGracefulGoaway()
+            _ = session.drainOutput { bytes in
+                out.append(contentsOf: bytes)
+                return true
+            }
+            _ = writeOut()
+        }
+        _ = machine.transportFailed()
+        cancelAll()
+        reactor.remove(self)
     }
 
     /// The server began a graceful shutdown.

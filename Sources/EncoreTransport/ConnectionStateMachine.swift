@@ -362,6 +362,21 @@ struct ConnectionStateMachine {
         }
     }
 
+    // MARK: Eviction
+
+    /// How long the connection has read nothing, if a new connection may take its place at the
+    /// connection limit: serving (or handshaking, not draining or closing) and idle for at least
+    /// `minIdleNanos`. The reactor evicts the one idle the longest.
+    func evictionIdleNanos(now: UInt64, minIdleNanos: UInt64) -> UInt64? {
+        switch state {
+        case .handshaking, .active:
+            let idle = now &- lastActivityNanos
+            return now >= lastActivityNanos && idle >= minIdleNanos ? idle : nil
+        case .draining, .closing, .closed:
+            return nil
+        }
+    }
+
     // MARK: Timers and drain
 
     /// The reactor ticked at `now`; `checkIdle` on the ticks that check the idle timeout.

@@ -233,7 +233,14 @@ final class Reactor: @unchecked Sendable {
             let layout = shared.metricsLayout
             metrics.cells.add(layout.acceptedCell)
             let open = shared.openConnections.add(1, ordering: .relaxed).newValue
-            if open > shared.configuration.maxConnections || draining {
+            if open > shared.configuration.maxConnections && !draining, let victim = evictionVictim() {
+                // Make room: slots held by idle (or stalled) connections must not lock out new
+                // clients.
+                Log.rateLimited(
+                    "\(shared.configuration.maxConnections) connections open (max-connections): closing the one idle the longest (\(victim.peer)) for a new one"
+                )
+                victim.evict()
+            } else if open > shared.configuration.maxConnections || draining {
                 shared.openConnections.subtract(1, ordering: .relaxed)
                 metrics.cells.add(layout.closedBase + ConnectionCloseReason.maxConnections.rawValue)
                 if !draining {
@@ -251,6 +258,18 @@ final class Reactor: @unchecked Sendable {
             }
             adopt(fd)
         }
+    }
+
+    /// The connection of this reactor idle the longest, if one may be evicted
+    /// (`ConnectionStateMachine.evictionIdleNanos`). Only at the connection limit: a scan.
+    private func evictionVictim() -> Connection? {
+        let minIdle = shared.configuration.evictionMinIdleNanos
+        var best: (connection: Connection, idle: UInt64)? = nil
+        for case let connection? in connections {
+            guard let idle = connection.machine.evictionIdleNanos(now: now, minIdleNanos: minIdle) else { continue }
+            if best == nil || idle > best!.idle { best = (connection, idle) }
+        }
+        return best?.connection
     }
 
     /// Serves an accepted socket with HTTP/2.

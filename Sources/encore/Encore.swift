@@ -109,8 +109,27 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds a connection with no open stream may stay idle before GOAWAY.")
     var idleTimeout: Double = 300
 
-    @Option(help: "Open connections across all threads; more are closed at once.")
+    @Option(
+        help:
+            "Open connections across all threads; at the limit a new connection takes the place of the one idle the longest (if idle for --evict-idle-after), else it is closed at once."
+    )
     var maxConnections = 10_000
+
+    @Option(
+        help: "Seconds a connection must have sent nothing before a new one may take its place at --max-connections.")
+    var evictIdleAfter: Double = 1
+
+    @Option(help: "Seconds a stream's request headers may take to arrive before RST_STREAM (0: no limit).")
+    var requestHeaderTimeout: Double = 10
+
+    @Option(
+        help:
+            "Bytes per second a request body must arrive at (measured over --request-progress-window) while the client still owes it; slower: RESOURCE_EXHAUSTED (0: no limit)."
+    )
+    var minRequestBytesPerSecond = 32 << 10
+
+    @Option(help: "Seconds over which --min-request-bytes-per-second is measured (at least 1).")
+    var requestProgressWindow: Double = 5
 
     @Option(
         help:
@@ -286,6 +305,18 @@ struct Serve: ParsableCommand {
         if !(idleTimeout > 0 && idleTimeout.isFinite) {
             throw ValidationError("--idle-timeout must be a positive number of seconds")
         }
+        if !(evictIdleAfter >= 0 && evictIdleAfter <= 86400) {
+            throw ValidationError("--evict-idle-after must be 0 to 86400 seconds")
+        }
+        if !(requestHeaderTimeout >= 0 && requestHeaderTimeout <= 86400) {
+            throw ValidationError("--request-header-timeout must be 0 to 86400 seconds")
+        }
+        if minRequestBytesPerSecond < 0 {
+            throw ValidationError("--min-request-bytes-per-second must be 0 or more")
+        }
+        if !(requestProgressWindow >= 1 && requestProgressWindow <= 3600) {
+            throw ValidationError("--request-progress-window must be 1 to 3600 seconds")
+        }
         if !(drainNotice >= 0 && drainNotice <= 600) {
             throw ValidationError("--drain-notice must be 0 to 600 seconds")
         }
@@ -318,6 +349,10 @@ struct Serve: ParsableCommand {
         options.transport.maxHeaderListBytes = maxHeaderListBytes
         options.transport.idleTimeoutNanos = UInt64(idleTimeout * 1e9)
         options.transport.maxConnections = maxConnections
+        options.transport.evictionMinIdleNanos = UInt64(evictIdleAfter * 1e9)
+        options.transport.requestHeaderTimeoutNanos = UInt64(requestHeaderTimeout * 1e9)
+        options.transport.minRequestBytesPerSecond = minRequestBytesPerSecond
+        options.transport.requestProgressWindowNanos = UInt64(requestProgressWindow * 1e9)
         options.transport.rapidResetLimitPerSecond = rapidResetLimit
         options.transport.drainTimeoutNanos = UInt64(drainTimeout * 1e9)
         options.tlsCertificateFile = tlsCert

@@ -43,6 +43,22 @@ private func expectActions(
         #expect(m.admitsStream())
     }
 
+    // MARK: Eviction at the connection limit
+
+    @Test func onlyAServingConnectionIdleLongEnoughMayBeEvicted() {
+        var m = active(now: 0)
+        #expect(m.evictionIdleNanos(now: Self.second / 2, minIdleNanos: Self.second) == nil)
+        #expect(m.evictionIdleNanos(now: 3 * Self.second, minIdleNanos: Self.second) == 3 * Self.second)
+        m.bytesRead(now: 3 * Self.second)
+        #expect(m.evictionIdleNanos(now: 3 * Self.second, minIdleNanos: Self.second) == nil)
+        // A connection with an open stream but no input counts as idle (it holds a slot).
+        m.streamOpened(now: 4 * Self.second)
+        #expect(m.evictionIdleNanos(now: 9 * Self.second, minIdleNanos: Self.second) == 5 * Self.second)
+        // Draining or closing connections are on their way out already.
+        expectActions(m.drainRequested(now: 9 * Self.second), [.submitFirstGoaway, .armTimer, .flush])
+        #expect(m.evictionIdleNanos(now: 20 * Self.second, minIdleNanos: Self.second) == nil)
+    }
+
     // MARK: Start and handshake
 
     @Test func h2cStartsItsSessionAtOnce() {

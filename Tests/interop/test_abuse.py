@@ -8,6 +8,7 @@ import time
 
 import h2.connection
 import h2.errors
+import h2.exceptions
 import h2.settings
 
 import encore_interop as ei
@@ -87,6 +88,109 @@ def test_stream_over_the_limit_is_refused_not_the_connection(stubs, server_facto
         assert c.wait_for(lambda: all(c.streams[s].done for s in retried), 15)
         assert [c.streams[s].grpc_status for s in retried] == [0] * 128
         assert c.goaway is None
+        assert_other_clients_served(stubs, srv)
+    finally:
+        c.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Point 8, slots held forever: request deadlines and eviction at --max-connections
+# ----------------------------------------------------------------------------------------------
+def _headers_only(port: int, path: str = CHECK) -> ei.H2Client:
+    """A connection that opens one call (HEADERS without END_STREAM) and then sends nothing."""
+    c = ei.H2Client(port)
+    c.start_request(path)
+    return c
+
+
+def test_headers_without_a_body_do_not_lock_out_health_checks(stubs, server_factory):
+    srv = server_factory("--max-connections", "40", "--threads", "1")
+    attackers = [_headers_only(srv.port) for _ in range(40)]
+    try:
+        time.sleep(1.5)  # every slot held, every holder idle for more than --evict-idle-after
+        t0 = time.monotonic()
+        checks = []
+        for _ in range(8):  # a legitimate client's health checks, one connection each, over ~8 s
+            c = ei.H2Client(srv.port)
+            try:
+                r = c.request(CHECK, health_body(), timeout=3)
+                checks.append(r.grpc_status)
+            except OSError as e:
+                checks.append(repr(e))
+            finally:
+                c.close()
+            time.sleep(max(0.0, t0 + len(checks) - time.monotonic()))
+        assert checks == [0] * 8, checks
+        assert_other_clients_served(stubs, srv)
+        # The held calls themselves are cut off (no body within --request-progress-window, 5 s)
+        # on the attackers that were not evicted.
+        alive = [a for a in attackers if not a.eof]
+        assert alive, "every attacker was evicted"
+        a = alive[-1]
+        sid = min(a.streams)
+        assert a.wait_for(lambda: a.streams[sid].done or a.eof, 10)
+        assert a.eof or a.streams[sid].reset_code is not None or a.streams[sid].grpc_status == 8, a.streams[sid]
+    finally:
+        for a in attackers:
+            a.close()
+    assert srv.alive()
+
+
+def test_connection_limit_evicts_the_connection_idle_the_longest(server_factory):
+    srv = server_factory("--max-connections", "3", "--threads", "1")
+    old = [ei.H2Client(srv.port) for _ in range(3)]
+    try:
+        for c in old:
+            assert c.wait_settings(5)
+        time.sleep(1.3)
+        for c in old[1:]:  # two of them stay busy
+            assert c.request(CHECK, health_body(), timeout=3).grpc_status == 0
+        new = ei.H2Client(srv.port)
+        try:
+            assert new.request(CHECK, health_body(), timeout=3).grpc_status == 0
+        finally:
+            new.close()
+        assert old[0].wait_closed(3), "the idle connection was not closed for the new one"
+        assert old[0].goaway is not None, "evicted without GOAWAY"
+        for c in old[1:]:
+            assert c.request(CHECK, health_body(), timeout=3).grpc_status == 0
+    finally:
+        for c in old:
+            c.close()
+
+
+def test_a_request_body_trickle_is_cut_off(stubs, server_factory):
+    """A 4 MiB message: all but 100 KiB at once, then 1 KiB every 100 ms (10 KiB/s, under the
+    default 32 KiB/s): RESOURCE_EXHAUSTED within the 5 s progress window, long before the last
+    byte would have arrived (10 s of trickle)."""
+    srv = server_factory()
+    c = ei.H2Client(srv.port, timeout=10)
+    try:
+        assert c.wait_settings(5)
+        size = 4 << 20
+        body = ei.grpc_frame(b"", declared_len=size) + b"\x00" * size
+        sid = c.start_request(ei.DECIDE)
+        head = len(body) - (100 << 10)
+        c.send_body(sid, body[:head], end_stream=False)
+        t0 = time.monotonic()
+        sent = head
+        r = c.streams[sid]
+        while not r.done and sent < len(body) and time.monotonic() - t0 < 20:
+            try:
+                c._wait_window(sid, 1024)
+                c.conn.send_data(sid, body[sent:sent + 1024])
+                c.flush()
+            except (h2.exceptions.StreamClosedError, OSError):
+                break
+            sent += 1024
+            c.pump(0.1)
+            if sent % (16 << 10) == 0:
+                assert_other_clients_served(stubs, srv, timeout=3)
+        c.wait_for(lambda: r.done, 3)
+        elapsed = time.monotonic() - t0
+        assert r.done, "the trickling stream was never cut off"
+        assert r.grpc_status == 8 or r.reset_code is not None, r
+        assert sent < len(body) and elapsed < 9, (sent, len(body), elapsed)
         assert_other_clients_served(stubs, srv)
     finally:
         c.close()

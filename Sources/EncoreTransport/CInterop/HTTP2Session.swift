@@ -304,6 +304,22 @@ final class HTTP2Session {
             session, 0, streamID, UInt32(cancel ? CNGHTTP2_CANCEL : CNGHTTP2_INTERNAL_ERROR))
     }
 
+    /// RST_STREAM error codes the owner sends itself.
+    enum ResetCode {
+        case noError, enhanceYourCalm
+    }
+
+    /// Resets a stream with `code`.
+    func resetStream(streamID: Int32, code: ResetCode) {
+        guard let session else { return }
+        let value =
+            switch code {
+            case .noError: UInt32(CNGHTTP2_NO_ERROR)
+            case .enhanceYourCalm: UInt32(CNGHTTP2_ENHANCE_YOUR_CALM)
+            }
+        _ = nghttp2_submit_rst_stream(session, 0, streamID, value)
+    }
+
     /// GOAWAY with the highest possible stream id: a hint that shutdown is coming.
     func submitShutdownNotice() {
         guard let session else { return }
