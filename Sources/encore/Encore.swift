@@ -340,6 +340,8 @@ struct Serve: ParsableCommand {
     func run() throws {
         Log.bootstrap(
             format: EncoreLogHandler.Format(rawValue: logFormat)!, level: EncoreLogHandler.level(named: logLevel)!)
+        // Every connection is a descriptor: take the hard limit, not the default soft 1,024.
+        FileDescriptorLimit.raiseSoftLimit()
         var options = EncoreServer.Options()
         options.transport.host = host
         options.transport.port = port

@@ -3,7 +3,10 @@
 server keeps answering Health and Decide from another connection while (or after) it runs."""
 from __future__ import annotations
 
+import os
+import re
 import socket
+import sys
 import time
 
 import h2.connection
@@ -194,3 +197,86 @@ def test_a_request_body_trickle_is_cut_off(stubs, server_factory):
         assert_other_clients_served(stubs, srv)
     finally:
         c.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Point 8, accept() on EMFILE: no spinning; --max-connections clamped to the descriptor limit
+# ----------------------------------------------------------------------------------------------
+class _LimitedProcess(ei.EncoreProcess):
+    """`encore serve` under RLIMIT_NOFILE = `nofile` (soft and hard), set in a Python shim that
+    then execs the server (same pid)."""
+
+    def __init__(self, nofile: int, *args: str):
+        super().__init__(*args)
+        self.nofile = nofile
+
+    def command(self) -> list[str]:
+        shim = ("import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (%d, %d)); "
+                "os.execv(sys.argv[1], sys.argv[1:])" % (self.nofile, self.nofile))
+        return [sys.executable, "-c", shim] + super().command()
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors_neither_spins_nor_stops_serving(stubs):
+    srv = _LimitedProcess(160, "--threads", "1", "--evict-idle-after", "600")
+    srv.start()
+    held: list[socket.socket] = []
+    legit = None
+    try:
+        m = re.search(r"max-connections 10000 for \S+ is more than the open-file limit allows \(160 descriptors\): "
+                      r"using (\d+)", srv.stderr)
+        assert m, f"no clamp warning:\n{srv.stderr}"
+        assert 0 < int(m.group(1)) < 160
+        legit = ei.H2Client(srv.port)
+        assert legit.wait_settings(5)
+        # Fill both planes (each clamped on its own, so together they pass the limit): accept()
+        # then fails with EMFILE while more connections keep arriving.
+        for port in (srv.port, srv.admin_port) * 2:
+            for _ in range(100):
+                try:
+                    held.append(socket.create_connection((ei.HOST, port), timeout=2))
+                except OSError:
+                    break
+        fds = lambda: len(os.listdir(f"/proc/{srv.proc.pid}/fd"))  # noqa: E731
+        deadline = time.monotonic() + 5
+        while fds() < 159 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert fds() >= 159, f"the descriptor limit was never reached ({fds()} open)"
+        cpu0, t0 = _cpu_seconds(srv.proc.pid), time.monotonic()
+        for _ in range(40):  # still more arrive while out of descriptors
+            try:
+                held.append(socket.create_connection((ei.HOST, srv.port), timeout=2))
+            except OSError:
+                pass
+        time.sleep(2.0)
+        cpu = _cpu_seconds(srv.proc.pid) - cpu0
+        wall = time.monotonic() - t0
+        assert cpu < 0.15 * wall, f"server used {cpu:.2f} s of CPU in {wall:.2f} s while out of descriptors"
+        r = legit.request(CHECK, health_body(), timeout=5)
+        assert r.grpc_status == 0, ("health on an existing connection", r)
+        d = legit.request(ei.DECIDE, _decide_body(stubs), timeout=5)
+        assert d.grpc_status == 0, ("decide on an existing connection", d)
+    finally:
+        for s in held:
+            s.close()
+        if legit is not None:
+            legit.close()
+    try:
+        # Once the flood leaves, new connections are served again.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                assert_other_clients_served(stubs, srv, timeout=2)
+                break
+            except (AssertionError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert srv.alive()
+    finally:
+        srv.stop(grace=3)
