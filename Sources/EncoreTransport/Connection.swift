@@ -204,7 +204,13 @@ final class Connection {
                     perform(machine.transportFailed())
                     return
                 case .failed(let reasons):
-                    Log.rateLimited("tls error with \(peer): \(reasons)")
+                    // OpenSSL 3 reports a socket closed without close_notify as an error; many
+                    // clients close that way. With nothing in flight it is an ordinary close.
+                    if reasons.contains("unexpected eof while reading") && machine.closeWithoutNotifyIsNormal {
+                        Log.debug("tls: \(peer) closed the connection without close_notify (idle)")
+                    } else {
+                        Log.rateLimited("tls error with \(peer): \(reasons)")
+                    }
                     perform(machine.transportFailed())
                     return
                 }

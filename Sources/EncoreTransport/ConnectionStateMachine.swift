@@ -237,6 +237,10 @@ struct ConnectionStateMachine {
         lastActivityNanos = now
     }
 
+    /// Whether the peer closing TLS without close_notify is an ordinary close (logged at debug)
+    /// rather than a truncation worth a warning: true when no stream is open.
+    var closeWithoutNotifyIsNormal: Bool { openStreams == 0 }
+
     /// nghttp2 rejected the input: send what it queued (usually GOAWAY) and close.
     mutating func protocolError() -> Actions {
         guard isOpen else { return [] }

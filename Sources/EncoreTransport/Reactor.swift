@@ -421,7 +421,7 @@ final class Reactor: @unchecked Sendable {
             return
         }
         _ = cencore_epoll_ctl(epollFD, Int32(CENCORE_EPOLL_CTL_DEL), connection.fd, 0, 0)
-        Log.debug("reactor \(index): closing the connection from \(Socket.peerName(connection.fd))")
+        Log.debug("reactor \(index): closing the connection from \(connection.peer)")
         connection.closeSocket()
         connections[connection.index] = nil
         freeIndices.append(connection.index)

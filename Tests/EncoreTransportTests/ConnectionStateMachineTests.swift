@@ -59,6 +59,15 @@ private func expectActions(
         #expect(m.evictionIdleNanos(now: 20 * Self.second, minIdleNanos: Self.second) == nil)
     }
 
+    @Test func aTLSCloseWithoutCloseNotifyIsNormalOnlyWhenIdle() {
+        var m = active()
+        #expect(m.closeWithoutNotifyIsNormal)
+        m.streamOpened(now: 2)
+        #expect(!m.closeWithoutNotifyIsNormal, "a stream in flight was cut short")
+        m.streamClosed()
+        #expect(m.closeWithoutNotifyIsNormal)
+    }
+
     // MARK: Start and handshake
 
     @Test func h2cStartsItsSessionAtOnce() {

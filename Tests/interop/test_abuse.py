@@ -280,3 +280,19 @@ def test_out_of_descriptors_neither_spins_nor_stops_serving(stubs):
         assert srv.alive()
     finally:
         srv.stop(grace=3)
+
+
+# ----------------------------------------------------------------------------------------------
+# A TLS close without close_notify on an idle connection is an ordinary close
+# ----------------------------------------------------------------------------------------------
+def test_tls_close_without_close_notify_when_idle_is_not_a_warning(server_factory):
+    srv = server_factory("--log-level", "debug", tls=True)
+    c = ei.H2Client(srv.port, tls=ei.client_tls_context())
+    assert c.wait_settings(5)
+    assert c.request(CHECK, health_body(), timeout=5).grpc_status == 0
+    c.pump(0.2)
+    c.sock.close()  # Python closes the socket without sending close_notify
+    assert srv.wait_stderr("without close_notify (idle)", 5), srv.stderr[-2000:]
+    time.sleep(0.2)
+    warnings = [l for l in srv.stderr.splitlines() if "warning" in l and "tls" in l]
+    assert not warnings, warnings
