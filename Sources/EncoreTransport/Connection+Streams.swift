@@ -185,7 +185,20 @@ extension Connection: HTTP2SessionDelegate {
 
     /// The client sent RST_STREAM for a stream (slot index, or -1 if it is not a request stream).
     func streamReset(slot index: Int) {
-        perform(machine.resetReceived(inFlight: index >= 0 && slots[index].inUse, now: reactor.now))
+        guard index >= 0 else {
+            perform(machine.resetReceived(inFlight: false, now: reactor.now))
+            return
+        }
+        let slot = slots[index]
+        // A cancel because the call's deadline expired: the server answered DEADLINE_EXCEEDED
+        // already, or at least half of the grpc-timeout has passed by the server's clock (the
+        // client's clock started earlier, so its deadline comes first).
+        let now = reactor.now
+        let afterDeadline =
+            slot.finalStatus?.code == .deadlineExceeded
+            || (slot.deadlineNanos != 0 && now >= slot.startNanos
+                && 2 * (now - slot.startNanos) >= slot.deadlineNanos - min(slot.deadlineNanos, slot.startNanos))
+        perform(machine.resetReceived(inFlight: slot.inUse, afterDeadline: afterDeadline, now: now))
     }
 
     func streamClosed(slot index: Int, errorCode: UInt32) {
@@ -319,7 +332,9 @@ extension Connection: HTTP2SessionDelegate {
 
     private func expired(_ slot: StreamSlot) -> Bool {
         guard slot.deadlineNanos != 0, reactor.now >= slot.deadlineNanos else { return false }
-        respondError(slot, GRPCStatus(.deadlineExceeded, static: "deadline exceeded before the call was handled"))
+        let status = GRPCStatus(.deadlineExceeded, static: "deadline exceeded before the call was handled")
+        slot.finalStatus = status
+        respondError(slot, status)
         return true
     }
 
@@ -613,7 +628,11 @@ extension Connection: HTTP2SessionDelegate {
     func expireDeadlines(now: UInt64) {
         var any = false
         for slot in slots where slot.inUse && !slot.responded && slot.deadlineNanos != 0 && now >= slot.deadlineNanos {
-            respondError(slot, GRPCStatus(.deadlineExceeded, static: "deadline exceeded"))
+            let status = GRPCStatus(.deadlineExceeded, static: "deadline exceeded")
+            // Remembered (unused by a call without response HEADERS) so a cancel that follows
+            // is known to be the client's deadline, not an attack (`streamReset`).
+            slot.finalStatus = status
+            respondError(slot, status)
             any = true
         }
         if any { reactor.markDirty(self) }

@@ -121,8 +121,10 @@ struct ConnectionStateMachine {
 
     // Rapid-reset accounting: one-second windows.
     private var resetWindowStartNanos: UInt64 = 0
-    /// In-flight streams the client reset in the current window.
+    /// In-flight streams the client reset in the current window (deadline cancels aside).
     private(set) var resetsInWindow = 0
+    /// In-flight streams the client reset after their deadline (mostly) passed, in the window.
+    private(set) var deadlineResetsInWindow = 0
     private var streamsInWindow = 0
 
     /// A new connection at `now`; `tls` when a TLS handshake comes first.
@@ -287,19 +289,28 @@ struct ConnectionStateMachine {
         openStreams -= 1
     }
 
-    /// The client sent RST_STREAM; `inFlight` when it named a request stream still being served.
+    /// The client sent RST_STREAM; `inFlight` when it named a request stream still being served,
+    /// `afterDeadline` when that stream carried a grpc-timeout of which at least half had passed
+    /// by the server's clock (the client cancelled because its deadline expired).
     ///
-    /// Rapid-reset protection (CVE-2023-44487): per one-second window, when the in-flight resets
-    /// pass the limit and make up more than half of the streams opened in the window, the
-    /// connection gets GOAWAY ENHANCE_YOUR_CALM. A client that cancels some of its calls
-    /// (deadlines, user aborts) never reaches the ratio; a reset flood does at once.
-    mutating func resetReceived(inFlight: Bool, now: UInt64) -> Actions {
+    /// Rapid-reset protection (CVE-2023-44487), per one-second window: GOAWAY ENHANCE_YOUR_CALM
+    /// when the in-flight resets pass the limit and make up more than half of the streams opened
+    /// in the window (a reset flood), or when all resets, deadline cancels included, pass ten
+    /// times the limit whatever the ratio (a flood mixed with completed calls, or one that sets
+    /// tiny deadlines). A client that cancels some of its calls never reaches the ratio, and one
+    /// whose calls time out (many sequential calls with a short deadline against a slow handler)
+    /// is not counted against it.
+    mutating func resetReceived(inFlight: Bool, afterDeadline: Bool = false, now: UInt64) -> Actions {
         guard inFlight else { return [] }
         rollResetWindow(now)
-        resetsInWindow += 1
-        guard resetsInWindow > limits.rapidResetLimitPerSecond, resetsInWindow * 2 > streamsInWindow else {
-            return []
+        if afterDeadline {
+            deadlineResetsInWindow += 1
+        } else {
+            resetsInWindow += 1
         }
+        let limit = limits.rapidResetLimitPerSecond
+        let flood = resetsInWindow > limit && resetsInWindow * 2 > streamsInWindow
+        guard flood || resetsInWindow + deadlineResetsInWindow > 10 * limit else { return [] }
         switch state {
         case .active, .draining:
             state = .closing(.calmDown)
@@ -313,6 +324,7 @@ struct ConnectionStateMachine {
         if now &- resetWindowStartNanos > 1_000_000_000 {
             resetWindowStartNanos = now
             resetsInWindow = 0
+            deadlineResetsInWindow = 0
             streamsInWindow = 0
         }
     }

@@ -133,7 +133,7 @@ struct Serve: ParsableCommand {
 
     @Option(
         help:
-            "In-flight streams a connection may reset per second (once resets also exceed half of its new streams) before GOAWAY ENHANCE_YOUR_CALM."
+            "In-flight streams a connection may reset per second (once resets also exceed half of its new streams; ten times this whatever the ratio, cancels after a deadline included) before GOAWAY ENHANCE_YOUR_CALM."
     )
     var rapidResetLimit = 100
 

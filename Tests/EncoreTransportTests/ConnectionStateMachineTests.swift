@@ -275,6 +275,60 @@ private func expectActions(
         #expect(m.state == .active)
     }
 
+    /// Sequential calls with a short deadline against a slow handler: each is cancelled by the
+    /// client once its deadline passed. Not an attack.
+    @Test func cancelsAfterTheDeadlineDoNotCountAsRapidResets() {
+        var m = active(now: 0)
+        for i in 0..<90 {
+            m.streamOpened(now: UInt64(i))
+            expectActions(m.resetReceived(inFlight: true, afterDeadline: true, now: UInt64(i)), [])
+            m.streamClosed()
+        }
+        #expect(m.state == .active)
+        #expect(m.resetsInWindow == 0)
+        #expect(m.deadlineResetsInWindow == 90)
+        // The same cancels without their deadlines having passed are a flood (limit 10).
+        var n = active(now: 0)
+        var actions: Machine.Actions = []
+        for i in 0..<11 {
+            n.streamOpened(now: UInt64(i))
+            actions = n.resetReceived(inFlight: true, now: UInt64(i))
+        }
+        #expect(actions == [.enhanceYourCalm, .flush])
+    }
+
+    /// A flood of streams with tiny deadlines, each reset once it has expired, is still stopped:
+    /// all resets together may not pass ten times the limit in one second.
+    @Test func aFloodOfDeadlineCancelsIsStillStopped() {
+        var m = active(now: 0)
+        var actions: Machine.Actions = []
+        var count = 0
+        while actions.isEmpty && count < 1000 {
+            m.streamOpened(now: UInt64(count))
+            actions = m.resetReceived(inFlight: true, afterDeadline: true, now: UInt64(count))
+            count += 1
+        }
+        #expect(actions == [.enhanceYourCalm, .flush])
+        #expect(count == 101)
+    }
+
+    /// Resets mixed with as many completed calls never pass the ratio; the absolute bound
+    /// (ten times the limit per second) stops them.
+    @Test func aFloodMixedWithCompletedCallsIsStopped() {
+        var m = active(now: 0)
+        var actions: Machine.Actions = []
+        var resets = 0
+        while actions.isEmpty && resets < 1000 {
+            m.streamOpened(now: UInt64(resets))
+            m.streamClosed()
+            m.streamOpened(now: UInt64(resets))
+            actions = m.resetReceived(inFlight: true, now: UInt64(resets))
+            resets += 1
+        }
+        #expect(actions == [.enhanceYourCalm, .flush])
+        #expect(resets == 101)
+    }
+
     @Test func resetsOfFinishedStreamsAndOldWindowsDoNotCount() {
         var m = active(now: 0)
         for _ in 0..<50 { expectActions(m.resetReceived(inFlight: false, now: 1), []) }
