@@ -49,6 +49,8 @@ final class StreamSlot {
     /// Whether the request arrives fast enough (checked on idle ticks; keyed by `generation`,
     /// so nothing is reset per stream).
     var arrival = RequestArrivalWatch()
+    /// Whether the response reaches the client (checked on idle ticks, keyed by `generation`).
+    var writeWatch = ResponseWriteWatch()
 
     init(index: Int, maxHeaderListBytes: Int, maxMessageBytes: Int) {
         self.index = index
@@ -139,6 +141,7 @@ extension Connection: HTTP2SessionDelegate {
                 break
             case .reject(let httpStatus, let status):
                 respondError(slot, status, httpStatus: httpStatus)
+                if httpStatus == 431 { perform(machine.headerListTooLarge(now: reactor.now)) }
             case .accept(let routeIndex, let timeoutNanos):
                 slot.routeIndex = routeIndex
                 let handler = router.handler(at: routeIndex)
@@ -577,6 +580,34 @@ extension Connection: HTTP2SessionDelegate {
     }
 
     // MARK: Timers and teardown
+
+    /// Resets streams whose response has made no progress toward the client for the response
+    /// write timeout (a zero flow-control window, a client that never ends its side after the
+    /// answer): RST_STREAM CANCEL frees the slot and the response buffer.
+    func checkResponseWrites(now: UInt64, timeoutNanos: UInt64) {
+        var any = false
+        for slot in slots where slot.inUse {
+            let pending =
+                slot.responded
+                || (slot.streaming && slot.headersSent
+                    && (slot.responseOffset < slot.response.bytes.count || slot.finalStatus != nil))
+            let progress = slot.responseOffset &+ slot.response.bytes.count &* 31
+            guard
+                slot.writeWatch.isStuck(
+                    generation: slot.generation, pending: pending, progress: progress, now: now,
+                    timeoutNanos: timeoutNanos)
+            else { continue }
+            Log.rateLimited(
+                "response to \(peer) made no progress for the response write timeout; RST_STREAM CANCEL")
+            slot.machine.finish()
+            session.resetStream(streamID: slot.streamID, cancel: true)
+            // Not again before another timeout (the stream closes once the reset is sent).
+            _ = slot.writeWatch.isStuck(
+                generation: slot.generation, pending: false, progress: progress, now: now, timeoutNanos: timeoutNanos)
+            any = true
+        }
+        if any { reactor.markDirty(self) }
+    }
 
     /// Cuts off streams whose request does not arrive in time (`RequestArrivalLimits`): headers
     /// incomplete after the header timeout (RST_STREAM ENHANCE_YOUR_CALM), or a body slower than

@@ -48,6 +48,12 @@ final class Connection {
     let streamLimits: (maxConcurrentStreams: Int, maxHeaderListBytes: Int, maxMessageBytes: Int)
     /// How fast requests must arrive (checked on idle ticks).
     let arrivalLimits: RequestArrivalLimits
+    /// How long a response may make no progress toward the client (0: no limit).
+    let responseWriteTimeoutNanos: UInt64
+    /// Since when output has waited without any of it being written (0: not stalled), and the
+    /// buffer position then.
+    private var outputStallSinceNanos: UInt64 = 0
+    private var outputStallMark = 0
     var slots: [StreamSlot] = []
     /// The same slots, unretained: the request path borrows them through `withSlot`.
     var slotRefs: [Unmanaged<StreamSlot>] = []
@@ -79,6 +85,7 @@ final class Connection {
         streamLimits = (
             configuration.maxConcurrentStreams, configuration.maxHeaderListBytes, configuration.maxMessageBytes
         )
+        responseWriteTimeoutNanos = configuration.responseWriteTimeoutNanos
         arrivalLimits = RequestArrivalLimits(
             headerTimeoutNanos: configuration.requestHeaderTimeoutNanos,
             minBytesPerSecond: configuration.minRequestBytesPerSecond,
@@ -95,7 +102,8 @@ final class Connection {
                 maxPendingOutputBytes: configuration.maxPendingOutputBytes,
                 idleTimeoutNanos: configuration.idleTimeoutNanos,
                 rapidResetLimitPerSecond: configuration.rapidResetLimitPerSecond,
-                maxConcurrentStreams: configuration.maxConcurrentStreams))
+                maxConcurrentStreams: configuration.maxConcurrentStreams,
+                maxOversizedHeaderListsPerSecond: configuration.maxOversizedHeaderListsPerSecond))
         out.reserveCapacity(16 << 10)
     }
 
@@ -122,9 +130,15 @@ final class Connection {
         if actions.contains(.submitFirstGoaway) { session?.submitShutdownNotice() }
         if actions.contains(.submitFinalGoaway) { session?.submitGracefulGoaway() }
         if actions.contains(.enhanceYourCalm) {
-            Log.rateLimited(
-                "rapid reset from \(peer): \(machine.resetsInWindow) in-flight streams reset within one second (limit \(machine.limits.rapidResetLimitPerSecond)); GOAWAY ENHANCE_YOUR_CALM"
-            )
+            if machine.state == .closing(.headerAbuse) {
+                Log.rateLimited(
+                    "header lists over the limit from \(peer): \(machine.oversizedInWindow) within one second; GOAWAY ENHANCE_YOUR_CALM"
+                )
+            } else {
+                Log.rateLimited(
+                    "rapid reset from \(peer): \(machine.resetsInWindow) in-flight streams reset within one second (limit \(machine.limits.rapidResetLimitPerSecond)); GOAWAY ENHANCE_YOUR_CALM"
+                )
+            }
             session?.terminateEnhanceYourCalm()
         }
         if actions.contains(.armTimer), let deadline = machine.timerDeadlineNanos { reactor.armTimer(at: deadline) }
@@ -291,7 +305,7 @@ final class Connection {
         switch state {
         case .handshaking: return .tlsHandshake
         case .closing(.idle): return .idle
-        case .closing(.calmDown): return .rapidReset
+        case .closing(.calmDown), .closing(.headerAbuse): return .rapidReset
         case .closing(.protocolError): return session?.sawBadPreface == true ? .badPreface : .protocolError
         case .draining: return .drain
         default: return closeReason == .peerClosed && drainRequested ? .drain : closeReason
@@ -363,8 +377,31 @@ final class Connection {
     func tick(now: UInt64, checkIdle: Bool) {
         if checkIdle && machine.openStreams > 0 && machine.hasSession && session != nil {
             checkRequestArrival(now: now)
+            checkResponseWrites(now: now, timeoutNanos: responseWriteTimeoutNanos)
         }
+        if checkIdle && responseWriteTimeoutNanos > 0 { checkOutputStall(now: now) }
         perform(machine.timerTick(now: now, checkIdle: checkIdle))
+    }
+
+    /// Output waiting for a socket that takes none of it for the response write timeout: the
+    /// client stopped reading altogether (its streams cannot even be reset), so the connection
+    /// is closed.
+    private func checkOutputStall(now: UInt64) {
+        guard pendingOutputBytes > 0, machine.isOpen else {
+            outputStallSinceNanos = 0
+            return
+        }
+        let mark = outStart &+ out.count &* 31
+        if outputStallSinceNanos == 0 || mark != outputStallMark {
+            outputStallSinceNanos = now
+            outputStallMark = mark
+            return
+        }
+        guard now &- outputStallSinceNanos >= responseWriteTimeoutNanos else { return }
+        Log.rateLimited(
+            "\(peer) has read nothing for the response write timeout (\(pendingOutputBytes) bytes waiting); closing the connection"
+        )
+        perform(machine.transportFailed())
     }
 
     /// Closes the connection at once to make room for a new one (`maxConnections` reached and

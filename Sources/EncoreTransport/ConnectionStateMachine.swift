@@ -40,6 +40,9 @@ struct ConnectionStateMachine {
         case protocolError
         /// Rapid reset (CVE-2023-44487): GOAWAY ENHANCE_YOUR_CALM is queued.
         case calmDown
+        /// Request header lists over the limit again and again (an HPACK bomb): GOAWAY
+        /// ENHANCE_YOUR_CALM is queued.
+        case headerAbuse
     }
 
     /// Whether input is being read (meaningful until the connection is closing).
@@ -102,6 +105,8 @@ struct ConnectionStateMachine {
         var rapidResetLimitPerSecond: Int
         /// SETTINGS_MAX_CONCURRENT_STREAMS as advertised: a stream over it is refused.
         var maxConcurrentStreams: Int = 128
+        /// Requests with a header list over the limit a connection may send per second.
+        var maxOversizedHeaderListsPerSecond: Int = 3
         /// Delay between the first and the final GOAWAY of a drain.
         var finalGoawayDelayNanos: UInt64 = 300_000_000
     }
@@ -319,6 +324,30 @@ struct ConnectionStateMachine {
             return []
         }
     }
+
+    /// A request's header list was over SETTINGS_MAX_HEADER_LIST_SIZE (answered 431). More
+    /// than `maxOversizedHeaderListsPerSecond` in one second (an HPACK bomb: a large header in
+    /// the dynamic table referenced thousands of times costs the server a full decode per stream
+    /// and the client a byte per reference) and the connection gets GOAWAY ENHANCE_YOUR_CALM.
+    mutating func headerListTooLarge(now: UInt64) -> Actions {
+        if now &- oversizeWindowStartNanos > 1_000_000_000 {
+            oversizeWindowStartNanos = now
+            oversizedInWindow = 0
+        }
+        oversizedInWindow += 1
+        guard oversizedInWindow > limits.maxOversizedHeaderListsPerSecond else { return [] }
+        switch state {
+        case .active, .draining:
+            state = .closing(.headerAbuse)
+            return [.enhanceYourCalm, .flush]
+        case .handshaking, .closing, .closed:
+            return []
+        }
+    }
+
+    private var oversizeWindowStartNanos: UInt64 = 0
+    /// Header lists over the limit in the current one-second window.
+    private(set) var oversizedInWindow = 0
 
     private mutating func rollResetWindow(_ now: UInt64) {
         if now &- resetWindowStartNanos > 1_000_000_000 {

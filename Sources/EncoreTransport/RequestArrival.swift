@@ -78,3 +78,28 @@ struct RequestArrivalWatch: Equatable {
         messagesAtWindowStart = sample.messages
     }
 }
+
+/// One stream's response-write watch: a response (or a streaming call's queued messages) that
+/// makes no progress toward the client for `timeoutNanos` is reset, so a client that opens
+/// streams with a zero flow-control window, or never ends its side, cannot hold them forever.
+/// Checked on idle ticks; keyed by the slot generation like `RequestArrivalWatch`.
+struct ResponseWriteWatch: Equatable {
+    private(set) var generation: UInt64 = .max
+    private(set) var sinceNanos: UInt64 = 0
+    private var progressMark = 0
+
+    init() {}
+
+    /// `pending`: the stream has a response (part) the client has not taken; `progress`: a
+    /// number that changes whenever response bytes move on (bytes handed to nghttp2, messages
+    /// queued). Returns true when the stream has been stuck for `timeoutNanos` (0: never).
+    mutating func isStuck(generation: UInt64, pending: Bool, progress: Int, now: UInt64, timeoutNanos: UInt64) -> Bool {
+        if generation != self.generation || !pending || progress != progressMark {
+            self.generation = generation
+            sinceNanos = now
+            progressMark = progress
+            return false
+        }
+        return timeoutNanos > 0 && now &- sinceNanos >= timeoutNanos
+    }
+}

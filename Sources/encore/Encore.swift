@@ -133,9 +133,21 @@ struct Serve: ParsableCommand {
 
     @Option(
         help:
+            "Seconds a response may make no progress toward the client (zero flow-control window, client not reading) before its stream is reset, or its connection closed when the socket takes nothing (0: no limit)."
+    )
+    var responseWriteTimeout: Double = 30
+
+    @Option(
+        help:
             "In-flight streams a connection may reset per second (once resets also exceed half of its new streams; ten times this whatever the ratio, cancels after a deadline included) before GOAWAY ENHANCE_YOUR_CALM."
     )
     var rapidResetLimit = 100
+
+    @Option(
+        help:
+            "Requests with a header list over --max-header-list-bytes a connection may send per second before GOAWAY ENHANCE_YOUR_CALM (HPACK bombs)."
+    )
+    var maxOversizedHeaderLists = 3
 
     @Option(help: "Seconds in-flight calls may take to finish after SIGTERM/SIGINT.")
     var drainTimeout: Double = 10
@@ -311,6 +323,10 @@ struct Serve: ParsableCommand {
         if !(requestHeaderTimeout >= 0 && requestHeaderTimeout <= 86400) {
             throw ValidationError("--request-header-timeout must be 0 to 86400 seconds")
         }
+        if !(responseWriteTimeout >= 0 && responseWriteTimeout <= 86400) {
+            throw ValidationError("--response-write-timeout must be 0 to 86400 seconds")
+        }
+        if maxOversizedHeaderLists < 0 { throw ValidationError("--max-oversized-header-lists must be 0 or more") }
         if minRequestBytesPerSecond < 0 {
             throw ValidationError("--min-request-bytes-per-second must be 0 or more")
         }
@@ -355,7 +371,9 @@ struct Serve: ParsableCommand {
         options.transport.requestHeaderTimeoutNanos = UInt64(requestHeaderTimeout * 1e9)
         options.transport.minRequestBytesPerSecond = minRequestBytesPerSecond
         options.transport.requestProgressWindowNanos = UInt64(requestProgressWindow * 1e9)
+        options.transport.responseWriteTimeoutNanos = UInt64(responseWriteTimeout * 1e9)
         options.transport.rapidResetLimitPerSecond = rapidResetLimit
+        options.transport.maxOversizedHeaderListsPerSecond = maxOversizedHeaderLists
         options.transport.drainTimeoutNanos = UInt64(drainTimeout * 1e9)
         options.tlsCertificateFile = tlsCert
         options.tlsKeyFile = tlsKey

@@ -329,6 +329,17 @@ private func expectActions(
         #expect(resets == 101)
     }
 
+    @Test func headerListsOverTheLimitAgainAndAgainCalmTheConnectionDown() {
+        var m = active(now: 0)  // 3 per second allowed (the default)
+        for i in 0..<3 { expectActions(m.headerListTooLarge(now: UInt64(i)), []) }
+        // A new window: the count starts again.
+        for i in 0..<3 { expectActions(m.headerListTooLarge(now: 2 * Self.second + UInt64(i)), []) }
+        #expect(m.state == .active)
+        expectActions(m.headerListTooLarge(now: 2 * Self.second + 10), [.enhanceYourCalm, .flush])
+        #expect(m.state == .closing(.headerAbuse))
+        expectActions(m.headerListTooLarge(now: 2 * Self.second + 11), [])
+    }
+
     @Test func resetsOfFinishedStreamsAndOldWindowsDoNotCount() {
         var m = active(now: 0)
         for _ in 0..<50 { expectActions(m.resetReceived(inFlight: false, now: 1), []) }

@@ -109,3 +109,42 @@ import Testing
         #expect(watch.check(generation: 1, sample(), now: 2000 * Self.second, limits: off) == .onTime)
     }
 }
+
+@Suite struct ResponseWriteWatchTests {
+    static let second: UInt64 = 1_000_000_000
+
+    @Test func aResponseWithoutProgressIsStuckAfterTheTimeout() {
+        var stuck: Bool
+        var watch = ResponseWriteWatch()
+        stuck = watch.isStuck(generation: 1, pending: true, progress: 0, now: 0, timeoutNanos: 2 * Self.second)
+        #expect(!stuck)
+        stuck = watch.isStuck(
+            generation: 1, pending: true, progress: 0, now: Self.second, timeoutNanos: 2 * Self.second)
+        #expect(!stuck)
+        stuck = watch.isStuck(
+            generation: 1, pending: true, progress: 0, now: 2 * Self.second, timeoutNanos: 2 * Self.second)
+        #expect(stuck)
+    }
+
+    @Test func progressNothingPendingOrANewStreamRestartTheClock() {
+        var stuck: Bool
+        var watch = ResponseWriteWatch()
+        let t = 2 * Self.second
+        _ = watch.isStuck(generation: 1, pending: true, progress: 0, now: 0, timeoutNanos: t)
+        stuck = watch.isStuck(generation: 1, pending: true, progress: 10, now: 3 * Self.second, timeoutNanos: t)
+        #expect(!stuck)
+        stuck = watch.isStuck(generation: 1, pending: true, progress: 10, now: 4 * Self.second, timeoutNanos: t)
+        #expect(!stuck)
+        stuck = watch.isStuck(generation: 1, pending: false, progress: 10, now: 6 * Self.second, timeoutNanos: t)
+        #expect(!stuck)
+        stuck = watch.isStuck(generation: 2, pending: true, progress: 10, now: 9 * Self.second, timeoutNanos: t)
+        #expect(!stuck)
+        stuck = watch.isStuck(generation: 2, pending: true, progress: 10, now: 11 * Self.second, timeoutNanos: t)
+        #expect(stuck)
+        // 0 disables the rule.
+        var off = ResponseWriteWatch()
+        _ = off.isStuck(generation: 1, pending: true, progress: 0, now: 0, timeoutNanos: 0)
+        stuck = off.isStuck(generation: 1, pending: true, progress: 0, now: 1000 * Self.second, timeoutNanos: 0)
+        #expect(!stuck)
+    }
+}

@@ -371,3 +371,75 @@ def test_a_reset_flood_mixed_with_completed_calls_is_stopped_by_encore(stubs, se
         assert_other_clients_served(stubs, srv)
     finally:
         c.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Point 8, stuck readers: a response that cannot be written is reset after a deadline
+# ----------------------------------------------------------------------------------------------
+def _zero_window_client(port: int) -> ei.H2Client:
+    """A client that advertises INITIAL_WINDOW_SIZE 0 and never opens it: no response DATA can
+    reach it."""
+    c = ei.H2Client(port, handshake=False)
+    c.conn.local_settings = h2.settings.Settings(
+        client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    c.conn.initiate_connection()
+    c.flush()
+    return c
+
+
+def test_streams_whose_response_cannot_be_written_are_reset(stubs, server_factory):
+    srv = server_factory(*ei.DIAG_ON_DATA_PLANE, "--response-write-timeout", "2")
+    clients = [_zero_window_client(srv.port) for _ in range(4)]
+    try:
+        body = ei.grpc_frame(stubs.diagnostics_pb2.EchoRequest(payload=b"y" * 100).SerializeToString())
+        for c in clients:
+            assert c.wait_settings(5)
+            for _ in range(128):
+                c.send_body(c.start_request(ECHO), body)
+        t0 = time.monotonic()
+        time.sleep(0.5)
+        assert not any(s.done for c in clients for s in c.streams.values()), "a response got through a zero window"
+        assert_other_clients_served(stubs, srv)  # while 512 streams are stuck
+        for c in clients:
+            assert c.wait_for(lambda: all(s.done for s in c.streams.values()), 8), "stuck streams not reset"
+        elapsed = time.monotonic() - t0
+        codes = {s.reset_code for c in clients for s in c.streams.values()}
+        assert codes == {int(h2.errors.ErrorCodes.CANCEL)}, codes
+        assert 1.5 < elapsed < 8, elapsed
+        assert all(c.goaway is None for c in clients)
+        assert_other_clients_served(stubs, srv)
+    finally:
+        for c in clients:
+            c.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Point 8, HPACK bomb: a connection that keeps exceeding the header-list limit is closed
+# ----------------------------------------------------------------------------------------------
+def test_hpack_bomb_connection_gets_enhance_your_calm(stubs, server_factory):
+    """One 4,000-byte header in the dynamic table referenced 1,000 times per stream (about 1 KB on
+    the wire, 4 MB decoded, far over the 16 KiB header-list limit): after a few 431s the
+    connection gets GOAWAY ENHANCE_YOUR_CALM instead of earning 431s forever."""
+    srv = server_factory()
+    c = ei.H2Client(srv.port)
+    try:
+        assert c.wait_settings(5)
+        bomb = [("x-bomb", "b" * 4000)] * 1000
+        sent = 0
+        t0 = time.monotonic()
+        while c.goaway is None and not c.eof and sent < 50 and time.monotonic() - t0 < 20:
+            try:
+                sid = c.start_request(CHECK, extra_headers=bomb)
+                c.send_body(sid, health_body())
+            except (OSError, h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
+                break
+            sent += 1
+            c.pump(0.01)
+        c.wait_for(lambda: c.goaway is not None or c.eof, 5)
+        assert c.goaway is not None, f"no GOAWAY after {sent} header bombs"
+        assert c.goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, c.goaway
+        assert sent <= 10, sent
+        assert srv.wait_stderr("header lists over the limit from", 3)
+        assert_other_clients_served(stubs, srv)
+    finally:
+        c.close()
