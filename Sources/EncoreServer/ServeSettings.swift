@@ -270,6 +270,24 @@ public enum ServeSettings {
         integer("transport.max_connections", "--max-connections", 1...(1 << 20)) {
             $0.transport.maxConnections = $1
         },
+        number("transport.evict_idle_after_seconds", "--evict-idle-after", 0...86400) {
+            $0.transport.evictionMinIdleNanos = UInt64($1 * 1e9)
+        },
+        number("transport.request_header_timeout_seconds", "--request-header-timeout", 0...86400) {
+            $0.transport.requestHeaderTimeoutNanos = UInt64($1 * 1e9)
+        },
+        integer("transport.min_request_bytes_per_second", "--min-request-bytes-per-second", 0...(1 << 40)) {
+            $0.transport.minRequestBytesPerSecond = $1
+        },
+        number("transport.request_progress_window_seconds", "--request-progress-window", 1...3600) {
+            $0.transport.requestProgressWindowNanos = UInt64($1 * 1e9)
+        },
+        number("transport.response_write_timeout_seconds", "--response-write-timeout", 0...86400) {
+            $0.transport.responseWriteTimeoutNanos = UInt64($1 * 1e9)
+        },
+        integer("transport.max_oversized_header_lists", "--max-oversized-header-lists", 0...(1 << 20)) {
+            $0.transport.maxOversizedHeaderListsPerSecond = $1
+        },
         integer("transport.rapid_reset_limit", "--rapid-reset-limit", 1...(1 << 20)) {
             $0.transport.rapidResetLimitPerSecond = $1
         },

@@ -46,6 +46,11 @@ final class StreamSlot {
     var metricsRoute: Int? = nil
     /// A plain HTTP GET route (`GRPCRouter.registerHTTP`), or -1 for a gRPC call.
     var httpRoute = -1
+    /// Whether the request arrives fast enough (checked on idle ticks; keyed by `generation`,
+    /// so nothing is reset per stream).
+    var arrival = RequestArrivalWatch()
+    /// Whether the response reaches the client (checked on idle ticks, keyed by `generation`).
+    var writeWatch = ResponseWriteWatch()
 
     init(index: Int, maxHeaderListBytes: Int, maxMessageBytes: Int) {
         self.index = index
@@ -64,19 +69,22 @@ extension Connection: HTTP2SessionDelegate {
 
     // MARK: Called by HTTP2Session (nghttp2 callbacks)
 
-    /// A new request stream: returns its slot index, or -1 to refuse it.
+    /// A new request stream: returns its slot index, or -1 to refuse it (RST_STREAM
+    /// REFUSED_STREAM). There is one slot per allowed concurrent stream and a slot is free
+    /// exactly while its stream is closed, so no free slot means the client is over the limit.
     func streamBegan(streamID: Int32) -> Int {
         let limits = streamLimits
         let index: Int
         if let free = freeSlots.popLast() {
             index = free
-        } else if slots.count < limits.maxConcurrentStreams + 8 {
+        } else if machine.admitsStream() {
             index = slots.count
             let slot = StreamSlot(
                 index: index, maxHeaderListBytes: limits.maxHeaderListBytes, maxMessageBytes: limits.maxMessageBytes)
             slots.append(slot)
             slotRefs.append(Unmanaged.passUnretained(slot))
         } else {
+            perform(machine.streamRefused())
             return -1
         }
         return withSlot(index) { slot in
@@ -133,6 +141,7 @@ extension Connection: HTTP2SessionDelegate {
                 break
             case .reject(let httpStatus, let status):
                 respondError(slot, status, httpStatus: httpStatus)
+                if httpStatus == 431 { perform(machine.headerListTooLarge(now: reactor.now)) }
             case .accept(let routeIndex, let timeoutNanos):
                 slot.routeIndex = routeIndex
                 let handler = router.handler(at: routeIndex)
@@ -179,7 +188,20 @@ extension Connection: HTTP2SessionDelegate {
 
     /// The client sent RST_STREAM for a stream (slot index, or -1 if it is not a request stream).
     func streamReset(slot index: Int) {
-        perform(machine.resetReceived(inFlight: index >= 0 && slots[index].inUse, now: reactor.now))
+        guard index >= 0 else {
+            perform(machine.resetReceived(inFlight: false, now: reactor.now))
+            return
+        }
+        let slot = slots[index]
+        // A cancel because the call's deadline expired: the server answered DEADLINE_EXCEEDED
+        // already, or at least half of the grpc-timeout has passed by the server's clock (the
+        // client's clock started earlier, so its deadline comes first).
+        let now = reactor.now
+        let afterDeadline =
+            slot.finalStatus?.code == .deadlineExceeded
+            || (slot.deadlineNanos != 0 && now >= slot.startNanos
+                && 2 * (now - slot.startNanos) >= slot.deadlineNanos - min(slot.deadlineNanos, slot.startNanos))
+        perform(machine.resetReceived(inFlight: slot.inUse, afterDeadline: afterDeadline, now: now))
     }
 
     func streamClosed(slot index: Int, errorCode: UInt32) {
@@ -313,7 +335,9 @@ extension Connection: HTTP2SessionDelegate {
 
     private func expired(_ slot: StreamSlot) -> Bool {
         guard slot.deadlineNanos != 0, reactor.now >= slot.deadlineNanos else { return false }
-        respondError(slot, GRPCStatus(.deadlineExceeded, static: "deadline exceeded before the call was handled"))
+        let status = GRPCStatus(.deadlineExceeded, static: "deadline exceeded before the call was handled")
+        slot.finalStatus = status
+        respondError(slot, status)
         return true
     }
 
@@ -557,10 +581,89 @@ extension Connection: HTTP2SessionDelegate {
 
     // MARK: Timers and teardown
 
+    /// Resets streams whose response has made no progress toward the client for the response
+    /// write timeout (a zero flow-control window, a client that never ends its side after the
+    /// answer): RST_STREAM CANCEL frees the slot and the response buffer.
+    func checkResponseWrites(now: UInt64, timeoutNanos: UInt64) {
+        var any = false
+        for slot in slots where slot.inUse {
+            let pending =
+                slot.responded
+                || (slot.streaming && slot.headersSent
+                    && (slot.responseOffset < slot.response.bytes.count || slot.finalStatus != nil))
+            let progress = slot.responseOffset &+ slot.response.bytes.count &* 31
+            guard
+                slot.writeWatch.isStuck(
+                    generation: slot.generation, pending: pending, progress: progress, now: now,
+                    timeoutNanos: timeoutNanos)
+            else { continue }
+            Log.rateLimited(
+                "response to \(peer) made no progress for the response write timeout; RST_STREAM CANCEL")
+            slot.machine.finish()
+            session.resetStream(streamID: slot.streamID, cancel: true)
+            // Not again before another timeout (the stream closes once the reset is sent).
+            _ = slot.writeWatch.isStuck(
+                generation: slot.generation, pending: false, progress: progress, now: now, timeoutNanos: timeoutNanos)
+            any = true
+        }
+        if any { reactor.markDirty(self) }
+    }
+
+    /// Cuts off streams whose request does not arrive in time (`RequestArrivalLimits`): headers
+    /// incomplete after the header timeout (RST_STREAM ENHANCE_YOUR_CALM), or a body slower than
+    /// the minimum rate (RESOURCE_EXHAUSTED, then RST_STREAM NO_ERROR so the client stops).
+    func checkRequestArrival(now: UInt64) {
+        let limits = arrivalLimits
+        var any = false
+        for slot in slots where slot.inUse && !slot.responded && !slot.awaiting {
+            let headersComplete = slot.metricsRoute != nil || slot.httpRoute >= 0
+            let receiving =
+                slot.httpRoute >= 0 || (headersComplete && slot.machine.state == .receiving)
+            guard !headersComplete || receiving else { continue }
+            let sample = RequestArrivalWatch.Sample(
+                openedNanos: slot.startNanos, headersComplete: headersComplete, receiving: receiving,
+                partialMessageBytes: slot.machine.decoder.bufferedBytes, messages: slot.machine.messageCount,
+                streamsRequests: slot.machine.kind.streamsRequests && slot.httpRoute < 0)
+            switch slot.arrival.check(generation: slot.generation, sample, now: now, limits: limits) {
+            case .onTime:
+                continue
+            case .headersTooSlow:
+                Log.rateLimited(
+                    "request headers from \(peer) not complete within the request header timeout; RST_STREAM ENHANCE_YOUR_CALM"
+                )
+                slot.machine.finish()
+                session.resetStream(streamID: slot.streamID, code: .enhanceYourCalm)
+            case .bodyTooSlow:
+                Log.rateLimited(
+                    "request body from \(peer) slower than \(limits.minBytesPerSecond) bytes/s; RESOURCE_EXHAUSTED"
+                )
+                if slot.httpRoute >= 0 {
+                    slot.responded = true
+                    session.resetStream(streamID: slot.streamID, code: .enhanceYourCalm)
+                } else {
+                    respondError(
+                        slot,
+                        GRPCStatus(
+                            .resourceExhausted,
+                            static:
+                                "request body arrived slower than the server's minimum rate (--min-request-bytes-per-second)"
+                        ))
+                    session.resetStream(streamID: slot.streamID, code: .noError)
+                }
+            }
+            any = true
+        }
+        if any { reactor.markDirty(self) }
+    }
+
     func expireDeadlines(now: UInt64) {
         var any = false
         for slot in slots where slot.inUse && !slot.responded && slot.deadlineNanos != 0 && now >= slot.deadlineNanos {
-            respondError(slot, GRPCStatus(.deadlineExceeded, static: "deadline exceeded"))
+            let status = GRPCStatus(.deadlineExceeded, static: "deadline exceeded")
+            // Remembered (unused by a call without response HEADERS) so a cancel that follows
+            // is known to be the client's deadline, not an attack (`streamReset`).
+            slot.finalStatus = status
+            respondError(slot, status)
             any = true
         }
         if any { reactor.markDirty(self) }

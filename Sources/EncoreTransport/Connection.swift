@@ -46,6 +46,14 @@ final class Connection {
     /// reference counting (not through `reactor.shared`).
     let router: GRPCRouter
     let streamLimits: (maxConcurrentStreams: Int, maxHeaderListBytes: Int, maxMessageBytes: Int)
+    /// How fast requests must arrive (checked on idle ticks).
+    let arrivalLimits: RequestArrivalLimits
+    /// How long a response may make no progress toward the client (0: no limit).
+    let responseWriteTimeoutNanos: UInt64
+    /// Since when output has waited without any of it being written (0: not stalled), and the
+    /// buffer position then.
+    private var outputStallSinceNanos: UInt64 = 0
+    private var outputStallMark = 0
     var slots: [StreamSlot] = []
     /// The same slots, unretained: the request path borrows them through `withSlot`.
     var slotRefs: [Unmanaged<StreamSlot>] = []
@@ -77,6 +85,11 @@ final class Connection {
         streamLimits = (
             configuration.maxConcurrentStreams, configuration.maxHeaderListBytes, configuration.maxMessageBytes
         )
+        responseWriteTimeoutNanos = configuration.responseWriteTimeoutNanos
+        arrivalLimits = RequestArrivalLimits(
+            headerTimeoutNanos: configuration.requestHeaderTimeoutNanos,
+            minBytesPerSecond: configuration.minRequestBytesPerSecond,
+            progressWindowNanos: configuration.requestProgressWindowNanos)
         if let context = configuration.tls {
             guard let stream = TLSStream(context: context, fd: fd) else {
                 throw TransportError("cannot create a TLS session")
@@ -88,7 +101,9 @@ final class Connection {
             limits: .init(
                 maxPendingOutputBytes: configuration.maxPendingOutputBytes,
                 idleTimeoutNanos: configuration.idleTimeoutNanos,
-                rapidResetLimitPerSecond: configuration.rapidResetLimitPerSecond))
+                rapidResetLimitPerSecond: configuration.rapidResetLimitPerSecond,
+                maxConcurrentStreams: configuration.maxConcurrentStreams,
+                maxOversizedHeaderListsPerSecond: configuration.maxOversizedHeaderListsPerSecond))
         out.reserveCapacity(16 << 10)
     }
 
@@ -115,9 +130,15 @@ final class Connection {
         if actions.contains(.submitFirstGoaway) { session?.submitShutdownNotice() }
         if actions.contains(.submitFinalGoaway) { session?.submitGracefulGoaway() }
         if actions.contains(.enhanceYourCalm) {
-            Log.rateLimited(
-                "rapid reset from \(peer): \(machine.resetsInWindow) in-flight streams reset within one second (limit \(machine.limits.rapidResetLimitPerSecond)); GOAWAY ENHANCE_YOUR_CALM"
-            )
+            if machine.state == .closing(.headerAbuse) {
+                Log.rateLimited(
+                    "header lists over the limit from \(peer): \(machine.oversizedInWindow) within one second; GOAWAY ENHANCE_YOUR_CALM"
+                )
+            } else {
+                Log.rateLimited(
+                    "rapid reset from \(peer): \(machine.resetsInWindow) in-flight streams reset within one second (limit \(machine.limits.rapidResetLimitPerSecond)); GOAWAY ENHANCE_YOUR_CALM"
+                )
+            }
             session?.terminateEnhanceYourCalm()
         }
         if actions.contains(.armTimer), let deadline = machine.timerDeadlineNanos { reactor.armTimer(at: deadline) }
@@ -129,6 +150,7 @@ final class Connection {
         do {
             session = try HTTP2Session(
                 delegate: self, settings: reactor.shared.settings, template: reactor.sessionTemplate)
+            out.append(contentsOf: session.takeGreeting())
         } catch {
             Log.rateLimited("cannot start an HTTP/2 session: \(error)")
             perform(machine.sessionFailed())
@@ -196,7 +218,13 @@ final class Connection {
                     perform(machine.transportFailed())
                     return
                 case .failed(let reasons):
-                    Log.rateLimited("tls error with \(peer): \(reasons)")
+                    // OpenSSL 3 reports a socket closed without close_notify as an error; many
+                    // clients close that way. With nothing in flight it is an ordinary close.
+                    if reasons.contains("unexpected eof while reading") && machine.closeWithoutNotifyIsNormal {
+                        Log.debug("tls: \(peer) closed the connection without close_notify (idle)")
+                    } else {
+                        Log.rateLimited("tls error with \(peer): \(reasons)")
+                    }
                     perform(machine.transportFailed())
                     return
                 }
@@ -277,7 +305,7 @@ final class Connection {
         switch state {
         case .handshaking: return .tlsHandshake
         case .closing(.idle): return .idle
-        case .closing(.calmDown): return .rapidReset
+        case .closing(.calmDown), .closing(.headerAbuse): return .rapidReset
         case .closing(.protocolError): return session?.sawBadPreface == true ? .badPreface : .protocolError
         case .draining: return .drain
         default: return closeReason == .peerClosed && drainRequested ? .drain : closeReason
@@ -347,7 +375,50 @@ final class Connection {
 
     /// The reactor ticked; `checkIdle` on the ticks that check the idle timeout.
     func tick(now: UInt64, checkIdle: Bool) {
+        if checkIdle && machine.openStreams > 0 && machine.hasSession && session != nil {
+            checkRequestArrival(now: now)
+            checkResponseWrites(now: now, timeoutNanos: responseWriteTimeoutNanos)
+        }
+        if checkIdle && responseWriteTimeoutNanos > 0 { checkOutputStall(now: now) }
         perform(machine.timerTick(now: now, checkIdle: checkIdle))
+    }
+
+    /// Output waiting for a socket that takes none of it for the response write timeout: the
+    /// client stopped reading altogether (its streams cannot even be reset), so the connection
+    /// is closed.
+    private func checkOutputStall(now: UInt64) {
+        guard pendingOutputBytes > 0, machine.isOpen else {
+            outputStallSinceNanos = 0
+            return
+        }
+        let mark = outStart &+ out.count &* 31
+        if outputStallSinceNanos == 0 || mark != outputStallMark {
+            outputStallSinceNanos = now
+            outputStallMark = mark
+            return
+        }
+        guard now &- outputStallSinceNanos >= responseWriteTimeoutNanos else { return }
+        Log.rateLimited(
+            "\(peer) has read nothing for the response write timeout (\(pendingOutputBytes) bytes waiting); closing the connection"
+        )
+        perform(machine.transportFailed())
+    }
+
+    /// Closes the connection at once to make room for a new one (`maxConnections` reached and
+    /// this one idle the longest): GOAWAY NO_ERROR is sent if the socket takes it.
+    func evict() {
+        closeReason = .evicted
+        if machine.hasSession, let session {
+            session.submitGracefulGoaway()
+            _ = session.drainOutput { bytes in
+                out.append(contentsOf: bytes)
+                return true
+            }
+            _ = writeOut()
+        }
+        _ = machine.transportFailed()
+        cancelAll()
+        reactor.remove(self)
     }
 
     /// The server began a graceful shutdown.

@@ -40,6 +40,9 @@ struct ConnectionStateMachine {
         case protocolError
         /// Rapid reset (CVE-2023-44487): GOAWAY ENHANCE_YOUR_CALM is queued.
         case calmDown
+        /// Request header lists over the limit again and again (an HPACK bomb): GOAWAY
+        /// ENHANCE_YOUR_CALM is queued.
+        case headerAbuse
     }
 
     /// Whether input is being read (meaningful until the connection is closing).
@@ -100,6 +103,10 @@ struct ConnectionStateMachine {
         var maxPendingOutputBytes: Int
         var idleTimeoutNanos: UInt64
         var rapidResetLimitPerSecond: Int
+        /// SETTINGS_MAX_CONCURRENT_STREAMS as advertised: a stream over it is refused.
+        var maxConcurrentStreams: Int = 128
+        /// Requests with a header list over the limit a connection may send per second.
+        var maxOversizedHeaderListsPerSecond: Int = 3
         /// Delay between the first and the final GOAWAY of a drain.
         var finalGoawayDelayNanos: UInt64 = 300_000_000
     }
@@ -119,8 +126,10 @@ struct ConnectionStateMachine {
 
     // Rapid-reset accounting: one-second windows.
     private var resetWindowStartNanos: UInt64 = 0
-    /// In-flight streams the client reset in the current window.
+    /// In-flight streams the client reset in the current window (deadline cancels aside).
     private(set) var resetsInWindow = 0
+    /// In-flight streams the client reset after their deadline (mostly) passed, in the window.
+    private(set) var deadlineResetsInWindow = 0
     private var streamsInWindow = 0
 
     /// A new connection at `now`; `tls` when a TLS handshake comes first.
@@ -235,6 +244,10 @@ struct ConnectionStateMachine {
         lastActivityNanos = now
     }
 
+    /// Whether the peer closing TLS without close_notify is an ordinary close (logged at debug)
+    /// rather than a truncation worth a warning: true when no stream is open.
+    var closeWithoutNotifyIsNormal: Bool { openStreams == 0 }
+
     /// nghttp2 rejected the input: send what it queued (usually GOAWAY) and close.
     mutating func protocolError() -> Actions {
         guard isOpen else { return [] }
@@ -259,24 +272,50 @@ struct ConnectionStateMachine {
         streamsInWindow += 1
     }
 
+    /// Whether a new stream may open: the client stays within the advertised
+    /// SETTINGS_MAX_CONCURRENT_STREAMS. (The connection asks only when it has no free slot.)
+    func admitsStream() -> Bool {
+        openStreams < limits.maxConcurrentStreams
+    }
+
+    /// A stream over the limit was refused (RST_STREAM REFUSED_STREAM, which gRPC clients retry).
+    /// The connection and its calls in flight go on; a refusal is not a reset by the client, so
+    /// it does not count toward the rapid-reset rule.
+    mutating func streamRefused() -> Actions {
+        refusedStreams += 1
+        return isOpen ? [.flush] : []
+    }
+
+    /// Streams refused over the concurrency limit, in the connection's life.
+    private(set) var refusedStreams = 0
+
     /// nghttp2 closed a stream that `streamOpened` counted.
     mutating func streamClosed() {
         openStreams -= 1
     }
 
-    /// The client sent RST_STREAM; `inFlight` when it named a request stream still being served.
+    /// The client sent RST_STREAM; `inFlight` when it named a request stream still being served,
+    /// `afterDeadline` when that stream carried a grpc-timeout of which at least half had passed
+    /// by the server's clock (the client cancelled because its deadline expired).
     ///
-    /// Rapid-reset protection (CVE-2023-44487): per one-second window, when the in-flight resets
-    /// pass the limit and make up more than half of the streams opened in the window, the
-    /// connection gets GOAWAY ENHANCE_YOUR_CALM. A client that cancels some of its calls
-    /// (deadlines, user aborts) never reaches the ratio; a reset flood does at once.
-    mutating func resetReceived(inFlight: Bool, now: UInt64) -> Actions {
+    /// Rapid-reset protection (CVE-2023-44487), per one-second window: GOAWAY ENHANCE_YOUR_CALM
+    /// when the in-flight resets pass the limit and make up more than half of the streams opened
+    /// in the window (a reset flood), or when all resets, deadline cancels included, pass ten
+    /// times the limit whatever the ratio (a flood mixed with completed calls, or one that sets
+    /// tiny deadlines). A client that cancels some of its calls never reaches the ratio, and one
+    /// whose calls time out (many sequential calls with a short deadline against a slow handler)
+    /// is not counted against it.
+    mutating func resetReceived(inFlight: Bool, afterDeadline: Bool = false, now: UInt64) -> Actions {
         guard inFlight else { return [] }
         rollResetWindow(now)
-        resetsInWindow += 1
-        guard resetsInWindow > limits.rapidResetLimitPerSecond, resetsInWindow * 2 > streamsInWindow else {
-            return []
+        if afterDeadline {
+            deadlineResetsInWindow += 1
+        } else {
+            resetsInWindow += 1
         }
+        let limit = limits.rapidResetLimitPerSecond
+        let flood = resetsInWindow > limit && resetsInWindow * 2 > streamsInWindow
+        guard flood || resetsInWindow + deadlineResetsInWindow > 10 * limit else { return [] }
         switch state {
         case .active, .draining:
             state = .closing(.calmDown)
@@ -286,10 +325,35 @@ struct ConnectionStateMachine {
         }
     }
 
+    /// A request's header list was over SETTINGS_MAX_HEADER_LIST_SIZE (answered 431). More
+    /// than `maxOversizedHeaderListsPerSecond` in one second (an HPACK bomb: a large header in
+    /// the dynamic table referenced thousands of times costs the server a full decode per stream
+    /// and the client a byte per reference) and the connection gets GOAWAY ENHANCE_YOUR_CALM.
+    mutating func headerListTooLarge(now: UInt64) -> Actions {
+        if now &- oversizeWindowStartNanos > 1_000_000_000 {
+            oversizeWindowStartNanos = now
+            oversizedInWindow = 0
+        }
+        oversizedInWindow += 1
+        guard oversizedInWindow > limits.maxOversizedHeaderListsPerSecond else { return [] }
+        switch state {
+        case .active, .draining:
+            state = .closing(.headerAbuse)
+            return [.enhanceYourCalm, .flush]
+        case .handshaking, .closing, .closed:
+            return []
+        }
+    }
+
+    private var oversizeWindowStartNanos: UInt64 = 0
+    /// Header lists over the limit in the current one-second window.
+    private(set) var oversizedInWindow = 0
+
     private mutating func rollResetWindow(_ now: UInt64) {
         if now &- resetWindowStartNanos > 1_000_000_000 {
             resetWindowStartNanos = now
             resetsInWindow = 0
+            deadlineResetsInWindow = 0
             streamsInWindow = 0
         }
     }
@@ -340,6 +404,21 @@ struct ConnectionStateMachine {
             return [.resumeReading]
         default:
             return []
+        }
+    }
+
+    // MARK: Eviction
+
+    /// How long the connection has read nothing, if a new connection may take its place at the
+    /// connection limit: serving (or handshaking, not draining or closing) and idle for at least
+    /// `minIdleNanos`. The reactor evicts the one idle the longest.
+    func evictionIdleNanos(now: UInt64, minIdleNanos: UInt64) -> UInt64? {
+        switch state {
+        case .handshaking, .active:
+            let idle = now &- lastActivityNanos
+            return now >= lastActivityNanos && idle >= minIdleNanos ? idle : nil
+        case .draining, .closing, .closed:
+            return nil
         }
     }
 

@@ -23,7 +23,20 @@ public final class GRPCServer: Sendable {
     }
 
     /// `serving` is shared with handlers that report the drain (health).
+    ///
+    /// `maxConnections` is clamped to what the open-file limit allows (with a warning), so the
+    /// limit is met by refusing or evicting connections, not by accept() failing with EMFILE.
     public init(configuration: GRPCServerConfiguration, router: GRPCRouter, serving: ServingState = ServingState()) {
+        var configuration = configuration
+        let budget = FileDescriptorLimit.connectionBudget(
+            softLimit: FileDescriptorLimit.current().soft, inUse: FileDescriptorLimit.openDescriptors() ?? 64,
+            threads: configuration.threads)
+        if configuration.maxConnections > budget {
+            Log.warning(
+                "max-connections \(configuration.maxConnections) for \(configuration.host) is more than the open-file limit allows (\(FileDescriptorLimit.current().soft) descriptors): using \(budget); raise the limit (ulimit -n, LimitNOFILE=) to serve more"
+            )
+            configuration.maxConnections = budget
+        }
         self.configuration = configuration
         shared = ServerShared(configuration: configuration, router: router, serving: serving)
     }

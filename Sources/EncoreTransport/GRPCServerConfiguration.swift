@@ -21,11 +21,33 @@ public struct GRPCServerConfiguration: Sendable {
     public var maxHeaderListBytes = 16 << 10
     /// A connection with no open stream and no input for this long gets GOAWAY and is closed.
     public var idleTimeoutNanos: UInt64 = 300 * 1_000_000_000
-    /// Open connections across all threads; more are accepted and closed at once.
+    /// Open connections across all threads. At the limit a new connection takes the place of
+    /// the one (on its reactor) idle the longest, if one has been idle for
+    /// `evictionMinIdleNanos`; else it is closed at once.
     public var maxConnections = 10_000
+    /// How long a connection must have read nothing before a new one may take its place at
+    /// `maxConnections`.
+    public var evictionMinIdleNanos: UInt64 = 1_000_000_000
+    /// A stream's request headers must be complete this long after its first HEADERS frame;
+    /// else RST_STREAM ENHANCE_YOUR_CALM (0: no limit).
+    public var requestHeaderTimeoutNanos: UInt64 = 10 * 1_000_000_000
+    /// While a request message (or a one-message call's end) is still due, the client must send
+    /// at least this many bytes per second, measured over `requestProgressWindowNanos`; else
+    /// RESOURCE_EXHAUSTED and RST_STREAM (0: no limit). A stream of requests may pause between
+    /// messages.
+    public var minRequestBytesPerSecond = 32 << 10
+    /// A response (or a streaming call's queued messages) that makes no progress toward the
+    /// client for this long is reset (RST_STREAM CANCEL); a connection whose socket takes no
+    /// output for this long is closed (0: no limit).
+    public var responseWriteTimeoutNanos: UInt64 = 30 * 1_000_000_000
+    /// The window `minRequestBytesPerSecond` is measured over.
+    public var requestProgressWindowNanos: UInt64 = 5 * 1_000_000_000
     /// In-flight streams a connection may reset per second before GOAWAY ENHANCE_YOUR_CALM
     /// (enforced once resets also exceed half of the streams opened in that second).
     public var rapidResetLimitPerSecond = 100
+    /// Requests with a header list over `maxHeaderListBytes` (answered 431) a connection may
+    /// send per second before GOAWAY ENHANCE_YOUR_CALM (an HPACK bomb keeps sending them).
+    public var maxOversizedHeaderListsPerSecond = 3
     /// How long a drain (SIGTERM) lets in-flight streams finish before closing everything.
     public var drainTimeoutNanos: UInt64 = 10 * 1_000_000_000
     /// Bytes queued for a connection's socket above which reading from it pauses (backpressure).
@@ -65,6 +87,16 @@ public struct GRPCServerConfiguration: Sendable {
             throw TransportError("max header list bytes must be in 1024...1048576, got \(maxHeaderListBytes)")
         }
         if maxConnections < 1 { throw TransportError("max connections must be at least 1, got \(maxConnections)") }
+        if maxOversizedHeaderListsPerSecond < 0 {
+            throw TransportError(
+                "max oversized header lists must be 0 or more, got \(maxOversizedHeaderListsPerSecond)")
+        }
+        if minRequestBytesPerSecond < 0 {
+            throw TransportError("min request bytes per second must be 0 or more, got \(minRequestBytesPerSecond)")
+        }
+        if requestProgressWindowNanos < 1_000_000_000 {
+            throw TransportError("the request progress window must be at least one second")
+        }
         if rapidResetLimitPerSecond < 1 {
             throw TransportError("rapid reset limit must be at least 1, got \(rapidResetLimitPerSecond)")
         }

@@ -125,6 +125,13 @@ final class Reactor: @unchecked Sendable {
     private var sniffing: [Int32: UInt64] = [:]
     /// epoll data of a sniffed socket: this bit plus the fd.
     private static let sniffTag: UInt64 = 1 << 63
+    /// A descriptor held in reserve (/dev/null): when accept() fails with EMFILE it is closed
+    /// to accept the pending connection and close it at once, so the listener does not stay
+    /// readable and spin the loop.
+    private var reserveFD: Int32 = -1
+    /// The listener is out of the epoll set until this time (EMFILE with no reserve): 0 when it
+    /// is polled.
+    private var listenerPausedUntilNanos: UInt64 = 0
 
     init(index: Int, shared: ServerShared, listenFD: Int32) throws(TransportError) {
         self.index = index
@@ -145,9 +152,11 @@ final class Reactor: @unchecked Sendable {
         readBuffer = .allocate(byteCount: 64 << 10, alignment: 16)
         try add(fd: listenFD, events: UInt32(CENCORE_EPOLLIN), data: tag.listener)
         try add(fd: mailbox.eventFD, events: UInt32(CENCORE_EPOLLIN), data: tag.mailbox)
+        reserveFD = Reactor.openReserve()
     }
 
     deinit {
+        if reserveFD >= 0 { close(reserveFD) }
         close(epollFD)
         if listenFD >= 0 { close(listenFD) }
         events.deallocate()
@@ -206,6 +215,7 @@ final class Reactor: @unchecked Sendable {
 
     private func tick() {
         nextTickNanos = now + (deadlineStreams > 0 ? 2_000_000 : 50_000_000)
+        if listenerPausedUntilNanos != 0 { resumeListenerIfDue() }
         let checkIdle = now >= nextIdleCheckNanos
         if checkIdle { nextIdleCheckNanos = now + 250_000_000 }
         if checkIdle && !sniffing.isEmpty { expireSniffing() }
@@ -225,15 +235,25 @@ final class Reactor: @unchecked Sendable {
             if fd < 0 {
                 if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return }
                 if errno == EMFILE || errno == ENFILE {
-                    Log.rateLimited("accept: \(Socket.errnoText()) (raise the file-descriptor limit)")
-                    return
+                    Log.rateLimited(
+                        "accept: \(Socket.errnoText()): closing new connections at once (raise the file-descriptor limit, or lower --max-connections)"
+                    )
+                    if !refuseWithReserve() { return }
+                    continue
                 }
                 continue  // ECONNABORTED and friends: the next one may be fine
             }
             let layout = shared.metricsLayout
             metrics.cells.add(layout.acceptedCell)
             let open = shared.openConnections.add(1, ordering: .relaxed).newValue
-            if open > shared.configuration.maxConnections || draining {
+            if open > shared.configuration.maxConnections && !draining, let victim = evictionVictim() {
+                // Make room: slots held by idle (or stalled) connections must not lock out new
+                // clients.
+                Log.rateLimited(
+                    "\(shared.configuration.maxConnections) connections open (max-connections): closing the one idle the longest (\(victim.peer)) for a new one"
+                )
+                victim.evict()
+            } else if open > shared.configuration.maxConnections || draining {
                 shared.openConnections.subtract(1, ordering: .relaxed)
                 metrics.cells.add(layout.closedBase + ConnectionCloseReason.maxConnections.rawValue)
                 if !draining {
@@ -251,6 +271,56 @@ final class Reactor: @unchecked Sendable {
             }
             adopt(fd)
         }
+    }
+
+    private static func openReserve() -> Int32 { open("/dev/null", O_RDONLY | O_CLOEXEC) }
+
+    /// Out of descriptors: frees the reserve to accept one pending connection and close it
+    /// (the client sees its connection closed instead of a listener that never answers, and
+    /// the loop does not spin on a listener that stays readable). With no reserve (another
+    /// thread took the descriptor) the listener is left out of epoll for 100 ms. Returns true
+    /// when a connection was taken off the backlog.
+    private func refuseWithReserve() -> Bool {
+        defer { if reserveFD < 0 { reserveFD = Reactor.openReserve() } }
+        if reserveFD >= 0 {
+            close(reserveFD)
+            reserveFD = -1
+            let fd = Socket.accept(listenFD)
+            if fd >= 0 {
+                close(fd)
+                metrics.cells.add(shared.metricsLayout.acceptedCell)
+                metrics.cells.add(shared.metricsLayout.closedBase + ConnectionCloseReason.maxConnections.rawValue)
+                return true
+            }
+        }
+        pauseListener()
+        return false
+    }
+
+    private func pauseListener() {
+        guard listenFD >= 0, listenerPausedUntilNanos == 0 else { return }
+        _ = cencore_epoll_ctl(epollFD, Int32(CENCORE_EPOLL_CTL_DEL), listenFD, 0, 0)
+        listenerPausedUntilNanos = now + 100_000_000
+        armTimer(at: listenerPausedUntilNanos)
+    }
+
+    private func resumeListenerIfDue() {
+        guard listenerPausedUntilNanos != 0, now >= listenerPausedUntilNanos else { return }
+        listenerPausedUntilNanos = 0
+        guard listenFD >= 0 else { return }
+        _ = cencore_epoll_ctl(epollFD, Int32(CENCORE_EPOLL_CTL_ADD), listenFD, UInt32(CENCORE_EPOLLIN), tag.listener)
+    }
+
+    /// The connection of this reactor idle the longest, if one may be evicted
+    /// (`ConnectionStateMachine.evictionIdleNanos`). Only at the connection limit: a scan.
+    private func evictionVictim() -> Connection? {
+        let minIdle = shared.configuration.evictionMinIdleNanos
+        var best: (connection: Connection, idle: UInt64)? = nil
+        for case let connection? in connections {
+            guard let idle = connection.machine.evictionIdleNanos(now: now, minIdleNanos: minIdle) else { continue }
+            if best == nil || idle > best!.idle { best = (connection, idle) }
+        }
+        return best?.connection
     }
 
     /// Serves an accepted socket with HTTP/2.
@@ -351,7 +421,7 @@ final class Reactor: @unchecked Sendable {
             return
         }
         _ = cencore_epoll_ctl(epollFD, Int32(CENCORE_EPOLL_CTL_DEL), connection.fd, 0, 0)
-        Log.debug("reactor \(index): closing the connection from \(Socket.peerName(connection.fd))")
+        Log.debug("reactor \(index): closing the connection from \(connection.peer)")
         connection.closeSocket()
         connections[connection.index] = nil
         freeIndices.append(connection.index)

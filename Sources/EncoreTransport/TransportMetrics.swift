@@ -18,6 +18,9 @@ public enum ConnectionCloseReason: Int, CaseIterable, Sendable {
     case tlsHandshake
     /// Accepted and closed at once: `maxConnections` were open.
     case maxConnections
+    /// Closed to make room for a new connection at `maxConnections`: it had been idle the
+    /// longest (GOAWAY NO_ERROR sent if the socket took it).
+    case evicted
 
     /// The label value.
     public var label: String {
@@ -30,6 +33,7 @@ public enum ConnectionCloseReason: Int, CaseIterable, Sendable {
         case .protocolError: "protocol_error"
         case .tlsHandshake: "tls_handshake_failed"
         case .maxConnections: "max_connections"
+        case .evicted: "evicted"
         }
     }
 }

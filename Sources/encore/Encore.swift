@@ -129,13 +129,43 @@ struct Serve: ParsableCommand {
 
     @Option(
         help:
-            "Open connections across all threads; more are closed at once (default: \(defaults.transport.maxConnections))."
+            "Open connections across all threads; at the limit a new connection takes the place of the one idle the longest (if idle for --evict-idle-after), else it is closed at once (default: \(defaults.transport.maxConnections))."
     )
     var maxConnections: Int?
 
     @Option(
         help:
-            "In-flight streams a connection may reset per second (once resets also exceed half of its new streams) before GOAWAY ENHANCE_YOUR_CALM (default: \(defaults.transport.rapidResetLimitPerSecond))."
+            "Seconds a connection must have sent nothing before a new one may take its place at --max-connections (default: 1)."
+    )
+    var evictIdleAfter: Double?
+
+    @Option(help: "Seconds a stream's request headers may take to arrive before RST_STREAM (0: no limit; default: 10).")
+    var requestHeaderTimeout: Double?
+
+    @Option(
+        help:
+            "Bytes per second a request body must arrive at (measured over --request-progress-window) while the client still owes it; slower: RESOURCE_EXHAUSTED (0: no limit; default: \(defaults.transport.minRequestBytesPerSecond))."
+    )
+    var minRequestBytesPerSecond: Int?
+
+    @Option(help: "Seconds over which --min-request-bytes-per-second is measured (at least 1; default: 5).")
+    var requestProgressWindow: Double?
+
+    @Option(
+        help:
+            "Seconds a response may make no progress toward the client (zero flow-control window, client not reading) before its stream is reset, or its connection closed when the socket takes nothing (0: no limit; default: 30)."
+    )
+    var responseWriteTimeout: Double?
+
+    @Option(
+        help:
+            "Requests with a header list over --max-header-list-bytes a connection may send per second before GOAWAY ENHANCE_YOUR_CALM (HPACK bombs; default: \(defaults.transport.maxOversizedHeaderListsPerSecond))."
+    )
+    var maxOversizedHeaderLists: Int?
+
+    @Option(
+        help:
+            "In-flight streams a connection may reset per second (once resets also exceed half of its new streams; ten times this whatever the ratio, cancels after a deadline included) before GOAWAY ENHANCE_YOUR_CALM (default: \(defaults.transport.rapidResetLimitPerSecond))."
     )
     var rapidResetLimit: Int?
 
@@ -322,6 +352,12 @@ struct Serve: ParsableCommand {
         flags.set("transport.max_header_list_bytes", maxHeaderListBytes)
         flags.set("transport.idle_timeout_seconds", idleTimeout)
         flags.set("transport.max_connections", maxConnections)
+        flags.set("transport.evict_idle_after_seconds", evictIdleAfter)
+        flags.set("transport.request_header_timeout_seconds", requestHeaderTimeout)
+        flags.set("transport.min_request_bytes_per_second", minRequestBytesPerSecond)
+        flags.set("transport.request_progress_window_seconds", requestProgressWindow)
+        flags.set("transport.response_write_timeout_seconds", responseWriteTimeout)
+        flags.set("transport.max_oversized_header_lists", maxOversizedHeaderLists)
         flags.set("transport.rapid_reset_limit", rapidResetLimit)
         flags.set("transport.drain_timeout_seconds", drainTimeout)
         flags.set("transport.drain_notice_seconds", drainNotice)
@@ -351,6 +387,8 @@ struct Serve: ParsableCommand {
     func run() throws {
         Log.bootstrap(
             format: EncoreLogHandler.Format(rawValue: logFormat)!, level: EncoreLogHandler.level(named: logLevel)!)
+        // Every connection is a descriptor: take the hard limit, not the default soft 1,024.
+        FileDescriptorLimit.raiseSoftLimit()
         var options: EncoreServer.Options
         do {
             let file = try config.map { path throws(SettingError) in try ServeSettings.Layer.file(path) }

@@ -22,6 +22,52 @@ private func expectActions(
         return m
     }
 
+    // MARK: Stream limit
+
+    @Test func streamsOverTheLimitAreRefusedAndTheConnectionGoesOn() {
+        var limits = Self.limits
+        limits.maxConcurrentStreams = 3
+        var m = Machine(tls: false, now: 1, limits: limits)
+        expectActions(m.started(), [.startSession])
+        for _ in 0..<3 {
+            #expect(m.admitsStream())
+            m.streamOpened(now: 2)
+        }
+        #expect(!m.admitsStream())
+        // Many refusals, more than the rapid-reset limit (10) in one second: not an attack by
+        // themselves, the connection stays active.
+        for _ in 0..<50 { expectActions(m.streamRefused(), [.flush]) }
+        #expect(m.state == .active)
+        #expect(m.refusedStreams == 50)
+        m.streamClosed()
+        #expect(m.admitsStream())
+    }
+
+    // MARK: Eviction at the connection limit
+
+    @Test func onlyAServingConnectionIdleLongEnoughMayBeEvicted() {
+        var m = active(now: 0)
+        #expect(m.evictionIdleNanos(now: Self.second / 2, minIdleNanos: Self.second) == nil)
+        #expect(m.evictionIdleNanos(now: 3 * Self.second, minIdleNanos: Self.second) == 3 * Self.second)
+        m.bytesRead(now: 3 * Self.second)
+        #expect(m.evictionIdleNanos(now: 3 * Self.second, minIdleNanos: Self.second) == nil)
+        // A connection with an open stream but no input counts as idle (it holds a slot).
+        m.streamOpened(now: 4 * Self.second)
+        #expect(m.evictionIdleNanos(now: 9 * Self.second, minIdleNanos: Self.second) == 5 * Self.second)
+        // Draining or closing connections are on their way out already.
+        expectActions(m.drainRequested(now: 9 * Self.second), [.submitFirstGoaway, .armTimer, .flush])
+        #expect(m.evictionIdleNanos(now: 20 * Self.second, minIdleNanos: Self.second) == nil)
+    }
+
+    @Test func aTLSCloseWithoutCloseNotifyIsNormalOnlyWhenIdle() {
+        var m = active()
+        #expect(m.closeWithoutNotifyIsNormal)
+        m.streamOpened(now: 2)
+        #expect(!m.closeWithoutNotifyIsNormal, "a stream in flight was cut short")
+        m.streamClosed()
+        #expect(m.closeWithoutNotifyIsNormal)
+    }
+
     // MARK: Start and handshake
 
     @Test func h2cStartsItsSessionAtOnce() {
@@ -227,6 +273,71 @@ private func expectActions(
         }
         for i in 0..<40 { expectActions(m.resetReceived(inFlight: true, now: UInt64(100 + i)), []) }
         #expect(m.state == .active)
+    }
+
+    /// Sequential calls with a short deadline against a slow handler: each is cancelled by the
+    /// client once its deadline passed. Not an attack.
+    @Test func cancelsAfterTheDeadlineDoNotCountAsRapidResets() {
+        var m = active(now: 0)
+        for i in 0..<90 {
+            m.streamOpened(now: UInt64(i))
+            expectActions(m.resetReceived(inFlight: true, afterDeadline: true, now: UInt64(i)), [])
+            m.streamClosed()
+        }
+        #expect(m.state == .active)
+        #expect(m.resetsInWindow == 0)
+        #expect(m.deadlineResetsInWindow == 90)
+        // The same cancels without their deadlines having passed are a flood (limit 10).
+        var n = active(now: 0)
+        var actions: Machine.Actions = []
+        for i in 0..<11 {
+            n.streamOpened(now: UInt64(i))
+            actions = n.resetReceived(inFlight: true, now: UInt64(i))
+        }
+        #expect(actions == [.enhanceYourCalm, .flush])
+    }
+
+    /// A flood of streams with tiny deadlines, each reset once it has expired, is still stopped:
+    /// all resets together may not pass ten times the limit in one second.
+    @Test func aFloodOfDeadlineCancelsIsStillStopped() {
+        var m = active(now: 0)
+        var actions: Machine.Actions = []
+        var count = 0
+        while actions.isEmpty && count < 1000 {
+            m.streamOpened(now: UInt64(count))
+            actions = m.resetReceived(inFlight: true, afterDeadline: true, now: UInt64(count))
+            count += 1
+        }
+        #expect(actions == [.enhanceYourCalm, .flush])
+        #expect(count == 101)
+    }
+
+    /// Resets mixed with as many completed calls never pass the ratio; the absolute bound
+    /// (ten times the limit per second) stops them.
+    @Test func aFloodMixedWithCompletedCallsIsStopped() {
+        var m = active(now: 0)
+        var actions: Machine.Actions = []
+        var resets = 0
+        while actions.isEmpty && resets < 1000 {
+            m.streamOpened(now: UInt64(resets))
+            m.streamClosed()
+            m.streamOpened(now: UInt64(resets))
+            actions = m.resetReceived(inFlight: true, now: UInt64(resets))
+            resets += 1
+        }
+        #expect(actions == [.enhanceYourCalm, .flush])
+        #expect(resets == 101)
+    }
+
+    @Test func headerListsOverTheLimitAgainAndAgainCalmTheConnectionDown() {
+        var m = active(now: 0)  // 3 per second allowed (the default)
+        for i in 0..<3 { expectActions(m.headerListTooLarge(now: UInt64(i)), []) }
+        // A new window: the count starts again.
+        for i in 0..<3 { expectActions(m.headerListTooLarge(now: 2 * Self.second + UInt64(i)), []) }
+        #expect(m.state == .active)
+        expectActions(m.headerListTooLarge(now: 2 * Self.second + 10), [.enhanceYourCalm, .flush])
+        #expect(m.state == .closing(.headerAbuse))
+        expectActions(m.headerListTooLarge(now: 2 * Self.second + 11), [])
     }
 
     @Test func resetsOfFinishedStreamsAndOldWindowsDoNotCount() {

@@ -10,10 +10,15 @@ private final class RecordingDelegate: HTTP2SessionDelegate {
     var responseBody: [UInt8] = []
     var responseOffset = 0
     var refuse = false
+    /// Refuse streams once this many were accepted (the connection's stream limit).
+    var acceptAtMost = Int.max
+    var accepted = 0
 
     func streamBegan(streamID: Int32) -> Int {
         events.append("began \(streamID)")
-        return refuse ? -1 : 7
+        if refuse || accepted >= acceptAtMost { return -1 }
+        accepted += 1
+        return 7
     }
 
     func streamHeader(slot: Int, isTrailer: Bool, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
@@ -101,6 +106,20 @@ private func parseFrames(_ bytes: [UInt8]) -> [Frame] {
     return frames
 }
 
+/// The value of SETTINGS entry `id` in a SETTINGS frame.
+private func settingValue(_ frame: Frame?, id: UInt16) -> UInt32? {
+    guard let frame, frame.type == 4 else { return nil }
+    var i = 0
+    while i + 6 <= frame.payload.count {
+        let p = frame.payload
+        if UInt16(p[i]) << 8 | UInt16(p[i + 1]) == id {
+            return UInt32(p[i + 2]) << 24 | UInt32(p[i + 3]) << 16 | UInt32(p[i + 4]) << 8 | UInt32(p[i + 5])
+        }
+        i += 6
+    }
+    return nil
+}
+
 @Suite struct HTTP2SessionTests {
     static let settings = HTTP2Settings(maxConcurrentStreams: 128, maxHeaderListBytes: 16 << 10)
 
@@ -125,8 +144,9 @@ private func parseFrames(_ bytes: [UInt8]) -> [Frame] {
         defer { withExtendedLifetime((pool, template)) {} }
 
         // The server speaks first: its SETTINGS (max concurrent streams 128, push off).
-        let greeting = parseFrames(drain(session))
+        let greeting = parseFrames(session.takeGreeting())
         #expect(greeting.first?.type == 4 && greeting.first?.flags == 0)
+        #expect(settingValue(greeting.first, id: 3) == 128, "the configured limit is what the client is told")
 
         let message: [UInt8] = [0x0A, 0x04, 0x63, 0x61, 0x72, 0x74]  // field 1 = "cart"
         #expect(
@@ -157,7 +177,7 @@ private func parseFrames(_ bytes: [UInt8]) -> [Frame] {
         let template = try HTTP2SessionTemplate(pool: pool)
         let session = try HTTP2Session(delegate: delegate, settings: Self.settings, template: template)
         defer { withExtendedLifetime((pool, template)) {} }
-        _ = drain(session)
+        _ = session.takeGreeting()
         #expect(
             feed(session, ClientBytes.preface + ClientBytes.settings + ClientBytes.request(stream: 1, message: [])))
         #expect(delegate.events == ["began 1"])
@@ -166,13 +186,43 @@ private func parseFrames(_ bytes: [UInt8]) -> [Frame] {
         #expect(!frames.contains { $0.type == 7 }, "no GOAWAY")
     }
 
+    /// Over the acknowledged SETTINGS_MAX_CONCURRENT_STREAMS (nghttp2 alone would send GOAWAY
+    /// PROTOCOL_ERROR for the whole connection): only the extra stream is refused, with
+    /// REFUSED_STREAM, and the streams in flight are still answered.
+    @Test func streamOverTheAcknowledgedLimitIsRefusedNotTheConnection() throws {
+        let delegate = RecordingDelegate()
+        delegate.acceptAtMost = 2
+        let pool = BlockPool()
+        let template = try HTTP2SessionTemplate(pool: pool)
+        let settings = HTTP2Settings(maxConcurrentStreams: 2, maxHeaderListBytes: 16 << 10)
+        let session = try HTTP2Session(delegate: delegate, settings: settings, template: template)
+        defer { withExtendedLifetime((pool, template)) {} }
+        #expect(settingValue(parseFrames(session.takeGreeting()).first, id: 3) == 2)
+        #expect(
+            feed(
+                session,
+                ClientBytes.preface + ClientBytes.settings + ClientBytes.settingsAck
+                    + ClientBytes.request(stream: 1, message: []) + ClientBytes.request(stream: 3, message: [])
+                    + ClientBytes.request(stream: 5, message: [])))
+        let frames = parseFrames(drain(session))
+        #expect(!frames.contains { $0.type == 7 }, "no GOAWAY")
+        let resets = frames.filter { $0.type == 3 }
+        #expect(resets.map(\.stream) == [5], "only the third stream is reset")
+        #expect(resets.first?.payload == [0, 0, 0, 7], "REFUSED_STREAM")
+        // The two streams in flight are still served.
+        delegate.responseBody = [0, 0, 0, 0, 0]
+        #expect(session.submitResponse(streamID: 1))
+        #expect(parseFrames(drain(session)).filter { $0.stream == 1 }.map(\.type) == [1, 0, 1])
+        #expect(session.isAlive)
+    }
+
     @Test func badPrefaceIsRejected() throws {
         let delegate = RecordingDelegate()
         let pool = BlockPool()
         let template = try HTTP2SessionTemplate(pool: pool)
         let session = try HTTP2Session(delegate: delegate, settings: Self.settings, template: template)
         defer { withExtendedLifetime((pool, template)) {} }
-        _ = drain(session)
+        _ = session.takeGreeting()
         #expect(!feed(session, Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)))
         #expect(delegate.events.isEmpty)
     }

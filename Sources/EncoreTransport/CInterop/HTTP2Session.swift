@@ -154,14 +154,55 @@ final class HTTP2Session {
         }
         session = created
 
+        // nghttp2 answers a stream over its acknowledged MAX_CONCURRENT_STREAMS with GOAWAY
+        // PROTOCOL_ERROR for the whole connection (and its calls in flight). So nghttp2 is told a
+        // limit it never reaches, the client is told the real one (`greeting`), and the owner
+        // refuses a stream over it with RST_STREAM(REFUSED_STREAM), which gRPC clients retry.
         var entries = [
-            cnghttp2_setting(Int32(CNGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS), settings.maxConcurrentStreams),
+            cnghttp2_setting(Int32(CNGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS), HTTP2Session.unenforcedStreamLimit),
             cnghttp2_setting(Int32(CNGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE), settings.maxHeaderListBytes),
             cnghttp2_setting(Int32(CNGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE), settings.initialWindowBytes),
             cnghttp2_setting(Int32(CNGHTTP2_SETTINGS_ENABLE_PUSH), 0),
         ]
         _ = nghttp2_submit_settings(created, 0, &entries, entries.count)
         _ = nghttp2_session_set_local_window_size(created, 0, 0, settings.connectionWindowBytes)
+        var first: [UInt8] = []
+        _ = drainOutput {
+            first.append(contentsOf: $0)
+            return true
+        }
+        HTTP2Session.advertise(maxConcurrentStreams: settings.maxConcurrentStreams, in: &first)
+        greeting = first
+    }
+
+    /// The MAX_CONCURRENT_STREAMS nghttp2 itself is given (it never refuses or closes on it).
+    static let unenforcedStreamLimit = UInt32(Int32.max)
+
+    /// The server's first output (SETTINGS with the advertised stream limit, the connection
+    /// WINDOW_UPDATE). The owner sends it before anything `drainOutput` yields.
+    private(set) var greeting: [UInt8] = []
+
+    /// Takes `greeting` (once).
+    func takeGreeting() -> [UInt8] {
+        defer { greeting = [] }
+        return greeting
+    }
+
+    /// Rewrites the MAX_CONCURRENT_STREAMS entry of the SETTINGS frame at the start of `bytes`
+    /// to `limit`.
+    static func advertise(maxConcurrentStreams limit: UInt32, in bytes: inout [UInt8]) {
+        guard bytes.count >= 9, bytes[3] == 4 else { return }
+        let length = Int(bytes[0]) << 16 | Int(bytes[1]) << 8 | Int(bytes[2])
+        var i = 9
+        while i + 6 <= min(bytes.count, 9 + length) {
+            if bytes[i] == 0 && bytes[i + 1] == UInt8(CNGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) {
+                bytes[i + 2] = UInt8(truncatingIfNeeded: limit >> 24)
+                bytes[i + 3] = UInt8(truncatingIfNeeded: limit >> 16)
+                bytes[i + 4] = UInt8(truncatingIfNeeded: limit >> 8)
+                bytes[i + 5] = UInt8(truncatingIfNeeded: limit)
+            }
+            i += 6
+        }
     }
 
     deinit {
@@ -261,6 +302,22 @@ final class HTTP2Session {
         guard let session else { return }
         _ = nghttp2_submit_rst_stream(
             session, 0, streamID, UInt32(cancel ? CNGHTTP2_CANCEL : CNGHTTP2_INTERNAL_ERROR))
+    }
+
+    /// RST_STREAM error codes the owner sends itself.
+    enum ResetCode {
+        case noError, enhanceYourCalm
+    }
+
+    /// Resets a stream with `code`.
+    func resetStream(streamID: Int32, code: ResetCode) {
+        guard let session else { return }
+        let value =
+            switch code {
+            case .noError: UInt32(CNGHTTP2_NO_ERROR)
+            case .enhanceYourCalm: UInt32(CNGHTTP2_ENHANCE_YOUR_CALM)
+            }
+        _ = nghttp2_submit_rst_stream(session, 0, streamID, value)
     }
 
     /// GOAWAY with the highest possible stream id: a hint that shutdown is coming.
@@ -364,7 +421,9 @@ final class HTTP2Session {
         return withMe(userData) { me in
             let slot = me.delegate.streamBegan(streamID: streamID)
             if slot < 0 {
-                // No slot (over the limit): nghttp2 resets this stream only.
+                // Over the stream limit: RST_STREAM(REFUSED_STREAM) for this stream only (the
+                // client may retry it; nothing of it was processed).
+                _ = nghttp2_submit_rst_stream(me.session, 0, streamID, UInt32(CNGHTTP2_REFUSED_STREAM))
                 return Int32(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE)
             }
             me.setSlot(slot, for: streamID)
