@@ -628,7 +628,7 @@ def make_self_signed(directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Pat
 # ----------------------------------------------------------------------------------------------
 SURFACES = ("cart", "payment", "thank_you", "confirmation", "email")
 DECIDE = "/encore.v1.Decisions/Decide"
-DEMO_CATALOG_SWIFT = REPO / "Sources" / "EncoreServer" / "Demo" / "DemoCatalog.swift"
+DEMO_CATALOG_SWIFT = REPO / "Sources" / "EncoreDemo" / "DemoCatalog.swift"
 _OFFER_LINE_RE = re.compile(r"^\s*(\{\s*\"offer_id\".*\})\s*$")
 
 
