@@ -169,6 +169,29 @@ extension SnapshotFile {
             biases.append(floats[start])
             offerWeights += floats[(start + 1)..<(start + 1 + width)]
         }
+        var slot1: ModelSnapshot.Slot1Model? = nil
+        if let payload = payloads[.slot1] {
+            let k = offers.count
+            guard k <= ModelSnapshot.maxSlot1Offers else {
+                throw bad(
+                    "SLOT1: the snapshot lists \(k) offers, over the \(ModelSnapshot.maxSlot1Offers) a slot-1 model may have"
+                )
+            }
+            let expectedSlot1 = 4 * (k + k * k)
+            guard payload.count == expectedSlot1 else {
+                throw bad(
+                    "SLOT1: expected \(expectedSlot1) bytes for \(k) slot-1 biases and \(k) x \(k) pair terms, got \(payload.count)"
+                )
+            }
+            var values = [Float](repeating: 0, count: k + k * k)
+            payload.withUnsafeBytes { raw in
+                for i in 0..<values.count {
+                    values[i] = Float(
+                        bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                }
+            }
+            slot1 = ModelSnapshot.Slot1Model(biases: Array(values[0..<k]), pairs: Array(values[k...]))
+        }
         func text(_ section: Section) throws(ModelError) -> String? {
             guard let payload = payloads[section] else { return nil }
             guard let s = String(validating: payload, as: UTF8.self) else {
@@ -179,7 +202,7 @@ extension SnapshotFile {
         let snapshot = try ModelSnapshot(
             version: modelVersion, createdAtMillis: createdAt, schema: schema, offerIDs: offers, sharedWeights: shared,
             offerWeights: offerWeights, offerBiases: biases, link: meta.link, objective: meta.objective,
-            exploration: exploration, rulesJSON: try text(.rules), opeReportJSON: try text(.ope))
+            exploration: exploration, rulesJSON: try text(.rules), opeReportJSON: try text(.ope), slot1: slot1)
         return (snapshot, Metadata(sha256: digest, signedBy: signer, fileBytes: bytes.count))
     }
 
