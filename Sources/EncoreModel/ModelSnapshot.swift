@@ -106,28 +106,7 @@ public final class ModelSnapshot: Sendable {
         if let i = offerBiases.firstIndex(where: outOfRange) {
             throw fail("offer biases: offer \(offerIDs[i]) bias is \(describe(offerBiases[i]))")
         }
-        if let slot1 {
-            let k = offerIDs.count
-            guard k <= ModelSnapshot.maxSlot1Offers else {
-                throw fail(
-                    "slot-1 model: \(k) offers, over the \(ModelSnapshot.maxSlot1Offers) a snapshot with a slot-1 model may list"
-                )
-            }
-            guard slot1.biases.count == k else {
-                throw fail("slot-1 model: expected \(k) slot-1 biases, got \(slot1.biases.count)")
-            }
-            guard slot1.pairs.count == k * k else {
-                throw fail("slot-1 model: expected \(k) x \(k) = \(k * k) pair terms, got \(slot1.pairs.count)")
-            }
-            if let i = slot1.biases.firstIndex(where: outOfRange) {
-                throw fail("slot-1 model: offer \(offerIDs[i]) slot-1 bias is \(describe(slot1.biases[i]))")
-            }
-            if let i = slot1.pairs.firstIndex(where: outOfRange) {
-                throw fail(
-                    "slot-1 model: pair term (slot 0 \(offerIDs[i / k]), slot 1 \(offerIDs[i % k])) is \(describe(slot1.pairs[i]))"
-                )
-            }
-        }
+        if let slot1 { try ModelSnapshot.validate(slot1, offerIDs: offerIDs) }
         self.version = version
         self.createdAtMillis = createdAtMillis
         self.schema = schema
@@ -141,6 +120,38 @@ public final class ModelSnapshot: Sendable {
         self.rulesJSON = rulesJSON
         self.opeReportJSON = opeReportJSON
         self.slot1 = slot1
+    }
+}
+
+extension ModelSnapshot {
+    /// The slot-1 model's checks (shape, the offer bound, finite terms within ±1e6), out of line
+    /// so that building a snapshot without one compiles as before.
+    @inline(never)
+    static func validate(_ slot1: Slot1Model, offerIDs: [String]) throws(ModelError) {
+        func fail(_ message: String) -> ModelError { ModelError(.invalidSnapshot, message) }
+        let k = offerIDs.count
+        guard k <= ModelSnapshot.maxSlot1Offers else {
+            throw fail(
+                "slot-1 model: \(k) offers, over the \(ModelSnapshot.maxSlot1Offers) a snapshot with a slot-1 model may list"
+            )
+        }
+        guard slot1.biases.count == k else {
+            throw fail("slot-1 model: expected \(k) slot-1 biases, got \(slot1.biases.count)")
+        }
+        guard slot1.pairs.count == k * k else {
+            throw fail("slot-1 model: expected \(k) x \(k) = \(k * k) pair terms, got \(slot1.pairs.count)")
+        }
+        let bound = ModelSnapshot.maxWeightMagnitude
+        func outOfRange(_ w: Float) -> Bool { !(abs(w) <= bound) }
+        func describe(_ w: Float) -> String { w.isFinite ? "\(w), beyond the ±1e6 weight bound" : "\(w)" }
+        if let i = slot1.biases.firstIndex(where: outOfRange) {
+            throw fail("slot-1 model: offer \(offerIDs[i]) slot-1 bias is \(describe(slot1.biases[i]))")
+        }
+        if let i = slot1.pairs.firstIndex(where: outOfRange) {
+            throw fail(
+                "slot-1 model: pair term (slot 0 \(offerIDs[i / k]), slot 1 \(offerIDs[i % k])) is \(describe(slot1.pairs[i]))"
+            )
+        }
     }
 }
 
