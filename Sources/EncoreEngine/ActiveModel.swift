@@ -42,6 +42,18 @@ public final class ActiveModel: @unchecked Sendable {
     /// The rule defaults this model was bound with, and the catalog's rules compiled.
     public let ruleSettings: RuleSettings
     let rules: RuleTable
+    /// The snapshot's slot-1 model bound to catalog indices (nil: none; slot 1 is scored like slot 0).
+    let slot1: Slot1Table?
+
+    /// `ModelSnapshot.Slot1Model` by catalog index: a catalog offer's slot-1 bias (0 for offers
+    /// the snapshot does not list) and its row in the snapshot's pair table (-1: none).
+    struct Slot1Table {
+        let biases: [Float]
+        let rowOf: [Int32]
+        /// offers × offers, row-major by slot-0 offer (snapshot offer order).
+        let pairs: [Float]
+        let offers: Int
+    }
 
     /// Binds `snapshot` (or none) to `catalog` and `customers`. Throws `.schemaMismatch` when
     /// the snapshot needs a customer feature the store does not have.
@@ -91,6 +103,7 @@ public final class ActiveModel: @unchecked Sendable {
             link = .identity
             objective = .conversion
             offersWithWeights = 0
+            slot1 = nil
             logNamesID = LogNameTable.register(
                 LogNames(
                     modelVersion: version, exploration: "uniform", offerIDs: catalog.offers.map(\.id),
@@ -118,6 +131,20 @@ public final class ActiveModel: @unchecked Sendable {
         }
         self.rows = rows
         self.biases = biases
+        if let model = snapshot.slot1 {
+            var slot1Biases = [Float](repeating: 0, count: catalog.count)
+            var rowIndex = [Int32](repeating: -1, count: catalog.count)
+            for (c, offer) in catalog.offers.enumerated() {
+                if let r = rowOf[offer.id] {
+                    slot1Biases[c] = model.biases[r]
+                    rowIndex[c] = Int32(r)
+                }
+            }
+            slot1 = Slot1Table(
+                biases: slot1Biases, rowOf: rowIndex, pairs: model.pairs, offers: snapshot.offerIDs.count)
+        } else {
+            slot1 = nil
+        }
         offersWithWeights = matched
         exploration = snapshot.exploration
         link = snapshot.link

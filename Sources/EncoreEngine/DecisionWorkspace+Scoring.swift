@@ -130,4 +130,28 @@ extension DecisionWorkspace {
         scoresFinite = check.isFinite
         return kept
     }
+
+    /// Slot 1 given slot 0's offer `first`: adds the slot-1 model's bias of each of the first
+    /// `count` candidates and its pair term with `first` to its raw score (in float32, as
+    /// `encore.learn.slates` does) and recomputes its reward. The scores stay finite: each was a
+    /// finite float32 and the two terms are at most 1e6 each, far below half the spacing of
+    /// float32 values near its largest (about 1e31), so no sum can round to infinity.
+    func conditionSlot1(count: Int, on first: Int32, _ table: ActiveModel.Slot1Table, logistic: Bool) {
+        let row = Int(table.rowOf[Int(first)])
+        table.biases.withUnsafeBufferPointer { biases in
+            table.rowOf.withUnsafeBufferPointer { rowOf in
+                table.pairs.withUnsafeBufferPointer { pairs in
+                    for i in 0..<count {
+                        let c = Int(candidates[i])
+                        var raw = Float(scores[i]) + biases[c]
+                        let column = Int(rowOf[c])
+                        if row >= 0 && column >= 0 { raw += pairs[row * table.offers + column] }
+                        let score = Double(raw)
+                        scores[i] = score
+                        rewards[i] = logistic ? 1 / (1 + exp(-score)) : score
+                    }
+                }
+            }
+        }
+    }
 }

@@ -315,10 +315,14 @@ public final class DecisionWorkspace {
         output.jointPropensity = probabilities[first]
         guard slots == 2, n >= 2 else { return }
         // Slot 1 is drawn from the remaining candidates under the same policy: its propensity
-        // is conditional on slot 0.
+        // is conditional on slot 0. A snapshot with a slot-1 model rescores them given slot 0's
+        // offer first (not after a uniform fallback, which has no scores to condition).
         candidates.swapAt(first, n - 1)
         rewards.swapAt(first, n - 1)
         scores.swapAt(first, n - 1)
+        if let slot1 = model.slot1, !output.uniformFallback {
+            conditionSlot1(count: n - 1, on: candidates[n - 1], slot1, logistic: model.link == .logistic)
+        }
         let second = choose(count: n - 1, exploration: exploration, random: &random)
         output.second = PlacementResult(
             offerIndex: candidates[second], slot: 1, propensity: probabilities[second], score: scores[second],

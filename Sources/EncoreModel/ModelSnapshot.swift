@@ -28,6 +28,29 @@ public final class ModelSnapshot: Sendable {
     /// Optional JSON sections carried for later stages (eligibility rules, OPE report).
     public let rulesJSON: String?
     public let opeReportJSON: String?
+    /// Optional slot-1 model (the SLOT1 section): terms added to a slot-1 candidate's raw score
+    /// given the offer drawn for slot 0. nil: slot 1 is scored like slot 0.
+    public let slot1: Slot1Model?
+
+    /// Slot 1 conditional on slot 0. For slot-0 offer a and slot-1 candidate b (indices into
+    /// `offerIDs`), b's slot-1 raw score is its slot-0 raw score + `biases[b]` +
+    /// `pairs[a * offerCount + b]` (float32); a catalog offer the snapshot does not list
+    /// contributes no term on either side. The link and exploration are slot 0's.
+    public struct Slot1Model: Sendable, Equatable {
+        /// One slot-1 offset per offer (a position effect per offer).
+        public let biases: [Float]
+        /// offerCount × offerCount, row-major by slot-0 offer.
+        public let pairs: [Float]
+
+        public init(biases: [Float], pairs: [Float]) {
+            self.biases = biases
+            self.pairs = pairs
+        }
+    }
+
+    /// Most offers a snapshot with a SLOT1 section may list (its pair table is offers² floats:
+    /// 4 MiB at this bound).
+    public static let maxSlot1Offers = 1024
 
     /// Largest magnitude a weight or bias may have (documented in docs/snapshots.md). Features
     /// are float32, so with weights bounded a score can still overflow for extreme feature
@@ -41,7 +64,7 @@ public final class ModelSnapshot: Sendable {
     public init(
         version: String, createdAtMillis: Int64, schema: FeatureSchema, offerIDs: [String], sharedWeights: [Float],
         offerWeights: [Float], offerBiases: [Float], link: Link, objective: Objective, exploration: Exploration,
-        rulesJSON: String? = nil, opeReportJSON: String? = nil
+        rulesJSON: String? = nil, opeReportJSON: String? = nil, slot1: Slot1Model? = nil
     ) throws(ModelError) {
         func fail(_ message: String) -> ModelError { ModelError(.invalidSnapshot, message) }
         guard !version.isEmpty, version.utf8.count <= 128 else { throw fail("model version must be 1 to 128 bytes") }
@@ -83,6 +106,7 @@ public final class ModelSnapshot: Sendable {
         if let i = offerBiases.firstIndex(where: outOfRange) {
             throw fail("offer biases: offer \(offerIDs[i]) bias is \(describe(offerBiases[i]))")
         }
+        if let slot1 { try ModelSnapshot.validate(slot1, offerIDs: offerIDs) }
         self.version = version
         self.createdAtMillis = createdAtMillis
         self.schema = schema
@@ -95,6 +119,39 @@ public final class ModelSnapshot: Sendable {
         self.exploration = exploration
         self.rulesJSON = rulesJSON
         self.opeReportJSON = opeReportJSON
+        self.slot1 = slot1
+    }
+}
+
+extension ModelSnapshot {
+    /// The slot-1 model's checks (shape, the offer bound, finite terms within ±1e6), out of line
+    /// so that building a snapshot without one compiles as before.
+    @inline(never)
+    static func validate(_ slot1: Slot1Model, offerIDs: [String]) throws(ModelError) {
+        func fail(_ message: String) -> ModelError { ModelError(.invalidSnapshot, message) }
+        let k = offerIDs.count
+        guard k <= ModelSnapshot.maxSlot1Offers else {
+            throw fail(
+                "slot-1 model: \(k) offers, over the \(ModelSnapshot.maxSlot1Offers) a snapshot with a slot-1 model may list"
+            )
+        }
+        guard slot1.biases.count == k else {
+            throw fail("slot-1 model: expected \(k) slot-1 biases, got \(slot1.biases.count)")
+        }
+        guard slot1.pairs.count == k * k else {
+            throw fail("slot-1 model: expected \(k) x \(k) = \(k * k) pair terms, got \(slot1.pairs.count)")
+        }
+        let bound = ModelSnapshot.maxWeightMagnitude
+        func outOfRange(_ w: Float) -> Bool { !(abs(w) <= bound) }
+        func describe(_ w: Float) -> String { w.isFinite ? "\(w), beyond the ±1e6 weight bound" : "\(w)" }
+        if let i = slot1.biases.firstIndex(where: outOfRange) {
+            throw fail("slot-1 model: offer \(offerIDs[i]) slot-1 bias is \(describe(slot1.biases[i]))")
+        }
+        if let i = slot1.pairs.firstIndex(where: outOfRange) {
+            throw fail(
+                "slot-1 model: pair term (slot 0 \(offerIDs[i / k]), slot 1 \(offerIDs[i % k])) is \(describe(slot1.pairs[i]))"
+            )
+        }
     }
 }
 

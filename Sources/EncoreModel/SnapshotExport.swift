@@ -17,6 +17,15 @@ public struct SnapshotExport: Codable, Sendable {
     /// Optional JSON objects carried verbatim in the RULES and OPE sections.
     public var rules: JSONText?
     public var ope: JSONText?
+    /// Optional slot-1 model (the SLOT1 section): one bias per offer and a pair table whose row
+    /// is the slot-0 offer and column the slot-1 offer (both in `offers` order).
+    public var slot1: Slot1?
+
+    public struct Slot1: Codable, Sendable {
+        public var offerBiases: [Double]
+        public var pairs: [[Double]]
+        enum CodingKeys: String, CodingKey { case offerBiases = "offer_biases", pairs }
+    }
 
     public struct Exploration: Codable, Sendable {
         public var kind: String
@@ -63,7 +72,7 @@ public struct SnapshotExport: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case modelVersion = "model_version", createdAtMillis = "created_at_millis", features, interactions, offers
         case sharedWeights = "shared_weights", offerWeights = "offer_weights", offerBiases = "offer_biases", link
-        case objective, exploration, rules, ope
+        case objective, exploration, rules, ope, slot1
     }
 
     /// Reads an export; throws `.invalidExport` naming the JSON problem.
@@ -109,13 +118,24 @@ public struct SnapshotExport: Codable, Sendable {
         case "squarecb": e = .squareCB(gamma: exploration?.gamma ?? 100)
         case let other: throw bad("exploration.kind '\(other)' is not uniform, epsilon_greedy, softmax or squarecb")
         }
+        var slot1Model: ModelSnapshot.Slot1Model? = nil
+        if let slot1 {
+            guard slot1.pairs.count == offers.count else {
+                throw bad("slot1.pairs has \(slot1.pairs.count) rows for \(offers.count) offers")
+            }
+            for (i, row) in slot1.pairs.enumerated() where row.count != offers.count {
+                throw bad("slot1.pairs[\(i)] (\(offers[i])) has \(row.count) terms, expected \(offers.count)")
+            }
+            slot1Model = ModelSnapshot.Slot1Model(
+                biases: slot1.offerBiases.map(Float.init), pairs: slot1.pairs.flatMap { $0.map(Float.init) })
+        }
         return try ModelSnapshot(
             version: modelVersion, createdAtMillis: createdAtMillis ?? Int64(Date().timeIntervalSince1970 * 1000),
             schema: FeatureSchema(features: features, interactions: pairs), offerIDs: offers,
             sharedWeights: sharedWeights.map(Float.init), offerWeights: offerWeights.flatMap { $0.map(Float.init) },
             offerBiases: (offerBiases ?? [Double](repeating: 0, count: offers.count)).map(Float.init),
             link: link ?? .logistic, objective: objective ?? .conversion, exploration: e, rulesJSON: rules?.text,
-            opeReportJSON: ope?.text)
+            opeReportJSON: ope?.text, slot1: slot1Model)
     }
 }
 

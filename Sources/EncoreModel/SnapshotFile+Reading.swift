@@ -152,13 +152,7 @@ extension SnapshotFile {
                 "WEIGHTS: expected \(expected) bytes for \(offers.count) offers x \(width) weights, got \(weightBytes.count)"
             )
         }
-        var floats = [Float](repeating: 0, count: expected / 4)
-        weightBytes.withUnsafeBytes { raw in
-            for i in 0..<floats.count {
-                floats[i] = Float(
-                    bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-            }
-        }
+        let floats = decodeFloats(weightBytes)
         let shared = Array(floats[0..<width])
         var biases = [Float]()
         var offerWeights = [Float]()
@@ -169,6 +163,8 @@ extension SnapshotFile {
             biases.append(floats[start])
             offerWeights += floats[(start + 1)..<(start + 1 + width)]
         }
+        var slot1: ModelSnapshot.Slot1Model? = nil
+        if let payload = payloads[.slot1] { slot1 = try slot1Model(payload, offers: offers.count) }
         func text(_ section: Section) throws(ModelError) -> String? {
             guard let payload = payloads[section] else { return nil }
             guard let s = String(validating: payload, as: UTF8.self) else {
@@ -179,8 +175,44 @@ extension SnapshotFile {
         let snapshot = try ModelSnapshot(
             version: modelVersion, createdAtMillis: createdAt, schema: schema, offerIDs: offers, sharedWeights: shared,
             offerWeights: offerWeights, offerBiases: biases, link: meta.link, objective: meta.objective,
-            exploration: exploration, rulesJSON: try text(.rules), opeReportJSON: try text(.ope))
+            exploration: exploration, rulesJSON: try text(.rules), opeReportJSON: try text(.ope), slot1: slot1)
         return (snapshot, Metadata(sha256: digest, signedBy: signer, fileBytes: bytes.count))
+    }
+
+    /// The SLOT1 section's floats: `offers` slot-1 biases, then the offers x offers pair table.
+    /// Out of line, so that `read` of a snapshot without the section compiles as before.
+    @inline(never)
+    static func slot1Model(_ payload: ArraySlice<UInt8>, offers k: Int) throws(ModelError) -> ModelSnapshot.Slot1Model {
+        guard k <= ModelSnapshot.maxSlot1Offers else {
+            throw ModelError(
+                .invalidSnapshot,
+                "SLOT1: the snapshot lists \(k) offers, over the \(ModelSnapshot.maxSlot1Offers) a slot-1 model may have"
+            )
+        }
+        let expected = 4 * (k + k * k)
+        guard payload.count == expected else {
+            throw ModelError(
+                .invalidSnapshot,
+                "SLOT1: expected \(expected) bytes for \(k) slot-1 biases and \(k) x \(k) pair terms, got \(payload.count)"
+            )
+        }
+        let values = decodeFloats(payload)
+        return ModelSnapshot.Slot1Model(biases: Array(values[0..<k]), pairs: Array(values[k...]))
+    }
+
+    /// Little-endian float32 values (`bytes.count` is a multiple of 4), written straight into the
+    /// new array's storage.
+    static func decodeFloats(_ bytes: ArraySlice<UInt8>) -> [Float] {
+        let count = bytes.count / 4
+        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            bytes.withUnsafeBytes { raw in
+                for i in 0..<count {
+                    buffer[i] = Float(
+                        bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                }
+            }
+            initialized = count
+        }
     }
 
     /// Reads a snapshot file from disk (see `read(_:trustedKeys:)`).

@@ -10,7 +10,8 @@ import Foundation
 /// table    per section: type u32 | reserved u32 (0) | offset u64 | length u64   (offsets from file start)
 /// sections META (JSON: link, objective), SCHEMA (JSON: features, interactions), OFFERS (JSON:
 ///          offer ids), WEIGHTS (f32: shared[width], then per offer bias + weights[width]),
-///          EXPLORATION (JSON), optional RULES (JSON), optional OPE (JSON)
+///          EXPLORATION (JSON), optional RULES (JSON), optional OPE (JSON), optional SLOT1
+///          (f32: per offer a slot-1 bias, then offers x offers pair terms, row = slot-0 offer)
 /// trailer  (144 bytes) magic "ENCTRLR1" (8) | SHA-256 of every byte before the trailer (32)
 ///          | flags u8 (bit 0: signed) | reserved (7) | Ed25519 public key (32) | signature of
 ///          the SHA-256 digest (64)
@@ -29,16 +30,17 @@ public enum SnapshotFile {
     public static let maxFileBytes = 512 << 20
 
     public enum Section: UInt32, CaseIterable, Sendable {
-        case meta = 1, schema = 2, offers = 3, weights = 4, exploration = 5, rules = 6, ope = 7
+        case meta = 1, schema = 2, offers = 3, weights = 4, exploration = 5, rules = 6, ope = 7, slot1 = 8
         var required: Bool { rawValue <= 5 }
-        /// Every section but WEIGHTS (whose size is exact) is JSON.
-        var isJSON: Bool { self != .weights }
+        /// Every section but WEIGHTS and SLOT1 (binary, whose sizes are exact) is JSON.
+        var isJSON: Bool { self != .weights && self != .slot1 }
         /// Size limit of sections whose contents are small by nature (nil: bounded by the
         /// contents themselves, i.e. the schema, the offer table and the exact weight count).
         var maxBytes: Int? {
             switch self {
             case .meta, .exploration: 4 << 10
             case .rules, .ope: 1 << 20
+            case .slot1: 4 * (ModelSnapshot.maxSlot1Offers * (ModelSnapshot.maxSlot1Offers + 1))
             case .schema, .offers, .weights: nil
             }
         }
@@ -48,7 +50,7 @@ public enum SnapshotFile {
             case .meta: SnapshotFile.metaKeys
             case .schema: SnapshotFile.schemaKeys
             case .exploration: SnapshotFile.explorationKeys
-            case .offers, .weights, .rules, .ope: nil
+            case .offers, .weights, .rules, .ope, .slot1: nil
             }
         }
         var name: String {
@@ -60,6 +62,7 @@ public enum SnapshotFile {
             case .exploration: "EXPLORATION"
             case .rules: "RULES"
             case .ope: "OPE"
+            case .slot1: "SLOT1"
             }
         }
     }
@@ -113,6 +116,14 @@ public enum SnapshotFile {
         sections.append((.exploration, Array(try encoder.encode(explorationJSON(snapshot.exploration)))))
         if let rules = snapshot.rulesJSON { sections.append((.rules, Array(rules.utf8))) }
         if let ope = snapshot.opeReportJSON { sections.append((.ope, Array(ope.utf8))) }
+        if let slot1 = snapshot.slot1 {
+            var bytes = [UInt8]()
+            bytes.reserveCapacity(4 * (slot1.biases.count + slot1.pairs.count))
+            for f in slot1.biases + slot1.pairs {
+                withUnsafeBytes(of: f.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+            }
+            sections.append((.slot1, bytes))
+        }
 
         var out = magic
         appendLE(&out, formatVersion)

@@ -47,6 +47,17 @@ struct SnapshotCommand: ParsableCommand {
                     "  \(id): bias \(String(format: "%.3f", s.offerBiases[o])); strongest \(top.joined(separator: ", "))"
                 )
             }
+            if let slot1 = s.slot1 {
+                let k = s.offerIDs.count
+                let strongest = slot1.pairs.enumerated().filter { $0.element != 0 }
+                    .sorted { abs($0.element) > abs($1.element) }.prefix(5)
+                    .map {
+                        "\(s.offerIDs[$0.offset / k])>\(s.offerIDs[$0.offset % k])=\(String(format: "%.3f", $0.element))"
+                    }
+                print("slot 1        biases and \(k) x \(k) pair terms; strongest \(strongest.joined(separator: ", "))")
+            } else {
+                print("slot 1        no slot-1 model (slot 1 is scored like slot 0)")
+            }
             if let rules = s.rulesJSON { print("rules         \(rules)") }
             if let ope = s.opeReportJSON { print("ope           \(ope)") }
         }

@@ -482,9 +482,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weighting", choices=("ips", "none"), default="ips",
                    help="ips: importance-weighted regression (default); none: unweighted regression (direct method; "
                         "lower variance on logs of a near-greedy policy, needs a model family that fits the reward)")
-    p.add_argument("--slot1", choices=("pool", "ignore", "auto"), default="pool",
-                   help="two-slot logs: pool also fits the scorer (which the server uses for both slots) on slot-1 "
-                        "placements, with a position offset; ignore fits on slot 0 only")
+    p.add_argument("--slot1", choices=("model", "pool", "ignore", "auto"), default="model",
+                   help="two-slot logs: model (default) fits the scorer on slot-0 and slot-1 placements and writes a "
+                        "slot-1 model (per-offer slot-1 bias, pair terms with the slot-0 offer) the server scores "
+                        "slot 1 with; pool fits the scorer the same way without the slot-1 model (the server scores "
+                        "slot 1 like slot 0); ignore fits on slot 0 only; auto keeps the best by the slate DR lower bound")
     p.add_argument("--lambda-shared", type=float, default=1.0, help="L2 penalty of the shared weights")
     p.add_argument("--lambda-offer", type=float, default=10.0,
                    help="L2 penalty of each offer's own weights (pulls them toward the shared ones)")
@@ -582,8 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the candidates' exploration")
     p.add_argument("--gamma", default="auto", help="SquareCB gamma, or 'auto' (chosen on the validation split)")
     p.add_argument("--weighting", choices=("ips", "none"), default="ips", help="the trainer's regression weighting")
-    p.add_argument("--slot1", choices=("pool", "ignore", "auto"), default="pool",
-                   help="two-slot logs: also fit the scorer on slot-1 placements (pool) or not")
+    p.add_argument("--slot1", choices=("model", "pool", "ignore", "auto"), default="model",
+                   help="two-slot logs: as train's --slot1 (default model: a slot-1 model in the snapshot)")
     p.add_argument("--interaction", action="append", default=[], metavar="A*B",
                    help="quadratic interaction of two feature names (repeatable)")
     p.add_argument("--min-feature-count", type=int, default=10,

@@ -144,7 +144,9 @@ def evaluate(snap: Snapshot, data: BanditData, rows: np.ndarray | None = None, *
         "reward_unit": "conversions per decision" if data.reward_kind == "conversion"
         else "revenue per decision (revenue_cents / 100)",
         "policy": {"model_version": snap.model_version,
-                   "exploration": (exploration or snap.exploration).describe()},
+                   "exploration": (exploration or snap.exploration).describe(),
+                   "slot1": ("slot-1 model (SLOT1): slot 1 rescored given slot 0's offer" if snap.has_slot1
+                             else "slot 1 scored like slot 0")},
         "decisions": int(len(rows)),
         "estimates": est,
         "diagnostics": diagnostics(pi, flat, data.propensities[rows]),

@@ -1,10 +1,12 @@
 """Two-slot slates: the server's slot-1 rule, exact slate distributions, and slate estimators.
 
-The server (Sources/EncoreEngine/DecisionWorkspace.swift) has no slot-1 model: slot 1 is drawn
-with the same scores and the same exploration as slot 0, from the candidates left once slot 0's
-offer is removed. It removes it by moving the last candidate into slot 0's position (so the order,
-which decides SquareCB's first maximum among equal scores, is that one), and logs slot 1's
-propensity conditional on slot 0's offer. `slate_policy` mirrors that exactly.
+The server (Sources/EncoreEngine/DecisionWorkspace.swift) draws slot 1 with the same exploration
+as slot 0, from the candidates left once slot 0's offer is removed. It removes it by moving the
+last candidate into slot 0's position (so the order, which decides SquareCB's first maximum among
+equal scores, is that one), and logs slot 1's propensity conditional on slot 0's offer. Without
+a slot-1 model in the snapshot, slot 1's scores are slot 0's; with one (the SLOT1 section),
+each remaining candidate's raw score gets its slot-1 bias and its pair term with slot 0's offer
+added (float32) before the link. `slate_policy` mirrors that exactly.
 
 Estimators of a target policy's slate value from two-slot logs (docs/learning.md, "Two-slot
 slates"), for decision i with logged slate (a0, a1), logged propensities p0 = mu(a0|x) and
@@ -38,7 +40,7 @@ from .estimators import fold_of
 from .features import vocabulary
 from .logs import BanditData
 from .models import fit_hierarchical
-from .policy import Flat, flat_distribution, policy_distribution
+from .policy import Flat, flat_distribution, flat_scores, link, policy_distribution
 from .snapshot import Exploration, Snapshot
 
 
@@ -98,10 +100,41 @@ def slate_policy(snap: Snapshot | None, z: np.ndarray | None, flat: Flat, pairs:
         pi0 = 1.0 / np.repeat(flat.counts, flat.counts).astype(np.float64)
         pi1 = 1.0 / np.repeat(pairs.counts, pairs.counts).astype(np.float64)
         return pi0, pi1
-    pi0, rewards = policy_distribution(snap, z, flat, exploration)
-    pi1 = flat_distribution(rewards[pairs.entry], pairs, exploration or snap.exploration) if len(pairs.entry) \
-        else np.zeros(0)
-    return pi0, pi1
+    scores = flat_scores(snap, z, flat)
+    rewards = link(snap, scores)
+    pi0 = flat_distribution(rewards, flat, exploration or snap.exploration)
+    if not len(pairs.entry):
+        return pi0, np.zeros(0)
+    if not snap.has_slot1:
+        return pi0, flat_distribution(rewards[pairs.entry], pairs, exploration or snap.exploration)
+    r1 = link(snap, slot1_scores(snap, scores, flat, pairs))
+    return pi0, flat_distribution(r1, pairs, exploration or snap.exploration)
+
+
+def slot1_scores(snap: Snapshot, scores: np.ndarray, flat: Flat, pairs: Pairs) -> np.ndarray:
+    """Slot-1 raw score of every pair entry under a snapshot with a slot-1 model, as the server
+    computes it (DecisionWorkspace.conditionSlot1): in float32, (slot-0 score + slot-1 bias of
+    the offer) + the pair term (slot-0 offer, offer); offers the snapshot does not list add
+    nothing and take part in no pair term."""
+    own = {o: i for i, o in enumerate(snap.offers)}
+    row = np.array([own.get(o, -1) for o in flat.offers], dtype=np.int64)
+    b_row = row[flat.offer[pairs.entry]]
+    a_row = row[flat.offer[pairs.group_entry[pairs.group_of_pair]]]
+    bias = np.where(b_row >= 0, snap.slot1_biases[np.maximum(b_row, 0)], np.float32(0)).astype(np.float32)
+    both = (a_row >= 0) & (b_row >= 0)
+    pair = np.where(both, snap.slot1_pairs[np.maximum(a_row, 0), np.maximum(b_row, 0)], np.float32(0)).astype(
+        np.float32)
+    s = scores[pairs.entry].astype(np.float32) + bias
+    s = np.where(both, s + pair, s).astype(np.float32)
+    return s.astype(np.float64)
+
+
+def slot1_rewards(snap: Snapshot, z: np.ndarray, flat: Flat, pairs: Pairs) -> np.ndarray:
+    """Predicted slot-1 reward of every pair entry (the server's slot-1 scores through the link)."""
+    scores = flat_scores(snap, z, flat)
+    if not snap.has_slot1:
+        return link(snap, scores)[pairs.entry]
+    return link(snap, slot1_scores(snap, scores, flat, pairs))
 
 
 def slot1_marginals(pi0: np.ndarray, pi1: np.ndarray, pairs: Pairs, size: int) -> np.ndarray:

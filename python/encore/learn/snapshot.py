@@ -11,7 +11,8 @@ Binary layout (all integers little-endian)::
              | SHA-256 of the SCHEMA section (32) | u16 model-version length | model version
              | zero padding to a multiple of 8
     table    per section: u32 type | u32 reserved (0) | u64 offset | u64 length
-    sections 1 META, 2 SCHEMA, 3 OFFERS, 4 WEIGHTS (f32), 5 EXPLORATION, 6 RULES?, 7 OPE?
+    sections 1 META, 2 SCHEMA, 3 OFFERS, 4 WEIGHTS (f32), 5 EXPLORATION, 6 RULES?, 7 OPE?,
+             8 SLOT1? (f32: one slot-1 bias per offer, then offers x offers pair terms, row = slot 0)
     trailer  "ENCTRLR1" | SHA-256 of every byte before the trailer | u8 flags | 7 reserved
              | 32-byte Ed25519 public key | 64-byte signature   (zeros when unsigned)
 """
@@ -42,7 +43,11 @@ SECTION_WEIGHTS = 4
 SECTION_EXPLORATION = 5
 SECTION_RULES = 6
 SECTION_OPE = 7
-SECTION_NAMES = {1: "META", 2: "SCHEMA", 3: "OFFERS", 4: "WEIGHTS", 5: "EXPLORATION", 6: "RULES", 7: "OPE"}
+SECTION_SLOT1 = 8
+SECTION_NAMES = {1: "META", 2: "SCHEMA", 3: "OFFERS", 4: "WEIGHTS", 5: "EXPLORATION", 6: "RULES", 7: "OPE",
+                 8: "SLOT1"}
+# Most offers a snapshot with a SLOT1 section may list (ModelSnapshot.maxSlot1Offers).
+MAX_SLOT1_OFFERS = 1024
 
 EXPLORATION_KINDS = ("uniform", "epsilon_greedy", "softmax", "squarecb")
 
@@ -132,6 +137,11 @@ class Snapshot:
     exploration: Exploration = field(default_factory=lambda: Exploration("squarecb", gamma=100.0))
     rules: Any = None
     ope: Any = None
+    # Optional slot-1 model (the SLOT1 section; docs/snapshots.md): offer b's slot-1 raw score
+    # beside slot-0 offer a is its slot-0 raw score + slot1_biases[b] + slot1_pairs[a, b]
+    # (float32). None: slot 1 is scored like slot 0.
+    slot1_biases: np.ndarray | None = None  # (len(offers),) float32
+    slot1_pairs: np.ndarray | None = None  # (len(offers), len(offers)) float32
     # Filled by read_snapshot.
     sha256: str | None = None
     signed: bool = False
@@ -142,6 +152,15 @@ class Snapshot:
         self.offer_weights = np.asarray(self.offer_weights, dtype=np.float32).reshape(len(self.offers), -1) \
             if len(self.offers) else np.zeros((0, self.width), dtype=np.float32)
         self.offer_biases = np.asarray(self.offer_biases, dtype=np.float32).reshape(-1)
+        if (self.slot1_biases is None) != (self.slot1_pairs is None):
+            raise SnapshotError("slot-1 model: give both slot1_biases and slot1_pairs, or neither")
+        if self.slot1_biases is not None:
+            self.slot1_biases = np.asarray(self.slot1_biases, dtype=np.float32).reshape(-1)
+            self.slot1_pairs = np.asarray(self.slot1_pairs, dtype=np.float32)
+
+    @property
+    def has_slot1(self) -> bool:
+        return self.slot1_biases is not None
 
     @property
     def width(self) -> int:
@@ -227,6 +246,28 @@ class Snapshot:
             o = int(bad[0])
             raise SnapshotError(f"offer biases: offer {self.offers[o]} bias is {self.offer_biases[o]}, "
                                 "beyond the ±1e6 weight bound")
+        if self.has_slot1:
+            k = len(self.offers)
+            if k > MAX_SLOT1_OFFERS:
+                raise SnapshotError(f"slot-1 model: {k} offers, over the {MAX_SLOT1_OFFERS} a snapshot with a "
+                                    "slot-1 model may list")
+            if self.slot1_biases.shape != (k,):
+                raise SnapshotError(f"slot-1 model: expected {k} slot-1 biases, got {self.slot1_biases.size}")
+            if self.slot1_pairs.shape != (k, k):
+                raise SnapshotError(f"slot-1 model: expected {k} x {k} = {k * k} pair terms, got "
+                                    f"{self.slot1_pairs.size}")
+            bad = np.flatnonzero(~(np.abs(self.slot1_biases) <= MAX_WEIGHT_MAGNITUDE))
+            if bad.size:
+                o = int(bad[0])
+                v = self.slot1_biases[o]
+                raise SnapshotError(f"slot-1 model: offer {self.offers[o]} slot-1 bias is {v}"
+                                    + (", beyond the ±1e6 weight bound" if np.isfinite(v) else ""))
+            bad = np.argwhere(~(np.abs(self.slot1_pairs) <= MAX_WEIGHT_MAGNITUDE))
+            if bad.size:
+                a, b = (int(x) for x in bad[0])
+                v = self.slot1_pairs[a, b]
+                raise SnapshotError(f"slot-1 model: pair term (slot 0 {self.offers[a]}, slot 1 {self.offers[b]}) is {v}"
+                                    + (", beyond the ±1e6 weight bound" if np.isfinite(v) else ""))
 
     # -- JSON export (docs/snapshots.md "Building one") -------------------------------------
 
@@ -245,6 +286,9 @@ class Snapshot:
             "exploration": self.exploration.to_json(),
             "rules": self.rules if self.rules is not None else {},
             "ope": self.ope if self.ope is not None else {},
+            **({"slot1": {"offer_biases": [float(x) for x in self.slot1_biases],
+                          "pairs": [[float(x) for x in row] for row in self.slot1_pairs]}}
+               if self.has_slot1 else {}),
         }
 
     @classmethod
@@ -275,6 +319,15 @@ class Snapshot:
                 if len(row) != width:
                     raise SnapshotError(f"offer_weights[{i}] ({offers[i]}) has {len(row)} weights, expected {width}")
             biases = obj.get("offer_biases")
+            slot1 = obj.get("slot1")
+            if slot1 is not None:
+                prow = slot1["pairs"]
+                if len(prow) != len(offers):
+                    raise SnapshotError(f"slot1.pairs has {len(prow)} rows for {len(offers)} offers")
+                for i, row in enumerate(prow):
+                    if len(row) != len(offers):
+                        raise SnapshotError(f"slot1.pairs[{i}] ({offers[i]}) has {len(row)} terms, "
+                                            f"expected {len(offers)}")
             snap = cls(
                 model_version=obj["model_version"],
                 created_at_millis=int(obj.get("created_at_millis") or 0),
@@ -284,7 +337,10 @@ class Snapshot:
                 offer_biases=np.array(biases if biases is not None else [0.0] * len(offers), dtype=np.float32),
                 link=obj.get("link") or "logistic", objective=obj.get("objective") or "conversion",
                 exploration=Exploration.from_json(obj.get("exploration") or {"kind": "squarecb"}, defaults=True),
-                rules=obj.get("rules"), ope=obj.get("ope"))
+                rules=obj.get("rules"), ope=obj.get("ope"),
+                slot1_biases=None if slot1 is None else np.array(slot1["offer_biases"], dtype=np.float32),
+                slot1_pairs=None if slot1 is None else np.array(slot1["pairs"], dtype=np.float32).reshape(
+                    len(offers), len(offers)))
         except KeyError as e:
             raise SnapshotError(f"export is not valid: missing key {e}") from None
         snap.validate()
@@ -313,6 +369,9 @@ def encode_snapshot(snap: Snapshot) -> bytes:
         sections.append((SECTION_RULES, _json_bytes(snap.rules)))
     if snap.ope is not None:
         sections.append((SECTION_OPE, _json_bytes(snap.ope)))
+    if snap.has_slot1:
+        sections.append((SECTION_SLOT1, snap.slot1_biases.astype("<f4").tobytes()
+                         + snap.slot1_pairs.astype("<f4").tobytes()))
 
     version = snap.model_version.encode("utf-8")
     out = bytearray(MAGIC)
@@ -439,6 +498,18 @@ def decode_snapshot(data: bytes) -> Snapshot:
     shared = floats[:width].copy()
     rest = floats[width:].reshape(len(offers), width + 1) if offers else np.zeros((0, width + 1), np.float32)
 
+    slot1_biases = slot1_pairs = None
+    if SECTION_SLOT1 in payloads:
+        k = len(offers)
+        if k > MAX_SLOT1_OFFERS:
+            raise bad(f"SLOT1: the snapshot lists {k} offers, over the {MAX_SLOT1_OFFERS} a slot-1 model may have")
+        raw = payloads[SECTION_SLOT1]
+        if len(raw) != 4 * (k + k * k):
+            raise bad(f"SLOT1: expected {4 * (k + k * k)} bytes for {k} slot-1 biases and {k} x {k} pair terms, "
+                      f"got {len(raw)}")
+        values = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+        slot1_biases, slot1_pairs = values[:k].copy(), values[k:].reshape(k, k).copy()
+
     def text(kind: int) -> Any:
         if kind not in payloads:
             return None
@@ -451,7 +522,8 @@ def decode_snapshot(data: bytes) -> Snapshot:
         model_version=model_version, created_at_millis=created_at, features=features, interactions=pairs,
         offers=offers, shared_weights=shared, offer_weights=rest[:, 1:].copy(), offer_biases=rest[:, 0].copy(),
         link=meta["link"], objective=meta["objective"], exploration=Exploration.from_json(expl),
-        rules=text(SECTION_RULES), ope=text(SECTION_OPE), sha256=digest.hex(), signed=signed)
+        rules=text(SECTION_RULES), ope=text(SECTION_OPE), sha256=digest.hex(), signed=signed,
+        slot1_biases=slot1_biases, slot1_pairs=slot1_pairs)
     snap.validate()
     return snap
 

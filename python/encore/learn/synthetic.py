@@ -66,10 +66,12 @@ class SyntheticLogs:
 def generate(n: int = 5000, seed: int = 0, *, customers: int = 2000, slots: int = 1, holdout_share: float = 0.05,
              logging: Snapshot | None = None, duplicate_rate: float = 0.0, unknown_outcomes: int = 0,
              start_ms: int = 1_764_000_000_000, slot1_factor: float = 0.5,
-             order_uplift: float = 0.0) -> SyntheticLogs:
+             order_uplift: float = 0.0, slot1_pairs: dict[tuple[str, str], float] | None = None) -> SyntheticLogs:
     """`n` decisions. Logging policy: uniform over the eligible offers, or `logging` (a snapshot,
-    evaluated with the server's math). `order_uplift` multiplies treated customers' order totals
-    by (1 + uplift) (a known lift for the lift tests)."""
+    evaluated with the server's math; its slot-1 model, if any, is not applied). `order_uplift`
+    multiplies treated customers' order totals by (1 + uplift) (a known lift for the lift tests).
+    Slot 1's acceptance is slot 0's times `slot1_factor`, times `slot1_pairs[(slot-0 offer,
+    slot-1 offer)]` where given (capped at 1)."""
     rng = np.random.default_rng(seed)
     cust = []
     for c in range(customers):
@@ -157,6 +159,8 @@ def generate(n: int = 5000, seed: int = 0, *, customers: int = 2000, slots: int 
         for pl in placements:
             oid = pl["offer_id"]
             p = mu[oid] * (1.0 if pl["slot"] == 0 else slot1_factor)
+            if pl["slot"] == 1 and slot1_pairs:
+                p = min(1.0, p * slot1_pairs.get((placements[0]["offer_id"], oid), 1.0))
             outcomes.append({"v": 1, "type": "outcome", "decision_id": did, "offer_id": oid, "outcome": "shown",
                              "revenue_cents": 0, "time_ms": t + 100})
             accepted = rng.random() < p

@@ -40,7 +40,7 @@ from .compare import compare
 from .estimators import evaluate, fold_of, reward_model, slate_context_for
 from .features import feature_name_error, vocabulary
 from .logs import BanditData
-from .models import fit_hierarchical
+from .models import fit_glm, fit_hierarchical
 from .policy import Flat
 from .snapshot import Exploration, Snapshot
 
@@ -73,10 +73,15 @@ class TrainConfig:
     active_version: str | None = None
     # Two-slot logs (docs/learning.md, "Two-slot slates"). slot1: "pool" also fits the scorer on
     # slot-1 placements (a slot-1 indicator column absorbs the position effect while fitting and
-    # is dropped from the snapshot: the server scores both slots with one scorer), weighted by
-    # 1/(p0 * p1|0) under weighting "ips"; "ignore" fits on slot 0 only. The exploration is then
-    # chosen on the slate total's DR lower bound, and the OPE report gains the slate estimates.
-    slot1: str = "pool"
+    # is dropped from the scorer), weighted by 1/(p0 * p1|0) under weighting "ips"; "model" (the
+    # default) does the same and also writes a slot-1 model (the SLOT1 section: per offer a
+    # slot-1 bias, per (slot-0 offer, slot-1 offer) a pair term, fitted on the slot-1 placements
+    # with the scorer's prediction as offset), so the server scores slot 1 given slot 0's offer;
+    # "ignore" fits on slot 0 only. The exploration is then chosen on the slate total's DR lower
+    # bound, and the OPE report gains the slate estimates.
+    slot1: str = "model"
+    # L2 penalty of the slot-1 model's terms (on standardised one-hot columns).
+    lam_slot1: float = 1.0
     # model version -> Snapshot (None: uniform) of the policies that logged, for the
     # pseudo-inverse slate estimate (optional).
     logging_policies: Any = None
@@ -94,6 +99,9 @@ def _version(snap: Snapshot, created_ms: int) -> str:
     h.update("\n".join(snap.offers).encode())
     for arr in (snap.shared_weights, snap.offer_weights, snap.offer_biases):
         h.update(np.ascontiguousarray(arr, dtype="<f4").tobytes())
+    if snap.has_slot1:
+        for arr in (snap.slot1_biases, snap.slot1_pairs):
+            h.update(np.ascontiguousarray(arr, dtype="<f4").tobytes())
     h.update(snap.exploration.describe().encode())
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(created_ms / 1000))
     return f"learned-{stamp}-{h.hexdigest()[:8]}"
@@ -107,7 +115,7 @@ def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: N
         # Both ways of using slot-1 placements, kept by the lower bound of the slate DR on the
         # validation split (the rule that picks gamma).
         best = None
-        for mode in ("pool", "ignore"):
+        for mode in ("model", "pool", "ignore"):
             snap = train(data, replace(cfg, slot1=mode), log)
             chosen = [g for g in snap.ope["gamma_search"] if g["gamma"] == snap.exploration.gamma] or [None]
             g = chosen[0]
@@ -161,13 +169,13 @@ def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: N
     z = data.contexts.dense(features, pairs, rows=rows)
     if cfg.weighting not in ("ips", "none"):
         raise TrainError(f"unknown weighting {cfg.weighting!r} (expected ips or none)")
-    if cfg.slot1 not in ("pool", "ignore"):
-        raise TrainError(f"unknown slot1 {cfg.slot1!r} (expected pool, ignore or auto)")
+    if cfg.slot1 not in ("model", "pool", "ignore"):
+        raise TrainError(f"unknown slot1 {cfg.slot1!r} (expected model, pool, ignore or auto)")
     raw_w = 1.0 / data.propensities[rows]
     rewards = data.rewards[rows]
     two_slot = len(data.slot1_actions) > 0 and bool(data.two_slot()[train_rows].any())
     slot1_rows = np.zeros(0, dtype=np.int64)
-    if two_slot and cfg.slot1 == "pool":
+    if two_slot and cfg.slot1 in ("pool", "model"):
         slot1_rows = np.array([i for i in train_rows if data.slot1_actions[i] in index], dtype=np.int64)
     if len(slot1_rows):
         # Slot-1 placements as extra samples of their offer, with a slot-1 indicator column.
@@ -184,6 +192,12 @@ def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: N
         w = np.ones(len(raw_w))
     model = fit_hierarchical(z, actions, rewards, len(offers), weights=w, family=family,
                              lam_shared=cfg.lam_shared, lam_offer=cfg.lam_offer)
+    slot1_biases = slot1_pairs = None
+    if len(slot1_rows) and cfg.slot1 == "model":
+        n1 = len(slot1_rows)
+        slot0_of = np.array([index.get(data.actions[i], -1) for i in slot1_rows], dtype=np.int64)
+        slot1_biases, slot1_pairs = fit_slot1_model(
+            model, z[-n1:], actions[-n1:], slot0_of, rewards[-n1:], w[-n1:], len(offers), family, cfg.lam_slot1)
     if len(slot1_rows):  # the position column is not a server feature: slot 0 is scored without it
         model.shared = model.shared[:-1]
         model.offer_weights = model.offer_weights[:, :-1]
@@ -197,7 +211,7 @@ def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: N
         shared_weights=model.shared.astype(np.float32), offer_weights=model.offer_weights.astype(np.float32),
         offer_biases=model.offer_biases.astype(np.float32),
         link="logistic" if family == "logistic" else "identity", objective="conversion",
-        exploration=Exploration("squarecb", gamma=100.0))
+        exploration=Exploration("squarecb", gamma=100.0), slot1_biases=slot1_biases, slot1_pairs=slot1_pairs)
 
     # Exploration, chosen (or checked) on the validation split.
     flat = Flat.build([data.candidates[i] for i in val_rows], [data.actions[i] for i in val_rows])
@@ -257,6 +271,8 @@ def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: N
                      "lambda_shared": cfg.lam_shared, "lambda_offer": cfg.lam_offer, "max_weight": cfg.max_weight,
                      "weighting": cfg.weighting, "slot1": cfg.slot1 if two_slot else "no two-slot decisions",
                      "slot1_placements": int(len(slot1_rows)),
+                     "slot1_model": (f"per-offer slot-1 bias and {len(offers)} x {len(offers)} pair terms "
+                                     f"(lambda {cfg.lam_slot1})") if slot1_biases is not None else None,
                      "min_feature_count": cfg.min_feature_count},
         **report,
         **cfg.extra,
@@ -265,3 +281,29 @@ def train(data: BanditData, config: TrainConfig | None = None, log=lambda msg: N
         snap.ope["comparison"] = comparison
     snap.validate()
     return snap
+
+
+def fit_slot1_model(model, z1: np.ndarray, slot1_offer: np.ndarray, slot0_offer: np.ndarray, r1: np.ndarray,
+                    w1: np.ndarray, n_offers: int, family: str, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """The SLOT1 section from the slot-1 placements: for each slot-1 offer b, a regression of its
+    slot-1 rewards on a one-hot of the slot-0 offer beside it, with the pooled scorer's slot-1
+    prediction (its slot-0 score plus the fitted position terms, `z1`'s last column being the
+    slot-1 indicator) as offset. Returns (biases[b] = position terms + intercept, pairs[a, b] =
+    the one-hot coefficients), float32. An offer without slot-1 samples keeps its position terms
+    and no pair terms; a slot-0 offer outside the offer table has no column."""
+    offset = model.scores(z1, slot1_offer)
+    position = model.shared[-1] + model.offer_weights[:, -1]
+    biases = position.astype(np.float64).copy()
+    pairs = np.zeros((n_offers, n_offers))
+    onehot = np.zeros((len(z1), n_offers))
+    known = slot0_offer >= 0
+    onehot[np.flatnonzero(known), slot0_offer[known]] = 1.0
+    for b in range(n_offers):
+        mask = slot1_offer == b
+        if not mask.any():
+            continue
+        coef, intercept = fit_glm(onehot[mask], r1[mask], w1[mask], offset[mask], lam, family)
+        biases[b] += intercept
+        pairs[:, b] = coef
+    return biases.astype(np.float32), pairs.astype(np.float32)
+

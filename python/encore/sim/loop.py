@@ -306,15 +306,16 @@ class Truth:
         # top offer, then the top of the rest (one scorer for both slots).
         self.top2_true_slate_value = self._greedy_slate(self.mu)
 
-    def _greedy_slate(self, rewards: np.ndarray) -> float:
+    def _greedy_slate(self, rewards: np.ndarray, slot1_rewards: np.ndarray | None = None) -> float:
         """True slate value of taking the first best offer for slot 0 and the first best of the
-        rest (in the server's slot-1 order) for slot 1."""
+        rest (in the server's slot-1 order) for slot 1, by `rewards` (slot 1: by `slot1_rewards`
+        over the pair entries when given, the snapshot's slot-1 model)."""
         flat, pairs = self.flat, self.pairs
         m = len(rewards)
         pos = np.arange(m)
         best = np.repeat(np.maximum.reduceat(rewards, flat.starts), flat.counts)
         first = np.minimum.reduceat(np.where(rewards == best, pos, m), flat.starts)
-        r1 = rewards[pairs.entry]
+        r1 = rewards[pairs.entry] if slot1_rewards is None else slot1_rewards
         pbest = np.repeat(np.maximum.reduceat(r1, pairs.starts), pairs.counts)
         ppos = np.arange(len(r1))
         pfirst = np.minimum.reduceat(np.where(r1 == pbest, ppos, len(r1)), pairs.starts)
@@ -324,7 +325,7 @@ class Truth:
 
     def slate_value(self, snap) -> tuple[float, float]:
         """(slate value with the snapshot's exploration, value of its greedy slate)."""
-        from ..learn.slates import slate_policy, slot1_value
+        from ..learn.slates import slate_policy, slot1_rewards, slot1_value
 
         self.slates()
         if snap is None:
@@ -334,7 +335,7 @@ class Truth:
         v = float((self.flat.segment_sum(pi0 * self.mu) + slot1_value(pi0, pi1, self.mu1, self.flat,
                                                                         self.pairs)).mean())
         _, rewards = policy_distribution(snap, z, self.flat)
-        return v, self._greedy_slate(rewards)
+        return v, self._greedy_slate(rewards, slot1_rewards(snap, z, self.flat, self.pairs))
 
     def value(self, snap) -> tuple[float, float]:
         """(value with the snapshot's exploration, value of its greedy choice)."""
@@ -574,8 +575,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="offers per decision (2: slates; the shopper's slot-1 model is SLOT1_POSITION and PAIR_EFFECTS)")
     ap.add_argument("--pair-scale", type=float, default=1.0,
                     help="with --slots 2: multiplies the shopper's slot-0/slot-1 pair effects (0: none)")
-    ap.add_argument("--slot1", choices=("pool", "ignore", "auto"), default="pool",
-                    help="with --slots 2: the trainer also fits its scorer on slot-1 placements (pool) or not")
+    ap.add_argument("--slot1", choices=("model", "pool", "ignore", "auto"), default="model",
+                    help="with --slots 2: the trainer's --slot1 (model: a slot-1 model in the snapshot; pool: the "
+                         "scorer also fitted on slot-1 placements, no slot-1 model; ignore: slot 0 only)")
     ap.add_argument("--autopilot", action="store_true",
                     help="no human step: each round runs one `encore-learn autopilot` cycle (train on the logs, "
                          "compare with the active policy, push through its gate and the server's --require-ope)")
