@@ -64,8 +64,11 @@ run() {
   log="$(mktemp)"
   echo "== fuzz $target for ${seconds}s"
   set +e
-  ENCORE_FUZZ_TARGET="$target" "$binary" "$corpus" "Fuzz/Corpus/$target" "Fuzz/Regressions/$target" \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  # SWIFT_BACKTRACE off: Swift's own backtracer would symbolicate a trap for minutes before
+  # libFuzzer's handler saves the input. -timeout=30: on a loaded machine a unit can be descheduled
+  # for seconds (the slowest seed takes milliseconds).
+  SWIFT_BACKTRACE=enable=no ENCORE_FUZZ_TARGET="$target" "$binary" "$corpus" "Fuzz/Corpus/$target" \
+    "Fuzz/Regressions/$target" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$artifacts/" "$@" 2>&1 | tee "$log" | grep -E "^#[0-9]+.*(INITED|DONE|pulse)|ERROR|==[0-9]+==|fuzz check failed|artifact|Fatal error" >&2
   set -e
   local executions crashes
