@@ -4,6 +4,13 @@
 // never pulls package-benchmark in. Its workloads (EncoreBenchWorkloads) and the small
 // `encore-microbench` runner that CI's quick gate uses (scripts/bench-quick.sh) live here: they
 // add no dependency and reuse the modules a normal build compiles anyway.
+//
+// Fuzzing (Fuzz/README.md): the fuzz target bodies live in the library EncoreFuzzTargets, which
+// `swift test` uses to replay Fuzz/Corpus and Fuzz/Regressions. The libFuzzer executable
+// `encore-fuzz` (a thin `@_cdecl("LLVMFuzzerTestOneInput")` wrapper; libFuzzer supplies `main`) is
+// declared only when ENCORE_FUZZ_BUILD is set, as scripts/fuzz.sh does with its own build path
+// and `--sanitize=fuzzer --sanitize=address`, so a plain `swift build` never builds it.
+import Foundation
 import PackageDescription
 
 // The reactor-thread modules skip Swift's dynamic exclusivity checks in release builds: their
@@ -119,6 +126,19 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "encore-microbench", dependencies: ["EncoreBenchWorkloads"]),
+        // What each fuzz target checks (Fuzz/README.md): one function per target, shared by the
+        // libFuzzer wrapper and the corpus replay test.
+        .target(
+            name: "EncoreFuzzTargets",
+            dependencies: [
+                "EncoreProtocol", "EncoreTransport", "EncoreModel", "EncoreStore", "EncoreServer", "EncoreCrypto",
+                "EncoreDemo", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .testTarget(
+            name: "EncoreFuzzTargetsTests",
+            dependencies: ["EncoreFuzzTargets", "EncoreProtocol", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
         .testTarget(
             name: "EncoreTransportTests",
             dependencies: ["EncoreTransport", .product(name: "Logging", package: "swift-log")]
@@ -132,7 +152,9 @@ let package = Package(
         ),
         .testTarget(
             name: "EncoreProtocolTests",
-            dependencies: ["EncoreProtocol", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+            dependencies: [
+                "EncoreProtocol", "EncoreFuzzTargets", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
         ),
         .testTarget(name: "EncoreCryptoTests", dependencies: ["EncoreCrypto"]),
         .testTarget(name: "EncoreMetricsTests", dependencies: ["EncoreMetrics"]),
@@ -152,3 +174,9 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+if ProcessInfo.processInfo.environment["ENCORE_FUZZ_BUILD"] != nil {
+    package.targets.append(
+        .executableTarget(name: "encore-fuzz", dependencies: ["EncoreFuzzTargets"], path: "Fuzz/Driver")
+    )
+}

@@ -4,7 +4,7 @@
 #   scripts/format.sh --check  exit 1 if any file is not formatted (run by scripts/test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(find Sources Tests Benchmarks -name '*.swift' -not -path '*/Generated/*' -not -path '*/.build*' 2>/dev/null | sort)
+mapfile -t files < <(find Sources Tests Benchmarks Fuzz -name '*.swift' -not -path '*/Generated/*' -not -path '*/.build*' 2>/dev/null | sort)
 if [ "${1:-}" = "--check" ]; then
   swift format lint --strict "${files[@]}"
   echo "format: ${#files[@]} files formatted"

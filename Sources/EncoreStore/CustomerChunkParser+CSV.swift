@@ -43,6 +43,14 @@ extension CustomerChunkParser {
         return StoreError(.malformed, "expected \(featureCount + 2) columns, found \(fields)")
     }
 
+    /// Whether `bytes` are valid UTF-8. A customer id that is not could never match a request
+    /// (gRPC strings are UTF-8) and would read back altered (found by the customers-csv fuzz
+    /// target). ASCII, the usual case, is checked without building a String.
+    static func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if !bytes.contains(where: { $0 >= 0x80 }) { return true }
+        return String(validating: bytes, as: UTF8.self) != nil
+    }
+
     /// Parses `customer_id,segments,<features>` into `row`. An empty feature cell is a missing
     /// value and stores 0; anything else must be a finite decimal number.
     func parseCSVLine(_ line: UnsafeRawBufferPointer, row: Int, line lineNumber: Int) throws {
@@ -50,6 +58,9 @@ extension CustomerChunkParser {
         var i = 0
         let id = try csvField(line, &i, column: 1)
         guard !id.isEmpty else { throw StoreError(.missingField, "column 1 (customer_id) is empty") }
+        guard CustomerChunkParser.isValidUTF8(id) else {
+            throw StoreError(.invalidField, "column 1 (customer_id) is not valid UTF-8")
+        }
         arena.append(id)
         guard i < n else { throw columnCountError(line) }
         i += 1

@@ -27,6 +27,9 @@ extension CustomerChunkParser {
                         }
                         let id = try s.scanString(scratch: scratch)
                         guard !id.isEmpty else { throw StoreError(.missingField, "key \"customer_id\" is empty") }
+                        guard CustomerChunkParser.isValidUTF8(id) else {
+                            throw StoreError(.invalidField, "key \"customer_id\" is not valid UTF-8")
+                        }
                         guard !sawID else { throw StoreError(.malformed, "key \"customer_id\" appears twice") }
                         arena.append(id)
                         sawID = true

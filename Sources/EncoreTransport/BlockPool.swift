@@ -10,7 +10,7 @@
 /// Each block carries a 16-byte header holding its size class. Blocks larger than the biggest
 /// class go straight to malloc. Each class keeps at most `maxCachedPerClass` free blocks; the
 /// rest are returned to malloc, which bounds the memory the pool holds.
-final class BlockPool {
+package final class BlockPool {
     static let headerBytes = 16
     /// Block sizes per class (header included): 64, 128, ..., 16384.
     static var classSizes: [Int] { (0..<classCount).map(classBytes) }
@@ -19,7 +19,7 @@ final class BlockPool {
     private var heads: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     private var counts: UnsafeMutablePointer<Int>
 
-    init(maxCachedPerClass: Int = 8192) {
+    package init(maxCachedPerClass: Int = 8192) {
         self.maxCachedPerClass = maxCachedPerClass
         heads = .allocate(capacity: BlockPool.classCount)
         heads.initialize(repeating: nil, count: BlockPool.classCount)

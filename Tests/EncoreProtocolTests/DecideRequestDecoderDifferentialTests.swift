@@ -1,3 +1,4 @@
+import EncoreFuzzTargets
 import EncoreProtocol
 import Testing
 

@@ -1,20 +1,26 @@
 internal import CNghttp2
 
-/// HTTP/2 settings the server advertises and enforces.
-struct HTTP2Settings: Sendable {
-    var maxConcurrentStreams: UInt32
-    var maxHeaderListBytes: UInt32
+/// HTTP/2 settings the server advertises and enforces. `package`, like the session types
+/// below, so the fuzz targets (EncoreFuzzTargets) can drive a session with in-memory bytes.
+package struct HTTP2Settings: Sendable {
+    package var maxConcurrentStreams: UInt32
+    package var maxHeaderListBytes: UInt32
     /// Per-stream receive window (bytes).
-    var initialWindowBytes: UInt32 = 1 << 20
+    package var initialWindowBytes: UInt32 = 1 << 20
     /// Connection receive window (bytes).
-    var connectionWindowBytes: Int32 = 16 << 20
+    package var connectionWindowBytes: Int32 = 16 << 20
+
+    package init(maxConcurrentStreams: UInt32, maxHeaderListBytes: UInt32) {
+        self.maxConcurrentStreams = maxConcurrentStreams
+        self.maxHeaderListBytes = maxHeaderListBytes
+    }
 }
 
 /// What an `HTTP2Session` reports about request streams, with Swift types only. `Connection`
 /// is the one in the server; a test can drive a session with in-memory bytes through its own.
 /// Every method is called on the session's thread, from inside `HTTP2Session.receive` or
 /// `drainOutput`, and must not throw or block.
-protocol HTTP2SessionDelegate: AnyObject {
+package protocol HTTP2SessionDelegate: AnyObject {
     /// A request stream's HEADERS began: returns a slot index (>= 0) the session hands back in
     /// the other calls, or -1 to refuse the stream (nghttp2 resets only that stream).
     func streamBegan(streamID: Int32) -> Int
@@ -40,7 +46,7 @@ protocol HTTP2SessionDelegate: AnyObject {
 }
 
 /// What comes after the bytes `readResponseBody` copied.
-enum HTTP2BodyEnd {
+package enum HTTP2BodyEnd {
     /// More body bytes are ready: read again.
     case more
     /// The body is complete: send the `grpc-status: 0` trailers.
@@ -56,7 +62,7 @@ enum HTTP2BodyEnd {
 /// reactor shares: built once per reactor, not per connection (nghttp2 copies them into each
 /// session it creates). The allocator reaches the reactor's `BlockPool` through unretained
 /// user data: the pool must outlive every session (the reactor owns both).
-final class HTTP2SessionTemplate {
+package final class HTTP2SessionTemplate {
     fileprivate let callbacks: OpaquePointer
     fileprivate let option: OpaquePointer
     fileprivate let memory: UnsafeMutablePointer<nghttp2_mem>
@@ -64,7 +70,7 @@ final class HTTP2SessionTemplate {
     /// For plain HTTP responses (`/metrics`): the body ends the stream, no trailers.
     fileprivate let plainDataProvider: UnsafeMutablePointer<nghttp2_data_provider>
 
-    init(pool: BlockPool) throws(HTTP2Session.Failure) {
+    package init(pool: BlockPool) throws(HTTP2Session.Failure) {
         var callbacks: OpaquePointer?
         guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else {
             throw .nghttp2("nghttp2_session_callbacks_new failed")
@@ -126,7 +132,7 @@ final class HTTP2SessionTemplate {
 /// Driven from the reactor with `receive` (nghttp2_session_mem_recv) and `drainOutput`
 /// (nghttp2_session_mem_send); nghttp2 never touches the socket. Callbacks recover `self` from
 /// the user-data pointer without retaining it and forward to the delegate with Swift types only.
-final class HTTP2Session {
+package final class HTTP2Session {
     private var session: OpaquePointer?
     /// Retained, so callbacks borrow it from `self` without reference counting (an unowned
     /// reference would be retained on every load). The delegate owning this session must drop
@@ -137,11 +143,13 @@ final class HTTP2Session {
     private let headers: UnsafeMutablePointer<nghttp2_nv>
     private static let headerCapacity = 8
 
-    enum Failure: Error {
+    package enum Failure: Error {
         case nghttp2(String)
     }
 
-    init(delegate: any HTTP2SessionDelegate, settings: HTTP2Settings, template: HTTP2SessionTemplate) throws(Failure) {
+    package init(
+        delegate: any HTTP2SessionDelegate, settings: HTTP2Settings, template: HTTP2SessionTemplate
+    ) throws(Failure) {
         self.delegate = delegate
         self.template = template
         headers = .allocate(capacity: HTTP2Session.headerCapacity)
@@ -214,7 +222,7 @@ final class HTTP2Session {
 
     /// Feeds received bytes. Returns false when the connection must be closed (bad preface,
     /// protocol error nghttp2 cannot answer, callback failure).
-    func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    package func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let session, let base = bytes.baseAddress else { return true }
         let rv = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
         if rv == Int(CNGHTTP2_ERR_BAD_CLIENT_MAGIC) { sawBadPreface = true }
@@ -227,7 +235,7 @@ final class HTTP2Session {
     /// Calls `sink` with each chunk of serialized output (valid only during the call) until
     /// nghttp2 has nothing more or `sink` returns false. Returns false on a fatal error.
     @inline(__always)
-    func drainOutput(_ sink: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+    package func drainOutput(_ sink: (UnsafeRawBufferPointer) -> Bool) -> Bool {
         guard let session else { return false }
         while true {
             var data: UnsafePointer<UInt8>?
@@ -239,7 +247,7 @@ final class HTTP2Session {
     }
 
     /// True while nghttp2 still expects input or has output to send.
-    var isAlive: Bool {
+    package var isAlive: Bool {
         guard let session else { return false }
         return nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0
     }
@@ -253,7 +261,7 @@ final class HTTP2Session {
 
     /// HEADERS (200, application/grpc) followed by DATA pulled from the owner's response buffer
     /// and trailers with the stream's status.
-    func submitResponse(streamID: Int32) -> Bool {
+    package func submitResponse(streamID: Int32) -> Bool {
         guard let session else { return false }
         var n = 0
         addHeader(&n, ":status", "200")
@@ -284,7 +292,9 @@ final class HTTP2Session {
 
     /// One HEADERS frame with END_STREAM carrying the gRPC status (a trailers-only response).
     /// `message` is the already percent-encoded grpc-message (may be empty).
-    func submitTrailersOnly(streamID: Int32, httpStatus: Int, code: Int, message: UnsafeRawBufferPointer) -> Bool {
+    package func submitTrailersOnly(streamID: Int32, httpStatus: Int, code: Int, message: UnsafeRawBufferPointer)
+        -> Bool
+    {
         guard let session else { return false }
         var n = 0
         addHeader(&n, ":status", HTTP2Session.httpStatusText(httpStatus))
@@ -298,7 +308,7 @@ final class HTTP2Session {
     }
 
     /// Resets a stream (e.g. RST_STREAM CANCEL after a deadline when headers were already sent).
-    func resetStream(streamID: Int32, cancel: Bool) {
+    package func resetStream(streamID: Int32, cancel: Bool) {
         guard let session else { return }
         _ = nghttp2_submit_rst_stream(
             session, 0, streamID, UInt32(cancel ? CNGHTTP2_CANCEL : CNGHTTP2_INTERNAL_ERROR))

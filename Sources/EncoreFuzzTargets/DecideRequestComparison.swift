@@ -1,8 +1,9 @@
 import EncoreProtocol
+import SwiftProtobuf
 
 /// Compares what ``DecideRequestDecoder`` decoded from `bytes` with SwiftProtobuf's message for
 /// the same bytes; returns a description of the first difference, or nil when they agree.
-func decideRequestMismatch(
+public func decideRequestMismatch(
     _ decoder: DecideRequestDecoder,
     _ message: Encore_V1_DecideRequest,
     _ bytes: UnsafeRawBufferPointer
@@ -75,8 +76,9 @@ func decideRequestMismatch(
 }
 
 /// Decodes `bytes` with SwiftProtobuf and with `decoder`; returns whether each accepted them and
-/// the first value difference when both did.
-func differentialDecide(
+/// the first value difference when both did. Shared by the differential unit tests
+/// (EncoreProtocolTests) and the `decide-request` fuzz target.
+public func differentialDecide(
     _ bytes: [UInt8],
     _ decoder: inout DecideRequestDecoder
 ) -> (swiftProtobufAccepted: Bool, decoderAccepted: Bool, mismatch: String?) {
