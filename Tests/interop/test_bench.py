@@ -123,7 +123,7 @@ def test_open_loop_p999_shows_a_5ms_stall_that_uncorrected_timing_hides(server_f
     # near the normal latency, and only the max shows that a stall happened at all.
     #
     # Timing on a shared 2-core machine. What machine load can only make larger is asserted on
-    # every run: no errors, and a max of at least the stall in both runs (the call in flight
+    # every run: no errors but time-outs, and a max of at least the stall in both runs (the call in flight
     # during a stall waits at least 5 ms whatever else happens). The comparison of the two
     # p99.9s is only meaningful when the run is not dominated by other work, so an attempt counts
     # only when (a) the open loop kept up: rate within 2% and a corrected p50 under 1 ms (a
@@ -151,10 +151,17 @@ def test_open_loop_p999_shows_a_5ms_stall_that_uncorrected_timing_hides(server_f
         attempts.append(summary)
         print(summary)
         assert corrected["co_corrected"] is True and naive["co_corrected"] is False
-        assert corrected["errors"] == 0 and naive["errors"] == 0, (corrected, naive)
+        # Every error but a time-out is a defect. A time-out (a call still unanswered after the
+        # 10 s drain) is what a loop that fell seconds behind on a busy machine produces: that
+        # attempt did not keep up.
+        timeouts = [r.get("error_kinds", {}).get("timeout", 0) for r in (corrected, naive)]
+        assert corrected["errors"] == timeouts[0] and naive["errors"] == timeouts[1], (corrected, naive)
         # the stall happened in both runs
         assert corrected["max_us"] >= 4_500 and naive["max_us"] >= 4_500, (corrected, naive)
-        kept_up = corrected["rate_ratio"] >= 0.98 and corrected["p50_us"] < 1_000
+        # Kept up: no time-outs, the rate held, and neither the median nor the 1% level lifted
+        # by anything but the stall (which delays about 0.5% of calls by at most 5 ms).
+        kept_up = (sum(timeouts) == 0 and corrected["rate_ratio"] >= 0.98 and corrected["p50_us"] < 1_000
+                   and corrected["p99_us"] < 5_000)
         quiet = naive["p99_us"] < 1_000
         if not (kept_up and quiet):
             continue
