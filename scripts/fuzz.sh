@@ -41,8 +41,13 @@ build() {
   fi
   # gold warns "Cannot export local symbol" for every instrumented module: harmless, filtered.
   set +e
+  # SwiftPM hands the compiler `-sanitize=fuzzer` and `-sanitize=address` as two flags, of which
+  # the compiler keeps the last: the modules then get no coverage instrumentation (libFuzzer runs
+  # blind, `corp: 1/1b`). The combined -Xswiftc flag instruments them; --sanitize still tells
+  # SwiftPM to link libFuzzer's main.
   ENCORE_FUZZ_BUILD=1 swift build -c debug --product encore-fuzz --build-path "$build_path" \
-    --sanitize=fuzzer --sanitize=address 2>&1 | grep -v "Cannot export local symbol" >&2
+    --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address 2>&1 \
+    | grep -v "Cannot export local symbol" >&2
   local status="${PIPESTATUS[0]}"
   set -e
   [ "$status" -eq 0 ] && [ -x "$binary" ] || { echo "fuzz.sh: the build of encore-fuzz failed" >&2; exit 1; }
