@@ -493,63 +493,68 @@ public enum ServeSettings {
 
     /// `admin.tokens`: `[{"name": "ci", "sha256": "<64 hex digits>", "roles": ["models.push"]}]`.
     static func parseTokens(_ value: JSONValue) throws(SettingProblem) -> [AdminToken] {
-        let shape =
-            "must be an array of {\"name\": ..., \"sha256\": \"<64 hex digits of the token's SHA-256>\", \"roles\": [...]}"
-        guard case .array(let items) = value else { throw SettingProblem(shape) }
-        var tokens: [AdminToken] = []
-        for (i, item) in items.enumerated() {
-            let at = "[\(i)]"
-            guard case .object(let fields) = item else { throw SettingProblem("\(at): \(shape)") }
-            for k in fields.keys where !["name", "sha256", "roles"].contains(k) {
-                throw SettingProblem("\(at).\(k): unknown key (allowed: name, roles, sha256)")
-            }
-            guard case .string(let name)? = fields["name"], !name.isEmpty else {
-                throw SettingProblem("\(at).name must be a non-empty string")
-            }
-            if tokens.contains(where: { $0.name == name }) {
-                throw SettingProblem("\(at).name: '\(name)' is used twice")
-            }
+        try parseNamedEntries(
+            value, other: "sha256",
+            shape:
+                "must be an array of {\"name\": ..., \"sha256\": \"<64 hex digits of the token's SHA-256>\", \"roles\": [...]}"
+        ) { at, name, fields, earlier throws(SettingProblem) in
             guard case .string(let hex)? = fields["sha256"], let digest = hexBytes(hex), digest.count == 32 else {
                 throw SettingProblem(
                     "\(at).sha256 must be the 64 hex digits of the token's SHA-256 (e.g. printf %s \"$TOKEN\" | sha256sum), never the token itself"
                 )
             }
-            if tokens.contains(where: { $0.sha256 == digest }) {
+            if earlier.contains(where: { $0.sha256 == digest }) {
                 throw SettingProblem("\(at).sha256: the same token hash is configured twice")
             }
-            tokens.append(AdminToken(name: name, sha256: digest, roles: try parseRoles(fields["roles"], at)))
+            return { AdminToken(name: name, sha256: digest, roles: $0) }
         }
-        return tokens
     }
 
     /// `admin.clients`: `[{"name": "deployer", "subject": "CN=deployer", "roles": ["models.push"]}]`;
     /// the subject is matched against the certificate's `CN=<common name>`, `DNS:<name>` or
     /// `URI:<uri>` names.
     static func parseClients(_ value: JSONValue) throws(SettingProblem) -> [AdminClient] {
-        let shape =
-            "must be an array of {\"name\": ..., \"subject\": \"CN=<common name>\" | \"DNS:<name>\" | \"URI:<uri>\", \"roles\": [...]}"
-        guard case .array(let items) = value else { throw SettingProblem(shape) }
-        var clients: [AdminClient] = []
-        for (i, item) in items.enumerated() {
-            let at = "[\(i)]"
-            guard case .object(let fields) = item else { throw SettingProblem("\(at): \(shape)") }
-            for k in fields.keys where !["name", "subject", "roles"].contains(k) {
-                throw SettingProblem("\(at).\(k): unknown key (allowed: name, roles, subject)")
-            }
-            guard case .string(let name)? = fields["name"], !name.isEmpty else {
-                throw SettingProblem("\(at).name must be a non-empty string")
-            }
-            if clients.contains(where: { $0.name == name }) {
-                throw SettingProblem("\(at).name: '\(name)' is used twice")
-            }
+        try parseNamedEntries(
+            value, other: "subject",
+            shape:
+                "must be an array of {\"name\": ..., \"subject\": \"CN=<common name>\" | \"DNS:<name>\" | \"URI:<uri>\", \"roles\": [...]}"
+        ) { at, name, fields, _ throws(SettingProblem) in
             guard case .string(let subject)? = fields["subject"],
                 ["CN=", "DNS:", "URI:"].contains(where: { subject.hasPrefix($0) && subject.count > $0.count })
             else {
                 throw SettingProblem("\(at).subject must be \"CN=<common name>\", \"DNS:<name>\" or \"URI:<uri>\"")
             }
-            clients.append(AdminClient(name: name, subject: subject, roles: try parseRoles(fields["roles"], at)))
+            return { AdminClient(name: name, subject: subject, roles: $0) }
         }
-        return clients
+    }
+
+    /// A credential list (`admin.tokens`, `admin.clients`): an array of objects with exactly the
+    /// keys `name` (non-empty, unique), `roles` and `other`. `make` checks `other` (given the
+    /// entry's index `[i]`, name, fields and the entries before it) and returns how to build the
+    /// entry from its roles, which are checked after it.
+    static func parseNamedEntries<Entry: NamedCredential>(
+        _ value: JSONValue, other: String, shape: String,
+        _ make: (String, String, [String: JSONValue], [Entry]) throws(SettingProblem) -> (Set<AdminRole>) -> Entry
+    ) throws(SettingProblem) -> [Entry] {
+        guard case .array(let items) = value else { throw SettingProblem(shape) }
+        let allowed = ["name", "roles", other].sorted()
+        var entries: [Entry] = []
+        for (i, item) in items.enumerated() {
+            let at = "[\(i)]"
+            guard case .object(let fields) = item else { throw SettingProblem("\(at): \(shape)") }
+            for k in fields.keys where !allowed.contains(k) {
+                throw SettingProblem("\(at).\(k): unknown key (allowed: \(allowed.joined(separator: ", ")))")
+            }
+            guard case .string(let name)? = fields["name"], !name.isEmpty else {
+                throw SettingProblem("\(at).name must be a non-empty string")
+            }
+            if entries.contains(where: { $0.name == name }) {
+                throw SettingProblem("\(at).name: '\(name)' is used twice")
+            }
+            let build = try make(at, name, fields, entries)
+            entries.append(build(try parseRoles(fields["roles"], at)))
+        }
+        return entries
     }
 
     static func parseRoles(_ value: JSONValue?, _ at: String) throws(SettingProblem) -> Set<AdminRole> {
@@ -589,3 +594,8 @@ public enum ServeSettings {
         return out
     }
 }
+
+/// What `ServeSettings.parseNamedEntries` needs of a credential: its configured name.
+protocol NamedCredential { var name: String { get } }
+extension AdminToken: NamedCredential {}
+extension AdminClient: NamedCredential {}
