@@ -54,6 +54,8 @@ public final class CustomerCounters: @unchecked Sendable {
     static let window = 8
     /// Offers past this catalog index are not counted (16-bit offer field).
     public static let maxOfferIndex: Int32 = 65534
+    /// The most shows an entry keeps per offer (the count has four bits in the encoding).
+    static let maxShowsKept = 15
     /// Counter times are relative to this instant (2020-01-01T00:00:00Z), in Unix seconds.
     public static let epochSeconds: Int64 = 1_577_836_800
 
@@ -217,7 +219,7 @@ public final class CustomerCounters: @unchecked Sendable {
             case .declined: histories[i].declinedAtMinute = nowMinute
             case .shown:
                 histories[i].showMinutes.append(nowMinute)
-                let keep = min(max(cap(offer), 1), 15)
+                let keep = min(max(cap(offer), 1), CustomerCounters.maxShowsKept)
                 if histories[i].showMinutes.count > keep {
                     histories[i].showMinutes.removeFirst(histories[i].showMinutes.count - keep)
                 }
@@ -231,7 +233,14 @@ public final class CustomerCounters: @unchecked Sendable {
     public func restore(key: UInt64, touchSeconds: Int64, histories: [History]) {
         writer.withLock { _ in
             let (base, _) = slot(for: key)
+            // A state file holds what `entries()` gave, but a damaged one (with a valid checksum)
+            // can hold anything: offers out of range are dropped, and only the most recent
+            // shows an entry can encode are kept.
             var histories = histories.filter { $0.offer >= 0 && $0.offer <= CustomerCounters.maxOfferIndex }
+            for i in histories.indices where histories[i].showMinutes.count > CustomerCounters.maxShowsKept {
+                histories[i].showMinutes.sort()
+                histories[i].showMinutes.removeFirst(histories[i].showMinutes.count - CustomerCounters.maxShowsKept)
+            }
             write(base: base, key: key, touchSeconds: touchSeconds, histories: &histories)
         }
     }
@@ -358,7 +367,9 @@ public final class CustomerCounters: @unchecked Sendable {
         words[base + 1].store(seq &+ 1, ordering: .relaxed)
         atomicMemoryFence(ordering: .releasing)
         words[base].store(key, ordering: .relaxed)
-        words[base + 2].store(UInt64(max(0, touchSeconds - CustomerCounters.epochSeconds)), ordering: .relaxed)
+        words[base + 2].store(
+            UInt64(max(touchSeconds, CustomerCounters.epochSeconds) - CustomerCounters.epochSeconds), ordering: .relaxed
+        )
         for i in 0..<CustomerCounters.payloadWords { words[base + 3 + i].store(payload[i], ordering: .relaxed) }
         words[base + 1].store(seq &+ 2, ordering: .releasing)
     }

@@ -416,6 +416,23 @@ private func summary(_ counters: CustomerCounters, _ key: UInt64, at now: Int64)
         #expect(Set(s.keys) == [3])
     }
 
+    /// A damaged state file (valid checksum) can hold any touch time and any number of shows:
+    /// restoring it neither traps nor garbles the entry (found by the rule-state fuzz target).
+    @Test func restoringAnImpossibleEntryKeepsWhatFits() {
+        let counters = CustomerCounters(maxCustomers: 1024)
+        let minute = CustomerCounters.minute(t0)
+        counters.restore(
+            key: CustomerCounters.key("before-epoch"), touchSeconds: Int64.min,
+            histories: [.init(offer: 1, declinedAtMinute: -1, showMinutes: [0])])
+        let shows = (0..<40).map { minute - 39 + Int64($0) }
+        counters.restore(
+            key: CustomerCounters.key("many-shows"), touchSeconds: t0,
+            histories: [.init(offer: 2, declinedAtMinute: minute, showMinutes: shows.reversed())])
+        let s = summary(counters, CustomerCounters.key("many-shows"), at: t0)
+        #expect(s[2]?.declined == minute)
+        #expect(s[2]?.recent == 15)
+    }
+
     @Test func memoryIsBoundedAndTheLeastRecentlyTouchedIsEvicted() {
         let counters = CustomerCounters(maxCustomers: 1024)
         #expect(counters.memoryBytes == 1024 * 256)
