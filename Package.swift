@@ -29,6 +29,7 @@ let package = Package(
     products: [
         .executable(name: "encore", targets: ["encore"]),
         .library(name: "EncoreTransport", targets: ["EncoreTransport"]),
+        .library(name: "EncoreClient", targets: ["EncoreClient"]),
         .library(name: "EncoreServer", targets: ["EncoreServer"]),
         .library(name: "EncoreEngine", targets: ["EncoreEngine"]),
         .library(name: "EncoreModel", targets: ["EncoreModel"]),
@@ -97,11 +98,18 @@ let package = Package(
             ],
             swiftSettings: reactorThreadSettings
         ),
+        // The one gRPC client core (h2c and TLS, on one nghttp2 client session type): the tools'
+        // blocking calls and `encore bench`'s non-blocking connections. It uses the transport's
+        // socket, TLS and block allocator; the server never imports it.
+        .target(
+            name: "EncoreClient",
+            dependencies: ["EncoreTransport", "CNghttp2", "CEncoreLinux"]
+        ),
         // `encore bench`: the load generator (open and closed loop, HDR histograms, sweep plot).
         .target(
             name: "EncoreBench",
             dependencies: [
-                "EncoreTransport", "EncoreProtocol", "EncoreDemo", "EncoreModel",
+                "EncoreClient", "EncoreTransport", "EncoreProtocol", "EncoreDemo", "EncoreModel",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
@@ -111,6 +119,7 @@ let package = Package(
             dependencies: [
                 "EncoreServer",
                 "EncoreTransport",
+                "EncoreClient",
                 "EncoreBench",
                 "EncoreDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -144,9 +153,13 @@ let package = Package(
             dependencies: ["EncoreTransport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
+            name: "EncoreClientTests",
+            dependencies: ["EncoreClient", "EncoreTransport"]
+        ),
+        .testTarget(
             name: "EncoreBenchTests",
             dependencies: [
-                "EncoreBench", "EncoreTransport", "EncoreServer", "EncoreProtocol",
+                "EncoreBench", "EncoreClient", "EncoreTransport", "EncoreServer", "EncoreProtocol",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),

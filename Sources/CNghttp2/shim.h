@@ -1,6 +1,6 @@
-// Shims over libnghttp2 (Debian 12: 1.52). Imported (`internal import`, not re-exported) by the three
-// nghttp2 wrappers in EncoreTransport/CInterop: HTTP2Session (server), HTTP2ClientSession (tools),
-// HTTP2LoadConnection (load generator).
+// Shims over libnghttp2 (Debian 12: 1.52). Imported (`internal import`, not re-exported) by the two
+// nghttp2 wrappers: EncoreTransport's HTTP2Session (server) and EncoreClient's HTTP2ClientConnection
+// (the tools and the load generator).
 // Unions and macros are awkward from Swift; these static inline helpers give them plain names.
 #ifndef ENCORE_CNGHTTP2_SHIM_H
 #define ENCORE_CNGHTTP2_SHIM_H

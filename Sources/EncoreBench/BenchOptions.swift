@@ -1,3 +1,5 @@
+import EncoreTransport
+
 /// What one `encore bench` run does.
 public struct BenchOptions: Sendable {
     /// How requests are paced.
@@ -12,8 +14,9 @@ public struct BenchOptions: Sendable {
 
     public var host = "127.0.0.1"
     public var port = 50051
-    /// TLS with ALPN h2 (the server's certificate is not verified).
-    public var tls = false
+    /// TLS with ALPN h2 and this client context (its verification settings: `--ca-file`,
+    /// `--cert`/`--key`, `--insecure-skip-verify`); nil: h2c.
+    public var tls: TLSContext? = nil
     public var mode = Mode.max
     /// Measured seconds (after the warm-up).
     public var durationSeconds = 10.0

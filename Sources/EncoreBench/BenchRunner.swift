@@ -1,3 +1,4 @@
+import EncoreClient
 import EncoreTransport
 import Foundation
 import Histogram
@@ -11,12 +12,12 @@ public enum BenchRunner {
         _ options: BenchOptions, pool: RequestPool, log: @escaping @Sendable (String) -> Void = { _ in }
     ) throws -> BenchResult {
         let threads = options.effectiveThreads
-        let tls = options.tls ? try TLSContext(clientWithoutVerification: ()) : nil
-        var perThread = [[HTTP2LoadConnection]](repeating: [], count: threads)
+        var perThread = [[HTTP2ClientConnection]](repeating: [], count: threads)
         for c in 0..<options.connections {
             perThread[c % threads].append(
-                try HTTP2LoadConnection(
-                    host: options.host, port: options.port, path: options.path, tls: tls, maxStreams: options.streams))
+                try HTTP2ClientConnection(
+                    host: options.host, port: options.port, path: options.path, tls: options.tls,
+                    maxStreams: options.streams))
         }
         // Start 50 ms from now so every thread begins on the same schedule.
         let start = MonotonicClock.nowNanos + 50_000_000

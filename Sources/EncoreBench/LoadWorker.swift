@@ -1,3 +1,4 @@
+import EncoreClient
 import EncoreTransport
 import Histogram
 import Synchronization
@@ -29,10 +30,10 @@ struct WindowCounts {
     static func kind(_ status: Int32) -> Int {
         switch status {
         case 0...16: return Int(status)
-        case LoadCallStatus.httpError: return 17
-        case LoadCallStatus.streamReset: return 18
-        case LoadCallStatus.connectionLost: return 19
-        case LoadCallStatus.missingStatus: return 20
+        case ClientCallStatus.httpError: return 17
+        case ClientCallStatus.streamReset: return 18
+        case ClientCallStatus.connectionLost: return 19
+        case ClientCallStatus.missingStatus: return 20
         default: return 17
         }
     }
@@ -51,7 +52,7 @@ struct WindowCounts {
 /// joining it).
 final class LoadWorker: @unchecked Sendable {
     let index: Int
-    private let connections: [HTTP2LoadConnection]
+    private let connections: [HTTP2ClientConnection]
     private let poller: LoadPoller
     private let pool: RequestPool
     private let mode: BenchOptions.Mode
@@ -75,7 +76,7 @@ final class LoadWorker: @unchecked Sendable {
     private var errorsTotal: UInt64 = 0
 
     init(
-        index: Int, threads: Int, connections: [HTTP2LoadConnection], pool: RequestPool, options: BenchOptions,
+        index: Int, threads: Int, connections: [HTTP2ClientConnection], pool: RequestPool, options: BenchOptions,
         startNanos: UInt64
     ) {
         self.index = index
@@ -196,7 +197,7 @@ final class LoadWorker: @unchecked Sendable {
     }
 
     @inline(__always)
-    private func nextFreeConnection() -> HTTP2LoadConnection? {
+    private func nextFreeConnection() -> HTTP2ClientConnection? {
         for _ in 0..<connections.count {
             let c = connections[roundRobin]
             roundRobin += 1
@@ -210,7 +211,7 @@ final class LoadWorker: @unchecked Sendable {
     private func record(tag: UInt64, status: Int32, now: UInt64) {
         completedTotal += 1
         let inWindow = tag >= measureStartNanos && tag < endNanos
-        if status == LoadCallStatus.ok {
+        if status == ClientCallStatus.ok {
             if inWindow {
                 counts.ok += 1
                 _ = histogram.record(now > tag ? now - tag : 0)

@@ -1,6 +1,7 @@
 import EncoreDemo
 import EncoreModel
 import EncoreProtocol
+import EncoreTransport
 import SwiftProtobuf
 
 /// Pre-encoded gRPC request bodies (5-byte prefix + message) that the load generator cycles
@@ -61,10 +62,7 @@ public final class RequestPool: @unchecked Sendable {
     }
 
     /// Prefixes `message` with the gRPC frame header (uncompressed, 4-byte big-endian length).
-    public static func frame(_ message: [UInt8]) -> [UInt8] {
-        let n = UInt32(message.count)
-        return [0, UInt8(n >> 24), UInt8((n >> 16) & 0xFF), UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF)] + message
-    }
+    public static func frame(_ message: [UInt8]) -> [UInt8] { GRPCFraming.framed(message) }
 
     static func decideRequest(_ n: Int, _ random: inout SplitMix64) -> Encore_V1_DecideRequest {
         func pick<T>(_ values: [T]) -> T { values[Int(random.next() % UInt64(values.count))] }

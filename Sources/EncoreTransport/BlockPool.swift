@@ -56,7 +56,7 @@ package final class BlockPool {
     static let classCount = 9
 
     /// `size` usable bytes, 16-byte aligned; nil if the system is out of memory.
-    func allocate(_ size: Int) -> UnsafeMutableRawPointer? {
+    package func allocate(_ size: Int) -> UnsafeMutableRawPointer? {
         let total = size + BlockPool.headerBytes
         let c = BlockPool.sizeClass(for: total)
         let block: UnsafeMutableRawPointer
@@ -80,7 +80,7 @@ package final class BlockPool {
     }
 
     /// Returns a block from `allocate` (nil is ignored).
-    func deallocate(_ pointer: UnsafeMutableRawPointer?) {
+    package func deallocate(_ pointer: UnsafeMutableRawPointer?) {
         guard let pointer else { return }
         let block = pointer - BlockPool.headerBytes
         let tag = block.load(as: UInt64.self)
@@ -106,14 +106,14 @@ package final class BlockPool {
         return BlockPool.classBytes(Int(tag)) - BlockPool.headerBytes
     }
 
-    func allocateZeroed(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer? {
+    package func allocateZeroed(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer? {
         let (bytes, overflow) = count.multipliedReportingOverflow(by: size)
         guard !overflow, let p = allocate(bytes) else { return nil }
         memset(p, 0, bytes)
         return p
     }
 
-    func reallocate(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMutableRawPointer? {
+    package func reallocate(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMutableRawPointer? {
         guard let pointer else { return allocate(size) }
         let usable = usableSize(pointer)
         if size <= usable { return pointer }

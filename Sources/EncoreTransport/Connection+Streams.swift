@@ -417,13 +417,7 @@ extension Connection: HTTP2SessionDelegate {
             slot.response.bytes.removeAll(keepingCapacity: true)
             slot.responseOffset = 0
         }
-        let length = UInt32(truncatingIfNeeded: message.count)
-        slot.response.bytes.append(0)
-        slot.response.bytes.append(UInt8(truncatingIfNeeded: length >> 24))
-        slot.response.bytes.append(UInt8(truncatingIfNeeded: length >> 16))
-        slot.response.bytes.append(UInt8(truncatingIfNeeded: length >> 8))
-        slot.response.bytes.append(UInt8(truncatingIfNeeded: length))
-        slot.response.bytes.append(contentsOf: message)
+        GRPCFraming.append(message, to: &slot.response.bytes)
         if !slot.headersSent {
             slot.headersSent = true
             if !session.submitResponse(streamID: slot.streamID) {

@@ -85,12 +85,7 @@ public struct GRPCResponseBuffer {
 
     /// Writes the prefix for the message appended since `beginMessage`.
     mutating func sealMessage() {
-        let length = UInt32(bytes.count - 5)
-        bytes[0] = 0
-        bytes[1] = UInt8(truncatingIfNeeded: length >> 24)
-        bytes[2] = UInt8(truncatingIfNeeded: length >> 16)
-        bytes[3] = UInt8(truncatingIfNeeded: length >> 8)
-        bytes[4] = UInt8(truncatingIfNeeded: length)
+        GRPCFraming.writePrefix(length: UInt32(bytes.count - 5), into: &bytes, at: 0)
     }
 
     /// Replaces the content with a framed copy of `message`.

@@ -10,9 +10,9 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
     public init(_ description: String) { self.description = description }
 }
 
-/// Thin wrappers over the socket syscalls the reactor uses.
-enum Socket {
-    static func errnoText(_ code: Int32 = errno) -> String {
+/// Thin wrappers over the socket syscalls the reactor uses (and, for `connect`, EncoreClient).
+package enum Socket {
+    package static func errnoText(_ code: Int32 = errno) -> String {
         String(cString: strerror(code))
     }
 
@@ -95,9 +95,9 @@ enum Socket {
     }
 
     /// A blocking TCP connection to `host:port` (close-on-exec, TCP_NODELAY; the connect is
-    /// bounded by `timeoutSeconds` through SO_SNDTIMEO), for the clients (`GRPCClient`,
-    /// `HTTP2LoadConnection`). Throws naming the host and the OS reason.
-    static func connect(host: String, port: Int, timeoutSeconds: Double) throws -> Int32 {
+    /// bounded by `timeoutSeconds` through SO_SNDTIMEO), for EncoreClient's
+    /// `HTTP2ClientConnection`. Throws naming the host and the OS reason.
+    package static func connect(host: String, port: Int, timeoutSeconds: Double) throws -> Int32 {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var result: UnsafeMutablePointer<addrinfo>?

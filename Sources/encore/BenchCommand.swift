@@ -1,5 +1,6 @@
 import ArgumentParser
 import EncoreBench
+import EncoreTransport
 import Foundation
 
 /// `encore bench`: the gRPC load generator (docs/bench-command.md).
@@ -18,7 +19,7 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "Server address.") var host = "127.0.0.1"
     @Option(help: "Server port.") var port = 50051
-    @Flag(help: "TLS with ALPN h2 (the server certificate is not verified).") var tls = false
+    @OptionGroup var tlsOptions: TLSOptions
     @Flag(help: "Closed loop: as fast as the server allows.") var max = false
     @Option(help: "Open loop: calls per second (latency from the intended send time).") var rate: Double?
     @Option(help: "Comma-separated percentages of max for an open-loop sweep, e.g. 10,30,50,70,90.")
@@ -59,14 +60,22 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--connections, --streams and --threads must be positive")
         }
         guard poolSize > 0 else { throw ValidationError("--pool-size must be positive") }
-        guard (1...65535).contains(port) else { throw ValidationError("--port must be 1...65535") }
     }
 
     func run() throws {
+        // Ports and files are checked before connecting (and before any load), each error naming its flag.
+        try TLSOptions.checkPort(port)
+        if let bodyFile { try TLSOptions.checkReadable(bodyFile, flag: "--body-file") }
+        if let plot {
+            let directory = URL(fileURLWithPath: plot).deletingLastPathComponent().path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue
+            else { throw CLIError("--plot \(plot): directory \(directory) does not exist") }
+        }
         var options = BenchOptions()
         options.host = host
         options.port = port
-        options.tls = tls
+        options.tls = try tlsOptions.context()
         options.durationSeconds = duration
         options.warmupSeconds = warmup
         options.connections = connections
@@ -79,7 +88,7 @@ struct BenchCommand: ParsableCommand {
         let pool: RequestPool
         if let bodyFile {
             guard let data = FileManager.default.contents(atPath: bodyFile), data.count >= 5 else {
-                throw CLIError("cannot read a gRPC-framed body from \(bodyFile)")
+                throw CLIError("--body-file \(bodyFile): not a gRPC-framed body (at least 5 bytes)")
             }
             pool = RequestPool(framedBodies: [[UInt8](data)])
         } else {
@@ -96,7 +105,12 @@ struct BenchCommand: ParsableCommand {
                 if let plot {
                     let title =
                         "encore bench sweep: \(host):\(port), \(connections)x\(streams) streams, \(threads) thread(s)"
-                    try LatencyPlot.svg(result, title: title).write(toFile: plot, atomically: true, encoding: .utf8)
+                    do {
+                        try LatencyPlot.svg(result, title: title).write(toFile: plot, atomically: true, encoding: .utf8)
+                    } catch {
+                        throw CLIError(
+                            "--plot \(plot): cannot write the file (\((error as NSError).localizedDescription))")
+                    }
                     log("bench: wrote \(plot)")
                 }
                 if json { print(result.json) }
@@ -107,8 +121,10 @@ struct BenchCommand: ParsableCommand {
             }
         } catch let error as CLIError {
             throw error
-        } catch {
-            throw CLIError("bench: \(error)")
+        } catch let error as TransportError {
+            throw CLIError("bench: \(error.description)")
+        } catch let error as TLSError {
+            throw CLIError("bench: \(error.description)")
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EncoreClient
 import EncoreProtocol
 import EncoreTransport
 import Foundation

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import EncoreClient
 import EncoreProtocol
 import EncoreTransport
 import Foundation
@@ -32,6 +33,7 @@ struct FleetCommand: ParsableCommand {
         func resolve() throws -> [Replica] {
             var texts = (targets ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             if let targetsFile {
+                try TLSOptions.checkReadable(targetsFile, flag: "--targets-file")
                 guard let data = FileManager.default.contents(atPath: targetsFile) else {
                     throw CLIError("--targets-file \(targetsFile): cannot read the file")
                 }
@@ -141,7 +143,10 @@ struct FleetCommand: ParsableCommand {
             let metadata = try targets.credentials.metadata()
             let tls = try targets.credentials.tlsContext()
             let timeout = targets.timeout
-            guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
+            try TLSOptions.checkReadable(file, flag: "snapshot file")
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw CLIError("snapshot file \(file): cannot read the file")
+            }
             let messages = try PushCommand.chunks([UInt8](data), activate: false)
             let started = Date()
 

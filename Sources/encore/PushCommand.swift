@@ -1,4 +1,5 @@
 import ArgumentParser
+import EncoreClient
 import EncoreProtocol
 import EncoreTransport
 import Foundation
@@ -16,6 +17,7 @@ struct PushCommand: ParsableCommand {
     @Argument(help: "Snapshot file.") var file: String
 
     func run() throws {
+        try TLSOptions.checkReadable(file, flag: "snapshot file")
         guard let data = FileManager.default.contents(atPath: file) else {
             throw CLIError("snapshot file \(file): cannot read the file")
         }

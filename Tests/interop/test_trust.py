@@ -418,3 +418,59 @@ def test_tools_refuse_a_certificate_for_another_host(pki, started):
     assert r.stderr.startswith("encore: error: TLS handshake with 127.0.0.1:"), r.stderr
     r = ei.run_cli("models", "list", "--host", "localhost", "--port", str(server.admin_port), "--ca-file", str(pki.ca))
     assert r.returncode == 1 and "hostname mismatch" in r.stderr, r.stderr
+
+
+# ------------------------------------------------------------------------------------------
+# `encore bench` over TLS: the same client core and flags as the tools (issue 13, point 5)
+# ------------------------------------------------------------------------------------------
+def _bench(port, *args):
+    return ei.run_cli("bench", "--port", port, "--rate", 200, "--duration", 0.5, "--warmup", 0, "--connections", 1,
+                      "--json", "--quiet", *args, timeout=60)
+
+
+def _bench_result(r):
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_bench_verifies_the_server_and_carries_a_client_certificate(pki, tmp_path, started):
+    # Data-plane authentication by client certificate only: a call without the certificate is
+    # UNAUTHENTICATED, so an OK call proves that bench presented it.
+    config = tmp_path / "encore.json"
+    config.write_text(json.dumps({"admin": {"data_plane_auth": True, "clients": [
+        {"name": "loadtest", "subject": "DNS:deploy.example", "roles": ["decide"]}]}}))
+    server = started("--config", str(config), "--client-ca", str(pki.ca), "--tls-cert", str(pki.server),
+                     "--tls-key", str(pki.server_key), "--threads", "1", "--holdout-share", "0")
+    cert = ["--cert", str(pki.client), "--key", str(pki.client_key)]
+    for host in ("127.0.0.1", "localhost"):
+        r = _bench_result(_bench(server.port, "--host", host, "--ca-file", str(pki.ca), *cert))
+        assert r["errors"] == 0 and r["ok"] >= 50, r
+    # Verified TLS without the client certificate: every call refused by the server, not by TLS.
+    r = _bench_result(_bench(server.port, "--ca-file", str(pki.ca)))
+    assert r["ok"] == 0 and r["error_kinds"] == {"grpc_16": r["errors"]} and r["errors"] > 0, r
+    # Verification is on by default: the test CA is not in the system trust store.
+    r = _bench(server.port, "--tls", *cert)
+    assert r.returncode == 1 and r.stderr.startswith("encore: error: bench: TLS handshake with 127.0.0.1:"), r.stderr
+    assert "certificate verify failed" in r.stderr, r.stderr
+    # A CA that did not issue the server's certificate.
+    r = _bench(server.port, "--ca-file", str(pki.other), *cert)
+    assert r.returncode == 1 and "certificate verify failed" in r.stderr, r.stderr
+    # Skipping verification (only by that name) connects.
+    r = _bench_result(_bench(server.port, "--insecure-skip-verify", *cert))
+    assert r["errors"] == 0 and r["ok"] >= 50, r
+    # Files are checked before connecting, and named.
+    r = _bench(server.port, "--ca-file", str(tmp_path / "missing.pem"))
+    assert r.returncode == 1 and r.stderr == f"encore: error: --ca-file {tmp_path / 'missing.pem'}: no such file\n", \
+        r.stderr
+    r = _bench(server.port, "--ca-file", str(pki.ca), "--key", str(pki.client_key))
+    assert r.returncode == 1 and "--cert and --key go together" in r.stderr, r.stderr
+
+
+def test_bench_refuses_a_certificate_for_another_host(pki, started):
+    key, cert = pki.issue("elsewhere-bench", "elsewhere", "subjectAltName=DNS:elsewhere.example")
+    server = started("--tls-cert", str(cert), "--tls-key", str(key), "--threads", "1")
+    r = _bench(server.port, "--ca-file", str(pki.ca))
+    assert r.returncode == 1 and "IP address mismatch" in r.stderr, r.stderr
+    r = _bench(server.port, "--host", "localhost", "--ca-file", str(pki.ca))
+    assert r.returncode == 1 and "hostname mismatch" in r.stderr, r.stderr
+    assert r.stderr.startswith(f"encore: error: bench: TLS handshake with localhost:{server.port} failed"), r.stderr

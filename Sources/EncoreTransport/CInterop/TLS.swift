@@ -23,9 +23,10 @@ private func drainErrorQueue() -> String {
 }
 
 /// TLS settings: TLS 1.2 and 1.3, ALPN `h2` only. Server side: a certificate chain and key
-/// (PEM). Client side (`encore bench --tls`): offers ALPN `h2`, does not verify the server's
-/// certificate (load tests run against self-signed test servers). Shared by every thread
-/// (SSL_CTX is safe to use concurrently once configured).
+/// (PEM). Client side (EncoreClient: the tools and `encore bench`): offers ALPN `h2` and
+/// verifies the server's certificate and host name unless built without verification
+/// (`--insecure-skip-verify`). Shared by every thread (SSL_CTX is safe to use concurrently once
+/// configured).
 public final class TLSContext: @unchecked Sendable {
     let context: OpaquePointer
     /// True for a client context: connections start the handshake (SSL_set_connect_state).
@@ -33,8 +34,8 @@ public final class TLSContext: @unchecked Sendable {
     /// Client contexts that verify the server: each connection checks the host name too.
     let verifiesServer: Bool
 
-    /// A client context for load generation and tools: TLS 1.2/1.3, ALPN `h2`, no certificate
-    /// verification (never use it where the server's identity matters). Throws a `TLSError`
+    /// A client context without certificate verification (`--insecure-skip-verify`; never use it
+    /// where the server's identity matters): TLS 1.2/1.3, ALPN `h2`. Throws a `TLSError`
     /// with OpenSSL's reasons if the context cannot be created.
     public convenience init(clientWithoutVerification: Void) throws {
         try self.init(clientCAFile: nil, certificateFile: nil, keyFile: nil, verify: false)
@@ -181,11 +182,11 @@ private let selectH2:
     }
 
 /// One TLS connection over a non-blocking socket (owns the SSL object); server or client side
-/// as its context says.
-final class TLSStream {
+/// as its context says. Package-visible for EncoreClient's connections.
+package final class TLSStream {
     private let ssl: OpaquePointer
 
-    enum IOResult {
+    package enum IOResult {
         /// This many bytes were read or written.
         case bytes(Int)
         case wantRead
@@ -196,7 +197,7 @@ final class TLSStream {
         case failed(String)
     }
 
-    init?(context: TLSContext, fd: Int32, serverName: String? = nil) {
+    package init?(context: TLSContext, fd: Int32, serverName: String? = nil) {
         ERR_clear_error()
         guard let ssl = SSL_new(context.context) else { return nil }
         guard SSL_set_fd(ssl, fd) == 1 else {
@@ -224,7 +225,7 @@ final class TLSStream {
     }
 
     /// Advances the handshake. `.bytes(0)` means it is complete.
-    func handshake() -> IOResult {
+    package func handshake() -> IOResult {
         ERR_clear_error()
         let rv = SSL_do_handshake(ssl)
         if rv == 1 { return .bytes(0) }
@@ -232,7 +233,7 @@ final class TLSStream {
     }
 
     /// True if the handshake negotiated ALPN "h2".
-    var negotiatedH2: Bool {
+    package var negotiatedH2: Bool {
         var data: UnsafePointer<UInt8>?
         var length: UInt32 = 0
         SSL_get0_alpn_selected(ssl, &data, &length)
@@ -250,7 +251,7 @@ final class TLSStream {
     }
 
     /// Why the peer's certificate did not verify (e.g. "certificate has expired"), or nil.
-    var certificateVerifyFailure: String? {
+    package var certificateVerifyFailure: String? {
         let result = SSL_get_verify_result(ssl)
         guard result != X509_V_OK else { return nil }
         return String(cString: X509_verify_cert_error_string(result))
@@ -259,14 +260,14 @@ final class TLSStream {
     /// The negotiated protocol version ("TLSv1.3", ...).
     var versionName: String { String(cString: SSL_get_version(ssl)) }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
+    package func read(into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
         ERR_clear_error()
         let rv = SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
         if rv > 0 { return .bytes(Int(rv)) }
         return classify(rv)
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer) -> IOResult {
+    package func write(_ bytes: UnsafeRawBufferPointer) -> IOResult {
         ERR_clear_error()
         let rv = SSL_write(ssl, bytes.baseAddress, Int32(clamping: bytes.count))
         if rv > 0 { return .bytes(Int(rv)) }
@@ -274,10 +275,10 @@ final class TLSStream {
     }
 
     /// Decrypted bytes buffered inside OpenSSL, readable without waiting for the socket.
-    var pendingBytes: Int { Int(SSL_pending(ssl)) }
+    package var pendingBytes: Int { Int(SSL_pending(ssl)) }
 
     /// Sends close_notify (best effort, non-blocking).
-    func shutdown() {
+    package func shutdown() {
         ERR_clear_error()
         _ = SSL_shutdown(ssl)
         ERR_clear_error()

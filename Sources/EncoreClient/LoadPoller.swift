@@ -1,8 +1,8 @@
 internal import CEncoreLinux
 
-/// A fixed set of client sockets polled with a nanosecond timeout (ppoll), for the load
-/// generator's per-thread loops, which wake at scheduled send times well under a millisecond
-/// apart. Used by one thread; its buffer is allocated once.
+/// A fixed set of client sockets (`HTTP2ClientConnection.fd`) polled with a nanosecond timeout
+/// (ppoll), for the load generator's per-thread loops, which wake at scheduled send times well
+/// under a millisecond apart. Used by one thread; its buffer is allocated once.
 public final class LoadPoller {
     private let entries: UnsafeMutablePointer<cencore_pollfd>
     /// Sockets in the set, in the order given.
