@@ -197,9 +197,11 @@ def test_varied_pool_json_and_progress(demo_server):
     assert r["mode"] == "rate" and r["rate"] == 1000.0 and r["connections"] == 2 and r["threads"] == 2, r
     # rate_ratio is throughput / target. How close it comes to 1 is timing (a busy machine falls
     # behind), so only its definition and its structural ceiling are checked: OK calls completed in
-    # the window are at most the window's 1500 plus the 2 x 4 warm-up calls still in flight.
+    # the window are at most the calls scheduled before its end, the window's 1500 plus the 500 of
+    # the warm-up (a generator that fell behind during the warm-up, on a busy machine, sends and
+    # completes its backlog inside the window: 1.0113 was seen, more than the 2 x 4 in flight).
     assert r["rate_ratio"] == pytest.approx(r["throughput_rps"] / 1000, abs=1e-4), r
-    assert 0 < r["rate_ratio"] <= (1500 + 2 * 4) / 1500 + 1e-4, r
+    assert 0 < r["rate_ratio"] <= (1500 + 500) / 1500 + 1e-4, r
     assert 0 < r["p50_us"] <= r["p90_us"] <= r["p99_us"] <= r["p999_us"] <= r["max_us"], r
     assert re.search(r"^bench: \d+s (warm-up|measure) ", out.stderr, re.M), out.stderr
     assert "open loop at 1000 req/s" in out.stdout, out.stdout  # the human summary
