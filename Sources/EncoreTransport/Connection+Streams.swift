@@ -187,8 +187,8 @@ extension Connection: HTTP2SessionDelegate {
 
     /// Accounts a stream's decoder now holding `stored` bytes (once per DATA chunk that changes
     /// it) in the connection's and the server's budgets. Past either bound the stream is
-    /// answered RESOURCE_EXHAUSTED naming the limit, reset (so the client stops sending) and its
-    /// bytes are given back; returns false then.
+    /// answered RESOURCE_EXHAUSTED naming the limit and its bytes are given back; returns false
+    /// then.
     private func holdRequestBytes(_ slot: StreamSlot, _ stored: Int) -> Bool {
         let delta = stored &- slot.heldRequestBytes
         slot.heldRequestBytes = stored
@@ -219,8 +219,9 @@ extension Connection: HTTP2SessionDelegate {
         }
         slot.machine.finishDiscardingInput()
         releaseRequestBytes(slot)
+        // No RST_STREAM after it: nghttp2 would send the reset first and drop the status. The
+        // rest of the client's DATA is discarded as it arrives (nothing is buffered).
         respondError(slot, status)
-        session.resetStream(streamID: slot.streamID, code: .noError)
         reactor.markDirty(self)
         return false
     }

@@ -54,7 +54,7 @@ public struct GRPCServerConfiguration: Sendable {
     public var maxHeaderBytesPerSecond = 64 << 20
     /// Request bytes the streams of one connection may hold at once (messages still arriving,
     /// or received and not yet answered); the stream whose DATA would pass it is answered
-    /// RESOURCE_EXHAUSTED and reset, the connection goes on (0: no bound).
+    /// RESOURCE_EXHAUSTED, the connection goes on (0: no bound).
     public var maxConnectionBufferedRequestBytes = 16 << 20
     /// Request bytes all connections together may hold at once; past it the stream whose DATA
     /// would pass it is answered RESOURCE_EXHAUSTED, except small ones (up to 64 KiB), which may
