@@ -288,6 +288,15 @@ public enum ServeSettings {
         integer("transport.max_oversized_header_lists", "--max-oversized-header-lists", 0...(1 << 20)) {
             $0.transport.maxOversizedHeaderListsPerSecond = $1
         },
+        integer("transport.max_header_bytes_per_second", "--max-header-bytes-per-second", 0...(1 << 40)) {
+            $0.transport.maxHeaderBytesPerSecond = $1
+        },
+        integer("transport.max_connection_buffered_bytes", "--max-connection-buffered-bytes", 0...(1 << 40)) {
+            $0.transport.maxConnectionBufferedRequestBytes = $1
+        },
+        integer("transport.max_buffered_bytes", "--max-buffered-bytes", 0...(1 << 40)) {
+            $0.transport.maxBufferedRequestBytes = $1
+        },
         integer("transport.rapid_reset_limit", "--rapid-reset-limit", 1...(1 << 20)) {
             $0.transport.rapidResetLimitPerSecond = $1
         },

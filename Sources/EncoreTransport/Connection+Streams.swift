@@ -51,6 +51,9 @@ final class StreamSlot {
     var arrival = RequestArrivalWatch()
     /// Whether the response reaches the client (checked on idle ticks, keyed by `generation`).
     var writeWatch = ResponseWriteWatch()
+    /// Request bytes this stream's decoder holds, as counted in the connection's and the
+    /// server's budgets (given back when the stream closes).
+    var heldRequestBytes = 0
 
     init(index: Int, maxHeaderListBytes: Int, maxMessageBytes: Int) {
         self.index = index
@@ -114,6 +117,10 @@ extension Connection: HTTP2SessionDelegate {
     }
 
     func streamHeader(slot index: Int, isTrailer: Bool, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        if machine.headerDecoded(bytes: name.count &+ value.count &+ 32) {
+            perform(machine.headerBytesOverBound(now: reactor.now))
+            if !machine.acceptsHeaders { return }
+        }
         return withSlot(index) { slot in
             if isTrailer { return }
             slot.head.accept(name: name, value: value, router: router)
@@ -167,12 +174,64 @@ extension Connection: HTTP2SessionDelegate {
     func streamData(slot index: Int, bytes: UnsafeRawBufferPointer) {
         return withSlot(index) { slot in
             if slot.httpRoute >= 0 { return }
-            if case .fail(let status) = slot.machine.receive(bytes) {
+            let action = slot.machine.receive(bytes)
+            let stored = slot.machine.decoder.storedBytes
+            if stored != slot.heldRequestBytes && !holdRequestBytes(slot, stored) { return }
+            if case .fail(let status) = action {
                 respondError(slot, status)
                 return
             }
             advance(slot)
         }
+    }
+
+    /// Accounts a stream's decoder now holding `stored` bytes (once per DATA chunk that changes
+    /// it) in the connection's and the server's budgets. Past either bound the stream is
+    /// answered RESOURCE_EXHAUSTED naming the limit and its bytes are given back; returns false
+    /// then.
+    private func holdRequestBytes(_ slot: StreamSlot, _ stored: Int) -> Bool {
+        let delta = stored &- slot.heldRequestBytes
+        slot.heldRequestBytes = stored
+        guard delta > 0 else {
+            _ = machine.requestBytesHeld(delta)
+            requestBudget.give(-delta)
+            return true
+        }
+        let connectionOK = machine.requestBytesHeld(delta)
+        if connectionOK && requestBudget.take(delta, streamBytes: stored) { return true }
+        let status: GRPCStatus
+        if connectionOK {
+            Log.rateLimited(
+                "request bytes buffered by all connections over --max-buffered-bytes (\(requestBudget.limit)); RESOURCE_EXHAUSTED for a stream of \(peer)"
+            )
+            status = GRPCStatus(
+                .resourceExhausted,
+                static: "request bytes buffered by the server over its limit (--max-buffered-bytes); retry later")
+        } else {
+            Log.rateLimited(
+                "request bytes buffered on the connection from \(peer) over --max-connection-buffered-bytes (\(machine.limits.maxBufferedRequestBytes)); RESOURCE_EXHAUSTED"
+            )
+            status = GRPCStatus(
+                .resourceExhausted,
+                static:
+                    "request bytes buffered on this connection over the server's limit (--max-connection-buffered-bytes)"
+            )
+        }
+        slot.machine.finishDiscardingInput()
+        releaseRequestBytes(slot)
+        // No RST_STREAM after it: nghttp2 would send the reset first and drop the status. The
+        // rest of the client's DATA is discarded as it arrives (nothing is buffered).
+        respondError(slot, status)
+        reactor.markDirty(self)
+        return false
+    }
+
+    /// Gives back the request bytes a stream holds (it closed, or was refused).
+    private func releaseRequestBytes(_ slot: StreamSlot) {
+        let held = slot.heldRequestBytes
+        slot.heldRequestBytes = 0
+        _ = machine.requestBytesHeld(-held)
+        requestBudget.give(held)
     }
 
     func streamEnded(slot index: Int) {
@@ -216,6 +275,7 @@ extension Connection: HTTP2SessionDelegate {
             slot.awaiting = false
             slot.generation &+= 1
             slot.machine.reset()
+            if slot.heldRequestBytes != 0 { releaseRequestBytes(slot) }
             machine.streamClosed()
             freeSlots.append(index)
         }
@@ -669,6 +729,8 @@ extension Connection: HTTP2SessionDelegate {
             countUnanswered(slot)
             cancelHandlers(slot)
             clearDeadline(slot)
+            slot.machine.reset()
+            if slot.heldRequestBytes != 0 { releaseRequestBytes(slot) }
             slot.awaiting = false
             slot.generation &+= 1
             slot.inUse = false

@@ -48,6 +48,9 @@ final class Connection {
     let streamLimits: (maxConcurrentStreams: Int, maxHeaderListBytes: Int, maxMessageBytes: Int)
     /// How fast requests must arrive (checked on idle ticks).
     let arrivalLimits: RequestArrivalLimits
+    /// The server's budget of buffered request bytes (unretained: the server outlives the
+    /// connection), so accounting touches no reference count.
+    unowned(unsafe) let requestBudget: RequestMemoryBudget
     /// How long a response may make no progress toward the client (0: no limit).
     let responseWriteTimeoutNanos: UInt64
     /// Since when output has waited without any of it being written (0: not stalled), and the
@@ -81,6 +84,7 @@ final class Connection {
         router = reactor.shared.router
         metricsCells = reactor.metrics.cells
         metricsLayout = reactor.shared.metricsLayout
+        requestBudget = reactor.shared.requestBudget
         pendingLatency.reserveCapacity(configuration.maxConcurrentStreams + 8)
         streamLimits = (
             configuration.maxConcurrentStreams, configuration.maxHeaderListBytes, configuration.maxMessageBytes
@@ -103,7 +107,11 @@ final class Connection {
                 idleTimeoutNanos: configuration.idleTimeoutNanos,
                 rapidResetLimitPerSecond: configuration.rapidResetLimitPerSecond,
                 maxConcurrentStreams: configuration.maxConcurrentStreams,
-                maxOversizedHeaderListsPerSecond: configuration.maxOversizedHeaderListsPerSecond))
+                maxOversizedHeaderListsPerSecond: configuration.maxOversizedHeaderListsPerSecond,
+                maxBufferedRequestBytes: configuration.maxConnectionBufferedRequestBytes > 0
+                    ? configuration.maxConnectionBufferedRequestBytes : Int.max,
+                maxHeaderBytesPerSecond: configuration.maxHeaderBytesPerSecond > 0
+                    ? configuration.maxHeaderBytesPerSecond : Int.max))
         out.reserveCapacity(16 << 10)
     }
 
@@ -133,6 +141,10 @@ final class Connection {
             if machine.state == .closing(.headerAbuse) {
                 Log.rateLimited(
                     "header lists over the limit from \(peer): \(machine.oversizedInWindow) within one second; GOAWAY ENHANCE_YOUR_CALM"
+                )
+            } else if machine.state == .closing(.headerBytes) {
+                Log.rateLimited(
+                    "decoded header bytes from \(peer) over --max-header-bytes-per-second (\(machine.limits.maxHeaderBytesPerSecond)) within one second; GOAWAY ENHANCE_YOUR_CALM"
                 )
             } else {
                 Log.rateLimited(
@@ -305,7 +317,7 @@ final class Connection {
         switch state {
         case .handshaking: return .tlsHandshake
         case .closing(.idle): return .idle
-        case .closing(.calmDown), .closing(.headerAbuse): return .rapidReset
+        case .closing(.calmDown), .closing(.headerAbuse), .closing(.headerBytes): return .rapidReset
         case .closing(.protocolError): return session?.sawBadPreface == true ? .badPreface : .protocolError
         case .draining: return .drain
         default: return closeReason == .peerClosed && drainRequested ? .drain : closeReason

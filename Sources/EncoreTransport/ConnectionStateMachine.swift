@@ -43,6 +43,9 @@ struct ConnectionStateMachine {
         /// Request header lists over the limit again and again (an HPACK bomb): GOAWAY
         /// ENHANCE_YOUR_CALM is queued.
         case headerAbuse
+        /// More decoded header bytes within one second than `maxHeaderBytesPerSecond` (an HPACK
+        /// bomb inside header lists of any size): GOAWAY ENHANCE_YOUR_CALM is queued.
+        case headerBytes
     }
 
     /// Whether input is being read (meaningful until the connection is closing).
@@ -109,6 +112,12 @@ struct ConnectionStateMachine {
         var maxOversizedHeaderListsPerSecond: Int = 3
         /// Delay between the first and the final GOAWAY of a drain.
         var finalGoawayDelayNanos: UInt64 = 300_000_000
+        /// Request bytes the connection's streams may hold at once (their unfinished and
+        /// unanswered messages); a stream whose bytes would pass it is refused.
+        var maxBufferedRequestBytes: Int = 16 << 20
+        /// Decoded request header bytes (name + value + 32 per field) the connection may send
+        /// within one second before GOAWAY ENHANCE_YOUR_CALM (`Int.max`: no bound).
+        var maxHeaderBytesPerSecond: Int = 64 << 20
     }
 
     private(set) var state: State
@@ -137,6 +146,7 @@ struct ConnectionStateMachine {
         state = tls ? .handshaking : .active
         handshakeComplete = !tls
         lastActivityNanos = now
+        headerWindowStartNanos = now
         self.limits = limits
     }
 
@@ -348,6 +358,65 @@ struct ConnectionStateMachine {
     private var oversizeWindowStartNanos: UInt64 = 0
     /// Header lists over the limit in the current one-second window.
     private(set) var oversizedInWindow = 0
+
+    // MARK: Decoded header bytes
+
+    /// Decoded header bytes since `headerWindowStartNanos`.
+    private(set) var headerBytesInWindow = 0
+    private var headerWindowStartNanos: UInt64
+
+    /// nghttp2 decoded a request header field of `bytes` (name + value + 32). Returns true when
+    /// the count is over `maxHeaderBytesPerSecond`: the caller then asks `headerBytesOverBound`.
+    /// One add and one compare per field; the clock is read only past the bound.
+    @inline(__always)
+    mutating func headerDecoded(bytes: Int) -> Bool {
+        headerBytesInWindow &+= bytes
+        return headerBytesInWindow > limits.maxHeaderBytesPerSecond
+    }
+
+    /// The decoded header bytes passed `maxHeaderBytesPerSecond` at `now`. If that took one
+    /// second or more since the count began, the count starts again; in less (a HPACK bomb: a
+    /// large dynamic-table entry referenced thousands of times, a byte each on the wire), the
+    /// connection gets GOAWAY ENHANCE_YOUR_CALM. So a connection never decodes more than about
+    /// twice the bound in any second.
+    mutating func headerBytesOverBound(now: UInt64) -> Actions {
+        switch state {
+        case .active, .draining:
+            break
+        case .handshaking, .closing, .closed:
+            return []
+        }
+        if now >= headerWindowStartNanos && now - headerWindowStartNanos >= 1_000_000_000 {
+            headerWindowStartNanos = now
+            headerBytesInWindow = 0
+            return []
+        }
+        state = .closing(.headerBytes)
+        return [.enhanceYourCalm, .flush]
+    }
+
+    /// Whether request headers are still delivered (false once the connection is closing: the
+    /// rest of a bomb's header block is skipped).
+    var acceptsHeaders: Bool {
+        switch state {
+        case .active, .draining: true
+        case .handshaking, .closing, .closed: false
+        }
+    }
+
+    // MARK: Buffered request bytes
+
+    /// Request bytes the connection's streams hold now.
+    private(set) var bufferedRequestBytes = 0
+
+    /// The bytes a stream holds changed by `delta`. Returns false when they grew past
+    /// `maxBufferedRequestBytes`: the caller refuses that stream (RESOURCE_EXHAUSTED) and gives
+    /// its bytes back; the connection and its other streams go on.
+    @inline(__always)
+    mutating func requestBytesHeld(_ delta: Int) -> Bool {
+        bufferedRequestBytes &+= delta
+        return delta <= 0 || bufferedRequestBytes <= limits.maxBufferedRequestBytes
+    }
 
     private mutating func rollResetWindow(_ now: UInt64) {
         if now &- resetWindowStartNanos > 1_000_000_000 {

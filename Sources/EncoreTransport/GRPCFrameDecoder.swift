@@ -46,9 +46,21 @@ public struct GRPCFrameDecoder: Sendable {
     /// Bytes received but not yet returned as messages.
     public var bufferedBytes: Int { buffer.count - readIndex }
 
-    /// Forgets all state but keeps the storage for reuse.
+    /// Bytes the buffer holds now (messages already returned included, until `compact()`):
+    /// what the connection accounts as buffered request memory.
+    public var storedBytes: Int { buffer.count }
+
+    /// Storage above this is given back on `reset()` rather than kept for the next call, so a
+    /// decoder that once held a large message does not keep it for the connection's life.
+    public static let keptCapacityBytes = 64 << 10
+
+    /// Forgets all state; keeps the storage for reuse up to `keptCapacityBytes`.
     public mutating func reset() {
-        buffer.removeAll(keepingCapacity: true)
+        if buffer.capacity > Self.keptCapacityBytes {
+            buffer = []
+        } else {
+            buffer.removeAll(keepingCapacity: true)
+        }
         readIndex = 0
     }
 

@@ -48,6 +48,18 @@ public struct GRPCServerConfiguration: Sendable {
     /// Requests with a header list over `maxHeaderListBytes` (answered 431) a connection may
     /// send per second before GOAWAY ENHANCE_YOUR_CALM (an HPACK bomb keeps sending them).
     public var maxOversizedHeaderListsPerSecond = 3
+    /// Decoded request header bytes (name + value + 32 per field) a connection may send within
+    /// one second before GOAWAY ENHANCE_YOUR_CALM (an HPACK bomb references a large
+    /// dynamic-table entry thousands of times, a byte each on the wire; 0: no bound).
+    public var maxHeaderBytesPerSecond = 64 << 20
+    /// Request bytes the streams of one connection may hold at once (messages still arriving,
+    /// or received and not yet answered); the stream whose DATA would pass it is answered
+    /// RESOURCE_EXHAUSTED, the connection goes on (0: no bound).
+    public var maxConnectionBufferedRequestBytes = 16 << 20
+    /// Request bytes all connections together may hold at once; past it the stream whose DATA
+    /// would pass it is answered RESOURCE_EXHAUSTED, except small ones (up to 64 KiB), which may
+    /// use a reserve of an eighth more (0: no bound).
+    public var maxBufferedRequestBytes = 256 << 20
     /// How long a drain (SIGTERM) lets in-flight streams finish before closing everything.
     public var drainTimeoutNanos: UInt64 = 10 * 1_000_000_000
     /// Bytes queued for a connection's socket above which reading from it pauses (backpressure).
@@ -90,6 +102,12 @@ public struct GRPCServerConfiguration: Sendable {
         if maxOversizedHeaderListsPerSecond < 0 {
             throw TransportError(
                 "max oversized header lists must be 0 or more, got \(maxOversizedHeaderListsPerSecond)")
+        }
+        if maxHeaderBytesPerSecond < 0 {
+            throw TransportError("max header bytes per second must be 0 or more, got \(maxHeaderBytesPerSecond)")
+        }
+        if maxConnectionBufferedRequestBytes < 0 || maxBufferedRequestBytes < 0 {
+            throw TransportError("buffered request byte limits must be 0 or more")
         }
         if minRequestBytesPerSecond < 0 {
             throw TransportError("min request bytes per second must be 0 or more, got \(minRequestBytesPerSecond)")

@@ -68,6 +68,14 @@ public struct GRPCStreamStateMachine: Sendable {
         state = .finished
     }
 
+    /// Marks the call finished and drops the bytes received so far (the call was refused while
+    /// its request was arriving); later input is ignored.
+    public mutating func finishDiscardingInput() {
+        state = .finished
+        decoder.reset()
+        unaryMessage = nil
+    }
+
     /// Returns to idle, keeping the decoder's storage for the next call.
     public mutating func reset() {
         decoder.reset()

@@ -17,12 +17,15 @@ final class ServerShared: Sendable {
     let serving: ServingState
     /// Where each reactor keeps its transport counters (`Reactor.metrics`).
     let metricsLayout: TransportMetricsLayout
+    /// Request bytes held by all connections, against `maxBufferedRequestBytes`.
+    let requestBudget: RequestMemoryBudget
 
     init(configuration: GRPCServerConfiguration, router: GRPCRouter, serving: ServingState) {
         self.configuration = configuration
         self.router = router
         self.serving = serving
         metricsLayout = TransportMetricsLayout(router: router)
+        requestBudget = RequestMemoryBudget(limit: configuration.maxBufferedRequestBytes)
         settings = HTTP2Settings(
             maxConcurrentStreams: UInt32(configuration.maxConcurrentStreams),
             maxHeaderListBytes: UInt32(configuration.maxHeaderListBytes))

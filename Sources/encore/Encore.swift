@@ -165,6 +165,24 @@ struct Serve: ParsableCommand {
 
     @Option(
         help:
+            "Decoded request header bytes (name + value + 32 per field) a connection may send within one second before GOAWAY ENHANCE_YOUR_CALM (HPACK bombs; 0: no bound; default: \(defaults.transport.maxHeaderBytesPerSecond))."
+    )
+    var maxHeaderBytesPerSecond: Int?
+
+    @Option(
+        help:
+            "Request bytes the streams of one connection may hold at once; the stream past it gets RESOURCE_EXHAUSTED (0: no bound; default: \(defaults.transport.maxConnectionBufferedRequestBytes))."
+    )
+    var maxConnectionBufferedBytes: Int?
+
+    @Option(
+        help:
+            "Request bytes all connections together may hold at once; the stream past it gets RESOURCE_EXHAUSTED, small calls keep a reserve (0: no bound; default: \(defaults.transport.maxBufferedRequestBytes))."
+    )
+    var maxBufferedBytes: Int?
+
+    @Option(
+        help:
             "In-flight streams a connection may reset per second (once resets also exceed half of its new streams; ten times this whatever the ratio, cancels after a deadline included) before GOAWAY ENHANCE_YOUR_CALM (default: \(defaults.transport.rapidResetLimitPerSecond))."
     )
     var rapidResetLimit: Int?
@@ -358,6 +376,9 @@ struct Serve: ParsableCommand {
         flags.set("transport.request_progress_window_seconds", requestProgressWindow)
         flags.set("transport.response_write_timeout_seconds", responseWriteTimeout)
         flags.set("transport.max_oversized_header_lists", maxOversizedHeaderLists)
+        flags.set("transport.max_header_bytes_per_second", maxHeaderBytesPerSecond)
+        flags.set("transport.max_connection_buffered_bytes", maxConnectionBufferedBytes)
+        flags.set("transport.max_buffered_bytes", maxBufferedBytes)
         flags.set("transport.rapid_reset_limit", rapidResetLimit)
         flags.set("transport.drain_timeout_seconds", drainTimeout)
         flags.set("transport.drain_notice_seconds", drainNotice)

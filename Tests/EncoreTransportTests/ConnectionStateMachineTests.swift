@@ -10,6 +10,11 @@ private func expectActions(
     #expect(actions == expected, sourceLocation: sourceLocation)
 }
 
+/// Checks a Bool a mutating call returned (such a call cannot sit inside `#expect`).
+private func expectTrue(_ value: Bool, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(value, sourceLocation: sourceLocation)
+}
+
 @Suite struct ConnectionStateMachineTests {
     typealias Machine = ConnectionStateMachine
     static let second: UInt64 = 1_000_000_000
@@ -338,6 +343,84 @@ private func expectActions(
         expectActions(m.headerListTooLarge(now: 2 * Self.second + 10), [.enhanceYourCalm, .flush])
         #expect(m.state == .closing(.headerAbuse))
         expectActions(m.headerListTooLarge(now: 2 * Self.second + 11), [])
+    }
+
+    // MARK: Decoded header bytes
+
+    func withHeaderBound(_ bytes: Int, now: UInt64 = 1) -> Machine {
+        var limits = Self.limits
+        limits.maxHeaderBytesPerSecond = bytes
+        var m = Machine(tls: false, now: now, limits: limits)
+        expectActions(m.started(), [.startSession])
+        return m
+    }
+
+    @Test func headerBytesOverTheBoundWithinOneSecondCalmTheConnectionDown() {
+        var m = withHeaderBound(10_000, now: 5)
+        // Under the bound: nothing to check, not even the clock.
+        for _ in 0..<9 { expectTrue(!m.headerDecoded(bytes: 1_000)) }
+        #expect(m.headerBytesInWindow == 9_000)
+        // Over it within one second of the count's start: GOAWAY ENHANCE_YOUR_CALM.
+        expectTrue(m.headerDecoded(bytes: 4_032))
+        expectActions(m.headerBytesOverBound(now: 5 + Self.second / 2), [.enhanceYourCalm, .flush])
+        #expect(m.state == .closing(.headerBytes))
+        #expect(!m.acceptsHeaders)
+        // The rest of the bomb's header block: no further actions.
+        expectTrue(m.headerDecoded(bytes: 4_032))
+        expectActions(m.headerBytesOverBound(now: 5 + Self.second / 2 + 1), [])
+        #expect(m.state == .closing(.headerBytes))
+    }
+
+    @Test func headerBytesOverTheBoundAfterASecondStartTheCountAgain() {
+        var m = withHeaderBound(10_000, now: 5)
+        for _ in 0..<10 { expectTrue(!m.headerDecoded(bytes: 1_000)) }
+        expectTrue(m.headerDecoded(bytes: 1))
+        // 10,001 bytes in 1.5 s: under the rate; the count starts again at that moment.
+        expectActions(m.headerBytesOverBound(now: 5 + 3 * Self.second / 2), [])
+        #expect(m.state == .active && m.acceptsHeaders)
+        #expect(m.headerBytesInWindow == 0)
+        for _ in 0..<10 { expectTrue(!m.headerDecoded(bytes: 1_000)) }
+        // The next 10,001 within one second of that restart are over it.
+        expectTrue(m.headerDecoded(bytes: 1))
+        expectActions(m.headerBytesOverBound(now: 5 + 2 * Self.second), [.enhanceYourCalm, .flush])
+        #expect(m.state == .closing(.headerBytes))
+    }
+
+    @Test func headerBytesOfAClosingConnectionDoNotActAgain() {
+        var m = withHeaderBound(100)
+        expectActions(m.drainRequested(now: 2), [.submitFirstGoaway, .armTimer, .flush])
+        #expect(m.acceptsHeaders)  // a draining connection still serves its streams
+        expectTrue(m.headerDecoded(bytes: 101))
+        expectActions(m.headerBytesOverBound(now: 3), [.enhanceYourCalm, .flush])
+        #expect(m.state == .closing(.headerBytes))
+        var idle = withHeaderBound(100)
+        _ = idle.timerTick(now: 31 * Self.second, checkIdle: true)
+        #expect(idle.state == .closing(.idle))
+        expectTrue(idle.headerDecoded(bytes: 101))
+        expectActions(idle.headerBytesOverBound(now: 31 * Self.second), [])
+        #expect(idle.state == .closing(.idle))
+    }
+
+    // MARK: Buffered request bytes
+
+    @Test func bufferedRequestBytesAreBoundedPerConnectionAndGivenBack() {
+        var limits = Self.limits
+        limits.maxBufferedRequestBytes = 1_000
+        var m = Machine(tls: false, now: 1, limits: limits)
+        expectTrue(m.requestBytesHeld(600))
+        expectTrue(m.requestBytesHeld(400))
+        #expect(m.bufferedRequestBytes == 1_000)
+        // One byte more: refused (the caller gives that stream's bytes back)...
+        expectTrue(!m.requestBytesHeld(1))
+        expectTrue(m.requestBytesHeld(-401))
+        #expect(m.bufferedRequestBytes == 600)
+        // ...and the connection goes on: its state is untouched, new bytes fit again.
+        #expect(m.state == .active)
+        expectTrue(m.requestBytesHeld(400))
+        // Giving back never fails, even while over the bound.
+        expectTrue(!m.requestBytesHeld(500))
+        expectTrue(m.requestBytesHeld(-1_500))
+        #expect(m.bufferedRequestBytes == 0)
     }
 
     @Test func resetsOfFinishedStreamsAndOldWindowsDoNotCount() {

@@ -9,6 +9,7 @@ import socket
 import sys
 import time
 
+import h2.config
 import h2.connection
 import h2.errors
 import h2.exceptions
@@ -443,3 +444,267 @@ def test_hpack_bomb_connection_gets_enhance_your_calm(stubs, server_factory):
         assert_other_clients_served(stubs, srv)
     finally:
         c.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Point 8, memory: buffered request bytes are bounded per connection and in total
+# ----------------------------------------------------------------------------------------------
+def _rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def _hold_partial_messages(c: ei.H2Client, streams: int, held: int) -> list[int]:
+    """Opens `streams` Decide calls, each sending the 5-byte prefix of a message one KiB longer
+    than `held` and then `held` bytes of it, no END_STREAM: the server must buffer them all,
+    waiting for the rest. Streams the server refuses are skipped. Returns the stream ids."""
+    prefix = ei.grpc_frame(b"", declared_len=held + 1024)
+    chunk = b"\x00" * (16 << 10)
+    sids = []
+    for _ in range(streams):
+        sid = c.start_request(ei.DECIDE)
+        sids.append(sid)
+        try:
+            c.conn.send_data(sid, prefix)
+            for _ in range(held // len(chunk)):
+                c._wait_window(sid, len(chunk))
+                c.conn.send_data(sid, chunk)
+            c.flush()
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            continue  # refused (RESOURCE_EXHAUSTED, then RST_STREAM) while we were sending
+        c.pump(0.001)
+    return sids
+
+
+def _refusals(c: ei.H2Client, sids: list[int], flag: str) -> int:
+    refused = [c.streams[s] for s in sids if c.streams[s].grpc_status == 8]
+    for r in refused:
+        assert flag in (r.grpc_message or ""), (r.headers, r.trailers)
+    return len(refused)
+
+
+def test_buffered_request_bytes_are_bounded_per_connection(stubs, server_factory):
+    """128 streams each holding 960 KiB of an unfinished message would make the server buffer
+    120 MiB for one connection (before this bound: RSS grew by that much and stayed while the
+    connection lived). With --max-connection-buffered-bytes 16 MiB (the default) the streams past
+    it are answered RESOURCE_EXHAUSTED naming the flag, RSS stays far below, other clients are
+    served meanwhile, and RSS returns near its base once the attacker leaves."""
+    srv = server_factory("--threads", "1")
+    pid = srv.proc.pid
+    assert_other_clients_served(stubs, srv)
+    base = _rss_bytes(pid)
+    c = ei.H2Client(srv.port, timeout=10)
+    try:
+        assert c.wait_settings(5)
+        sids = _hold_partial_messages(c, 128, 960 << 10)
+        c.pump(0.3)
+        peak = _rss_bytes(pid)
+        assert_other_clients_served(stubs, srv)
+        refused = _refusals(c, sids, "--max-connection-buffered-bytes")
+        assert refused >= 100, f"only {refused} of 128 streams refused"
+        assert peak - base < 64 << 20, f"RSS grew by {(peak - base) >> 20} MiB for one connection"
+        assert c.goaway is None, "the connection itself was closed"
+        # The refused streams are answered but stay open on our side until we end them.
+        for sid in sids:
+            try:
+                c.conn.end_stream(sid)
+            except h2.exceptions.StreamClosedError:
+                pass
+        c.flush()
+        c.wait_for(lambda: all(c.streams[s].done for s in sids), 5)
+        # The connection goes on: a new call on it is answered.
+        r = c.request(CHECK, health_body(), timeout=5)
+        assert r.grpc_status == 0, r
+    finally:
+        c.close()
+    deadline = time.monotonic() + 5
+    while _rss_bytes(pid) - base > 24 << 20 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    after = _rss_bytes(pid)
+    assert after - base < 24 << 20, f"RSS {(after - base) >> 20} MiB above base after the attacker left"
+    assert_other_clients_served(stubs, srv)
+
+
+def test_buffered_request_bytes_are_bounded_in_total(stubs, server_factory):
+    """Four connections, each under its own bound (16 MiB), together over --max-buffered-bytes
+    (24 MiB here): the streams past the total are answered RESOURCE_EXHAUSTED naming that flag;
+    small calls (Health, Decide) on another connection are still served from the reserve the
+    total keeps for them."""
+    srv = server_factory("--threads", "1", "--max-buffered-bytes", str(24 << 20))
+    pid = srv.proc.pid
+    assert_other_clients_served(stubs, srv)
+    base = _rss_bytes(pid)
+    attackers = [ei.H2Client(srv.port, timeout=10) for _ in range(4)]
+    try:
+        refused = 0
+        all_sids = []
+        for a in attackers:
+            assert a.wait_settings(5)
+            sids = _hold_partial_messages(a, 12, 960 << 10)
+            all_sids.append(sids)
+        for a in attackers:
+            a.pump(0.2)
+        peak = _rss_bytes(pid)
+        for a, sids in zip(attackers, all_sids):
+            refused += _refusals(a, sids, "--max-buffered-bytes")
+        assert refused >= 16, f"only {refused} of 48 streams refused by the total"
+        assert peak - base < 64 << 20, f"RSS grew by {(peak - base) >> 20} MiB"
+        assert_other_clients_served(stubs, srv)
+    finally:
+        for a in attackers:
+            a.close()
+    deadline = time.monotonic() + 5
+    while _rss_bytes(pid) - base > 24 << 20 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _rss_bytes(pid) - base < 24 << 20
+    assert_other_clients_served(stubs, srv)
+
+
+# ----------------------------------------------------------------------------------------------
+# Point 8, HPACK bomb: decoded header bytes per connection per second are bounded
+# ----------------------------------------------------------------------------------------------
+def test_hpack_bomb_in_one_header_block_is_cut_off(stubs, server_factory):
+    """One stream whose single header block references a 4,000-byte dynamic-table entry 20,000
+    times (about 20 KB on the wire, 80 MB decoded), at most three such streams: the oversized-list
+    rule (more than 3 per second) cannot fire, so the bound on decoded header bytes per second (--max-header-bytes-per-second,
+    default 64 MiB) must: GOAWAY ENHANCE_YOUR_CALM before the block is decoded to its end.
+    Before this bound the server decoded every reference and kept the connection."""
+    srv = server_factory("--threads", "1")
+    pid = srv.proc.pid
+    c = ei.H2Client(srv.port, timeout=10)
+    try:
+        assert c.wait_settings(5)
+        # The first reference puts the header in the server's dynamic table; the others index it.
+        bomb = [("x-bomb", "b" * 4000)] * 20000
+        cpu0 = _cpu_seconds(pid)
+        sent = 0
+        t0 = time.monotonic()
+        while c.goaway is None and not c.eof and sent < 3 and time.monotonic() - t0 < 20:
+            try:
+                sid = c.start_request(CHECK, extra_headers=bomb)
+                c.send_body(sid, health_body())
+            except (OSError, h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
+                break
+            sent += 1
+            # One bomb at a time: the server closes after its GOAWAY, and unread bombs in its
+            # socket would turn the close into a reset that drops the GOAWAY on our side.
+            c.wait_for(lambda: c.goaway is not None or c.eof or c.streams[sid].done, 10)
+        c.wait_for(lambda: c.goaway is not None or c.eof, 5)
+        cpu = _cpu_seconds(pid) - cpu0
+        assert c.goaway is not None, f"no GOAWAY after {sent} single-block bombs"
+        assert c.goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, c.goaway
+        assert sent <= 2, sent
+        assert srv.wait_stderr("--max-header-bytes-per-second", 3), srv.stderr[-2000:]
+        assert cpu < 5, f"{cpu:.1f} s of server CPU for {sent} bombs"
+        assert_other_clients_served(stubs, srv)
+    finally:
+        c.close()
+
+
+def test_header_bytes_over_the_rate_close_the_connection(stubs, server_factory):
+    """Header lists each under the 16 KiB limit (never a 431), sent faster than
+    --max-header-bytes-per-second (1 MiB here): GOAWAY ENHANCE_YOUR_CALM; a client under the rate
+    on another connection is not affected."""
+    srv = server_factory("--threads", "1", "--max-header-bytes-per-second", str(1 << 20))
+    c = ei.H2Client(srv.port, timeout=10)
+    quiet = ei.H2Client(srv.port)
+    try:
+        assert c.wait_settings(5) and quiet.wait_settings(5)
+        big = [("x-pad", "p" * 3000)] * 4  # ~12 KiB decoded per request, under the list limit
+        sent = 0
+        t0 = time.monotonic()
+        while c.goaway is None and not c.eof and sent < 400 and time.monotonic() - t0 < 10:
+            try:
+                sid = c.start_request(CHECK, extra_headers=big)
+                c.send_body(sid, health_body())
+            except (OSError, h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
+                break
+            sent += 1
+            if sent % 20 == 0:
+                c.pump(0.001)
+        c.wait_for(lambda: c.goaway is not None or c.eof, 5)
+        assert c.goaway is not None, f"no GOAWAY after {sent} requests of 12 KiB of headers"
+        assert c.goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, c.goaway
+        assert sent >= 80, sent  # about 1 MiB (85 requests) within the first second
+        statuses = [s.grpc_status for s in c.streams.values() if s.done]
+        assert 431 not in [int(s.headers.get(":status", 0)) for s in c.streams.values() if s.headers]
+        assert statuses and all(x == 0 for x in statuses[:50]), statuses[:50]
+        for _ in range(5):
+            assert quiet.request(CHECK, health_body(), timeout=3).grpc_status == 0
+        assert quiet.goaway is None
+        assert_other_clients_served(stubs, srv)
+    finally:
+        c.close()
+        quiet.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Point 8, stuck readers: a connection whose socket takes nothing is closed
+# ----------------------------------------------------------------------------------------------
+def _non_reading_client(port: int, calls: int, body: bytes) -> socket.socket:
+    """A connection with a 4 KiB receive buffer that reads the server's preface (so it knows the
+    16 MiB connection window), sends `calls` Echo calls of `body` and then never reads again."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(5)
+    s.connect((ei.HOST, port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    conn.increment_flow_control_window(1 << 30)
+    s.sendall(conn.data_to_send())
+    deadline = time.monotonic() + 5
+    while conn.outbound_flow_control_window < calls * len(body) and time.monotonic() < deadline:
+        data = s.recv(65536)
+        assert data, "server closed during the handshake"
+        conn.receive_data(data)
+    assert conn.outbound_flow_control_window >= calls * len(body), conn.outbound_flow_control_window
+    for _ in range(calls):
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", ei.HOST),
+                                (":path", ECHO), ("content-type", "application/grpc"), ("te", "trailers")])
+        for off in range(0, len(body), 16384):
+            conn.send_data(sid, body[off:off + 16384], end_stream=off + 16384 >= len(body))
+    s.settimeout(2)
+    try:
+        s.sendall(conn.data_to_send())
+    except socket.timeout:
+        pass  # the server stopped reading (backpressure): what it has is enough
+    return s
+
+
+def test_connections_whose_socket_takes_nothing_are_closed(stubs, server_factory):
+    """16 connections with a 4 KiB receive buffer that send 64 Echo calls of 64 KiB each (4 MiB of
+    answers per connection, more than the kernel buffers hold) and then never read: the output
+    waits for sockets that take nothing (the flow-control window is open, so resetting streams
+    cannot help). After --response-write-timeout (2 s) each such connection is closed; other
+    clients are served meanwhile and afterwards."""
+    srv = server_factory(*ei.DIAG_ON_DATA_PLANE, "--threads", "1", "--response-write-timeout", "2")
+    fds = lambda: len(os.listdir(f"/proc/{srv.proc.pid}/fd"))  # noqa: E731
+    base_fds = fds()
+    socks = []
+    try:
+        body = ei.grpc_frame(stubs.diagnostics_pb2.EchoRequest(payload=b"z" * (64 << 10)).SerializeToString())
+        peak = 0
+        for _ in range(16):
+            socks.append(_non_reading_client(srv.port, 64, body))
+            peak = max(peak, fds() - base_fds)
+        t0 = time.monotonic()
+        # Held open at once (the first ones may already be closed on a slow machine: making the
+        # 16 takes a while).
+        assert peak >= 8, peak
+        assert_other_clients_served(stubs, srv)  # while 16 connections' output is stuck
+        # Nothing is read from the attackers' sockets (reading would let their output move): the
+        # server's descriptors tell when it closed them.
+        while fds() > base_fds + 2 and time.monotonic() - t0 < 10:
+            time.sleep(0.2)
+        elapsed = time.monotonic() - t0
+        assert fds() <= base_fds + 2, f"{fds() - base_fds} stuck connections still open after {elapsed:.1f} s"
+        assert srv.wait_stderr("has read nothing for the response write timeout", 3)
+        assert_other_clients_served(stubs, srv)
+    finally:
+        for s in socks:
+            s.close()
