@@ -1,6 +1,7 @@
 import EncoreDemo
 import EncoreModel
 import EncoreProtocol
+import EncoreSupport
 import SwiftProtobuf
 
 /// Pre-encoded gRPC request bodies (5-byte prefix + message) that the load generator cycles

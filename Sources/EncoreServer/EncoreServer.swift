@@ -1,6 +1,7 @@
 import EncoreCrypto
 import EncoreDemo
 import EncoreEngine
+import EncoreLogging
 import EncoreModel
 import EncoreStore
 import EncoreTransport

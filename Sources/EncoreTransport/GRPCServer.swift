@@ -1,3 +1,5 @@
+import EncoreLogging
+import EncoreSupport
 import Synchronization
 
 #if canImport(Glibc)

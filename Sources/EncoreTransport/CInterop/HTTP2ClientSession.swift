@@ -1,4 +1,5 @@
 internal import CNghttp2
+import EncoreSupport
 
 #if canImport(Glibc)
     import Glibc
