@@ -1,5 +1,5 @@
 // Shims over libnghttp2 (Debian 12: 1.52). Imported (`internal import`, not re-exported) by the three
-// nghttp2 wrappers in EncoreTransport/CInterop: HTTP2Session (server), HTTP2ClientSession (tools),
+// nghttp2 wrappers (their files only): HTTP2Session (server), HTTP2ClientSession (tools),
 // HTTP2LoadConnection (load generator).
 // Unions and macros are awkward from Swift; these static inline helpers give them plain names.
 #ifndef ENCORE_CNGHTTP2_SHIM_H
