@@ -60,11 +60,20 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
-        // Linux syscalls Glibc's module lacks (epoll, eventfd, accept4).
+        // Linux syscalls Glibc's module lacks (epoll, eventfd, accept4, the thread's nice value).
         .target(name: "CEncoreLinux"),
         // Definitions every module may use without odd dependencies: the request limits the
-        // decoder, the engine and their error messages share.
-        .target(name: "EncoreSupport"),
+        // decoder, the engine and their error messages share; `Published`, `StableHash`,
+        // `SplitMix64`, `ByteHash`, `MonotonicClock` and `ThreadPriority`. No third-party
+        // dependency (CEncoreLinux is imported `internal`, for the thread priority only).
+        .target(name: "EncoreSupport", dependencies: ["CEncoreLinux"]),
+        // The operational log (`Log`, `EncoreLogHandler`) over swift-log: its own small target so
+        // the modules that never log (protocol, model, store, engine, demo) do not link swift-log
+        // through EncoreSupport.
+        .target(
+            name: "EncoreLogging",
+            dependencies: ["EncoreSupport", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "EncoreProtocol",
             dependencies: ["EncoreSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
@@ -72,18 +81,18 @@ let package = Package(
         .target(name: "EncoreCrypto", dependencies: ["COpenSSL"]),
         // Per-thread counters and histograms of the hot path, and the exposition writer.
         .target(name: "EncoreMetrics"),
-        .target(name: "EncoreModel", dependencies: ["EncoreCrypto"]),
-        .target(name: "EncoreStore", dependencies: ["EncoreModel", "EncoreCrypto"]),
+        .target(name: "EncoreModel", dependencies: ["EncoreSupport", "EncoreCrypto"]),
+        .target(name: "EncoreStore", dependencies: ["EncoreSupport", "EncoreCrypto"]),
         .target(
             name: "EncoreEngine",
             dependencies: ["EncoreSupport", "EncoreModel", "EncoreStore", "EncoreCrypto", "EncoreMetrics"]),
         // The embedded demo's catalog, customers, snapshot and settings: served by `encore serve`,
         // asked for by `encore bench` (so the load generator does not depend on the server).
-        .target(name: "EncoreDemo", dependencies: ["EncoreModel", "EncoreStore"]),
+        .target(name: "EncoreDemo", dependencies: ["EncoreSupport", "EncoreModel", "EncoreStore"]),
         .target(
             name: "EncoreTransport",
             dependencies: [
-                "CNghttp2", "COpenSSL", "CEncoreLinux", "EncoreMetrics", .product(name: "Logging", package: "swift-log"),
+                "CNghttp2", "COpenSSL", "CEncoreLinux", "EncoreSupport", "EncoreLogging", "EncoreMetrics",
             ],
             swiftSettings: reactorThreadSettings
         ),
@@ -91,7 +100,8 @@ let package = Package(
             name: "EncoreServer",
             dependencies: [
                 "EncoreTransport", "EncoreProtocol", "EncoreEngine", "EncoreModel", "EncoreStore", "EncoreMetrics",
-                "EncoreSupport", "EncoreDemo",
+                "EncoreSupport", "EncoreLogging", "EncoreDemo", "EncoreCrypto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -103,13 +113,13 @@ let package = Package(
         // socket, TLS and block allocator; the server never imports it.
         .target(
             name: "EncoreClient",
-            dependencies: ["EncoreTransport", "CNghttp2", "CEncoreLinux"]
+            dependencies: ["EncoreTransport", "EncoreSupport", "CNghttp2", "CEncoreLinux"]
         ),
         // `encore bench`: the load generator (open and closed loop, HDR histograms, sweep plot).
         .target(
             name: "EncoreBench",
             dependencies: [
-                "EncoreClient", "EncoreTransport", "EncoreProtocol", "EncoreDemo", "EncoreModel",
+                "EncoreClient", "EncoreTransport", "EncoreProtocol", "EncoreDemo", "EncoreModel", "EncoreSupport",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
@@ -122,7 +132,14 @@ let package = Package(
                 "EncoreClient",
                 "EncoreBench",
                 "EncoreDemo",
+                "EncoreCrypto",
+                "EncoreModel",
+                "EncoreProtocol",
+                "EncoreStore",
+                "EncoreLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
         // The micro-benchmark workloads, shared by Benchmarks/ (package-benchmark) and
@@ -130,18 +147,18 @@ let package = Package(
         .target(
             name: "EncoreBenchWorkloads",
             dependencies: [
-                "EncoreEngine", "EncoreModel", "EncoreStore", "EncoreProtocol", "EncoreTransport",
+                "EncoreEngine", "EncoreModel", "EncoreStore", "EncoreProtocol", "EncoreTransport", "EncoreSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
-        .executableTarget(name: "encore-microbench", dependencies: ["EncoreBenchWorkloads"]),
+        .executableTarget(name: "encore-microbench", dependencies: ["EncoreBenchWorkloads", "EncoreStore"]),
         // What each fuzz target checks (Fuzz/README.md): one function per target, shared by the
         // libFuzzer wrapper and the corpus replay test.
         .target(
             name: "EncoreFuzzTargets",
             dependencies: [
                 "EncoreProtocol", "EncoreTransport", "EncoreModel", "EncoreStore", "EncoreServer", "EncoreCrypto",
-                "EncoreDemo", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                "EncoreDemo", "EncoreSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
         .testTarget(
@@ -150,7 +167,11 @@ let package = Package(
         ),
         .testTarget(
             name: "EncoreTransportTests",
-            dependencies: ["EncoreTransport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["EncoreTransport"]
+        ),
+        .testTarget(
+            name: "EncoreLoggingTests",
+            dependencies: ["EncoreLogging", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "EncoreClientTests",
@@ -160,6 +181,7 @@ let package = Package(
             name: "EncoreBenchTests",
             dependencies: [
                 "EncoreBench", "EncoreClient", "EncoreTransport", "EncoreServer", "EncoreProtocol",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
@@ -171,16 +193,17 @@ let package = Package(
         ),
         .testTarget(name: "EncoreCryptoTests", dependencies: ["EncoreCrypto"]),
         .testTarget(name: "EncoreMetricsTests", dependencies: ["EncoreMetrics"]),
-        .testTarget(name: "EncoreModelTests", dependencies: ["EncoreModel", "EncoreCrypto"]),
-        .testTarget(name: "EncoreStoreTests", dependencies: ["EncoreStore", "EncoreModel"]),
+        .testTarget(name: "EncoreModelTests", dependencies: ["EncoreModel", "EncoreCrypto", "EncoreSupport"]),
+        .testTarget(name: "EncoreStoreTests", dependencies: ["EncoreStore"]),
         // EncoreServer only for the log formatter, so a test can follow a decision into its JSON line.
         .testTarget(
             name: "EncoreEngineTests",
-            dependencies: ["EncoreEngine", "EncoreModel", "EncoreStore", "EncoreServer", "EncoreSupport"]),
+            dependencies: ["EncoreEngine", "EncoreModel", "EncoreStore", "EncoreServer", "EncoreSupport", "EncoreCrypto"]),
         .testTarget(
             name: "EncoreServerTests",
             dependencies: [
                 "EncoreServer", "EncoreTransport", "EncoreProtocol", "EncoreEngine", "EncoreCrypto", "EncoreDemo",
+                "EncoreModel", "EncoreStore", "EncoreSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),

@@ -1,5 +1,6 @@
 // Shims over OpenSSL 3 (Debian 12). Macros that Swift cannot import become static inline functions.
-// Only EncoreTransport/CInterop/TLS.swift (and later EncoreCrypto) import this.
+// Imported (`internal import`, not re-exported) by the TLS wrapper (TLS.swift) and by EncoreCrypto
+// (SHA256.swift, Ed25519.swift).
 #ifndef ENCORE_COPENSSL_SHIM_H
 #define ENCORE_COPENSSL_SHIM_H
 #include <openssl/ssl.h>

@@ -1,4 +1,5 @@
 import EncoreClient
+import EncoreSupport
 import EncoreTransport
 import Histogram
 import Synchronization

@@ -1,6 +1,7 @@
 import EncoreDemo
 import EncoreModel
 import EncoreProtocol
+import EncoreSupport
 import EncoreTransport
 import SwiftProtobuf
 

@@ -1,4 +1,5 @@
 import EncoreModel
+import EncoreSupport
 
 /// Bytes at stable addresses for the whole benchmark run (DecisionInput and the codecs borrow
 /// raw views; these are never freed, on purpose).

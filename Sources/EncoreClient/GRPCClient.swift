@@ -1,3 +1,4 @@
+import EncoreSupport
 import EncoreTransport
 
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 internal import CNghttp2
+import EncoreSupport
 import EncoreTransport
 
 #if canImport(Glibc)

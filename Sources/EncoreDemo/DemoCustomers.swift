@@ -1,5 +1,6 @@
 import EncoreModel
 import EncoreStore
+import EncoreSupport
 import Foundation
 
 /// The embedded demo's 100,000 synthetic customers (ids `c000001` ... `c100000`), generated

@@ -1,4 +1,5 @@
 import EncoreModel
+import EncoreSupport
 
 /// The embedded demo's policy. Its weights are those of the demo's synthetic conversion model
 /// (the "ground truth" the shopper simulator also uses) plus seeded noise: `snapshot(seed:)`

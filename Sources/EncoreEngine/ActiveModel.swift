@@ -1,5 +1,6 @@
 import EncoreModel
 import EncoreStore
+import EncoreSupport
 
 /// A model snapshot bound to the running catalog and feature store: everything a decision
 /// reads, immutable and published as one unit (`Published<ActiveModel>`), so a decision sees

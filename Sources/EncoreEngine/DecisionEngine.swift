@@ -1,6 +1,7 @@
 import EncoreCrypto
 import EncoreModel
 import EncoreStore
+import EncoreSupport
 import Synchronization
 
 /// The decision engine: the published model (snapshot + catalog + store) and the settings

@@ -1,5 +1,6 @@
 import EncoreModel
 import EncoreStore
+import EncoreSupport
 
 #if canImport(Glibc)
     import Glibc

@@ -1,5 +1,6 @@
 import EncoreModel
 import EncoreStore
+import EncoreSupport
 
 /// The catalog's business rules compiled for the decision path: one `OfferRule` per catalog
 /// index with strings replaced by 64-bit hashes and segment names by a bit mask, defaults from

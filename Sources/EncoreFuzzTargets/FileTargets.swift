@@ -2,6 +2,7 @@ import EncoreCrypto
 import EncoreModel
 import EncoreServer
 import EncoreStore
+import EncoreSupport
 import Foundation
 
 #if canImport(Glibc)

@@ -1,3 +1,5 @@
+import EncoreSupport
+
 /// The named layout of a model's context vector. A snapshot lists its features by name; the
 /// running server compiles the names against its feature store into a `FeatureProgram`, and
 /// refuses the snapshot if a name cannot be resolved.

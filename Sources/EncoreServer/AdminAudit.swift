@@ -1,3 +1,4 @@
+import EncoreLogging
 import EncoreProtocol
 import EncoreStore
 import EncoreTransport

@@ -1,3 +1,4 @@
+import EncoreLogging
 import EncoreMetrics
 import EncoreTransport
 import Foundation

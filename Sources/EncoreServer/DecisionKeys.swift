@@ -1,4 +1,5 @@
 import EncoreCrypto
+import EncoreLogging
 import EncoreStore
 import EncoreTransport
 import Foundation

@@ -1,6 +1,7 @@
 import EncoreCrypto
 import EncoreDemo
 import EncoreEngine
+import EncoreLogging
 import EncoreModel
 import EncoreStore
 import EncoreTransport
@@ -428,39 +429,7 @@ extension EncoreServer {
     }
 
     /// True when every address `host` resolves to is a loopback address (127.0.0.0/8, ::1).
-    static func isLoopback(_ host: String) -> Bool {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_PASSIVE
-        var result: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result else { return false }
-        defer { freeaddrinfo(result) }
-        var node: UnsafeMutablePointer<addrinfo>? = first
-        while let info = node {
-            switch info.pointee.ai_family {
-            case AF_INET:
-                let ok = info.pointee.ai_addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
-                    UInt32(bigEndian: $0.pointee.sin_addr.s_addr) >> 24 == 127
-                }
-                if !ok { return false }
-            case AF_INET6:
-                let ok = info.pointee.ai_addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p -> Bool in
-                    var a = p.pointee.sin6_addr
-                    return withUnsafeBytes(of: &a) { b in
-                        let loopback = b.prefix(15).allSatisfy { $0 == 0 } && b[15] == 1
-                        let mapped =
-                            b.prefix(10).allSatisfy { $0 == 0 } && b[10] == 0xff && b[11] == 0xff && b[12] == 127
-                        return loopback || mapped
-                    }
-                }
-                if !ok { return false }
-            default:
-                return false
-            }
-            node = info.pointee.ai_next
-        }
-        return true
-    }
+    static func isLoopback(_ host: String) -> Bool { PeerAddress.isLoopback(host: host) }
 
     /// Safe default: without authentication the admin plane (which can change what Encore
     /// serves) may only listen on loopback, unless `--insecure-admin` says otherwise.

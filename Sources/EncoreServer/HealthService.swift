@@ -48,14 +48,17 @@ public struct HealthService: Sendable {
 
     /// The `service` of a HealthCheckRequest: nil when the message does not decode.
     static func serviceName(_ request: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
-        var reader = ProtoWireReader(request)
         var service = UnsafeRawBufferPointer(start: nil, count: 0)
+        guard request.count > 0 else { return service }
+        var cursor = WireCursor(wholeOf: request)
         do {
-            while let (number, type) = try reader.nextField() {
-                if number == 1 && type == .lengthDelimited {
-                    service = try reader.readLengthDelimited()
+            while !cursor.isAtEnd {
+                let (number, wire) = try cursor.readMessageKey("HealthCheckRequest")
+                if number == 1 && wire == WireCursor.Wire.lengthDelimited {
+                    service = try cursor.readBytes("HealthCheckRequest.service")
                 } else {
-                    try reader.skip(type)
+                    try cursor.skipValue(
+                        number: number, wire: wire, depthBudget: WireCursor.depthLimit - 1, "HealthCheckRequest")
                 }
             }
         } catch {

@@ -1,5 +1,6 @@
 import EncoreEngine
-import EncoreTransport
+import EncoreLogging
+import EncoreSupport
 import Foundation
 import Synchronization
 

@@ -1,6 +1,8 @@
 import EncoreEngine
+import EncoreLogging
 import EncoreModel
 import EncoreStore
+import EncoreSupport
 import EncoreTransport
 import Foundation
 import Synchronization

@@ -40,35 +40,46 @@ public struct ReflectionService: Sendable {
     /// The serialized ServerReflectionResponse to one serialized ServerReflectionRequest, or the
     /// status that ends the stream (a request that does not decode).
     func answer(_ request: UnsafeRawBufferPointer) -> Result<[UInt8], GRPCStatus> {
-        var reader = ProtoWireReader(request)
         var host: UnsafeRawBufferPointer? = nil
         // (field number, string value) of the oneof, or the extension request's fields.
         var kind: UInt32 = 0
         var text = ""
         var extensionType = ""
         var extensionNumber: Int32 = 0
-        do {
-            while let (number, type) = try reader.nextField() {
-                switch (number, type) {
-                case (1, .lengthDelimited):
-                    host = try reader.readLengthDelimited()
-                case (3, .lengthDelimited), (4, .lengthDelimited), (6, .lengthDelimited), (7, .lengthDelimited):
-                    kind = number
-                    text = String(decoding: try reader.readLengthDelimited(), as: UTF8.self)
-                case (5, .lengthDelimited):
-                    kind = 5
-                    var inner = ProtoWireReader(try reader.readLengthDelimited())
-                    while let (n, t) = try inner.nextField() {
-                        if n == 1 && t == .lengthDelimited {
-                            extensionType = String(decoding: try inner.readLengthDelimited(), as: UTF8.self)
-                        } else if n == 2 && t == .varint {
-                            extensionNumber = Int32(truncatingIfNeeded: try inner.readVarint())
-                        } else {
-                            try inner.skip(t)
+        let budget = WireCursor.depthLimit - 1
+        do throws(DecodeError) {
+            if request.count > 0 {
+                var reader = WireCursor(wholeOf: request)
+                while !reader.isAtEnd {
+                    let (number, wire) = try reader.readMessageKey("ServerReflectionRequest")
+                    switch (number, wire) {
+                    case (1, WireCursor.Wire.lengthDelimited):
+                        host = try reader.readBytes("ServerReflectionRequest.host")
+                    case (3, WireCursor.Wire.lengthDelimited), (4, WireCursor.Wire.lengthDelimited),
+                        (6, WireCursor.Wire.lengthDelimited), (7, WireCursor.Wire.lengthDelimited):
+                        kind = number
+                        text = String(
+                            decoding: try reader.readBytes("ServerReflectionRequest.message_request"), as: UTF8.self)
+                    case (5, WireCursor.Wire.lengthDelimited):
+                        kind = 5
+                        let (start, count) = try reader.readLengthDelimited(
+                            "ServerReflectionRequest.file_containing_extension")
+                        var inner = WireCursor(base: reader.base, offset: start, end: start + count)
+                        while !inner.isAtEnd {
+                            let (n, w) = try inner.readMessageKey("ExtensionRequest")
+                            if n == 1 && w == WireCursor.Wire.lengthDelimited {
+                                extensionType = String(
+                                    decoding: try inner.readBytes("ExtensionRequest.containing_type"), as: UTF8.self)
+                            } else if n == 2 && w == WireCursor.Wire.varint {
+                                extensionNumber = Int32(
+                                    truncatingIfNeeded: try inner.readVarint("ExtensionRequest.extension_number"))
+                            } else {
+                                try inner.skipValue(number: n, wire: w, depthBudget: budget - 1, "ExtensionRequest")
+                            }
                         }
+                    default:
+                        try reader.skipValue(number: number, wire: wire, depthBudget: budget, "ServerReflectionRequest")
                     }
-                default:
-                    try reader.skip(type)
                 }
             }
         } catch {

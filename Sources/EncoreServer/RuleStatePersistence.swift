@@ -1,5 +1,6 @@
 import EncoreCrypto
 import EncoreEngine
+import EncoreLogging
 import EncoreStore
 import EncoreTransport
 import Foundation

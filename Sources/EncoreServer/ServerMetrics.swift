@@ -326,11 +326,8 @@ public final class ServerMetrics: Sendable {
             w.family("process_open_fds", .gauge, "Number of open file descriptors.")
             w.sample([], Double(fds))
         }
-        var limit = rlimit()
-        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
-            w.family("process_max_fds", .gauge, "Maximum number of open file descriptors.")
-            w.sample([], Double(limit.rlim_cur))
-        }
+        w.family("process_max_fds", .gauge, "Maximum number of open file descriptors.")
+        w.sample([], Double(FileDescriptorLimit.current().soft))
         var usage = rusage()
         if getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 {
             let cpu =
@@ -357,10 +354,7 @@ public final class ServerMetrics: Sendable {
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
-    static func openFileDescriptors() -> Int? {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return nil }
-        return max(0, entries.count - 1)  // the directory's own descriptor
-    }
+    static func openFileDescriptors() -> Int? { FileDescriptorLimit.openDescriptors() }
 
     /// The process start time from /proc (boot time + start ticks), or nil.
     static func processStartTime() -> Double? {

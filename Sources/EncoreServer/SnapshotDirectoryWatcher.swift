@@ -1,3 +1,4 @@
+import EncoreLogging
 import EncoreModel
 import EncoreTransport
 import Foundation

@@ -1,4 +1,4 @@
-import EncoreModel
+import EncoreSupport
 import Synchronization
 
 #if canImport(Glibc)

@@ -1,4 +1,4 @@
-import EncoreModel
+import EncoreSupport
 import Synchronization
 
 /// The customers the server reads: a `CustomerStore` loaded from a file plus upserts, published

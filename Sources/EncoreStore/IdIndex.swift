@@ -1,3 +1,5 @@
+import EncoreSupport
+
 /// Interned ids: every id's bytes in one arena with offsets, and an open-addressing hash table of
 /// `Int32` slots (linear probing, load factor <= 1/2). Immutable after init, so lookups are
 /// lock-free; they hash the bytes and compare at most a few candidates, without allocating.

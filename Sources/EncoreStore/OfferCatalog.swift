@@ -1,3 +1,5 @@
+import EncoreSupport
+
 /// An immutable generation of the offer catalog: offers interned to dense `Int32` indices in
 /// file order, an allocation-free id lookup, and the offers eligible on each surface.
 ///

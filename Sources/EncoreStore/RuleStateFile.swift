@@ -1,5 +1,5 @@
 import EncoreCrypto
-import EncoreModel
+import EncoreSupport
 
 #if canImport(Glibc)
     import Glibc

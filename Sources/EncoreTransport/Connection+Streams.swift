@@ -1,4 +1,5 @@
 import Dispatch
+import EncoreLogging
 import EncoreMetrics
 
 #if canImport(Glibc)

@@ -1,5 +1,7 @@
 internal import CEncoreLinux
+import EncoreLogging
 import EncoreMetrics
+import EncoreSupport
 
 #if canImport(Glibc)
     import Glibc

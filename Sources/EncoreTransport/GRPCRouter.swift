@@ -1,3 +1,5 @@
+import EncoreSupport
+
 /// Per-call information handed to handlers.
 public struct GRPCCallContext: Sendable {
     /// Index of the reactor thread that owns the call (0..<threads): handlers that keep

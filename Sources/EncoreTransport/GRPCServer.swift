@@ -1,3 +1,5 @@
+import EncoreLogging
+import EncoreSupport
 import Synchronization
 
 #if canImport(Glibc)
@@ -68,7 +70,7 @@ public final class GRPCServer: Sendable {
         let listeners = reservation.take()
         let port = reservation.port
         guard listeners.count == configuration.threads else {
-            listeners.forEach { close($0) }
+            listeners.forEach { Socket.close($0) }
             throw TransportError(
                 "\(listeners.count) listeners were bound for \(configuration.threads) reactor threads (already started?)"
             )
@@ -76,7 +78,7 @@ public final class GRPCServer: Sendable {
         do {
             for fd in listeners { try Socket.startListening(fd, host: configuration.host, port: port) }
         } catch {
-            listeners.forEach { close($0) }
+            listeners.forEach { Socket.close($0) }
             throw error
         }
         var reactors: [Reactor] = []
@@ -84,7 +86,7 @@ public final class GRPCServer: Sendable {
             do {
                 reactors.append(try Reactor(index: i, shared: shared, listenFD: fd))
             } catch {
-                listeners[i...].forEach { close($0) }
+                listeners[i...].forEach { Socket.close($0) }
                 throw error
             }
         }
@@ -189,7 +191,7 @@ public final class GRPCListeners: Sendable {
                 port = bound
             }
         } catch {
-            sockets.forEach { close($0) }
+            sockets.forEach { Socket.close($0) }
             throw error
         }
         return GRPCListeners(sockets: sockets, port: port)
@@ -205,6 +207,6 @@ public final class GRPCListeners: Sendable {
     }
 
     deinit {
-        sockets.withLock { $0.forEach { close($0) } }
+        sockets.withLock { $0.forEach { Socket.close($0) } }
     }
 }

@@ -1,5 +1,7 @@
 internal import CEncoreLinux
+import EncoreLogging
 import EncoreMetrics
+import EncoreSupport
 import Synchronization
 
 #if canImport(Glibc)

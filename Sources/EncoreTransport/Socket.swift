@@ -119,6 +119,11 @@ package enum Socket {
         return fd
     }
 
+    /// Closes a descriptor this module opened (a listener or a client socket).
+    static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
     static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -150,6 +155,42 @@ public struct PeerAddress: Sendable, CustomStringConvertible {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
         }
         self.length = rv == 0 ? length : 0
+    }
+
+    /// True when every address `host` resolves to is a loopback address (127.0.0.0/8, ::1, or
+    /// ::ffff:127.x.y.z); false when it does not resolve. For the admin plane's exposure check.
+    public static func isLoopback(host: String) -> Bool {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result else { return false }
+        defer { freeaddrinfo(result) }
+        var node: UnsafeMutablePointer<addrinfo>? = first
+        while let info = node {
+            switch info.pointee.ai_family {
+            case AF_INET:
+                let ok = info.pointee.ai_addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                    UInt32(bigEndian: $0.pointee.sin_addr.s_addr) >> 24 == 127
+                }
+                if !ok { return false }
+            case AF_INET6:
+                let ok = info.pointee.ai_addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p -> Bool in
+                    var a = p.pointee.sin6_addr
+                    return withUnsafeBytes(of: &a) { b in
+                        let loopback = b.prefix(15).allSatisfy { $0 == 0 } && b[15] == 1
+                        let mapped =
+                            b.prefix(10).allSatisfy { $0 == 0 } && b[10] == 0xff && b[11] == 0xff && b[12] == 127
+                        return loopback || mapped
+                    }
+                }
+                if !ok { return false }
+            default:
+                return false
+            }
+            node = info.pointee.ai_next
+        }
+        return true
     }
 
     /// "ip:port" ("[ip]:port" for IPv6), or "unknown peer".

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EncoreLogging
 import EncoreServer
 import EncoreTransport
 import Foundation

@@ -1,3 +1,4 @@
+import EncoreSupport
 import Foundation
 import Testing
 

@@ -3,6 +3,7 @@ import EncoreEngine
 import EncoreModel
 import EncoreProtocol
 import EncoreStore
+import EncoreSupport
 import Foundation
 import SwiftProtobuf
 import Testing

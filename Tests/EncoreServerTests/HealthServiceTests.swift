@@ -48,6 +48,18 @@ func check(_ request: Grpc_Health_V1_HealthCheckRequest, draining: Bool = false)
         #expect(Array(response.bytes.dropFirst(5)) == [0x08, 0x01])
     }
 
+    @Test func skipsAnUnknownGroupAsSwiftProtobufDoes() throws {
+        // Field 9 as a group (start 0x4B, a varint field 1 = 1 inside, end 0x4C), then field 1 = "".
+        // SwiftProtobuf keeps the group as an unknown field; so does the health reader.
+        let bytes: [UInt8] = [0x4B, 0x08, 0x01, 0x4C, 0x0A, 0x00]
+        _ = try Grpc_Health_V1_HealthCheckRequest(serializedBytes: bytes)
+        var response = GRPCResponseBuffer()
+        response.beginMessage()
+        let status = bytes.withUnsafeBytes { HealthService.check($0, &response, draining: false) }
+        #expect(status.isOK)
+        #expect(Array(response.bytes.dropFirst(5)) == [0x08, 0x01])
+    }
+
     @Test func undecodableRequestIsInvalidArgument() {
         for bytes: [UInt8] in [
             [0x0A, 0x05, 0x61], [0x0A], [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], [0x0B],

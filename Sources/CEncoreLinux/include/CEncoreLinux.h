@@ -1,6 +1,8 @@
-// Linux syscalls that Glibc's Swift module does not expose (epoll, eventfd, accept4).
+// Linux syscalls that Glibc's Swift module does not expose (epoll, eventfd, accept4, poll, the
+// thread's nice value).
 // The header declares plain functions only (no system headers, so no _GNU_SOURCE clash with
-// other modules); shim.c implements them. Imported only by EncoreTransport.
+// other modules); shim.c implements them. Imported `internal` (never re-exported) by each module
+// that calls it: the reactor, sockets and mailbox, the load generator's poller, `ThreadPriority`.
 #ifndef ENCORE_CENCORELINUX_H
 #define ENCORE_CENCORELINUX_H
 #include <stdint.h>

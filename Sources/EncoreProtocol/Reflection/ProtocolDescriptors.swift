@@ -48,13 +48,16 @@ public struct ProtocolDescriptors: Sendable {
         // The set's field 1 holds each file's bytes: kept as they are, parsed for the index.
         var raw: [[UInt8]] = []
         try bytes.withUnsafeBytes { buffer in
-            var reader = ProtoWireReader(buffer)
-            do {
-                while let (number, type) = try reader.nextField() {
-                    if number == 1 && type == .lengthDelimited {
-                        raw.append(Array(try reader.readLengthDelimited()))
+            guard buffer.count > 0 else { return }
+            var reader = WireCursor(wholeOf: buffer)
+            do throws(DecodeError) {
+                while !reader.isAtEnd {
+                    let (number, wire) = try reader.readMessageKey("FileDescriptorSet")
+                    if number == 1 && wire == WireCursor.Wire.lengthDelimited {
+                        raw.append(Array(try reader.readBytes("FileDescriptorSet.file")))
                     } else {
-                        try reader.skip(type)
+                        try reader.skipValue(
+                            number: number, wire: wire, depthBudget: WireCursor.depthLimit - 1, "FileDescriptorSet")
                     }
                 }
             } catch {

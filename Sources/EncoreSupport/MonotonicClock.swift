@@ -4,7 +4,7 @@
 
 /// Monotonic time in nanoseconds (CLOCK_MONOTONIC, read through the vDSO: no syscall).
 public enum MonotonicClock {
-    @inline(__always)
+    @inlinable @inline(__always)
     public static var nowNanos: UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import Testing
 
-@testable import EncoreTransport
+@testable import EncoreLogging
 
 @Suite struct EncoreLogHandlerTests {
     /// 2026-12-01T12:06:43.123Z
