@@ -640,7 +640,7 @@ extension Connection: HTTP2SessionDelegate {
     /// write timeout (a zero flow-control window, a client that never ends its side after the
     /// answer): RST_STREAM CANCEL frees the slot and the response buffer.
     func checkResponseWrites(now: UInt64, timeoutNanos: UInt64) {
-        var any = false
+        var reset = 0
         for slot in slots where slot.inUse {
             let pending =
                 slot.responded
@@ -652,16 +652,19 @@ extension Connection: HTTP2SessionDelegate {
                     generation: slot.generation, pending: pending, progress: progress, now: now,
                     timeoutNanos: timeoutNanos)
             else { continue }
-            Log.rateLimited(
-                "response to \(peer) made no progress for the response write timeout; RST_STREAM CANCEL")
             slot.machine.finish()
             session.resetStream(streamID: slot.streamID, cancel: true)
             // Not again before another timeout (the stream closes once the reset is sent).
             _ = slot.writeWatch.isStuck(
                 generation: slot.generation, pending: false, progress: progress, now: now, timeoutNanos: timeoutNanos)
-            any = true
+            reset += 1
         }
-        if any { reactor.markDirty(self) }
+        guard reset > 0 else { return }
+        // One line per connection and check, not per stream: 16 connections of 64 stuck streams
+        // would otherwise spend the process's warning budget, and hide the connection closes.
+        Log.rateLimited(
+            "\(reset) response(s) to \(peer) made no progress for the response write timeout; RST_STREAM CANCEL")
+        reactor.markDirty(self)
     }
 
     /// Cuts off streams whose request does not arrive in time (`RequestArrivalLimits`): headers

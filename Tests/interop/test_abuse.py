@@ -703,7 +703,7 @@ def test_connections_whose_socket_takes_nothing_are_closed(stubs, server_factory
             time.sleep(0.2)
         elapsed = time.monotonic() - t0
         assert fds() <= base_fds + 2, f"{fds() - base_fds} stuck connections still open after {elapsed:.1f} s"
-        assert srv.wait_stderr("has read nothing for the response write timeout", 3)
+        assert srv.wait_stderr("has read nothing for the response write timeout", 3), srv.stderr[-3000:]
         assert_other_clients_served(stubs, srv)
     finally:
         for s in socks:
