@@ -18,6 +18,9 @@ package final class BlockPool {
     let maxCachedPerClass: Int
     private var heads: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     private var counts: UnsafeMutablePointer<Int>
+    /// Blocks handed out and not yet returned (what nghttp2 holds: its sessions, streams and
+    /// queued frames). Tests use it to see that a long-lived session's memory stays bounded.
+    package private(set) var liveBlocks = 0
 
     package init(maxCachedPerClass: Int = 8192) {
         self.maxCachedPerClass = maxCachedPerClass
@@ -76,12 +79,14 @@ package final class BlockPool {
             }
             block.storeBytes(of: UInt64(c), as: UInt64.self)
         }
+        liveBlocks &+= 1
         return block + BlockPool.headerBytes
     }
 
     /// Returns a block from `allocate` (nil is ignored).
     package func deallocate(_ pointer: UnsafeMutableRawPointer?) {
         guard let pointer else { return }
+        liveBlocks &-= 1
         let block = pointer - BlockPool.headerBytes
         let tag = block.load(as: UInt64.self)
         if tag == BlockPool.largeClass {

@@ -216,6 +216,36 @@ private func settingValue(_ frame: Frame?, id: UInt16) -> UInt32? {
         #expect(session.isAlive)
     }
 
+    /// A long-lived connection's finished calls are forgotten: nghttp2 would keep every closed
+    /// stream for the RFC 7540 priority tree (as many as its MAX_CONCURRENT_STREAMS, which the
+    /// session sets unbounded), so memory grew with every call. 600 sequential calls on one
+    /// session leave the pool holding what it held after the first 100.
+    @Test func finishedStreamsAreNotRetained() throws {
+        let delegate = RecordingDelegate()
+        let pool = BlockPool()
+        let template = try HTTP2SessionTemplate(pool: pool)
+        let session = try HTTP2Session(delegate: delegate, settings: Self.settings, template: template)
+        defer { withExtendedLifetime((pool, template)) {} }
+        _ = session.takeGreeting()
+        #expect(feed(session, ClientBytes.preface + ClientBytes.settings + ClientBytes.settingsAck))
+        _ = drain(session)
+        delegate.responseBody = [0, 0, 0, 0, 0]
+        var heldAfter100 = 0
+        for i in 0..<600 {
+            let stream = UInt32(2 * i + 1)
+            delegate.responseOffset = 0
+            #expect(feed(session, ClientBytes.request(stream: stream, message: [])))
+            #expect(session.submitResponse(streamID: Int32(stream)))
+            _ = drain(session)
+            if i == 99 { heldAfter100 = pool.liveBlocks }
+        }
+        #expect(delegate.events.filter { $0.hasPrefix("closed") }.count == 600, "every call finished")
+        #expect(heldAfter100 > 0)
+        #expect(
+            pool.liveBlocks <= heldAfter100, "\(pool.liveBlocks) blocks held after 600 calls, \(heldAfter100) after 100"
+        )
+    }
+
     @Test func badPrefaceIsRejected() throws {
         let delegate = RecordingDelegate()
         let pool = BlockPool()
