@@ -38,6 +38,18 @@ static inline nghttp2_data_provider cnghttp2_data_provider(nghttp2_data_source_r
     return p;
 }
 
+/// A data provider whose source carries an integer (the owner's slot index), handed back to
+/// the read callback without a stream lookup.
+static inline nghttp2_data_provider cnghttp2_data_provider_tagged(nghttp2_data_source_read_callback cb, int tag) {
+    nghttp2_data_provider p;
+    p.source.ptr = 0;
+    p.source.fd = tag;
+    p.read_callback = cb;
+    return p;
+}
+
+static inline int cnghttp2_data_source_tag(nghttp2_data_source *source) { return source->fd; }
+
 enum {
     CNGHTTP2_FRAME_DATA = NGHTTP2_DATA,
     CNGHTTP2_FRAME_HEADERS = NGHTTP2_HEADERS,
@@ -56,6 +68,7 @@ enum {
     CNGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE = NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
     CNGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE = NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
     CNGHTTP2_SETTINGS_ENABLE_PUSH = NGHTTP2_SETTINGS_ENABLE_PUSH,
+    CNGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES = NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES,
     CNGHTTP2_NO_ERROR = NGHTTP2_NO_ERROR,
     CNGHTTP2_PROTOCOL_ERROR = NGHTTP2_PROTOCOL_ERROR,
     CNGHTTP2_INTERNAL_ERROR = NGHTTP2_INTERNAL_ERROR,

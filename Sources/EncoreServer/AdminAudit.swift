@@ -21,7 +21,7 @@ public final class AuditLog: Sendable {
     private let lock = Mutex<Void>(())
 
     /// Opens a new audit file in `directory` (nil: lines go to stderr).
-    /// - Throws: `TransportError` naming the file when it cannot be created.
+    /// - Throws: `SetupError` naming the file when it cannot be created.
     public init(directory: String?, replica: String? = nil) throws {
         self.replica = replica
         guard let directory else {
@@ -37,7 +37,7 @@ public final class AuditLog: Sendable {
         let file = (directory as NSString).appendingPathComponent(name)
         let opened = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
         guard opened >= 0 else {
-            throw TransportError("audit log \(file): \(String(cString: strerror(errno)))")
+            throw SetupError("audit log \(file): \(String(cString: strerror(errno)))")
         }
         fd = opened
         path = file

@@ -188,16 +188,16 @@ public final class AdminAuthorizer: GRPCCredentials {
 
     /// Replaces the credentials (SIGHUP). A reload that would remove every credential while
     /// some are configured is refused: it would turn authentication off on a running server.
-    /// - Throws: `TransportError` saying why; the old credentials stay in force.
+    /// - Throws: `SetupError` saying why; the old credentials stay in force.
     public func reload(_ next: Credentials) throws {
         try state.withLock { current in
             if next.isEmpty && !current.isEmpty {
-                throw TransportError(
+                throw SetupError(
                     "the new configuration has no admin.tokens or admin.clients: a reload cannot turn authentication off (restart to do that)"
                 )
             }
             if next.count > AdminAuthorizer.maxCredentials {
-                throw TransportError("at most \(AdminAuthorizer.maxCredentials) tokens and clients")
+                throw SetupError("at most \(AdminAuthorizer.maxCredentials) tokens and clients")
             }
             current = next
             generationCounter.add(1, ordering: .releasing)

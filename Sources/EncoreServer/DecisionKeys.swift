@@ -1,7 +1,6 @@
 import EncoreCrypto
 import EncoreLogging
 import EncoreStore
-import EncoreTransport
 import Foundation
 
 /// The decision-id MAC keys a server starts with (docs/security.md), resolved before the data
@@ -38,7 +37,7 @@ struct DecisionKeys {
     static let maxPrevious = 8
 
     /// Resolves the keys of `options`.
-    /// - Throws: `TransportError` naming the file or config key for an unreadable or malformed
+    /// - Throws: `SetupError` naming the file or config key for an unreadable or malformed
     ///   key (never echoing its content), or a damaged state file.
     static func resolve(_ options: EncoreServer.Options) throws -> DecisionKeys {
         var previous = options.previousDecisionKeys
@@ -46,14 +45,14 @@ struct DecisionKeys {
             previous.append(try read(path, setting: "security.previous_decision_key_files"))
         }
         guard previous.count <= maxPrevious else {
-            throw TransportError(
+            throw SetupError(
                 "config: 'security.previous_decision_keys' and 'previous_decision_key_files': at most \(maxPrevious) previous keys (drop those whose overlap window has passed)"
             )
         }
         var stateKey: SipHash24.Key? = nil
         if let state = options.stateFile, FileManager.default.fileExists(atPath: state) {
             do { stateKey = try RuleStateFile.decisionKey(at: state) } catch let e as StoreError {
-                throw TransportError("--state-file \(state): \(e.message)")
+                throw SetupError("--state-file \(state): \(e.message)")
             }
         }
         if let path = options.decisionKeyFile {
@@ -74,10 +73,10 @@ struct DecisionKeys {
     static func read(_ path: String, setting: String) throws -> SipHash24.Key {
         try checkReadable(path, setting)
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw TransportError("\(setting) \(path): cannot read the file")
+            throw SetupError("\(setting) \(path): cannot read the file")
         }
         guard let text = String(data: data, encoding: .utf8), let key = SipHash24.Key(hex: text) else {
-            throw TransportError(
+            throw SetupError(
                 "\(setting) \(path): expected 32 hex digits (a 128-bit key, e.g. from `openssl rand -hex 16`), got \(data.count) bytes that are not"
             )
         }

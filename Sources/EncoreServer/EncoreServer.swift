@@ -151,10 +151,10 @@ public final class EncoreServer: Sendable {
         }
         let trustedKeys = try options.trustedKeyFiles.map { path in
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                throw TransportError("--trusted-key \(path): cannot read the file")
+                throw SetupError("--trusted-key \(path): cannot read the file")
             }
             do { return try Ed25519.PublicKey(pem: text) } catch {
-                throw TransportError("--trusted-key \(path): \(error)")
+                throw SetupError("--trusted-key \(path): \(error)")
             }
         }
         try EncoreServer.checkAdminExposure(options)
@@ -173,7 +173,7 @@ public final class EncoreServer: Sendable {
         // directory is created.
         listeners = try GRPCListeners.bind(options.transport)
         do { adminListeners = try GRPCListeners.bind(admin) } catch {
-            throw TransportError("admin plane (--admin-host/--admin-port): \(error)")
+            throw SetupError("admin plane (--admin-host/--admin-port): \(error)")
         }
         for (flag, path) in [
             ("--catalog", options.catalogFile), ("--customers", options.customersFile),
@@ -205,10 +205,10 @@ public final class EncoreServer: Sendable {
         }
         let data = try ServedData.load(options, trustedKeys: trustedKeys)
         if let problem = data.catalog.perSurfaceLimitProblem(maxOffersPerSurface: options.maxOffersPerSurface) {
-            throw TransportError("--catalog \(options.catalogFile ?? "<demo>"): \(problem)")
+            throw SetupError("--catalog \(options.catalogFile ?? "<demo>"): \(problem)")
         }
         for offer in options.engine.rules.budgets.keys where data.catalog.index(of: offer) < 0 {
-            throw TransportError("config: 'rules.budgets.\(offer)': no offer with that id in the catalog")
+            throw SetupError("config: 'rules.budgets.\(offer)': no offer with that id in the catalog")
         }
         self.options = options
         let customerTable = CustomerTable(base: data.customers)
@@ -437,7 +437,7 @@ extension EncoreServer {
         guard options.adminTokens.isEmpty, options.adminClients.isEmpty, !isLoopback(options.adminHost),
             !options.insecureAdmin
         else { return }
-        throw TransportError(
+        throw SetupError(
             "--admin-host \(options.adminHost) is not a loopback address, and the admin plane (Models, Catalog, Customers) has no authentication configured: anyone who reaches it could push models and change the catalog. Configure bearer tokens in the --config file ({\"admin\": {\"tokens\": [{\"name\": \"ci\", \"sha256\": \"<sha256 of the token>\", \"roles\": [\"models.push\", \"models.activate\", \"read\"]}]}}, see docs/security.md), keep the admin plane on 127.0.0.1 (the default), or pass --insecure-admin to serve it unauthenticated (a warning is logged each minute)"
         )
     }
@@ -456,7 +456,7 @@ extension EncoreServer {
             try ServeSettings.Layer.file(path).apply(to: &reread)
             let next = AdminAuthorizer.Credentials(tokens: reread.adminTokens, clients: reread.adminClients)
             if !next.clients.isEmpty && options.clientCAFile == nil {
-                throw TransportError("'admin.clients' needs --client-ca, which this server was started without")
+                throw SetupError("'admin.clients' needs --client-ca, which this server was started without")
             }
             try authorizer.reload(next)
             Log.info("SIGHUP: credentials reloaded from \(path) (\(next.isEmpty ? "none" : next.summary))")
@@ -514,11 +514,11 @@ struct ServedData {
 /// Throws naming `flag`, the path and the OS reason unless `path` is a readable regular file.
 func checkReadable(_ path: String, _ flag: String) throws {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw TransportError("\(flag) \(path): \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else { throw SetupError("\(flag) \(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
     var info = stat()
     guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-        throw TransportError("\(flag) \(path): not a regular file")
+        throw SetupError("\(flag) \(path): not a regular file")
     }
 }
 
@@ -528,6 +528,6 @@ func checkStateFileLocation(_ path: String) throws {
     var isDirectory: ObjCBool = false
     let dir = directory.isEmpty ? "." : directory
     guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
-        throw TransportError("--state-file \(path): directory \(dir) does not exist")
+        throw SetupError("--state-file \(path): directory \(dir) does not exist")
     }
 }

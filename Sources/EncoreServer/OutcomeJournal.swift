@@ -450,13 +450,13 @@ final class OutcomeJournal: @unchecked Sendable {
     /// one (`damaged` then says where).
     static func read(segment path: String) throws -> (records: [Record], damagedAt: Int?) {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw TransportError("--durable-outcomes: cannot read \(path)")
+            throw SetupError("--durable-outcomes: cannot read \(path)")
         }
         let bytes = [UInt8](data)
         // An empty or headerless file: created by a crash before its first record.
         guard bytes.count >= magic.count else { return ([], nil) }
         guard Array(bytes[0..<magic.count]) == magic else {
-            throw TransportError("--durable-outcomes: \(path) is not an Encore write-ahead file (bad magic)")
+            throw SetupError("--durable-outcomes: \(path) is not an Encore write-ahead file (bad magic)")
         }
         var records: [Record] = []
         var p = magic.count
@@ -622,7 +622,7 @@ final class OutcomeJournal: @unchecked Sendable {
         let path = "\(directory)/outcomes-\(formatterDate.string(from: Date()))-\(getpid())-replayed.jsonl"
         let f = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard f >= 0 else {
-            throw TransportError("--durable-outcomes: cannot create \(path): \(String(cString: strerror(errno)))")
+            throw SetupError("--durable-outcomes: cannot create \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(f) }
         var offset = 0
@@ -630,12 +630,12 @@ final class OutcomeJournal: @unchecked Sendable {
             let n = write(f, text.base + offset, text.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw TransportError("--durable-outcomes: cannot write \(path): \(String(cString: strerror(errno)))")
+                throw SetupError("--durable-outcomes: cannot write \(path): \(String(cString: strerror(errno)))")
             }
             offset += n
         }
         guard fsync(f) == 0, syncDirectory(of: path) else {
-            throw TransportError("--durable-outcomes: cannot sync \(path): \(String(cString: strerror(errno)))")
+            throw SetupError("--durable-outcomes: cannot sync \(path): \(String(cString: strerror(errno)))")
         }
         return missing
     }

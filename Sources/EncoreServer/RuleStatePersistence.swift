@@ -2,7 +2,6 @@ import EncoreCrypto
 import EncoreEngine
 import EncoreLogging
 import EncoreStore
-import EncoreTransport
 import Foundation
 import Synchronization
 
@@ -82,7 +81,7 @@ final class RuleStatePersistence: @unchecked Sendable {
     func saveNow() throws {
         try saving.withLock { saves in
             saves += 1
-            do { try writeFile() } catch { throw TransportError("--state-file \(path): \(error)") }
+            do { try writeFile() } catch { throw SetupError("--state-file \(path): \(error)") }
         }
     }
 

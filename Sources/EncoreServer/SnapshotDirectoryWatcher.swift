@@ -1,6 +1,5 @@
 import EncoreLogging
 import EncoreModel
-import EncoreTransport
 import Foundation
 import Synchronization
 
@@ -45,7 +44,7 @@ public final class SnapshotDirectoryWatcher: @unchecked Sendable {
     public init(directory: String, intervalSeconds: Double, registry: ModelRegistry) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw TransportError("--snapshot-dir \(directory): no such directory")
+            throw SetupError("--snapshot-dir \(directory): no such directory")
         }
         self.directory = directory
         self.intervalSeconds = intervalSeconds

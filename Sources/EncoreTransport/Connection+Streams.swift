@@ -143,7 +143,7 @@ extension Connection: HTTP2SessionDelegate {
             }
             let route = slot.head.routeIndex
             slot.metricsRoute = route
-            metricsCells.add(metricsLayout.startedBase + (route < 0 ? metricsLayout.unknownRoute : route))
+            metricsCells.add(metricsOffsets.startedBase + (route < 0 ? metricsOffsets.unknownRoute : route))
             switch verdict {
             case .http:
                 break
@@ -157,7 +157,7 @@ extension Connection: HTTP2SessionDelegate {
                 if let timeoutNanos {
                     let (deadline, overflow) = reactor.now.addingReportingOverflow(timeoutNanos)
                     slot.deadlineNanos = overflow ? UInt64.max : max(deadline, 1)
-                    reactor.deadlineStreams += 1
+                    adjustDeadlineStreams(1)
                 }
                 switch handler {
                 case .clientStreaming(let factory):
@@ -195,11 +195,11 @@ extension Connection: HTTP2SessionDelegate {
         slot.heldRequestBytes = stored
         guard delta > 0 else {
             _ = machine.requestBytesHeld(delta)
-            requestBudget.give(-delta)
+            withRequestBudget { $0.give(-delta) }
             return true
         }
         let connectionOK = machine.requestBytesHeld(delta)
-        if connectionOK && requestBudget.take(delta, streamBytes: stored) { return true }
+        if connectionOK && withRequestBudget({ $0.take(delta, streamBytes: stored) }) { return true }
         let status: GRPCStatus
         if connectionOK {
             Log.rateLimited(
@@ -232,7 +232,7 @@ extension Connection: HTTP2SessionDelegate {
         let held = slot.heldRequestBytes
         slot.heldRequestBytes = 0
         _ = machine.requestBytesHeld(-held)
-        requestBudget.give(held)
+        withRequestBudget { $0.give(held) }
     }
 
     func streamEnded(slot index: Int) {
@@ -269,7 +269,7 @@ extension Connection: HTTP2SessionDelegate {
             cancelHandlers(slot)
             if slot.deadlineNanos != 0 {
                 slot.deadlineNanos = 0
-                reactor.deadlineStreams -= 1
+                adjustDeadlineStreams(-1)
             }
             countUnanswered(slot)
             slot.inUse = false
@@ -481,7 +481,7 @@ extension Connection: HTTP2SessionDelegate {
         GRPCFraming.append(message, to: &slot.response.bytes)
         if !slot.headersSent {
             slot.headersSent = true
-            if !session.submitResponse(streamID: slot.streamID) {
+            if !session.submitResponse(streamID: slot.streamID, slot: slot.index) {
                 slot.responded = true
                 session.resetStream(streamID: slot.streamID, cancel: false)
             }
@@ -540,7 +540,7 @@ extension Connection: HTTP2SessionDelegate {
     private func countUnanswered(_ slot: StreamSlot) {
         guard let route = slot.metricsRoute, !slot.responded else { return }
         slot.metricsRoute = nil
-        metricsCells.add(metricsLayout.callCell(route: route, status: GRPCStatus.Code.cancelled.rawValue))
+        metricsCells.add(metricsOffsets.callCell(route: route, status: GRPCStatus.Code.cancelled.rawValue))
     }
 
     // MARK: Plain HTTP GET (admin endpoints)
@@ -584,19 +584,21 @@ extension Connection: HTTP2SessionDelegate {
 
     private func respondOK(_ slot: StreamSlot) {
         if let route = slot.metricsRoute {
-            metricsCells.add(metricsLayout.callCell(route: route, status: 0))
+            metricsCells.add(metricsOffsets.callCell(route: route, status: 0))
             let label = Int(slot.response.metricsLabel)
-            if label >= 0, route >= 0, label < metricsLayout.histogramLabelCount[route] {
+            if label >= 0, route >= 0, label < metricsOffsets.histogramLabelCount[route] {
                 pendingLatency.append(
-                    (metricsLayout.histogramBase[route] + label * LatencyBuckets.cellCount, slot.startNanos))
+                    (metricsOffsets.histogramBase[route] + label * LatencyBuckets.cellCount, slot.startNanos))
             }
         }
         slot.machine.finish()
         slot.responded = true
         slot.responseOffset = 0
         clearDeadline(slot)
-        if !session.submitResponse(streamID: slot.streamID) {
-            session.resetStream(streamID: slot.streamID, cancel: false)
+        withSession { session in
+            if !session.submitResponse(streamID: slot.streamID, slot: slot.index) {
+                session.resetStream(streamID: slot.streamID, cancel: false)
+            }
         }
     }
 
@@ -606,7 +608,7 @@ extension Connection: HTTP2SessionDelegate {
     func respondError(_ slot: StreamSlot, _ status: GRPCStatus, httpStatus: Int = 200) {
         guard !slot.responded else { return }
         if let route = slot.metricsRoute {
-            metricsCells.add(metricsLayout.callCell(route: route, status: status.code.rawValue))
+            metricsCells.add(metricsOffsets.callCell(route: route, status: status.code.rawValue))
         }
         slot.machine.finish()
         slot.responded = true
@@ -630,7 +632,7 @@ extension Connection: HTTP2SessionDelegate {
     private func clearDeadline(_ slot: StreamSlot) {
         if slot.deadlineNanos != 0 {
             slot.deadlineNanos = 0
-            reactor.deadlineStreams -= 1
+            adjustDeadlineStreams(-1)
         }
     }
 

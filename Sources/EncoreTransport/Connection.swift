@@ -17,7 +17,11 @@ final class Connection {
     let index: Int
     let generation: UInt64
     unowned(unsafe) let reactor: Reactor
-    var session: HTTP2Session!
+    var session: HTTP2Session! {
+        didSet { sessionRef = session.map { Unmanaged.passUnretained($0) } }
+    }
+    /// `session`, unretained: the request path calls it through `withSession`.
+    private var sessionRef: Unmanaged<HTTP2Session>?
     private var tls: TLSStream?
     /// Lifecycle, read interest and idle/reset accounting: every rule is in the machine;
     /// this class performs its actions.
@@ -33,7 +37,8 @@ final class Connection {
     /// The reactor's transport counters and their layout (unretained: the reactor and its
     /// server outlive the connection), so counting touches no reference count.
     let metricsCells: CounterCells
-    unowned(unsafe) let metricsLayout: TransportMetricsLayout
+    /// The server's metrics layout's offsets, copied (see `TransportMetricsLayout.Offsets`).
+    let metricsOffsets: TransportMetricsLayout.Offsets
     /// Why the connection closed (set when it does; counted by `Reactor.remove`).
     var closeReason = ConnectionCloseReason.peerClosed
     /// Answered calls waiting for their latency observation: the histogram's first cell and the
@@ -53,6 +58,8 @@ final class Connection {
     /// The server's budget of buffered request bytes (unretained: the server outlives the
     /// connection), so accounting touches no reference count.
     unowned(unsafe) let requestBudget: RequestMemoryBudget
+    /// The same budget, for the request path's calls (`withRequestBudget`).
+    private let requestBudgetRef: Unmanaged<RequestMemoryBudget>
     /// How long a response may make no progress toward the client (0: no limit).
     let responseWriteTimeoutNanos: UInt64
     /// Since when output has waited without any of it being written (0: not stalled), and the
@@ -85,8 +92,9 @@ final class Connection {
         let configuration = reactor.shared.configuration
         router = reactor.shared.router
         metricsCells = reactor.metrics.cells
-        metricsLayout = reactor.shared.metricsLayout
+        metricsOffsets = reactor.shared.metricsLayout.offsets
         requestBudget = reactor.shared.requestBudget
+        requestBudgetRef = Unmanaged.passUnretained(reactor.shared.requestBudget)
         pendingLatency.reserveCapacity(configuration.maxConcurrentStreams + 8)
         streamLimits = (
             configuration.maxConcurrentStreams, configuration.maxHeaderListBytes, configuration.maxMessageBytes
@@ -115,6 +123,27 @@ final class Connection {
                 maxHeaderBytesPerSecond: configuration.maxHeaderBytesPerSecond > 0
                     ? configuration.maxHeaderBytesPerSecond : Int.max))
         out.reserveCapacity(16 << 10)
+    }
+
+    /// Runs `body` with the session, borrowed without reference counting (calling a method on
+    /// the stored property retained and released it). Only while the session exists.
+    @inline(__always)
+    func withSession<R>(_ body: (HTTP2Session) -> R) -> R {
+        sessionRef!._withUnsafeGuaranteedRef(body)
+    }
+
+    /// Counts streams with a deadline on the reactor (which checks deadlines only while there
+    /// are some), without reference counting: mutating the reactor through the unowned(unsafe)
+    /// reference retained and released it.
+    @inline(__always)
+    func adjustDeadlineStreams(_ delta: Int) {
+        Unmanaged.passUnretained(reactor)._withUnsafeGuaranteedRef { $0.deadlineStreams += delta }
+    }
+
+    /// Runs `body` with the server's request-byte budget, without reference counting.
+    @inline(__always)
+    func withRequestBudget<R>(_ body: (RequestMemoryBudget) -> R) -> R {
+        requestBudgetRef._withUnsafeGuaranteedRef(body)
     }
 
     /// Starts HTTP/2 now (h2c) or after the handshake (TLS).

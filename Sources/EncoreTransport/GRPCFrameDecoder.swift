@@ -56,6 +56,8 @@ public struct GRPCFrameDecoder: Sendable {
 
     /// Forgets all state; keeps the storage for reuse up to `keptCapacityBytes`.
     public mutating func reset() {
+        // Called several times per call: an empty decoder is left alone (no uniqueness check).
+        if buffer.isEmpty && readIndex == 0 && buffer.capacity <= Self.keptCapacityBytes { return }
         if buffer.capacity > Self.keptCapacityBytes {
             buffer = []
         } else {

@@ -42,10 +42,17 @@ public struct GRPCRequestHead: Sendable {
     public mutating func accept(
         name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, router: borrowing GRPCRouter
     ) {
-        accept(name: name, value: value, route: { router.lookup($0) })
-        if headerListBytes <= maxHeaderListBytes, Self.equals(name, ":path") {
+        // `:path` is routed here, so the closure below captures nothing (capturing the router
+        // retained and released its tables for every header of every request).
+        if Self.equals(name, ":path") {
+            headerListBytes += name.count + value.count + 32
+            if headerListBytes > maxHeaderListBytes { return }
+            sawPath = true
+            routeIndex = router.lookup(value)
             httpRouteIndex = router.lookupHTTP(value)
+            return
         }
+        accept(name: name, value: value, route: { _ in -1 })
     }
 
     /// Records one header field. `route` maps a `:path` value to a route index (or -1).

@@ -88,6 +88,29 @@ final class TransportMetricsLayout: @unchecked Sendable {
     func callCell(route: Int, status: Int) -> Int {
         (route < 0 ? unknownRoute : route) * Self.statusCount + (status < Self.statusCount ? status : 2)
     }
+
+    /// What the request path reads of the layout, as plain values: a connection keeps a copy,
+    /// so counting a call touches no reference count (calling into the class through an
+    /// unowned(unsafe) reference retained and released it every time). Valid while the layout
+    /// lives (the server outlives its connections).
+    var offsets: Offsets {
+        Offsets(
+            unknownRoute: unknownRoute, startedBase: startedBase, histogramBase: histogramBase,
+            histogramLabelCount: histogramLabelCount)
+    }
+
+    struct Offsets {
+        let unknownRoute: Int
+        let startedBase: Int
+        let histogramBase: UnsafeMutablePointer<Int>
+        let histogramLabelCount: UnsafeMutablePointer<Int>
+
+        @inline(__always)
+        func callCell(route: Int, status: Int) -> Int {
+            (route < 0 ? unknownRoute : route) * TransportMetricsLayout.statusCount
+                + (status < TransportMetricsLayout.statusCount ? status : 2)
+        }
+    }
 }
 
 /// One reading of a server's transport counters, summed over its reactors (a relaxed read of

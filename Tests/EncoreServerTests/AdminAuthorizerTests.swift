@@ -99,7 +99,7 @@ import Testing
         #expect(stale?.description.contains("reloaded") == true)
         #expect(auth.check(context(p("Bearer r-secret")), .read, method: "m") == nil)
         // A reload that would remove every credential is refused and changes nothing.
-        #expect(throws: TransportError.self) { try auth.reload(.init()) }
+        #expect(throws: SetupError.self) { try auth.reload(.init()) }
         #expect(auth.check(context(p("Bearer r-secret")), .read, method: "m") == nil)
     }
 

@@ -157,12 +157,12 @@ import Testing
         try "not-a-key-secretvalue".write(toFile: keyFile, atomically: true, encoding: .utf8)
         var options = EncoreServer.Options()
         options.decisionKeyFile = keyFile
-        let error = #expect(throws: TransportError.self) { try DecisionKeys.resolve(options) }
+        let error = #expect(throws: SetupError.self) { try DecisionKeys.resolve(options) }
         #expect(error?.description.contains(keyFile) == true)
         #expect(error?.description.contains("32 hex digits") == true)
         #expect(error?.description.contains("secretvalue") == false)
         options.decisionKeyFile = temporary("missing")
-        #expect(throws: TransportError.self) { try DecisionKeys.resolve(options) }
+        #expect(throws: SetupError.self) { try DecisionKeys.resolve(options) }
     }
 
     @Test func theSecuritySectionParsesAndNamesBadEntriesByIndexOnly() throws {

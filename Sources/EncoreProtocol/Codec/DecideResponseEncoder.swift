@@ -65,18 +65,32 @@ public enum DecideResponseEncoder {
             holdout: holdout
         )
         let start = out.count
-        out.append(contentsOf: repeatElement(0, count: size))
+        // Grow by `size` bytes with one copy from a zero block (appending `repeatElement`
+        // stored the bytes one at a time), then write them in place.
+        if size <= zeroBlock.count {
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: zeroBlock[0..<size]))
+        } else {
+            out.append(contentsOf: repeatElement(0, count: size))
+        }
         out.withUnsafeMutableBytes { buffer in
-            let written = encode(
+            let written = write(
                 decisionID: decisionID,
                 placements: placements,
                 modelVersion: modelVersion,
                 holdout: holdout,
+                size: size,
                 into: UnsafeMutableRawBufferPointer(rebasing: buffer[start...])
             )
             assert(written == size)
         }
     }
+
+    /// 4 KiB of zeros (never freed, never written after initialization, so safe to share).
+    nonisolated(unsafe) private static let zeroBlock: UnsafeRawBufferPointer = {
+        let block = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 16)
+        block.initializeMemory(as: UInt8.self, repeating: 0, count: 4096)
+        return UnsafeRawBufferPointer(start: block, count: 4096)
+    }()
 
     /// Writes a serialized `DecideResponse` at the start of `buffer` and returns its length in
     /// bytes. `buffer` must hold at least ``encodedByteCount(decisionID:placements:modelVersion:holdout:)``
@@ -95,6 +109,21 @@ public enum DecideResponseEncoder {
             modelVersion: modelVersion,
             holdout: holdout
         )
+        return write(
+            decisionID: decisionID, placements: placements, modelVersion: modelVersion, holdout: holdout, size: size,
+            into: buffer)
+    }
+
+    /// `encode(into: UnsafeMutableRawBufferPointer)` with its size already computed.
+    @inline(__always)
+    static func write(
+        decisionID: UnsafeRawBufferPointer,
+        placements: UnsafeBufferPointer<PlacementFields>,
+        modelVersion: UnsafeRawBufferPointer,
+        holdout: Bool,
+        size: Int,
+        into buffer: UnsafeMutableRawBufferPointer
+    ) -> Int {
         precondition(buffer.count >= size, "DecideResponseEncoder: buffer too small")
         guard size > 0, let base = buffer.baseAddress else { return 0 }
         var writer = Writer(pointer: base)

@@ -177,6 +177,9 @@ package final class HTTP2Session {
             cnghttp2_setting(Int32(CNGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE), settings.maxHeaderListBytes),
             cnghttp2_setting(Int32(CNGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE), settings.initialWindowBytes),
             cnghttp2_setting(Int32(CNGHTTP2_SETTINGS_ENABLE_PUSH), 0),
+            // RFC 9218: no RFC 7540 priority tree. nghttp2 then keeps no dependency tree per
+            // stream (its upkeep was ~400 instructions per call); gRPC does not use priorities.
+            cnghttp2_setting(Int32(CNGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES), 1),
         ]
         _ = nghttp2_submit_settings(created, 0, &entries, entries.count)
         _ = nghttp2_session_set_local_window_size(created, 0, 0, settings.connectionWindowBytes)
@@ -266,13 +269,19 @@ package final class HTTP2Session {
     // MARK: Submitting
 
     /// HEADERS (200, application/grpc) followed by DATA pulled from the owner's response buffer
-    /// and trailers with the stream's status.
-    package func submitResponse(streamID: Int32) -> Bool {
+    /// and trailers with the stream's status. With the stream's `slot`, the body reads reach
+    /// the owner without a stream lookup (nghttp2 copies the provider, so it may be local).
+    package func submitResponse(streamID: Int32, slot: Int = -1) -> Bool {
         guard let session else { return false }
         var n = 0
         addHeader(&n, ":status", "200")
         addHeader(&n, "content-type", "application/grpc")
         addHeader(&n, "grpc-accept-encoding", "identity")
+        if slot >= 0 && slot < Int(Int32.max) {
+            // The tag is slot + 1: 0 stays "look it up".
+            var provider = cnghttp2_data_provider_tagged(HTTP2Session.readBody, Int32(slot + 1))
+            return nghttp2_submit_response(session, streamID, headers, n, &provider) == 0
+        }
         return nghttp2_submit_response(session, streamID, headers, n, template.dataProvider) == 0
     }
 
@@ -366,6 +375,24 @@ package final class HTTP2Session {
         return Int(bitPattern: raw) - 1
     }
 
+    /// The stream whose frames arrived last and its slot: a one-entry cache in front of
+    /// nghttp2's stream map, which every header of a request would otherwise search. An entry
+    /// is valid from `setSlot` until its stream closes (`onStreamClose` clears it); stream 0 is
+    /// never a request stream.
+    private var cachedStreamID: Int32 = 0
+    private var cachedSlot = -1
+
+    @inline(__always)
+    private func slot(for streamID: Int32) -> Int {
+        if streamID == cachedStreamID { return cachedSlot }
+        let slot = HTTP2Session.slot(session, streamID)
+        if slot >= 0 {
+            cachedStreamID = streamID
+            cachedSlot = slot
+        }
+        return slot
+    }
+
     // MARK: Header tables (static bytes: nghttp2 never copies them)
 
     @inline(__always)
@@ -443,17 +470,20 @@ package final class HTTP2Session {
                 return Int32(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE)
             }
             me.setSlot(slot, for: streamID)
+            me.cachedStreamID = streamID
+            me.cachedSlot = slot
             return 0
         }
     }
 
     fileprivate static let onHeader: nghttp2_on_header_callback = {
-        session, frame, name, nameLength, value, valueLength, _, userData in
+        _, frame, name, nameLength, value, valueLength, _, userData in
         guard let frame, cnghttp2_frame_type(frame) == UInt8(CNGHTTP2_FRAME_HEADERS) else { return 0 }
-        let slot = slot(session, cnghttp2_frame_stream_id(frame))
-        guard slot >= 0 else { return 0 }
+        let streamID = cnghttp2_frame_stream_id(frame)
         let isTrailer = cnghttp2_frame_headers_category(frame) != Int32(CNGHTTP2_HCAT_REQUEST)
         withMe(userData) { me in
+            let slot = me.slot(for: streamID)
+            guard slot >= 0 else { return }
             me.delegate.streamHeader(
                 slot: slot, isTrailer: isTrailer,
                 name: UnsafeRawBufferPointer(start: name, count: nameLength),
@@ -462,26 +492,30 @@ package final class HTTP2Session {
         return 0
     }
 
-    fileprivate static let onFrameRecv: nghttp2_on_frame_recv_callback = { session, frame, userData in
+    fileprivate static let onFrameRecv: nghttp2_on_frame_recv_callback = { _, frame, userData in
         guard let frame else { return 0 }
         let type = cnghttp2_frame_type(frame)
         let endStream = cnghttp2_frame_flags(frame) & UInt8(CNGHTTP2_FLAG_END_STREAM) != 0
         switch Int(type) {
         case Int(CNGHTTP2_FRAME_HEADERS):
-            let slot = slot(session, cnghttp2_frame_stream_id(frame))
-            guard slot >= 0 else { return 0 }
+            let streamID = cnghttp2_frame_stream_id(frame)
             let isRequest = cnghttp2_frame_headers_category(frame) == Int32(CNGHTTP2_HCAT_REQUEST)
             withMe(userData) { me in
+                let slot = me.slot(for: streamID)
+                guard slot >= 0 else { return }
                 if isRequest { me.delegate.streamHeadersComplete(slot: slot) }
                 if endStream { me.delegate.streamEnded(slot: slot) }
             }
         case Int(CNGHTTP2_FRAME_DATA):
             guard endStream else { return 0 }
-            let slot = slot(session, cnghttp2_frame_stream_id(frame))
-            if slot >= 0 { withMe(userData) { $0.delegate.streamEnded(slot: slot) } }
+            let streamID = cnghttp2_frame_stream_id(frame)
+            withMe(userData) { me in
+                let slot = me.slot(for: streamID)
+                if slot >= 0 { me.delegate.streamEnded(slot: slot) }
+            }
         case Int(CNGHTTP2_FRAME_RST_STREAM):
-            let slot = slot(session, cnghttp2_frame_stream_id(frame))
-            withMe(userData) { $0.delegate.streamReset(slot: slot) }
+            let streamID = cnghttp2_frame_stream_id(frame)
+            withMe(userData) { me in me.delegate.streamReset(slot: me.slot(for: streamID)) }
         default:
             break
         }
@@ -489,19 +523,25 @@ package final class HTTP2Session {
     }
 
     fileprivate static let onDataChunk: nghttp2_on_data_chunk_recv_callback = {
-        session, _, streamID, data, length, userData in
-        let slot = slot(session, streamID)
-        guard slot >= 0 else { return 0 }
-        withMe(userData) {
-            $0.delegate.streamData(slot: slot, bytes: UnsafeRawBufferPointer(start: data, count: length))
+        _, _, streamID, data, length, userData in
+        withMe(userData) { me in
+            let slot = me.slot(for: streamID)
+            guard slot >= 0 else { return }
+            me.delegate.streamData(slot: slot, bytes: UnsafeRawBufferPointer(start: data, count: length))
         }
         return 0
     }
 
-    fileprivate static let onStreamClose: nghttp2_on_stream_close_callback = { session, streamID, errorCode, userData in
-        let slot = slot(session, streamID)
-        guard slot >= 0 else { return 0 }
-        withMe(userData) { $0.delegate.streamClosed(slot: slot, errorCode: errorCode) }
+    fileprivate static let onStreamClose: nghttp2_on_stream_close_callback = { _, streamID, errorCode, userData in
+        withMe(userData) { me in
+            let slot = me.slot(for: streamID)
+            if streamID == me.cachedStreamID {
+                me.cachedStreamID = 0
+                me.cachedSlot = -1
+            }
+            guard slot >= 0 else { return }
+            me.delegate.streamClosed(slot: slot, errorCode: errorCode)
+        }
         return 0
     }
 
@@ -526,8 +566,10 @@ package final class HTTP2Session {
     }
 
     fileprivate static let readBody: nghttp2_data_source_read_callback = {
-        session, streamID, buffer, length, dataFlags, _, userData in
-        let slot = slot(session, streamID)
+        session, streamID, buffer, length, dataFlags, source, userData in
+        // Tagged by `submitResponse(streamID:slot:)`; else (0, the shared provider) looked up.
+        let tag = source.map { Int(cnghttp2_data_source_tag($0)) } ?? 0
+        let slot = tag > 0 ? tag - 1 : slot(session, streamID)
         guard slot >= 0, let buffer, let dataFlags else { return Int(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE) }
         return withMe(userData) { me in
             let (count, end) = me.delegate.readResponseBody(
