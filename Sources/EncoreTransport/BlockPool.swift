@@ -58,10 +58,25 @@ package final class BlockPool {
 
     static let classCount = 9
 
-    /// `size` usable bytes, 16-byte aligned; nil if the system is out of memory.
+    /// `size` usable bytes, 16-byte aligned; nil if the system is out of memory. Inlined into
+    /// nghttp2's allocator callbacks: the free-list path is a few loads and stores.
+    @inline(__always)
     package func allocate(_ size: Int) -> UnsafeMutableRawPointer? {
-        let total = size + BlockPool.headerBytes
+        guard size >= 0, size <= Int.max &- BlockPool.headerBytes else { return nil }
+        let total = size &+ BlockPool.headerBytes
         let c = BlockPool.sizeClass(for: total)
+        if c >= 0, let head = heads[c] {
+            heads[c] = head.load(as: UnsafeMutableRawPointer?.self)
+            counts[c] &-= 1
+            head.storeBytes(of: UInt64(truncatingIfNeeded: c), as: UInt64.self)
+            liveBlocks &+= 1
+            return head + BlockPool.headerBytes
+        }
+        return allocateSlow(size, total, c)
+    }
+
+    /// A block of a class whose free list is empty, or a large block, from malloc.
+    private func allocateSlow(_ size: Int, _ total: Int, _ c: Int) -> UnsafeMutableRawPointer? {
         let block: UnsafeMutableRawPointer
         if c < 0 {
             guard let raw = malloc(total) else { return nil }
@@ -69,14 +84,8 @@ package final class BlockPool {
             block.storeBytes(of: BlockPool.largeClass, as: UInt64.self)
             block.storeBytes(of: UInt64(size), toByteOffset: 8, as: UInt64.self)
         } else {
-            if let head = heads[c] {
-                heads[c] = head.load(as: UnsafeMutableRawPointer?.self)
-                counts[c] -= 1
-                block = head
-            } else {
-                guard let raw = malloc(BlockPool.classBytes(c)) else { return nil }
-                block = raw
-            }
+            guard let raw = malloc(BlockPool.classBytes(c)) else { return nil }
+            block = raw
             block.storeBytes(of: UInt64(c), as: UInt64.self)
         }
         liveBlocks &+= 1
@@ -84,23 +93,20 @@ package final class BlockPool {
     }
 
     /// Returns a block from `allocate` (nil is ignored).
+    @inline(__always)
     package func deallocate(_ pointer: UnsafeMutableRawPointer?) {
         guard let pointer else { return }
         liveBlocks &-= 1
         let block = pointer - BlockPool.headerBytes
         let tag = block.load(as: UInt64.self)
-        if tag == BlockPool.largeClass {
-            free(block)
-            return
-        }
-        let c = Int(tag)
-        if counts[c] >= maxCachedPerClass {
+        let c = Int(truncatingIfNeeded: tag)
+        if tag == BlockPool.largeClass || counts[c] >= maxCachedPerClass {
             free(block)
             return
         }
         block.storeBytes(of: heads[c], as: UnsafeMutableRawPointer?.self)
         heads[c] = block
-        counts[c] += 1
+        counts[c] &+= 1
     }
 
     /// Usable bytes of a block.

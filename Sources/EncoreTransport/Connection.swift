@@ -27,10 +27,10 @@ final class Connection {
     /// this class performs its actions.
     var machine: ConnectionStateMachine
 
-    /// Bytes waiting for the socket: out[outStart...].
-    private var out: [UInt8] = []
-    private var outStart = 0
-    var pendingOutputBytes: Int { out.count - outStart }
+    /// Bytes waiting for the socket. Created last in init (nothing leaks when init throws)
+    /// and freed in deinit.
+    private var out: OutputBuffer
+    var pendingOutputBytes: Int { out.count }
 
     var registeredEvents: UInt32 = 0
 
@@ -122,8 +122,10 @@ final class Connection {
                     ? configuration.maxConnectionBufferedRequestBytes : Int.max,
                 maxHeaderBytesPerSecond: configuration.maxHeaderBytesPerSecond > 0
                     ? configuration.maxHeaderBytesPerSecond : Int.max))
-        out.reserveCapacity(16 << 10)
+        out = OutputBuffer(capacity: 16 << 10)
     }
+
+    deinit { out.deallocate() }
 
     /// Runs `body` with the session, borrowed without reference counting (calling a method on
     /// the stored property retained and released it). Only while the session exists.
@@ -193,7 +195,7 @@ final class Connection {
         do {
             session = try HTTP2Session(
                 delegate: self, settings: reactor.shared.settings, template: reactor.sessionTemplate)
-            out.append(contentsOf: session.takeGreeting())
+            out.append(session.takeGreeting())
         } catch {
             Log.rateLimited("cannot start an HTTP/2 session: \(error)")
             perform(machine.sessionFailed())
@@ -308,7 +310,7 @@ final class Connection {
             while rounds < 8 {
                 rounds += 1
                 let ok = session.drainOutput { bytes in
-                    out.append(contentsOf: bytes)
+                    out.append(bytes)
                     return pendingOutputBytes < chunk
                 }
                 if !ok {
@@ -358,8 +360,8 @@ final class Connection {
     /// Writes as much of the buffer as the socket takes. Returns true if it is empty afterwards.
     private func writeOut() -> Bool {
         while pendingOutputBytes > 0 {
-            let written: Int = out.withUnsafeBytes { all in
-                let pending = UnsafeRawBufferPointer(rebasing: all[outStart...])
+            let written: Int = {
+                let pending = out.pending
                 if let tls {
                     switch tls.write(pending) {
                     case .bytes(let n): return n
@@ -383,20 +385,13 @@ final class Connection {
                     return 0
                 }
                 return n
-            }
+            }()
             if written < 0 { continue }
             if written == 0 { break }
-            outStart += written
+            out.consume(written)
         }
-        if outStart == out.count {
-            out.removeAll(keepingCapacity: true)
-            outStart = 0
-            return true
-        }
-        if outStart > 64 << 10 {
-            out.removeSubrange(0..<outStart)
-            outStart = 0
-        }
+        if out.count == 0 { return true }
+        out.compact(ifWrittenExceeds: 64 << 10)
         return false
     }
 
@@ -434,7 +429,7 @@ final class Connection {
             outputStallSinceNanos = 0
             return
         }
-        let mark = outStart &+ out.count &* 31
+        let mark = out.start &+ out.end &* 31
         if outputStallSinceNanos == 0 || mark != outputStallMark {
             outputStallSinceNanos = now
             outputStallMark = mark
@@ -454,7 +449,7 @@ final class Connection {
         if machine.hasSession, let session {
             session.submitGracefulGoaway()
             _ = session.drainOutput { bytes in
-                out.append(contentsOf: bytes)
+                out.append(bytes)
                 return true
             }
             _ = writeOut()
