@@ -203,7 +203,7 @@ extension Connection: HTTP2SessionDelegate {
         let status: GRPCStatus
         if connectionOK {
             Log.rateLimited(
-                "request bytes buffered by all connections over --max-buffered-bytes (\(requestBudget.limit)); RESOURCE_EXHAUSTED for a stream of \(peer)"
+                "request bytes buffered by all connections over --max-buffered-bytes (\(withRequestBudget { $0.limit })); RESOURCE_EXHAUSTED for a stream of \(peer)"
             )
             status = GRPCStatus(
                 .resourceExhausted,
@@ -267,10 +267,7 @@ extension Connection: HTTP2SessionDelegate {
     func streamClosed(slot index: Int, errorCode: UInt32) {
         return withSlot(index) { slot in
             cancelHandlers(slot)
-            if slot.deadlineNanos != 0 {
-                slot.deadlineNanos = 0
-                adjustDeadlineStreams(-1)
-            }
+            clearDeadline(slot)
             countUnanswered(slot)
             slot.inUse = false
             slot.awaiting = false

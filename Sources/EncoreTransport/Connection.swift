@@ -56,9 +56,7 @@ final class Connection {
     /// How fast requests must arrive (checked on idle ticks).
     let arrivalLimits: RequestArrivalLimits
     /// The server's budget of buffered request bytes (unretained: the server outlives the
-    /// connection), so accounting touches no reference count.
-    unowned(unsafe) let requestBudget: RequestMemoryBudget
-    /// The same budget, for the request path's calls (`withRequestBudget`).
+    /// connection), reached through `withRequestBudget` so accounting touches no reference count.
     private let requestBudgetRef: Unmanaged<RequestMemoryBudget>
     /// How long a response may make no progress toward the client (0: no limit).
     let responseWriteTimeoutNanos: UInt64
@@ -93,7 +91,6 @@ final class Connection {
         router = reactor.shared.router
         metricsCells = reactor.metrics.cells
         metricsOffsets = reactor.shared.metricsLayout.offsets
-        requestBudget = reactor.shared.requestBudget
         requestBudgetRef = Unmanaged.passUnretained(reactor.shared.requestBudget)
         pendingLatency.reserveCapacity(configuration.maxConcurrentStreams + 8)
         streamLimits = (

@@ -42,17 +42,16 @@ public struct GRPCRequestHead: Sendable {
     public mutating func accept(
         name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, router: borrowing GRPCRouter
     ) {
+        guard counted(name: name, value: value) else { return }
         // `:path` is routed here, so the closure below captures nothing (capturing the router
         // retained and released its tables for every header of every request).
         if Self.equals(name, ":path") {
-            headerListBytes += name.count + value.count + 32
-            if headerListBytes > maxHeaderListBytes { return }
             sawPath = true
             routeIndex = router.lookup(value)
             httpRouteIndex = router.lookupHTTP(value)
             return
         }
-        accept(name: name, value: value, route: { _ in -1 })
+        record(name: name, value: value, route: { _ in -1 })
     }
 
     /// Records one header field. `route` maps a `:path` value to a route index (or -1).
@@ -61,8 +60,23 @@ public struct GRPCRequestHead: Sendable {
         value: UnsafeRawBufferPointer,
         route: (UnsafeRawBufferPointer) -> Int
     ) {
+        guard counted(name: name, value: value) else { return }
+        record(name: name, value: value, route: route)
+    }
+
+    /// Adds the field to the header-list size; false once the list is over the limit (the
+    /// field is then not recorded, and `verdict` answers 431).
+    @inline(__always)
+    private mutating func counted(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
         headerListBytes += name.count + value.count + 32
-        if headerListBytes > maxHeaderListBytes { return }
+        return headerListBytes <= maxHeaderListBytes
+    }
+
+    /// Records a counted field.
+    @inline(__always)
+    private mutating func record(
+        name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, route: (UnsafeRawBufferPointer) -> Int
+    ) {
         if Self.equals(name, ":method") {
             sawMethod = true
             isPost = Self.equals(value, "POST")

@@ -84,11 +84,6 @@ final class TransportMetricsLayout: @unchecked Sendable {
         histogramLabelCount.deallocate()
     }
 
-    @inline(__always)
-    func callCell(route: Int, status: Int) -> Int {
-        (route < 0 ? unknownRoute : route) * Self.statusCount + (status < Self.statusCount ? status : 2)
-    }
-
     /// What the request path reads of the layout, as plain values: a connection keeps a copy,
     /// so counting a call touches no reference count (calling into the class through an
     /// unowned(unsafe) reference retained and released it every time). Valid while the layout

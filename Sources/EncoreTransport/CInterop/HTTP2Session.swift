@@ -364,10 +364,12 @@ package final class HTTP2Session {
         _ = nghttp2_session_terminate_session(session, UInt32(CNGHTTP2_ENHANCE_YOUR_CALM))
     }
 
-    /// Associates a stream with the owner's slot index.
+    /// Associates a stream with the owner's slot index (and makes it the cached entry).
     private func setSlot(_ slot: Int, for streamID: Int32) {
         guard let session else { return }
         _ = nghttp2_session_set_stream_user_data(session, streamID, UnsafeMutableRawPointer(bitPattern: slot + 1))
+        cachedStreamID = streamID
+        cachedSlot = slot
     }
 
     private static func slot(_ session: OpaquePointer?, _ streamID: Int32) -> Int {
@@ -470,8 +472,6 @@ package final class HTTP2Session {
                 return Int32(CNGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE)
             }
             me.setSlot(slot, for: streamID)
-            me.cachedStreamID = streamID
-            me.cachedSlot = slot
             return 0
         }
     }
