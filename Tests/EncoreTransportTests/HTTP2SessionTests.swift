@@ -120,6 +120,19 @@ private func settingValue(_ frame: Frame?, id: UInt16) -> UInt32? {
     return nil
 }
 
+/// A session over `delegate` with its own block pool and template. The session holds neither
+/// (the reactor owns them in the server), so a test keeps the harness alive while it uses it.
+private struct SessionHarness {
+    let pool = BlockPool()
+    let template: HTTP2SessionTemplate
+    let session: HTTP2Session
+
+    init(_ delegate: RecordingDelegate, settings: HTTP2Settings) throws {
+        template = try HTTP2SessionTemplate(pool: pool)
+        session = try HTTP2Session(delegate: delegate, settings: settings, template: template)
+    }
+}
+
 @Suite struct HTTP2SessionTests {
     static let settings = HTTP2Settings(maxConcurrentStreams: 128, maxHeaderListBytes: 16 << 10)
 
@@ -138,10 +151,9 @@ private func settingValue(_ frame: Frame?, id: UInt16) -> UInt32? {
 
     @Test func servesARequestFromInMemoryBytesThroughTheDelegate() throws {
         let delegate = RecordingDelegate()
-        let pool = BlockPool()
-        let template = try HTTP2SessionTemplate(pool: pool)
-        let session = try HTTP2Session(delegate: delegate, settings: Self.settings, template: template)
-        defer { withExtendedLifetime((pool, template)) {} }
+        let harness = try SessionHarness(delegate, settings: Self.settings)
+        defer { withExtendedLifetime(harness) {} }
+        let session = harness.session
 
         // The server speaks first: its SETTINGS (max concurrent streams 128, push off).
         let greeting = parseFrames(session.takeGreeting())
@@ -173,10 +185,9 @@ private func settingValue(_ frame: Frame?, id: UInt16) -> UInt32? {
     @Test func refusedStreamIsResetAndTheConnectionLives() throws {
         let delegate = RecordingDelegate()
         delegate.refuse = true
-        let pool = BlockPool()
-        let template = try HTTP2SessionTemplate(pool: pool)
-        let session = try HTTP2Session(delegate: delegate, settings: Self.settings, template: template)
-        defer { withExtendedLifetime((pool, template)) {} }
+        let harness = try SessionHarness(delegate, settings: Self.settings)
+        defer { withExtendedLifetime(harness) {} }
+        let session = harness.session
         _ = session.takeGreeting()
         #expect(
             feed(session, ClientBytes.preface + ClientBytes.settings + ClientBytes.request(stream: 1, message: [])))
@@ -192,11 +203,10 @@ private func settingValue(_ frame: Frame?, id: UInt16) -> UInt32? {
     @Test func streamOverTheAcknowledgedLimitIsRefusedNotTheConnection() throws {
         let delegate = RecordingDelegate()
         delegate.acceptAtMost = 2
-        let pool = BlockPool()
-        let template = try HTTP2SessionTemplate(pool: pool)
         let settings = HTTP2Settings(maxConcurrentStreams: 2, maxHeaderListBytes: 16 << 10)
-        let session = try HTTP2Session(delegate: delegate, settings: settings, template: template)
-        defer { withExtendedLifetime((pool, template)) {} }
+        let harness = try SessionHarness(delegate, settings: settings)
+        defer { withExtendedLifetime(harness) {} }
+        let session = harness.session
         #expect(settingValue(parseFrames(session.takeGreeting()).first, id: 3) == 2)
         #expect(
             feed(
@@ -222,10 +232,9 @@ private func settingValue(_ frame: Frame?, id: UInt16) -> UInt32? {
     /// session leave the pool holding what it held after the first 100.
     @Test func finishedStreamsAreNotRetained() throws {
         let delegate = RecordingDelegate()
-        let pool = BlockPool()
-        let template = try HTTP2SessionTemplate(pool: pool)
-        let session = try HTTP2Session(delegate: delegate, settings: Self.settings, template: template)
-        defer { withExtendedLifetime((pool, template)) {} }
+        let harness = try SessionHarness(delegate, settings: Self.settings)
+        defer { withExtendedLifetime(harness) {} }
+        let session = harness.session
         _ = session.takeGreeting()
         #expect(feed(session, ClientBytes.preface + ClientBytes.settings + ClientBytes.settingsAck))
         _ = drain(session)
@@ -237,21 +246,21 @@ private func settingValue(_ frame: Frame?, id: UInt16) -> UInt32? {
             #expect(feed(session, ClientBytes.request(stream: stream, message: [])))
             #expect(session.submitResponse(streamID: Int32(stream)))
             _ = drain(session)
-            if i == 99 { heldAfter100 = pool.liveBlocks }
+            if i == 99 { heldAfter100 = harness.pool.liveBlocks }
         }
         #expect(delegate.events.filter { $0.hasPrefix("closed") }.count == 600, "every call finished")
         #expect(heldAfter100 > 0)
         #expect(
-            pool.liveBlocks <= heldAfter100, "\(pool.liveBlocks) blocks held after 600 calls, \(heldAfter100) after 100"
+            harness.pool.liveBlocks <= heldAfter100,
+            "\(harness.pool.liveBlocks) blocks held after 600 calls, \(heldAfter100) after 100"
         )
     }
 
     @Test func badPrefaceIsRejected() throws {
         let delegate = RecordingDelegate()
-        let pool = BlockPool()
-        let template = try HTTP2SessionTemplate(pool: pool)
-        let session = try HTTP2Session(delegate: delegate, settings: Self.settings, template: template)
-        defer { withExtendedLifetime((pool, template)) {} }
+        let harness = try SessionHarness(delegate, settings: Self.settings)
+        defer { withExtendedLifetime(harness) {} }
+        let session = harness.session
         _ = session.takeGreeting()
         #expect(!feed(session, Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)))
         #expect(delegate.events.isEmpty)
