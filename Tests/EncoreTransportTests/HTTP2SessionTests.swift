@@ -120,16 +120,17 @@ private func settingValue(_ frame: Frame?, id: UInt16) -> UInt32? {
     return nil
 }
 
-/// A session over `delegate` with its own block pool and template. The session holds neither
-/// (the reactor owns them in the server), so a test keeps the harness alive while it uses it.
+/// A block pool and session template, as a reactor owns them in the server. A session retains
+/// neither and frees its memory into the pool when it goes, so each test creates its session
+/// after the harness and keeps the harness alive past the session (`withExtendedLifetime`).
 private struct SessionHarness {
     let pool = BlockPool()
     let template: HTTP2SessionTemplate
-    let session: HTTP2Session
 
-    init(_ delegate: RecordingDelegate, settings: HTTP2Settings) throws {
-        template = try HTTP2SessionTemplate(pool: pool)
-        session = try HTTP2Session(delegate: delegate, settings: settings, template: template)
+    init() throws { template = try HTTP2SessionTemplate(pool: pool) }
+
+    func session(_ delegate: RecordingDelegate, settings: HTTP2Settings) throws -> HTTP2Session {
+        try HTTP2Session(delegate: delegate, settings: settings, template: template)
     }
 }
 
@@ -151,9 +152,9 @@ private struct SessionHarness {
 
     @Test func servesARequestFromInMemoryBytesThroughTheDelegate() throws {
         let delegate = RecordingDelegate()
-        let harness = try SessionHarness(delegate, settings: Self.settings)
+        let harness = try SessionHarness()
+        let session = try harness.session(delegate, settings: Self.settings)
         defer { withExtendedLifetime(harness) {} }
-        let session = harness.session
 
         // The server speaks first: its SETTINGS (max concurrent streams 128, push off).
         let greeting = parseFrames(session.takeGreeting())
@@ -185,9 +186,9 @@ private struct SessionHarness {
     @Test func refusedStreamIsResetAndTheConnectionLives() throws {
         let delegate = RecordingDelegate()
         delegate.refuse = true
-        let harness = try SessionHarness(delegate, settings: Self.settings)
+        let harness = try SessionHarness()
+        let session = try harness.session(delegate, settings: Self.settings)
         defer { withExtendedLifetime(harness) {} }
-        let session = harness.session
         _ = session.takeGreeting()
         #expect(
             feed(session, ClientBytes.preface + ClientBytes.settings + ClientBytes.request(stream: 1, message: [])))
@@ -204,9 +205,9 @@ private struct SessionHarness {
         let delegate = RecordingDelegate()
         delegate.acceptAtMost = 2
         let settings = HTTP2Settings(maxConcurrentStreams: 2, maxHeaderListBytes: 16 << 10)
-        let harness = try SessionHarness(delegate, settings: settings)
+        let harness = try SessionHarness()
+        let session = try harness.session(delegate, settings: settings)
         defer { withExtendedLifetime(harness) {} }
-        let session = harness.session
         #expect(settingValue(parseFrames(session.takeGreeting()).first, id: 3) == 2)
         #expect(
             feed(
@@ -232,9 +233,9 @@ private struct SessionHarness {
     /// session leave the pool holding what it held after the first 100.
     @Test func finishedStreamsAreNotRetained() throws {
         let delegate = RecordingDelegate()
-        let harness = try SessionHarness(delegate, settings: Self.settings)
+        let harness = try SessionHarness()
+        let session = try harness.session(delegate, settings: Self.settings)
         defer { withExtendedLifetime(harness) {} }
-        let session = harness.session
         _ = session.takeGreeting()
         #expect(feed(session, ClientBytes.preface + ClientBytes.settings + ClientBytes.settingsAck))
         _ = drain(session)
@@ -258,9 +259,9 @@ private struct SessionHarness {
 
     @Test func badPrefaceIsRejected() throws {
         let delegate = RecordingDelegate()
-        let harness = try SessionHarness(delegate, settings: Self.settings)
+        let harness = try SessionHarness()
+        let session = try harness.session(delegate, settings: Self.settings)
         defer { withExtendedLifetime(harness) {} }
-        let session = harness.session
         _ = session.takeGreeting()
         #expect(!feed(session, Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)))
         #expect(delegate.events.isEmpty)
