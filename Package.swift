@@ -167,7 +167,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EncoreTransportTests",
-            dependencies: ["EncoreTransport"]
+            dependencies: ["EncoreTransport", "EncoreSupport"]
         ),
         .testTarget(
             name: "EncoreLoggingTests",

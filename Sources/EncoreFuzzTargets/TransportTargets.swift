@@ -160,6 +160,8 @@ private final class FuzzStream {
     var head = GRPCRequestHead(maxHeaderListBytes: 4096)
     var machine = GRPCStreamStateMachine(maxMessageBytes: 4096)
     var route = -1
+    /// The delegate called the request malformed (the session resets it).
+    var malformed = false
     var answered = false
     var body: [UInt8] = []
     var bodyOffset = 0
@@ -209,6 +211,7 @@ private final class FuzzStreamDelegate: HTTP2SessionDelegate {
         slot.head = GRPCRequestHead(maxHeaderListBytes: 4096)
         slot.machine.reset()
         slot.route = -1
+        slot.malformed = false
         slot.answered = false
         slot.body = []
         slot.bodyOffset = 0
@@ -216,20 +219,36 @@ private final class FuzzStreamDelegate: HTTP2SessionDelegate {
         return index
     }
 
-    func streamHeader(slot index: Int, isTrailer: Bool, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        guard let slot = live(index, "streamHeader"), !isTrailer else { return }
-        slot.head.accept(name: name, value: value) { path in
-            fuzzRoutes.firstIndex { Array($0.path.utf8).elementsEqual(path) } ?? -1
-        }
+    /// Marks a request malformed, as `Connection` does; returns false for the session.
+    private func malformed(_ slot: FuzzStream) -> Bool {
+        slot.malformed = true
+        slot.machine.finishDiscardingInput()
+        return false
     }
 
-    func streamHeadersComplete(slot index: Int) {
-        guard let slot = live(index, "streamHeadersComplete") else { return }
+    func streamHeader(slot index: Int, isTrailer: Bool, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
+        -> Bool
+    {
+        guard let slot = live(index, "streamHeader") else { return true }
+        if slot.malformed { fail("streamHeader for stream \(slot.streamID) after it was called malformed") }
+        let wellFormed =
+            isTrailer
+            ? slot.head.acceptTrailer(name: name, value: value)
+            : slot.head.accept(name: name, value: value) { path in
+                fuzzRoutes.firstIndex { Array($0.path.utf8).elementsEqual(path) } ?? -1
+            }
+        return wellFormed || malformed(slot)
+    }
+
+    func streamHeadersComplete(slot index: Int, endStream: Bool) -> Bool {
+        guard let slot = live(index, "streamHeadersComplete") else { return true }
+        if slot.malformed { fail("streamHeadersComplete for stream \(slot.streamID) after it was called malformed") }
+        if endStream && !slot.head.bodyComplete() { return malformed(slot) }
         switch slot.head.verdict() {
         case .accept(let route, _):
             guard route >= 0, route < fuzzRoutes.count else {
                 fail("GRPCRequestHead accepted route \(route), which was never registered")
-                return
+                return true
             }
             slot.route = route
             slot.machine.start(kind: fuzzRoutes[route].kind, compressedEncoding: slot.head.compressedEncoding)
@@ -237,22 +256,29 @@ private final class FuzzStreamDelegate: HTTP2SessionDelegate {
             answer(index, slot, status: Int(status.code.rawValue))
         case .http:
             fail("GRPCRequestHead gave an HTTP route, and none is registered")
+        case .malformed:
+            return malformed(slot)
         }
+        return true
     }
 
-    func streamData(slot index: Int, bytes: UnsafeRawBufferPointer) {
-        guard let slot = live(index, "streamData") else { return }
+    func streamData(slot index: Int, bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let slot = live(index, "streamData") else { return true }
+        guard slot.head.receivedBody(bytes.count) else { return malformed(slot) }
         if case .fail(let status) = slot.machine.receive(bytes) {
             answer(index, slot, status: Int(status.code.rawValue))
-            return
+            return true
         }
         act(index, slot)
+        return true
     }
 
-    func streamEnded(slot index: Int) {
-        guard let slot = live(index, "streamEnded") else { return }
+    func streamEnded(slot index: Int) -> Bool {
+        guard let slot = live(index, "streamEnded") else { return true }
+        guard slot.head.bodyComplete() else { return malformed(slot) }
         slot.machine.receiveEndOfStream()
         act(index, slot)
+        return true
     }
 
     func streamReset(slot index: Int) {

@@ -117,35 +117,56 @@ extension Connection: HTTP2SessionDelegate {
         }
     }
 
-    func streamHeader(slot index: Int, isTrailer: Bool, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+    func streamHeader(slot index: Int, isTrailer: Bool, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
+        -> Bool
+    {
         if machine.headerDecoded(bytes: name.count &+ value.count &+ 32) {
             perform(machine.headerBytesOverBound(now: reactor.now))
-            if !machine.acceptsHeaders { return }
+            if !machine.acceptsHeaders { return true }
         }
         return withSlot(index) { slot in
-            if isTrailer { return }
-            slot.head.accept(name: name, value: value, router: router)
+            let wellFormed =
+                isTrailer
+                ? slot.head.acceptTrailer(name: name, value: value)
+                : slot.head.accept(name: name, value: value, router: router)
+            guard wellFormed else {
+                malformed(slot)
+                return false
+            }
+            if isTrailer { return true }
             if GRPCRequestHead.equals(name, "authorization"), let credentials = reactor.shared.configuration.credentials
             {
                 slot.principal = principal(authorization: value, credentials)
             } else if GRPCRequestHead.equals(name, "x-encore-customer") {
                 slot.affinityKeyHash = GRPCCallContext.affinityHash(value)
             }
+            return true
         }
     }
 
-    func streamHeadersComplete(slot index: Int) {
+    /// The request broke an HTTP/2 message rule: the session resets the stream with
+    /// PROTOCOL_ERROR, and nothing more of it is processed until it closes.
+    private func malformed(_ slot: StreamSlot) {
+        slot.machine.finishDiscardingInput()
+        if slot.metricsRoute == nil && slot.httpRoute < 0 { slot.responded = true }
+    }
+
+    func streamHeadersComplete(slot index: Int, endStream: Bool) -> Bool {
         return withSlot(index) { slot in
             let verdict = slot.head.verdict()
+            if verdict == .malformed || (endStream && !slot.head.bodyComplete()) {
+                malformed(slot)
+                return false
+            }
             if case .http(let route) = verdict {
                 slot.httpRoute = route
-                return
+                return true
             }
             let route = slot.head.routeIndex
             slot.metricsRoute = route
             metricsCells.add(metricsOffsets.startedBase + (route < 0 ? metricsOffsets.unknownRoute : route))
             switch verdict {
-            case .http:
+            case .http, .malformed:
                 break
             case .reject(let httpStatus, let status):
                 respondError(slot, status, httpStatus: httpStatus)
@@ -169,20 +190,26 @@ extension Connection: HTTP2SessionDelegate {
                     break
                 }
             }
+            return true
         }
     }
 
-    func streamData(slot index: Int, bytes: UnsafeRawBufferPointer) {
+    func streamData(slot index: Int, bytes: UnsafeRawBufferPointer) -> Bool {
         return withSlot(index) { slot in
-            if slot.httpRoute >= 0 { return }
+            guard slot.head.receivedBody(bytes.count) else {
+                malformed(slot)
+                return false
+            }
+            if slot.httpRoute >= 0 { return true }
             let action = slot.machine.receive(bytes)
             let stored = slot.machine.decoder.storedBytes
-            if stored != slot.heldRequestBytes && !holdRequestBytes(slot, stored) { return }
+            if stored != slot.heldRequestBytes && !holdRequestBytes(slot, stored) { return true }
             if case .fail(let status) = action {
                 respondError(slot, status)
-                return
+                return true
             }
             advance(slot)
+            return true
         }
     }
 
@@ -235,14 +262,19 @@ extension Connection: HTTP2SessionDelegate {
         withRequestBudget { $0.give(held) }
     }
 
-    func streamEnded(slot index: Int) {
+    func streamEnded(slot index: Int) -> Bool {
         return withSlot(index) { slot in
+            guard slot.head.bodyComplete() else {
+                malformed(slot)
+                return false
+            }
             if slot.httpRoute >= 0 {
                 dispatchHTTP(slot)
-                return
+                return true
             }
             slot.machine.receiveEndOfStream()
             advance(slot)
+            return true
         }
     }
 

@@ -11,7 +11,7 @@ func verdict(_ headers: [(String, String)], maxHeaderListBytes: Int = 16384) -> 
         var v = value
         n.withUTF8 { nb in
             v.withUTF8 { vb in
-                head.accept(
+                _ = head.accept(
                     name: UnsafeRawBufferPointer(nb), value: UnsafeRawBufferPointer(vb), route: { router.lookup($0) })
             }
         }
@@ -20,14 +20,13 @@ func verdict(_ headers: [(String, String)], maxHeaderListBytes: Int = 16384) -> 
 }
 
 let good: [(String, String)] = [
-    (":method", "POST"), (":scheme", "http"), (":path", "/pkg.Svc/Known"), ("content-type", "application/grpc"),
-    ("te", "trailers"),
+    (":method", "POST"), (":scheme", "http"), (":path", "/pkg.Svc/Known"), (":authority", "localhost:50051"),
+    ("content-type", "application/grpc"), ("te", "trailers"),
 ]
 
+/// `good` with `name`'s value replaced in place (removed when nil).
 func replacing(_ name: String, with value: String?) -> [(String, String)] {
-    var headers = good.filter { $0.0 != name }
-    if let value { headers.append((name, value)) }
-    return headers
+    good.compactMap { field in field.0 != name ? field : value.map { (name, $0) } }
 }
 
 @Suite struct GRPCRequestHeadTests {
@@ -104,7 +103,7 @@ func replacing(_ name: String, with value: String?) -> [(String, String)] {
         var v = "gzip"
         n.withUTF8 { nb in
             v.withUTF8 { vb in
-                head.accept(name: UnsafeRawBufferPointer(nb), value: UnsafeRawBufferPointer(vb), route: { _ in -1 })
+                _ = head.accept(name: UnsafeRawBufferPointer(nb), value: UnsafeRawBufferPointer(vb), route: { _ in -1 })
             }
         }
         #expect(head.compressedEncoding)
@@ -162,6 +161,10 @@ func replacing(_ name: String, with value: String?) -> [(String, String)] {
 }
 
 @Suite struct GRPCRequestHeadHTTPRouteTests {
+    func get(_ path: String) -> [(String, String)] {
+        [(":method", "GET"), (":scheme", "http"), (":path", path), (":authority", "localhost")]
+    }
+
     func head(_ headers: [(String, String)]) -> GRPCRequestHead {
         var router = GRPCRouter()
         router.register("/pkg.Svc/Known", .inline { _, _, _ in .ok })
@@ -172,7 +175,7 @@ func replacing(_ name: String, with value: String?) -> [(String, String)] {
             var v = value
             n.withUTF8 { nb in
                 v.withUTF8 { vb in
-                    head.accept(name: UnsafeRawBufferPointer(nb), value: UnsafeRawBufferPointer(vb), router: router)
+                    _ = head.accept(name: UnsafeRawBufferPointer(nb), value: UnsafeRawBufferPointer(vb), router: router)
                 }
             }
         }
@@ -180,18 +183,20 @@ func replacing(_ name: String, with value: String?) -> [(String, String)] {
     }
 
     @Test func getOfAnHTTPRouteIsServedAsHTTP() {
-        #expect(head([(":method", "GET"), (":path", "/metrics")]).verdict() == .http(routeIndex: 0))
+        #expect(head(get("/metrics")).verdict() == .http(routeIndex: 0))
         // The query string does not change the route.
-        #expect(head([(":method", "GET"), (":path", "/metrics?x=1")]).verdict() == .http(routeIndex: 0))
+        #expect(head(get("/metrics?x=1")).verdict() == .http(routeIndex: 0))
     }
 
     @Test func otherGetsAndPostsKeepTheirGRPCAnswers() {
-        if case .reject(let http, _) = head([(":method", "GET"), (":path", "/status")]).verdict() {
+        if case .reject(let http, _) = head(get("/status")).verdict() {
             #expect(http == 405)
         } else {
             Issue.record("GET of an unregistered path must keep the gRPC 405")
         }
-        if case .reject(let http, _) = head([(":method", "POST"), (":path", "/metrics")]).verdict() {
+        if case .reject(let http, _) = head([
+            (":method", "POST"), (":scheme", "http"), (":path", "/metrics"), (":authority", "h"),
+        ]).verdict() {
             #expect(http == 415)  // no gRPC content-type
         } else {
             Issue.record("POST /metrics is not an HTTP route")
@@ -199,11 +204,147 @@ func replacing(_ name: String, with value: String?) -> [(String, String)] {
     }
 
     @Test func recordsAnOpenMetricsAccept() {
-        let h = head([
-            (":method", "GET"), (":path", "/metrics"),
-            ("accept", "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"),
-        ])
+        let h = head(get("/metrics") + [("accept", "application/openmetrics-text;version=1.0.0,text/plain;q=0.5")])
         #expect(h.wantsOpenMetrics)
-        #expect(!head([(":method", "GET"), (":path", "/metrics"), ("accept", "text/plain")]).wantsOpenMetrics)
+        #expect(!head(get("/metrics") + [("accept", "text/plain")]).wantsOpenMetrics)
+    }
+}
+
+/// The HTTP/2 message rules (RFC 9113 §8) `GRPCRequestHead` enforces in place of nghttp2's.
+/// `HTTPMessageRulesTests` checks the same rules against nghttp2's own checks.
+@Suite struct GRPCRequestHeadMessageRuleTests {
+    /// Feeds `headers` (then `trailers`) to a head; returns whether each field was well formed,
+    /// and the verdict.
+    func run(_ headers: [(String, String)], trailers: [(String, String)] = [])
+        -> (fields: [Bool], trailers: [Bool], verdict: GRPCRequestHead.Verdict)
+    {
+        var head = GRPCRequestHead(maxHeaderListBytes: 16384)
+        func each(_ list: [(String, String)], _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) {
+            for (name, value) in list {
+                var n = name
+                var v = value
+                n.withUTF8 { nb in v.withUTF8 { vb in body(UnsafeRawBufferPointer(nb), UnsafeRawBufferPointer(vb)) } }
+            }
+        }
+        var fields: [Bool] = []
+        each(headers) { n, v in fields.append(head.accept(name: n, value: v, route: { _ in 0 })) }
+        let verdict = head.verdict()
+        var trailerFields: [Bool] = []
+        each(trailers) { n, v in trailerFields.append(head.acceptTrailer(name: n, value: v)) }
+        return (fields, trailerFields, verdict)
+    }
+
+    let accepted = GRPCRequestHead.Verdict.accept(routeIndex: 0, timeoutNanos: nil)
+
+    @Test func upperCaseNameIsMalformed() {
+        #expect(run(good + [("X-Trace", "1")]).fields.last == false)
+        #expect(run(replacing("content-type", with: nil) + [("Content-Type", "application/grpc")]).fields.last == false)
+    }
+
+    @Test(arguments: ["x y", "x\u{0}y", "x(y", "x:y", "é", "x\u{7f}", ""])
+    func nameOutsideTheTokenCharactersIsMalformed(_ name: String) {
+        #expect(run(good + [(name, "1")]).fields.last == false)
+        #expect(run(good, trailers: [(name, "1")]).trailers == [false])
+    }
+
+    @Test(arguments: ["a\u{0}b", "a\rb", "a\nb", "a\u{7f}b", "\u{1}", " leading", "trailing ", "\ttab", "tab\t"])
+    func badValueIsMalformed(_ value: String) {
+        #expect(run(good + [("x-note", value)]).fields.last == false)
+        let timeout = value.first == " " || value.first == "\t" ? value + "1S" : "1S" + value
+        #expect(run(good + [("grpc-timeout", timeout)]).fields.last == false)
+    }
+
+    @Test func valuesMayHoldTabsSpacesAndHighBytesInside() {
+        #expect(run(good + [("x-note", "a\tb c\u{e9}")]).fields.last == true)
+        #expect(run(good + [("x-note", "")]).fields.last == true)
+    }
+
+    @Test(arguments: ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"])
+    func connectionSpecificFieldIsMalformed(_ name: String) {
+        #expect(run(good + [(name, "close")]).fields.last == false)
+        #expect(run(good, trailers: [(name, "close")]).trailers == [false])
+    }
+
+    @Test func teMayOnlyBeTrailers() {
+        #expect(run(replacing("te", with: "Trailers")).verdict == accepted)
+        #expect(run(replacing("te", with: "gzip")).fields.contains(false))
+        #expect(run(replacing("te", with: "trailers, deflate")).fields.contains(false))
+    }
+
+    @Test func pseudoHeaderFieldsComeFirstOnceAndOnlyTheDefinedOnes() {
+        #expect(run(good + [(":authority", "late")]).fields.last == false)
+        #expect(run(Array(good.prefix(1)) + good).fields.contains(false), "a second :method")
+        #expect(run(Array(good.prefix(2)) + [(":protocol", "websocket")] + Array(good.dropFirst(2))).fields[2] == false)
+        #expect(run([(":status", "200")] + good).fields[0] == false)
+        #expect(run(replacing(":path", with: "")).fields.contains(false))
+        #expect(run(replacing(":method", with: "PO ST")).fields.contains(false))
+        #expect(run(replacing(":scheme", with: "1http")).fields.contains(false))
+        #expect(run(replacing(":authority", with: "a b")).fields.contains(false))
+        #expect(run(replacing(":path", with: "/a b")).fields.contains(false))
+    }
+
+    @Test func requiredPseudoHeaderFields() {
+        for name in [":method", ":scheme", ":path"] {
+            #expect(run(replacing(name, with: nil)).verdict == .malformed, "without \(name)")
+        }
+        #expect(run(replacing(":authority", with: nil)).verdict == .malformed, "no authority at all")
+        #expect(run(replacing(":authority", with: nil) + [("host", "localhost")]).verdict == accepted)
+        #expect(run(good + [("host", "a"), ("host", "b")]).fields.last == false, "two hosts")
+    }
+
+    @Test func pathMustBeAbsoluteForHTTPSchemes() {
+        #expect(run(replacing(":path", with: "pkg.Svc/Known")).verdict == .malformed)
+        #expect(run(replacing(":scheme", with: "ftp")).verdict == accepted, "other schemes are not checked")
+        let optionsStar = replacing(":method", with: "OPTIONS").map { $0.0 == ":path" ? ($0.0, "*") : $0 }
+        guard case .reject(405, _) = run(optionsStar).verdict else {
+            Issue.record("OPTIONS * is a well-formed request (answered 405)")
+            return
+        }
+        #expect(run(replacing(":path", with: "*")).verdict == .malformed, "* is only for OPTIONS")
+    }
+
+    @Test func connectNamesOnlyItsAuthority() {
+        guard case .reject(405, _) = run([(":method", "CONNECT"), (":authority", "example.com:443")]).verdict else {
+            Issue.record("a CONNECT with only :authority is well formed (answered 405)")
+            return
+        }
+        #expect(run([(":method", "CONNECT"), (":authority", "h:1"), (":path", "/")]).verdict == .malformed)
+        #expect(run([(":method", "CONNECT")]).verdict == .malformed)
+    }
+
+    @Test func contentLengthMatchesTheBody() {
+        var head = GRPCRequestHead(maxHeaderListBytes: 16384)
+        for (name, value) in good + [("content-length", "10")] {
+            var n = name
+            var v = value
+            n.withUTF8 { nb in
+                v.withUTF8 { vb in
+                    let field = head.accept(name: UnsafeRawBufferPointer(nb), value: UnsafeRawBufferPointer(vb)) { _ in
+                        0
+                    }
+                    #expect(field)
+                }
+            }
+        }
+        let six = head.receivedBody(6)
+        #expect(six)
+        #expect(!head.bodyComplete(), "6 of 10 bytes")
+        let ten = head.receivedBody(4)
+        #expect(ten)
+        #expect(head.bodyComplete())
+        let eleven = head.receivedBody(1)
+        #expect(!eleven, "an 11th byte")
+        #expect(run(good + [("content-length", "12a")]).fields.last == false)
+        #expect(run(good + [("content-length", "")]).fields.last == false)
+        #expect(run(good + [("content-length", "99999999999999999999")]).fields.last == false)
+        #expect(run(good + [("content-length", "1"), ("content-length", "1")]).fields.last == false)
+        #expect(run(good + [("content-length", " 1")]).fields.last == false)
+    }
+
+    @Test func trailersHoldOnlyRegularFields() {
+        #expect(run(good, trailers: [("x-checksum", "abc"), ("grpc-status", "0")]).trailers == [true, true])
+        #expect(run(good, trailers: [(":path", "/x")]).trailers == [false])
+        #expect(run(good, trailers: [("X-Checksum", "abc")]).trailers == [false])
+        #expect(run(good, trailers: [("te", "gzip")]).trailers == [false])
     }
 }

@@ -21,13 +21,23 @@ private final class RecordingDelegate: HTTP2SessionDelegate {
         return 7
     }
 
-    func streamHeader(slot: Int, isTrailer: Bool, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+    func streamHeader(slot: Int, isTrailer: Bool, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
         headers.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        return true
     }
 
-    func streamHeadersComplete(slot: Int) { events.append("headers \(slot)") }
-    func streamData(slot: Int, bytes: UnsafeRawBufferPointer) { data.append(contentsOf: bytes) }
-    func streamEnded(slot: Int) { events.append("ended \(slot)") }
+    func streamHeadersComplete(slot: Int, endStream: Bool) -> Bool {
+        events.append("headers \(slot)")
+        return true
+    }
+    func streamData(slot: Int, bytes: UnsafeRawBufferPointer) -> Bool {
+        data.append(contentsOf: bytes)
+        return true
+    }
+    func streamEnded(slot: Int) -> Bool {
+        events.append("ended \(slot)")
+        return true
+    }
     func streamReset(slot: Int) { events.append("reset \(slot)") }
     func streamClosed(slot: Int, errorCode: UInt32) { events.append("closed \(slot) \(errorCode)") }
 
@@ -45,7 +55,7 @@ private final class RecordingDelegate: HTTP2SessionDelegate {
 
 /// Client bytes built by hand (RFC 9113 framing, HPACK literals without Huffman coding), so
 /// the test depends on nothing but the spec.
-private enum ClientBytes {
+enum ClientBytes {
     static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
     static func frame(type: UInt8, flags: UInt8, stream: UInt32, _ payload: [UInt8]) -> [UInt8] {
@@ -82,14 +92,14 @@ private enum ClientBytes {
 }
 
 /// One parsed server frame.
-private struct Frame {
+struct Frame {
     var type: UInt8
     var flags: UInt8
     var stream: UInt32
     var payload: [UInt8]
 }
 
-private func parseFrames(_ bytes: [UInt8]) -> [Frame] {
+func parseFrames(_ bytes: [UInt8]) -> [Frame] {
     var frames: [Frame] = []
     var i = 0
     while i + 9 <= bytes.count {

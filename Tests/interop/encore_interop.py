@@ -343,14 +343,17 @@ class H2Client:
     """A small, bounded HTTP/2 client on top of h2.connection.H2Connection."""
 
     def __init__(self, port: int, tls: ssl.SSLContext | None = None, timeout: float = 5.0,
-                 handshake: bool = True, server_hostname: str = "localhost"):
+                 handshake: bool = True, server_hostname: str = "localhost", validate_headers: bool = True):
         self.sock = socket.create_connection((HOST, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.scheme = "http"
         if tls is not None:
             self.sock = tls.wrap_socket(self.sock, server_hostname=server_hostname)
             self.scheme = "https"
-        cfg = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+        # validate_headers=False sends header fields exactly as given (malformed-request tests).
+        cfg = h2.config.H2Configuration(client_side=True, header_encoding="utf-8",
+                                        validate_outbound_headers=validate_headers,
+                                        normalize_outbound_headers=validate_headers)
         self.conn = _GracefulH2Connection(config=cfg)
         self.goaways: list = []
         self.streams: dict[int, StreamResult] = {}

@@ -278,6 +278,85 @@ def test_client_sends_trailers(diag_server, h2conn):
     assert_serving(c.result(sid))
 
 
+# RFC 9113 section 8: the server checks the HTTP message rules itself (nghttp2's own checks are off),
+# so each malformed request below must still get RST_STREAM(PROTOCOL_ERROR) for its stream only.
+_BASE = [(":method", "POST"), (":scheme", "http"), (":authority", ei.HOST), (":path", CHECK),
+         ("content-type", "application/grpc"), ("te", "trailers")]
+
+
+def _without(name):
+    return [f for f in _BASE if f[0] != name]
+
+
+_MALFORMED = {
+    "upper-case name": _BASE + [("X-Trace", "1")],
+    "name outside the token characters": _BASE + [("x trace", "1")],
+    "value with CR LF": _BASE + [("x-trace", "a\r\nb")],
+    "value with NUL": _BASE + [("x-trace", "a\x00b")],
+    "value with leading space": _BASE + [("x-trace", " a")],
+    "connection header": _BASE + [("connection", "keep-alive")],
+    "transfer-encoding header": _BASE + [("transfer-encoding", "chunked")],
+    "te other than trailers": _without("te") + [("te", "gzip")],
+    "pseudo-header after a regular field": _BASE + [(":authority", "late")],
+    "duplicate :path": _BASE[:4] + [(":path", CHECK)] + _BASE[4:],
+    "unknown pseudo-header": _BASE[:4] + [(":protocol", "websocket")] + _BASE[4:],
+    "empty :path": _without(":path")[:3] + [(":path", "")] + _without(":path")[3:],
+    "no :scheme": _without(":scheme"),
+    "no :path": _without(":path"),
+    "no :authority or host": _without(":authority"),
+    "relative :path": _without(":path")[:3] + [(":path", "grpc.health.v1.Health/Check")] + _without(":path")[3:],
+}
+
+
+@pytest.mark.parametrize("fields", list(_MALFORMED.values()), ids=list(_MALFORMED))
+def test_malformed_request_is_reset_with_protocol_error(diag_server, h2conn, fields):
+    c = h2conn(diag_server, validate_headers=False)
+    sid = c.conn.get_next_available_stream_id()
+    c.conn.send_headers(sid, fields, end_stream=False)
+    c.conn.send_data(sid, health_body(), end_stream=True)
+    c.flush()
+    r = c.result(sid)
+    assert r.reset_code == h2.errors.ErrorCodes.PROTOCOL_ERROR, f"got {r.reset_code}, headers {r.headers}"
+    assert not r.headers, "a malformed request gets no response"
+    # Only the stream is reset: the connection serves the next call.
+    assert_serving(c.request(CHECK, health_body()))
+    assert c.goaway is None
+
+
+@pytest.mark.parametrize("difference", [-2, 20], ids=["more DATA than declared", "less DATA than declared"])
+def test_content_length_must_match_the_data(diag_server, h2conn, difference):
+    c = h2conn(diag_server, validate_headers=False)
+    body = health_body()
+    sid = c.conn.get_next_available_stream_id()
+    c.conn.send_headers(sid, _BASE + [("content-length", str(len(body) + difference))], end_stream=False)
+    c.conn.send_data(sid, body, end_stream=True)
+    c.flush()
+    assert c.result(sid).reset_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    assert_serving(c.request(CHECK, health_body()))
+
+
+def test_matching_content_length_and_host_are_served(diag_server, h2conn):
+    c = h2conn(diag_server, validate_headers=False)
+    body = health_body()
+    fields = _without(":authority") + [("host", ei.HOST), ("content-length", str(len(body))), ("te", "Trailers")]
+    fields = [f for f in fields if f != ("te", "trailers")]
+    sid = c.conn.get_next_available_stream_id()
+    c.conn.send_headers(sid, fields, end_stream=False)
+    c.conn.send_data(sid, body, end_stream=True)
+    c.flush()
+    assert_serving(c.result(sid))
+
+
+def test_pseudo_header_in_trailers_is_reset(diag_server, h2conn):
+    c = h2conn(diag_server, validate_headers=False)
+    sid = c.start_request(CHECK)
+    c.send_body(sid, health_body(), end_stream=False)
+    c.conn.send_headers(sid, [(":path", CHECK)], end_stream=True)
+    c.flush()
+    assert c.result(sid).reset_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    assert_serving(c.request(CHECK, health_body()))
+
+
 def test_ping_ack(diag_server, h2conn):
     import h2.events
 
