@@ -21,6 +21,27 @@ import Testing
         bytes.withUnsafeBytes { UTF8Validation.isValid($0) }
     }
 
+    /// The ASCII fast path reads short strings as overlapping words: one non-ASCII byte at any
+    /// position of any length up to 24 must still reach the full check.
+    @Test func aNonASCIIByteAnywhereInAShortStringIsSeen() {
+        var disagreements = 0
+        for length in 1...24 {
+            for position in 0..<length {
+                for byte: UInt8 in [0x80, 0xC3, 0xFF] {
+                    var bytes = [UInt8](repeating: 0x61, count: length)
+                    bytes[position] = byte
+                    if Self.validate(bytes) != Self.reference(bytes) { disagreements += 1 }
+                    if position + 1 < length, byte == 0xC3 {
+                        bytes[position + 1] = 0xA9  // "é": valid
+                        if Self.validate(bytes) != Self.reference(bytes) { disagreements += 1 }
+                    }
+                }
+            }
+            if !Self.validate([UInt8](repeating: 0x61, count: length)) { disagreements += 1 }
+        }
+        #expect(disagreements == 0)
+    }
+
     @Test func agreesOnEveryOneAndTwoByteSequence() {
         var disagreements = 0
         for first in 0..<256 {

@@ -12,6 +12,9 @@ public enum UTF8Validation {
 
     /// Whether the `count` bytes at `start` are well-formed UTF-8.
     public static func isValid(_ start: UnsafeRawPointer, count: Int) -> Bool {
+        // Identifiers are nearly always ASCII: a short string costs a few word loads, not a
+        // pass of the loop below per byte.
+        if isASCII(start, count: count) { return true }
         var index = 0
         while index < count {
             // ASCII runs dominate identifiers: test eight bytes at a time.
@@ -60,5 +63,31 @@ public enum UTF8Validation {
             index = next
         }
         return true
+    }
+
+    /// Whether every byte is below 0x80, by words: overlapping loads cover a string whose
+    /// length is not a multiple of the word (never reading outside it).
+    @inline(__always)
+    static func isASCII(_ start: UnsafeRawPointer, count: Int) -> Bool {
+        switch count {
+        case 0:
+            return true
+        case 1:
+            return start.load(as: UInt8.self) < 0x80
+        case 2...3:
+            let bits = start.loadUnaligned(as: UInt16.self) | start.loadUnaligned(fromByteOffset: count &- 2, as: UInt16.self)
+            return bits & 0x8080 == 0
+        case 4...7:
+            let bits = start.loadUnaligned(as: UInt32.self) | start.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self)
+            return bits & 0x8080_8080 == 0
+        default:
+            var bits = start.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
+            var index = 0
+            while index &+ 8 <= count {
+                bits |= start.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                index &+= 8
+            }
+            return bits & 0x8080_8080_8080_8080 == 0
+        }
     }
 }
