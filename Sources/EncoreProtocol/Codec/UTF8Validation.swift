@@ -75,10 +75,12 @@ public enum UTF8Validation {
         case 1:
             return start.load(as: UInt8.self) < 0x80
         case 2...3:
-            let bits = start.loadUnaligned(as: UInt16.self) | start.loadUnaligned(fromByteOffset: count &- 2, as: UInt16.self)
+            let bits =
+                start.loadUnaligned(as: UInt16.self) | start.loadUnaligned(fromByteOffset: count &- 2, as: UInt16.self)
             return bits & 0x8080 == 0
         case 4...7:
-            let bits = start.loadUnaligned(as: UInt32.self) | start.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self)
+            let bits =
+                start.loadUnaligned(as: UInt32.self) | start.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self)
             return bits & 0x8080_8080 == 0
         default:
             var bits = start.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
