@@ -240,9 +240,10 @@ private final class FuzzStreamDelegate: HTTP2SessionDelegate {
         return wellFormed || malformed(slot)
     }
 
-    func streamHeadersComplete(slot index: Int, endStream: Bool) -> Bool {
+    func streamHeadersComplete(slot index: Int, isTrailer: Bool, endStream: Bool) -> Bool {
         guard let slot = live(index, "streamHeadersComplete") else { return true }
         if slot.malformed { fail("streamHeadersComplete for stream \(slot.streamID) after it was called malformed") }
+        if isTrailer { return endStream || malformed(slot) }
         if endStream && !slot.head.bodyComplete() { return malformed(slot) }
         switch slot.head.verdict() {
         case .accept(let route, _):

@@ -120,10 +120,8 @@ extension Connection: HTTP2SessionDelegate {
     func streamHeader(slot index: Int, isTrailer: Bool, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
         -> Bool
     {
-        if machine.headerDecoded(bytes: name.count &+ value.count &+ 32) {
-            perform(machine.headerBytesOverBound(now: reactor.now))
-            if !machine.acceptsHeaders { return true }
-        }
+        // Closing for the header-byte bound (ENHANCE_YOUR_CALM): nothing more is processed.
+        guard machine.acceptsHeaders else { return true }
         return withSlot(index) { slot in
             let wellFormed =
                 isTrailer
@@ -132,6 +130,10 @@ extension Connection: HTTP2SessionDelegate {
             guard wellFormed else {
                 malformed(slot)
                 return false
+            }
+            // Well-formed fields count toward the bound (the one that crosses it is kept).
+            if machine.headerDecoded(bytes: name.count &+ value.count &+ 32) {
+                perform(machine.headerBytesOverBound(now: reactor.now))
             }
             if isTrailer { return true }
             if GRPCRequestHead.equals(name, "authorization"), let credentials = reactor.shared.configuration.credentials
@@ -148,11 +150,17 @@ extension Connection: HTTP2SessionDelegate {
     /// PROTOCOL_ERROR, and nothing more of it is processed until it closes.
     private func malformed(_ slot: StreamSlot) {
         slot.machine.finishDiscardingInput()
+        if slot.heldRequestBytes != 0 { releaseRequestBytes(slot) }
         if slot.metricsRoute == nil && slot.httpRoute < 0 { slot.responded = true }
     }
 
-    func streamHeadersComplete(slot index: Int, endStream: Bool) -> Bool {
+    func streamHeadersComplete(slot index: Int, isTrailer: Bool, endStream: Bool) -> Bool {
         return withSlot(index) { slot in
+            // Trailers must end the stream (RFC 9113 §8.1).
+            if isTrailer {
+                if !endStream { malformed(slot) }
+                return endStream
+            }
             let verdict = slot.head.verdict()
             if verdict == .malformed || (endStream && !slot.head.bodyComplete()) {
                 malformed(slot)

@@ -70,6 +70,8 @@ public struct GRPCRequestHead: Sendable {
         static let regularPath: UInt16 = 1 << 9
         /// `:path` is `*`.
         static let asteriskPath: UInt16 = 1 << 10
+        /// A CONNECT's trailers began: `contentLength` is the trailers' own.
+        static let connectLengthCleared: UInt16 = 1 << 11
         static let required: UInt16 = method | path | scheme
     }
 
@@ -116,6 +118,12 @@ public struct GRPCRequestHead: Sendable {
     /// stream): regular fields only, under the same rules; nothing in them is recorded. False
     /// when the field makes the request malformed.
     public mutating func acceptTrailer(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
+        if message & (Message.connect | Message.connectLengthCleared) == Message.connect {
+            // A CONNECT's header block `content-length` does not count (nghttp2 clears it when
+            // the headers end); one in its trailers does.
+            contentLength = -1
+            message |= Message.connectLengthCleared
+        }
         guard name.count > 0, name[0] != UInt8(ascii: ":") else { return false }
         var kind = Self.kind(ofRegular: name)
         switch kind {
@@ -129,13 +137,18 @@ public struct GRPCRequestHead: Sendable {
     @inline(__always)
     public mutating func receivedBody(_ count: Int) -> Bool {
         bodyBytes &+= Int64(count)
-        return contentLength < 0 || bodyBytes <= contentLength || message & Message.connect != 0
+        return contentLength < 0 || bodyBytes <= contentLength || ignoresContentLength
     }
 
     /// At END_STREAM: false when the DATA received does not match `content-length`.
     @inline(__always)
     public func bodyComplete() -> Bool {
-        contentLength < 0 || bodyBytes == contentLength || message & Message.connect != 0
+        contentLength < 0 || bodyBytes == contentLength || ignoresContentLength
+    }
+
+    /// A CONNECT's header block `content-length` is not checked (trailers may set one).
+    private var ignoresContentLength: Bool {
+        message & (Message.connect | Message.connectLengthCleared) == Message.connect
     }
 
     /// The decision for a complete header block. Checks run in a fixed order so that a request

@@ -26,8 +26,8 @@ private final class RecordingDelegate: HTTP2SessionDelegate {
         return true
     }
 
-    func streamHeadersComplete(slot: Int, endStream: Bool) -> Bool {
-        events.append("headers \(slot)")
+    func streamHeadersComplete(slot: Int, isTrailer: Bool, endStream: Bool) -> Bool {
+        events.append(isTrailer ? "trailers \(slot)" : "headers \(slot)")
         return true
     }
     func streamData(slot: Int, bytes: UnsafeRawBufferPointer) -> Bool {

@@ -15,6 +15,8 @@ import Testing
         var fields: [([UInt8], [UInt8])]
         /// DATA payload length, or nil for END_STREAM on HEADERS.
         var body: Int? = 0
+        /// The DATA in two frames (the first one byte), not one.
+        var splitBody = false
         var trailers: [([UInt8], [UInt8])]? = nil
         /// Whether the trailers' HEADERS carries END_STREAM (else an empty DATA ends it).
         var trailersEndStream = true
@@ -24,7 +26,7 @@ import Testing
                 list.map { "\(String(decoding: $0.0, as: UTF8.self).debugDescription): \($0.1)" }.joined(
                     separator: ", ")
             }
-            return "[\(show(fields))] body \(body.map(String.init) ?? "none")"
+            return "[\(show(fields))] body \(body.map(String.init) ?? "none")\(splitBody ? " split" : "")"
                 + (trailers.map { " trailers [\(show($0))] end \(trailersEndStream)" } ?? "")
         }
 
@@ -35,7 +37,13 @@ import Testing
             if let body {
                 let grpc = [0, 0, 0, 0, UInt8(max(body - 5, 0))] + [UInt8](repeating: 0x41, count: max(body - 5, 0))
                 let payload = Array(grpc.prefix(body))
-                out += ClientBytes.frame(type: 0, flags: trailers == nil ? 1 : 0, stream: 1, payload)
+                let end: UInt8 = trailers == nil ? 1 : 0
+                if splitBody && payload.count > 1 {
+                    out += ClientBytes.frame(type: 0, flags: 0, stream: 1, Array(payload.prefix(1)))
+                    out += ClientBytes.frame(type: 0, flags: end, stream: 1, Array(payload.dropFirst()))
+                } else {
+                    out += ClientBytes.frame(type: 0, flags: end, stream: 1, payload)
+                }
             }
             if let trailers {
                 out += ClientBytes.frame(type: 1, flags: 0x4 | (trailersEndStream ? 1 : 0), stream: 1, block(trailers))
@@ -104,7 +112,11 @@ import Testing
             return true
         }
 
-        func streamHeadersComplete(slot: Int, endStream: Bool) -> Bool {
+        func streamHeadersComplete(slot: Int, isTrailer: Bool, endStream: Bool) -> Bool {
+            if isTrailer {
+                if !endStream { note("trailers without END_STREAM nghttp2 passed") }
+                return endStream
+            }
             let verdict = head.verdict()
             self.verdict = "\(verdict)"
             if verdict == .malformed || (endStream && !head.bodyComplete()) {
@@ -216,14 +228,22 @@ import Testing
                 fields + [([0x78], [0x61, c])],
                 fields + [([0x78], [c])],
             ]
-            for (index, name) in [":method", ":scheme", ":path", ":authority"].enumerated() {
-                var changed = fields
-                changed[index == 3 ? 3 : index].1 += [c]
-                variants.append(changed)
+            // Inside long values, where the checks read eight bytes at a time.
+            let long = Array("abcdefghij".utf8)
+            variants.append(fields + [([0x78], long + [c] + long)])
+            variants.append(fields + [([0x78], long + [c])])
+            // Each pseudo-header field (`base` order: :method, :scheme, :path, :authority): the
+            // byte appended, prepended and in the middle.
+            for index in 0..<4 {
+                var appended = fields
+                appended[index].1 += [c]
+                variants.append(appended)
                 var leading = fields
                 leading[index].1 = [c] + leading[index].1
                 variants.append(leading)
-                _ = name
+                var middle = fields
+                middle[index].1.insert(c, at: middle[index].1.count / 2)
+                variants.append(middle)
             }
             for variant in variants {
                 try sessions.compare(Request(fields: variant), "byte \(b)")
@@ -296,6 +316,18 @@ import Testing
             cases.append(Request(fields: with([("host", "h")]), body: 5, trailers: Self.bytes([trailer])))
         }
         cases.append(Request(fields: fields, body: 5, trailers: Self.bytes([("x-a", "1")]), trailersEndStream: false))
+        // CONNECT: its header block content-length is not checked; one in its trailers is.
+        let connect = Self.bytes([(":method", "CONNECT"), (":authority", "h:443")])
+        for (headerLength, trailerLength, body) in [
+            (nil, "5", 0), (nil, "5", 5), ("3", "0", 0), ("3", nil, 9), ("3", "9", 9), (nil, nil, 4),
+        ] as [(String?, String?, Int)] {
+            let head = connect + (headerLength.map { Self.bytes([("content-length", $0)]) } ?? [])
+            let trailers = trailerLength.map { Self.bytes([("content-length", $0)]) } ?? Self.bytes([("x-a", "1")])
+            cases.append(Request(fields: head, body: body, trailers: trailers))
+        }
+        for length in ["4", "5", "6"] {
+            cases.append(Request(fields: with([("content-length", length)]), body: 5, splitBody: true))
+        }
         cases.append(Request(fields: fields, body: 5, trailers: [], trailersEndStream: false))
         for request in cases { try sessions.compare(request) }
     }
@@ -308,6 +340,7 @@ import Testing
         let names = [
             ":method", ":scheme", ":path", ":authority", ":protocol", ":status", ":x", "host", "te", "content-length",
             "connection", "upgrade", "content-type", "grpc-timeout", "grpc-encoding", "x-a", "X-A", "x a", "", "x\u{0}",
+            "priority",
             "authorization", "x-encore-customer", "user-agent", "transfer-encoding",
         ].map { Array($0.utf8) }
         let values =
@@ -315,7 +348,8 @@ import Testing
                 "", "POST", "GET", "CONNECT", "OPTIONS", "http", "https", "HTTP", "ftp", "1x", "/", "*", "/a", "a",
                 "trailers", "Trailers", "gzip", "0", "5", "12", "-1", "localhost", "a b", " a", "a ", "a\tb", "\t",
                 "a\u{0}",
-                "a\r\n", "\u{7f}", "application/grpc", "1S", "[::1]:80", "a#b", "a/b",
+                "a\r\n", "\u{7f}", "application/grpc", "1S", "[::1]:80", "a#b", "a/b", "u=1, i", "CONNECT",
+                "a-long-value-of-more-than-eight-bytes", "a-long-value-with-a\u{1}-control", "12345678901",
             ].map { Array($0.utf8) } + [[0x80], [0xFF, 0x61]]
         func pick<T>(_ list: [T]) -> T { list[Int(random.next() % UInt64(list.count))] }
         for i in 0..<4000 {
@@ -334,7 +368,9 @@ import Testing
             var request = Request(fields: fields)
             switch random.next() % 4 {
             case 0: request.body = nil
-            case 1: request.body = Int(random.next() % 14)
+            case 1:
+                request.body = Int(random.next() % 14)
+                request.splitBody = random.next() % 2 == 0
             case 2:
                 request.body = Int(random.next() % 14)
                 request.trailers = (0..<(random.next() % 3)).map { _ in (pick(names), pick(values)) }

@@ -30,9 +30,10 @@ package protocol HTTP2SessionDelegate: AnyObject {
     /// more of its header block. nghttp2's own HTTP message checks are off: the delegate
     /// enforces them (`GRPCRequestHead`).
     func streamHeader(slot: Int, isTrailer: Bool, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool
-    /// The request HEADERS frame is complete (`endStream`: it also ends the request). Returns
-    /// false when the request is malformed (PROTOCOL_ERROR, as above).
-    func streamHeadersComplete(slot: Int, endStream: Bool) -> Bool
+    /// The request HEADERS frame, or with `isTrailer` its trailers, is complete (`endStream`: it
+    /// also ends the request). Returns false when the request is malformed (PROTOCOL_ERROR, as
+    /// above; trailers must end the stream, RFC 9113 §8.1).
+    func streamHeadersComplete(slot: Int, isTrailer: Bool, endStream: Bool) -> Bool
     /// A chunk of request DATA (valid only during the call). Returns false when the request is
     /// malformed (more DATA than its `content-length`).
     func streamData(slot: Int, bytes: UnsafeRawBufferPointer) -> Bool
@@ -522,10 +523,8 @@ package final class HTTP2Session {
             withMe(userData) { me in
                 let slot = me.slot(for: streamID)
                 guard slot >= 0 else { return }
-                // Trailers must end the stream (RFC 9113 §8.1).
-                let wellFormed =
-                    isRequest ? me.delegate.streamHeadersComplete(slot: slot, endStream: endStream) : endStream
-                guard wellFormed else { return me.resetMalformed(streamID) }
+                guard me.delegate.streamHeadersComplete(slot: slot, isTrailer: !isRequest, endStream: endStream)
+                else { return me.resetMalformed(streamID) }
                 if endStream && !me.delegate.streamEnded(slot: slot) { me.resetMalformed(streamID) }
             }
         case Int(CNGHTTP2_FRAME_DATA):
