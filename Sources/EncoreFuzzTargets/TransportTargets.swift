@@ -244,8 +244,7 @@ private final class FuzzStreamDelegate: HTTP2SessionDelegate {
         guard let slot = live(index, "streamHeadersComplete") else { return true }
         if slot.malformed { fail("streamHeadersComplete for stream \(slot.streamID) after it was called malformed") }
         if isTrailer { return endStream || malformed(slot) }
-        if endStream && !slot.head.bodyComplete() { return malformed(slot) }
-        switch slot.head.verdict() {
+        switch slot.head.verdict(endingStream: endStream) {
         case .accept(let route, _):
             guard route >= 0, route < fuzzRoutes.count else {
                 fail("GRPCRequestHead accepted route \(route), which was never registered")

@@ -161,8 +161,8 @@ extension Connection: HTTP2SessionDelegate {
                 if !endStream { malformed(slot) }
                 return endStream
             }
-            let verdict = slot.head.verdict()
-            if verdict == .malformed || (endStream && !slot.head.bodyComplete()) {
+            let verdict = slot.head.verdict(endingStream: endStream)
+            if verdict == .malformed {
                 malformed(slot)
                 return false
             }

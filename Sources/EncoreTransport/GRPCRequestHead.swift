@@ -151,10 +151,11 @@ public struct GRPCRequestHead: Sendable {
         message & (Message.connect | Message.connectLengthCleared) == Message.connect
     }
 
-    /// The decision for a complete header block. Checks run in a fixed order so that a request
-    /// with several problems always gets the same answer.
-    public func verdict() -> Verdict {
-        if !isWellFormedRequest { return .malformed }
+    /// The decision for a complete header block (`endingStream`: its HEADERS frame also ends
+    /// the request, so the DATA must already match `content-length`). Checks run in a fixed
+    /// order so that a request with several problems always gets the same answer.
+    public func verdict(endingStream: Bool = false) -> Verdict {
+        if !isWellFormedRequest || (endingStream && !bodyComplete()) { return .malformed }
         if headerListBytes > maxHeaderListBytes {
             return .reject(
                 httpStatus: 431,
@@ -219,20 +220,40 @@ public struct GRPCRequestHead: Sendable {
     /// with a valid non-empty value (§8.3).
     private mutating func pseudo(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Checked {
         if message & Message.regularSeen != 0 { return .malformed }
+        // Each case validates the value and records what it says; a malformed field ends the
+        // request, so flags set before the duplicate and empty checks below do not matter.
         let bit: UInt16
         switch name.count {
         case 5:
             guard Self.equals(name, ":path"), Self.isValidPath(value) else { return .malformed }
             bit = Message.path
+            if value.first == UInt8(ascii: "/") {
+                message |= Message.regularPath
+            } else if value.count == 1 && value[0] == UInt8(ascii: "*") {
+                message |= Message.asteriskPath
+            }
         case 7:
             if Self.equals(name, ":method") {
-                guard Self.equals(value, "POST") || Self.all(value, in: Self.methodClass) else { return .malformed }
                 bit = Message.method
+                if Self.equals(value, "POST") {
+                    isPost = true
+                } else {
+                    guard Self.all(value, in: Self.methodClass) else { return .malformed }
+                    if Self.equals(value, "GET") {
+                        isGet = true
+                    } else if Self.equals(value, "CONNECT") {
+                        message |= Message.connect
+                    } else if Self.equals(value, "OPTIONS") {
+                        message |= Message.options
+                    }
+                }
             } else if Self.equals(name, ":scheme") {
-                guard Self.equals(value, "http") || Self.equals(value, "https") || Self.isValidScheme(value) else {
+                bit = Message.scheme
+                if Self.equalsIgnoringCase(value, "http") || Self.equalsIgnoringCase(value, "https") {
+                    message |= Message.httpScheme
+                } else if !Self.isValidScheme(value) {
                     return .malformed
                 }
-                bit = Message.scheme
             } else {
                 return .malformed
             }
@@ -244,35 +265,7 @@ public struct GRPCRequestHead: Sendable {
         }
         if message & bit != 0 || value.count == 0 { return .malformed }
         message |= bit
-        let counted = counted(name: name, value: value)
-        switch bit {
-        case Message.path:
-            if value[0] == UInt8(ascii: "/") {
-                message |= Message.regularPath
-            } else if value.count == 1 && value[0] == UInt8(ascii: "*") {
-                message |= Message.asteriskPath
-            }
-            return counted ? .usePath : .use
-        case Message.method:
-            if Self.equals(value, "POST") {
-                isPost = true
-            } else if Self.equals(value, "GET") {
-                isGet = true
-            } else if Self.equals(value, "CONNECT") {
-                message |= Message.connect
-            } else if Self.equals(value, "OPTIONS") {
-                message |= Message.options
-            }
-        case Message.scheme:
-            if Self.equals(value, "http") || Self.equals(value, "https") || Self.equalsIgnoringCase(value, "http")
-                || Self.equalsIgnoringCase(value, "https")
-            {
-                message |= Message.httpScheme
-            }
-        default:
-            break
-        }
-        return .use
+        return counted(name: name, value: value) && bit == Message.path ? .usePath : .use
     }
 
     /// A regular field (of the request or of its trailers).
@@ -291,9 +284,7 @@ public struct GRPCRequestHead: Sendable {
         case .connectionSpecific:
             return .malformed  // §8.2.2
         case .te:
-            guard Self.equals(value, "trailers") || Self.equalsIgnoringCase(value, "trailers") else {
-                return .malformed
-            }
+            guard Self.equalsIgnoringCase(value, "trailers") else { return .malformed }
         case .contentLength:
             guard contentLength < 0, let length = Self.parseLength(value) else { return .malformed }
             contentLength = length
@@ -414,8 +405,9 @@ public struct GRPCRequestHead: Sendable {
         return (y &- ones) & ~y & highs != 0
     }
 
-    /// Whether a word holds a byte outside `lowest...0x7E` or 0x80-0xFF, i.e. below `lowest`
-    /// or DEL. Words are read eight bytes at a time (the last one overlapping the previous).
+    /// True when every byte is in `lowest...0x7E` or 0x80-0xFF (none below `lowest`, no DEL),
+    /// read eight bytes at a time (the last word overlapping the one before); a string shorter
+    /// than a word, or a word holding another byte, is left to `slow`, which decides.
     @inline(__always)
     private static func words(
         _ bytes: UnsafeRawBufferPointer, allAtLeast lowest: UInt64, orElse slow: (UnsafeRawBufferPointer) -> Bool
@@ -481,9 +473,12 @@ public struct GRPCRequestHead: Sendable {
         return n
     }
 
+    /// ASCII case-insensitive `equals` (an exact match, the common case, is tried first).
+    @inline(__always)
     static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
         let n = literal.utf8CodeUnitCount
         guard bytes.count == n else { return false }
+        if equals(bytes, literal) { return true }
         for i in 0..<n where asciiLower(bytes[i]) != asciiLower(literal.utf8Start[i]) { return false }
         return true
     }
